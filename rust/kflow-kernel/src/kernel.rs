@@ -1,0 +1,425 @@
+//! The kernel loop: dispatches verified requests from shell and control, wraps each in
+//! busy/idle on iopub, and runs cells on a blocking thread so control (interrupt, shutdown)
+//! stays responsive while a job runs.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, watch};
+
+use crate::assist::{self, Completeness};
+use crate::cells::Executor;
+use crate::connection::ConnectionInfo;
+use crate::error::Result;
+use crate::messages::*;
+use crate::output::{self, Publisher};
+use crate::runner::{CancelToken, CellOutcome};
+use crate::sockets::{self, log};
+use crate::wire::{Incoming, Outgoing, Signer};
+
+/// History session number reported to clients (history lives in memory, one session).
+const HISTORY_SESSION: i64 = 1;
+
+#[derive(Debug, Clone)]
+pub struct KernelConfig {
+    /// Reported in language_info.version.
+    pub python_version: String,
+    /// The default project folder: the notebook's folder, which is the kernel's cwd.
+    pub project_root: PathBuf,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            python_version: std::env::var("KFLOW_PYTHON_VERSION").unwrap_or_else(|_| "3".into()),
+            project_root: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
+    }
+}
+
+struct HistoryEntry {
+    line: u64,
+    input: String,
+}
+
+/// State shared by the shell loop and the control task.
+struct Shared {
+    session: String,
+    iopub: mpsc::UnboundedSender<Outgoing>,
+    config: KernelConfig,
+    /// The running cell's interrupt token, if a cell is running.
+    running: Mutex<Option<CancelToken>>,
+}
+
+impl Shared {
+    fn publisher(&self, parent: Value) -> Publisher {
+        Publisher { iopub: self.iopub.clone(), session: self.session.clone(), parent }
+    }
+
+    fn status(&self, parent: &Value, state: &'static str) {
+        self.publisher(parent.clone()).publish("status", Status { execution_state: state });
+    }
+
+    fn reply(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming, msg_type: &str, content: impl Serialize) {
+        let _ = to.send(Outgoing::new(req.identities.clone(), msg_type, &self.session, req.as_parent(), content));
+    }
+
+    fn kernel_info(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) {
+        self.reply(to, req, "kernel_info_reply", KernelInfoReply::new(&self.config.python_version));
+    }
+}
+
+/// `foo_request` -> `foo_reply`.
+fn reply_type(msg_type: &str) -> String {
+    format!("{}_reply", msg_type.strip_suffix("_request").unwrap_or(msg_type))
+}
+
+fn bad_request(e: serde_json::Error) -> ErrorContent {
+    ErrorContent {
+        status: "error",
+        execution_count: 0,
+        ename: "BadRequest".into(),
+        evalue: format!("malformed request content: {e}"),
+        traceback: vec![],
+    }
+}
+
+/// Serve until a shutdown_request. Binds the five sockets from the connection file.
+pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: KernelConfig) -> Result<()> {
+    let signer = Signer::new(&info.key);
+    let bound = sockets::bind_all(&info).await?;
+    let session = uuid::Uuid::new_v4().to_string();
+
+    let (iopub_tx, iopub_rx) = mpsc::unbounded_channel();
+    tokio::spawn(sockets::iopub_task(bound.iopub, signer.clone(), iopub_rx));
+    tokio::spawn(sockets::heartbeat(bound.heartbeat));
+
+    let (shell_tx, shell_replies) = mpsc::unbounded_channel();
+    let mut shell_rx = sockets::serve_router(bound.shell, signer.clone(), "shell", shell_replies);
+    let (control_tx, control_replies) = mpsc::unbounded_channel();
+    let mut control_rx = sockets::serve_router(bound.control, signer.clone(), "control", control_replies);
+    // Jobs cannot read from the notebook, so we never send input_request; stdin is drained.
+    let (_stdin_tx, stdin_replies) = mpsc::unbounded_channel::<Outgoing>();
+    let mut stdin_rx = sockets::serve_router(bound.stdin, signer.clone(), "stdin", stdin_replies);
+    tokio::spawn(async move {
+        while let Some(m) = stdin_rx.recv().await {
+            log(&format!("stdin: ignored {}", m.header.msg_type));
+        }
+    });
+
+    let shared = Arc::new(Shared { session, iopub: iopub_tx, config, running: Mutex::new(None) });
+    shared.status(&Value::Object(Map::new()), "starting");
+
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let (idle_tx, idle_rx) = watch::channel(true);
+
+    // Control: its own task, so interrupt and shutdown are handled while a cell runs.
+    let ctl_shared = shared.clone();
+    let ctl_shutdown = shutdown_tx.clone();
+    tokio::spawn(async move {
+        while let Some(req) = control_rx.recv().await {
+            let parent = req.as_parent();
+            ctl_shared.status(&parent, "busy");
+            let stop = control(&ctl_shared, &control_tx, &req);
+            ctl_shared.status(&parent, "idle");
+            if stop {
+                // A running cell's job is cancelled: a kernel going away takes its cell with it
+                // (as ipykernel's would), instead of leaving an orphaned job.
+                if let Some(t) = ctl_shared.running.lock().ok().and_then(|r| r.clone()) {
+                    t.cancel();
+                }
+                wait_idle(idle_rx.clone(), Duration::from_secs(5)).await;
+                let _ = ctl_shutdown.send(true);
+                break;
+            }
+        }
+    });
+
+    let mut shell = ShellState { shared: shared.clone(), executor, count: 0, history: Vec::new(), idle: idle_tx };
+    loop {
+        tokio::select! {
+            req = shell_rx.recv() => {
+                let Some(req) = req else { break };
+                let parent = req.as_parent();
+                shared.status(&parent, "busy");
+                let stop = shell.handle(&shell_tx, &req).await;
+                shared.status(&parent, "idle");
+                if stop {
+                    break;
+                }
+            }
+            _ = shutdown_rx.changed() => break,
+        }
+    }
+    // Let the sender tasks write the shutdown reply and the last idle before the process ends.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+async fn wait_idle(mut idle: watch::Receiver<bool>, limit: Duration) {
+    let _ = tokio::time::timeout(limit, idle.wait_for(|i| *i)).await;
+}
+
+/// Returns true on shutdown.
+fn control(shared: &Shared, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) -> bool {
+    match req.header.msg_type.as_str() {
+        "kernel_info_request" => shared.kernel_info(tx, req),
+        "interrupt_request" => {
+            if let Some(t) = shared.running.lock().ok().and_then(|r| r.clone()) {
+                t.cancel();
+            }
+            shared.reply(tx, req, "interrupt_reply", StatusReply { status: "ok" });
+        }
+        "shutdown_request" => {
+            let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone()).map(|r| r.restart).unwrap_or(false);
+            shared.reply(tx, req, "shutdown_reply", ShutdownReply { status: "ok", restart });
+            return true;
+        }
+        other if other.ends_with("_request") => {
+            // debug_request, usage_request, …: say "not supported" rather than leave a client waiting.
+            shared.reply(tx, req, &reply_type(other), ErrorContent {
+                status: "error",
+                execution_count: 0,
+                ename: "NotSupported".into(),
+                evalue: format!("{other} is not supported by kflow"),
+                traceback: vec![],
+            });
+        }
+        other => log(&format!("control: ignored {other}")),
+    }
+    false
+}
+
+struct ShellState {
+    shared: Arc<Shared>,
+    executor: Arc<Executor>,
+    count: u64,
+    history: Vec<HistoryEntry>,
+    idle: watch::Sender<bool>,
+}
+
+impl ShellState {
+    /// Returns true on shutdown (old clients send shutdown_request on shell).
+    async fn handle(&mut self, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) -> bool {
+        let shared = self.shared.clone();
+        let msg_type = req.header.msg_type.as_str();
+        macro_rules! parse {
+            ($t:ty) => {
+                match serde_json::from_value::<$t>(req.content.clone()) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        shared.reply(tx, req, &reply_type(msg_type), bad_request(e));
+                        return false;
+                    }
+                }
+            };
+        }
+        match msg_type {
+            "kernel_info_request" => shared.kernel_info(tx, req),
+            "execute_request" => {
+                let r = parse!(ExecuteRequest);
+                self.execute(tx, req, r).await;
+            }
+            "complete_request" => {
+                let r = parse!(CompleteRequest);
+                let ex = self.executor.clone();
+                let c = assist::complete(&r.code, r.cursor_pos, &ex.project_root(), &ex.job_names());
+                shared.reply(tx, req, "complete_reply", CompleteReply {
+                    status: "ok",
+                    matches: c.matches,
+                    cursor_start: c.cursor_start,
+                    cursor_end: c.cursor_end,
+                    metadata: Map::new(),
+                });
+            }
+            "inspect_request" => {
+                let r = parse!(InspectRequest);
+                let found = assist::inspect(&r.code, r.cursor_pos);
+                shared.reply(tx, req, "inspect_reply", InspectReply {
+                    status: "ok",
+                    found: found.is_some(),
+                    data: found.map(|t| text_bundle(&t)).unwrap_or_default(),
+                    metadata: Map::new(),
+                });
+            }
+            "is_complete_request" => {
+                let r = parse!(IsCompleteRequest);
+                let reply = match assist::is_complete(&r.code) {
+                    Completeness::Complete => IsCompleteReply { status: "complete", indent: None },
+                    Completeness::Incomplete(i) => IsCompleteReply { status: "incomplete", indent: Some(i) },
+                    Completeness::Invalid => IsCompleteReply { status: "invalid", indent: None },
+                };
+                shared.reply(tx, req, "is_complete_reply", reply);
+            }
+            "history_request" => {
+                let r = parse!(HistoryRequest);
+                shared.reply(tx, req, "history_reply", HistoryReply { status: "ok", history: self.history(&r) });
+            }
+            "comm_info_request" => {
+                let _ = parse!(CommInfoRequest);
+                shared.reply(tx, req, "comm_info_reply", CommInfoReply { status: "ok", comms: Map::new() });
+            }
+            "comm_open" => {
+                // No comm targets exist here (no widgets in a job): close it so the frontend
+                // does not wait on it, as ipykernel does for unknown targets.
+                if let Some(id) = req.content.get("comm_id").cloned() {
+                    shared.publisher(req.as_parent()).publish("comm_close", serde_json::json!({"comm_id": id, "data": {}}));
+                }
+            }
+            "shutdown_request" => {
+                let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone()).map(|r| r.restart).unwrap_or(false);
+                shared.reply(tx, req, "shutdown_reply", ShutdownReply { status: "ok", restart });
+                return true;
+            }
+            other => log(&format!("shell: ignored {other}")),
+        }
+        false
+    }
+
+    async fn execute(&mut self, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming, r: ExecuteRequest) {
+        let shared = self.shared.clone();
+        let publisher = shared.publisher(req.as_parent());
+        // Empty cells and silent executes are not counted (IPython's rules).
+        let store = r.store_history && !r.silent && !r.code.trim().is_empty();
+        if store {
+            self.count += 1;
+        }
+        let count = self.count;
+        if !r.silent {
+            publisher.publish("execute_input", ExecuteInput { code: r.code.clone(), execution_count: count });
+        }
+        let outcome = if !r.store_history || r.silent || r.code.trim().is_empty() {
+            // Editor probes (VS Code's store_history=false startup code) are answered here and
+            // never become jobs.
+            CellOutcome::Ok
+        } else {
+            self.history.push(HistoryEntry { line: count, input: r.code.clone() });
+            self.run_cell(&publisher, count, r.code.clone()).await
+        };
+        match outcome {
+            CellOutcome::Ok => shared.reply(tx, req, "execute_reply", ExecuteReplyOk {
+                status: "ok",
+                execution_count: count,
+                payload: vec![],
+                user_expressions: Map::new(),
+            }),
+            CellOutcome::Error { ename, evalue, traceback } => {
+                if !r.silent {
+                    publisher.publish("error", ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() });
+                }
+                shared.reply(tx, req, "execute_reply", ErrorContent { status: "error", execution_count: count, ename, evalue, traceback });
+            }
+        }
+    }
+
+    async fn run_cell(&mut self, publisher: &Publisher, count: u64, code: String) -> CellOutcome {
+        let token = CancelToken::new();
+        if let Ok(mut r) = self.shared.running.lock() {
+            *r = Some(token.clone());
+        }
+        let _ = self.idle.send(false);
+        let (mut sink, flushed) = output::start(publisher.clone(), count);
+        let ex = self.executor.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let o = ex.execute(&code, &mut sink, &token);
+            drop(sink);
+            o
+        })
+        .await
+        // A panicking runner is a kflow bug; the kernel reports it and lives on.
+        .unwrap_or_else(|e| CellOutcome::error("KernelError", format!("the cell's runner crashed: {e}")));
+        let _ = flushed.await;
+        if let Ok(mut r) = self.shared.running.lock() {
+            *r = None;
+        }
+        let _ = self.idle.send(true);
+        outcome
+    }
+
+    fn history(&self, r: &HistoryRequest) -> Vec<Value> {
+        let current = |s: Option<i64>| s.is_none_or(|s| s <= 0 || s == HISTORY_SESSION);
+        let entry = |h: &HistoryEntry| {
+            if r.output {
+                serde_json::json!([HISTORY_SESSION, h.line, [h.input, Value::Null]])
+            } else {
+                serde_json::json!([HISTORY_SESSION, h.line, h.input])
+            }
+        };
+        let n = r.n.unwrap_or(10).max(0) as usize;
+        let picked: Vec<&HistoryEntry> = match r.hist_access_type.as_str() {
+            "tail" => self.history.iter().rev().take(n).rev().collect(),
+            "range" if current(r.session) => {
+                let start = r.start.unwrap_or(0);
+                let stop = r.stop.unwrap_or(i64::MAX);
+                self.history.iter().filter(|h| (h.line as i64) >= start && (h.line as i64) < stop).collect()
+            }
+            "search" => {
+                let pattern = r.pattern.clone().unwrap_or_else(|| "*".into());
+                let mut hits: Vec<&HistoryEntry> = self.history.iter().filter(|h| glob(&pattern, &h.input)).collect();
+                if r.unique {
+                    let mut seen = std::collections::HashSet::new();
+                    let mut kept: Vec<&HistoryEntry> = hits.into_iter().rev().filter(|h| seen.insert(h.input.clone())).collect();
+                    kept.reverse();
+                    hits = kept;
+                }
+                if r.n.is_some() {
+                    let skip = hits.len().saturating_sub(n);
+                    hits.drain(..skip);
+                }
+                hits
+            }
+            _ => vec![],
+        };
+        picked.into_iter().map(entry).collect()
+    }
+}
+
+/// Glob match (`*`, `?`) over the whole text, like IPython's SQLite GLOB search.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_like_sqlite() {
+        assert!(glob("*kflow*", "%kflow gpu=1"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "abcd"));
+        assert!(glob("*", ""));
+        assert!(!glob("x*", "yx"));
+    }
+
+    #[test]
+    fn reply_names() {
+        assert_eq!(reply_type("debug_request"), "debug_reply");
+    }
+}

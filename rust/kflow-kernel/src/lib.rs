@@ -1,0 +1,41 @@
+//! kflow's Jupyter kernel. Layers, bottom up: `connection` (the connection file), `wire`
+//! (framing + HMAC), `messages` (typed contents), `sockets` (zeromq tasks), `kernel` (the
+//! request loop), then kflow's semantics: `magics`/`options` (parsing), `cells` (what a cell
+//! does), `assist` (completion, is_complete, inspect) and `runner` (the seam to jobs).
+
+pub mod assist;
+pub mod cells;
+pub mod connection;
+pub mod error;
+pub mod kernel;
+pub mod magics;
+pub mod messages;
+pub mod options;
+pub mod output;
+pub mod process_runner;
+pub mod runner;
+pub mod sockets;
+pub mod wire;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{KernelError, Result};
+pub use kernel::KernelConfig;
+pub use runner::CellRunner;
+
+/// Run a kernel for `connection_file` with the given runner until a shutdown_request.
+/// Blocks the calling thread (it owns its own tokio runtime, so it works from Python too).
+pub fn run_kernel(connection_file: &Path, runner: Arc<dyn CellRunner>, config: KernelConfig) -> Result<()> {
+    let info = connection::ConnectionInfo::from_file(connection_file)?;
+    let executor = Arc::new(cells::Executor::new(runner, config.project_root.clone()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("kflow-kernel")
+        .build()?;
+    let result = rt.block_on(kernel::serve(info, executor, config));
+    // Do not wait for a runner thread still following a job (its job was cancelled already).
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
+}

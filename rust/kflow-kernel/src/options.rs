@@ -1,0 +1,203 @@
+//! The session's run options, set by `%kflow key=value …` and overridden per run by
+//! `%kflow_run --key value` / `%%kflow_run`. Values are checked here so a typo fails at the
+//! magic, not later at submission.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Option keys accepted by `%kflow` (and, as `--key`, by `%kflow_run`), with a help line each.
+pub const OPTION_KEYS: &[(&str, &str)] = &[
+    ("gpu", "GPUs per replica, e.g. gpu=1"),
+    ("cpu", "CPU request per replica, e.g. cpu=4"),
+    ("memory", "memory request per replica, e.g. memory=16Gi"),
+    ("image", "container image"),
+    ("pip", "pip packages, comma-separated: pip=torch,numpy"),
+    ("apt", "apt packages, comma-separated"),
+    ("workers", "replicas in all (PyTorch: 1 master + workers-1)"),
+    ("namespace", "Kubernetes namespace"),
+    ("kind", "pytorch | tf | mpi"),
+    ("backend", "local | cluster"),
+    ("name", "job name (default: generated)"),
+    ("env", "environment variables: env=A=1,B=2"),
+    ("template", "a run template by name"),
+    ("project", "project folder packaged with the job (default: the notebook's folder)"),
+];
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KernelOptions {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub image: Option<String>,
+    pub gpu: Option<u32>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub workers: Option<u32>,
+    pub pip: Vec<String>,
+    pub apt: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub namespace: Option<String>,
+    pub template: Option<String>,
+    pub backend: Option<String>,
+    pub project: Option<PathBuf>,
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn number(key: &str, value: &str) -> Result<u32, String> {
+    value
+        .parse::<u32>()
+        .map_err(|_| format!("{key}={value}: expected a whole number"))
+}
+
+impl KernelOptions {
+    /// Set one key; an empty value clears it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        let opt = || if v.is_empty() { None } else { Some(v.to_string()) };
+        match key {
+            "gpu" | "gpus" => self.gpu = if v.is_empty() { None } else { Some(number(key, v)?) },
+            "workers" => {
+                self.workers = if v.is_empty() { None } else { Some(number(key, v)?) };
+                if self.workers == Some(0) {
+                    self.workers = None;
+                    return Err("workers=0: a job needs at least one replica".into());
+                }
+            }
+            "cpu" => self.cpu = opt(),
+            "memory" | "mem" => self.memory = opt(),
+            "image" => self.image = opt(),
+            "namespace" | "ns" => self.namespace = opt(),
+            "name" => self.name = opt(),
+            "template" => self.template = opt(),
+            "project" => self.project = opt().map(PathBuf::from),
+            "pip" => self.pip = list(v),
+            "apt" => self.apt = list(v),
+            "kind" => {
+                if !v.is_empty() && canonical_kind(v).is_none() {
+                    return Err(format!("kind={v}: use pytorch, tf or mpi"));
+                }
+                self.kind = opt()
+            }
+            "backend" => {
+                if !v.is_empty() && !matches!(v.to_ascii_lowercase().as_str(), "local" | "cluster") {
+                    return Err(format!("backend={v}: use local or cluster"));
+                }
+                self.backend = opt().map(|s| s.to_ascii_lowercase())
+            }
+            "env" => {
+                if v.is_empty() {
+                    self.env.clear();
+                }
+                for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
+                    let (k, val) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("env={pair}: expected NAME=VALUE"))?;
+                    self.env.insert(k.trim().to_string(), val.to_string());
+                }
+            }
+            _ => {
+                let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(format!("unknown option {key:?}; known options: {}", known.join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `over` applied on top of `self`: set scalars win, lists and env are joined.
+    pub fn merged(&self, over: &KernelOptions) -> KernelOptions {
+        let mut out = self.clone();
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { out.$f = over.$f.clone(); } )* };
+        }
+        take!(name, kind, image, gpu, cpu, memory, workers, namespace, template, backend, project);
+        for p in &over.pip {
+            if !out.pip.contains(p) {
+                out.pip.push(p.clone());
+            }
+        }
+        for p in &over.apt {
+            if !out.apt.contains(p) {
+                out.apt.push(p.clone());
+            }
+        }
+        out.env.extend(over.env.clone());
+        out
+    }
+
+    /// `key=value` pairs of what is set, in OPTION_KEYS order; "(defaults)" when nothing is.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let mut put = |k: &str, v: String| {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            let _ = write!(s, "{k}={v}");
+        };
+        if let Some(v) = self.gpu { put("gpu", v.to_string()) }
+        if let Some(v) = &self.cpu { put("cpu", v.clone()) }
+        if let Some(v) = &self.memory { put("memory", v.clone()) }
+        if let Some(v) = &self.image { put("image", v.clone()) }
+        if !self.pip.is_empty() { put("pip", self.pip.join(",")) }
+        if !self.apt.is_empty() { put("apt", self.apt.join(",")) }
+        if let Some(v) = self.workers { put("workers", v.to_string()) }
+        if let Some(v) = &self.namespace { put("namespace", v.clone()) }
+        if let Some(v) = &self.kind { put("kind", v.clone()) }
+        if let Some(v) = &self.backend { put("backend", v.clone()) }
+        if let Some(v) = &self.name { put("name", v.clone()) }
+        if !self.env.is_empty() {
+            let pairs: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            put("env", pairs.join(","))
+        }
+        if let Some(v) = &self.template { put("template", v.clone()) }
+        if let Some(v) = &self.project { put("project", v.display().to_string()) }
+        if s.is_empty() {
+            s.push_str("(defaults)");
+        }
+        s
+    }
+}
+
+pub fn canonical_kind(v: &str) -> Option<&'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "pytorch" | "pytorchjob" | "torch" => Some("PyTorchJob"),
+        "tf" | "tfjob" | "tensorflow" => Some("TFJob"),
+        "mpi" | "mpijob" => Some("MPIJob"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_merge_and_summary() {
+        let mut o = KernelOptions::default();
+        assert_eq!(o.summary(), "(defaults)");
+        o.set("gpu", "1").unwrap();
+        o.set("pip", "torch, numpy").unwrap();
+        o.set("env", "A=1,B=x=y").unwrap();
+        assert_eq!(o.env["B"], "x=y");
+        assert!(o.set("gpu", "one").is_err());
+        assert!(o.set("kind", "jax").is_err());
+        assert!(o.set("bogus", "1").unwrap_err().contains("known options"));
+        assert!(o.set("workers", "0").is_err());
+        let mut over = KernelOptions::default();
+        over.set("gpu", "2").unwrap();
+        over.set("pip", "rich,numpy").unwrap();
+        let m = o.merged(&over);
+        assert_eq!(m.gpu, Some(2));
+        assert_eq!(m.pip, vec!["torch", "numpy", "rich"]);
+        assert_eq!(m.summary(), "gpu=2 pip=torch,numpy,rich env=A=1,B=x=y");
+        o.set("gpu", "").unwrap();
+        assert_eq!(o.gpu, None);
+    }
+}

@@ -1,0 +1,128 @@
+//! The resource types this cluster serves: one table drives discovery, routing and storage.
+
+/// A served resource type (group/version/plural), described the way discovery documents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceType {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    /// Subresources served besides the object itself (`status`, `log`).
+    pub subresources: &'static [&'static str],
+    pub categories: &'static [&'static str],
+}
+
+impl ResourceType {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    /// Key used in the store and in persisted state: `group/version/plural`.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.group, self.version, self.plural)
+    }
+    pub fn is_training_job(&self) -> bool {
+        self.group == "kubeflow.org" && matches!(self.plural, "pytorchjobs" | "tfjobs" | "mpijobs")
+    }
+}
+
+const fn core(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    subresources: &'static [&'static str],
+) -> ResourceType {
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural,
+        singular,
+        kind,
+        namespaced,
+        short_names,
+        subresources,
+        categories: &[],
+    }
+}
+
+const fn kubeflow(
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+) -> ResourceType {
+    ResourceType {
+        group: "kubeflow.org",
+        version,
+        plural,
+        singular,
+        kind,
+        namespaced: true,
+        short_names: &[],
+        subresources: &["status"],
+        categories: &["all"],
+    }
+}
+
+pub static RESOURCES: &[ResourceType] = &[
+    core("namespaces", "namespace", "Namespace", false, &["ns"], &["status"]),
+    core("pods", "pod", "Pod", true, &["po"], &["status", "log"]),
+    core("services", "service", "Service", true, &["svc"], &["status"]),
+    core("events", "event", "Event", true, &["ev"], &[]),
+    core("persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    core("configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
+    core("secrets", "secret", "Secret", true, &[], &[]),
+    core("serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[]),
+    kubeflow("v1", "pytorchjobs", "pytorchjob", "PyTorchJob"),
+    kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
+    kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
+    kubeflow("v1beta1", "notebooks", "notebook", "Notebook"),
+];
+
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+pub fn by_key(key: &str) -> Option<&'static ResourceType> {
+    RESOURCES.iter().find(|r| r.key() == key)
+}
+
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
+    RESOURCES.iter().find(|r| r.api_version() == api_version && r.kind == kind)
+}
+
+/// Group/versions in discovery order (the first version listed is the preferred one).
+pub fn group_versions() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&r.version) {
+                    versions.push(r.version)
+                }
+            }
+            None => out.push((r.group, vec![r.version])),
+        }
+    }
+    out
+}
+
+pub fn pods() -> &'static ResourceType {
+    find("", "v1", "pods").expect("pods is in the table")
+}
+pub fn events() -> &'static ResourceType {
+    find("", "v1", "events").expect("events is in the table")
+}
+pub fn namespaces() -> &'static ResourceType {
+    find("", "v1", "namespaces").expect("namespaces is in the table")
+}
