@@ -13,7 +13,7 @@ pub mod records;
 pub mod spec;
 
 pub use backend::local::{Launcher, LogStream};
-pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus};
+pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use jobs::{Client, Job, JobSummary, Preview};
 pub use spec::{BackendKind, CodeMode, Context, JobKind, RunOptions, RunSpec};

@@ -12,8 +12,6 @@ use crate::runner::{CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary
 #[derive(Default)]
 struct Session {
     options: KernelOptions,
-    /// `%%kflow_file` cells: added to every following job's project.
-    files: Vec<(String, String)>,
     /// `%kflow_yaml` on its own line: the next code cell is previewed, not submitted.
     yaml_next: bool,
 }
@@ -50,10 +48,6 @@ impl Executor {
         o
     }
 
-    fn files(&self) -> Vec<(String, String)> {
-        self.session.lock().map(|s| s.files.clone()).unwrap_or_default()
-    }
-
     fn last_job(&self) -> Result<String, String> {
         self.runner
             .jobs()?
@@ -70,18 +64,26 @@ impl Executor {
         };
         match plan {
             CellPlan::File { path, contents } => {
-                let mut s = self.session.lock().expect("session lock");
-                s.files.retain(|(p, _)| *p != path);
-                s.files.push((path.clone(), contents));
-                sink.stdout(&format!("staged {path} for the following jobs\n"));
-                CellOutcome::Ok
+                // Written into the project (like IPython's %%writefile), so every following
+                // job packages it, it survives a kernel restart and the user can see it.
+                let target = self.project_root().join(&path);
+                let written = target
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|_| std::fs::write(&target, contents));
+                match written {
+                    Ok(()) => {
+                        sink.stdout(&format!("wrote {path} into the project; the following jobs include it\n"));
+                        CellOutcome::Ok
+                    }
+                    Err(e) => CellOutcome::error("OSError", format!("cannot write {}: {e}", target.display())),
+                }
             }
             CellPlan::CellRun { overrides, args, code } => {
                 let req = JobRequest {
                     script: Script::Cell(code),
                     options: self.options().merged(&overrides),
                     args,
-                    files: self.files(),
                 };
                 self.runner.run(&req, sink, cancel)
             }
@@ -106,7 +108,7 @@ impl Executor {
                     return CellOutcome::Ok;
                 };
                 let armed = self.session.lock().map(|mut s| std::mem::take(&mut s.yaml_next)).unwrap_or(false);
-                let req = JobRequest { script: Script::Cell(code), options: self.options(), args: vec![], files: self.files() };
+                let req = JobRequest { script: Script::Cell(code), options: self.options(), args: vec![] };
                 if preview || armed {
                     return match self.runner.manifest_yaml(&req) {
                         Ok(y) => {
@@ -131,7 +133,6 @@ impl Executor {
             Command::ResetOptions => {
                 if let Ok(mut s) = self.session.lock() {
                     s.options = KernelOptions::default();
-                    s.files.clear();
                 }
                 sink.result(text_bundle("(defaults)"));
             }
@@ -149,7 +150,6 @@ impl Executor {
                     script: Script::File(script),
                     options: self.options().merged(&overrides),
                     args,
-                    files: self.files(),
                 };
                 match self.runner.run(&req, sink, cancel) {
                     CellOutcome::Ok => {}
@@ -251,12 +251,14 @@ mod tests {
     #[test]
     fn options_files_yaml_and_jobs() {
         let fake = Arc::new(Fake::default());
-        let ex = Executor::new(fake.clone(), PathBuf::from("/proj"));
+        let dir = tempfile::tempdir().unwrap();
+        let ex = Executor::new(fake.clone(), dir.path().to_path_buf());
         let t = CancelToken::new();
         let mut r = Rec::default();
         assert_eq!(ex.execute("%kflow gpu=1 pip=rich", &mut r, &t), CellOutcome::Ok);
         assert_eq!(r.results, vec!["gpu=1 pip=rich"]);
-        assert_eq!(ex.execute("%%kflow_file util.py\nX = 1\n", &mut r, &t), CellOutcome::Ok);
+        assert_eq!(ex.execute("%%kflow_file pkg/util.py\nX = 1\n", &mut r, &t), CellOutcome::Ok);
+        assert_eq!(std::fs::read_to_string(dir.path().join("pkg/util.py")).unwrap(), "X = 1\n");
         assert_eq!(ex.execute("%kflow_yaml", &mut r, &t), CellOutcome::Ok);
         assert_eq!(ex.execute("print(1)", &mut r, &t), CellOutcome::Ok);
         assert!(r.out.contains("kind: PyTorchJob"));
@@ -266,8 +268,7 @@ mod tests {
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].options.gpu, Some(1));
         assert_eq!(runs[0].options.workers, Some(2));
-        assert_eq!(runs[0].options.project, Some(PathBuf::from("/proj")));
-        assert_eq!(runs[0].files, vec![("util.py".to_string(), "X = 1\n".to_string())]);
+        assert_eq!(runs[0].options.project, Some(dir.path().to_path_buf()));
         assert_eq!(runs[0].script, Script::Cell("print(2)\n".into()));
         r.results.clear();
         assert_eq!(ex.execute("%kflow_status", &mut r, &t), CellOutcome::Ok);

@@ -6,6 +6,7 @@
 pub mod assist;
 pub mod cells;
 pub mod connection;
+pub mod core_runner;
 pub mod error;
 pub mod kernel;
 pub mod magics;
@@ -26,6 +27,13 @@ pub use runner::CellRunner;
 
 /// Run a kernel for `connection_file` with the given runner until a shutdown_request.
 /// Blocks the calling thread (it owns its own tokio runtime, so it works from Python too).
+/// The production entry (what `python -m kflow.kernel` calls through kflow._native): cells run
+/// through kflow-core; `launcher` starts the local backend's supervisor.
+pub fn kernel_main(connection_file: &Path, launcher: kflow_core::Launcher) -> Result<()> {
+    let runner = Arc::new(core_runner::KflowRunner::new(launcher));
+    run_kernel(connection_file, runner, KernelConfig::default())
+}
+
 pub fn run_kernel(connection_file: &Path, runner: Arc<dyn CellRunner>, config: KernelConfig) -> Result<()> {
     let info = connection::ConnectionInfo::from_file(connection_file)?;
     let executor = Arc::new(cells::Executor::new(runner, config.project_root.clone()));

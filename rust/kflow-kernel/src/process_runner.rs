@@ -63,13 +63,6 @@ impl CellRunner for ProcessRunner {
         let stage = std::env::temp_dir().join(format!("kflow-kernel-{}", uuid::Uuid::new_v4()));
         let staged = (|| -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(&stage)?;
-            for (path, text) in &req.files {
-                let p = stage.join(path);
-                if let Some(d) = p.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                std::fs::write(p, text)?;
-            }
             Ok(match &req.script {
                 Script::Cell(code) => {
                     let p = stage.join("__cell__.py");
@@ -86,7 +79,8 @@ impl CellRunner for ProcessRunner {
         };
         let mut cmd = Command::new(&self.python);
         cmd.arg("-u").arg(&script).args(&req.args).current_dir(&project);
-        cmd.env("PYTHONPATH", &stage).envs(&req.options.env);
+        // The project's modules import as they would from the job's workspace.
+        cmd.env("PYTHONPATH", &project).envs(&req.options.env);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -25,8 +25,6 @@ pub struct JobRequest {
     pub script: Script,
     pub options: KernelOptions,
     pub args: Vec<String>,
-    /// Files staged with `%%kflow_file NAME`: (relative path, contents).
-    pub files: Vec<(String, String)>,
 }
 
 /// How a cell ended; the kernel turns this into the execute_reply.

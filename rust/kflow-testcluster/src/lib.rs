@@ -19,3 +19,10 @@ pub mod store;
 pub mod table;
 pub mod validation;
 pub mod watch;
+pub mod cluster;
+pub mod kubelet;
+pub mod runtime;
+pub mod volumes;
+
+pub use cluster::{Options, TestCluster};
+pub mod tls;

@@ -1,1 +1,103 @@
-fn main() {}
+//! `kflow-testcluster --port 0 --state-dir DIR --print-kubeconfig`: serves until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use kflow_testcluster::cluster::{self, Options};
+use kflow_testcluster::faults::FaultConfig;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "A Kubeflow cluster test double on a loopback port")]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Folder for the state snapshot, logs, PVCs and pod scratch space; reused on restart.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Print a kubeconfig on stdout once the server listens.
+    #[arg(long)]
+    print_kubeconfig: bool,
+    /// Also write the kubeconfig to this file.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    /// Static bearer token (default: generated).
+    #[arg(long)]
+    token: Option<String>,
+    /// CRD folder for schema validation (default: $KFLOW_CRD_DIR).
+    #[arg(long)]
+    crd_dir: Option<PathBuf>,
+    /// Watch events kept for resumption; older resourceVersions get 410 Gone.
+    #[arg(long, default_value_t = 10_000)]
+    watch_history: usize,
+    /// Image mapping PATTERN=python[:INTERPRETER] or PATTERN=shell (repeatable, tried first).
+    #[arg(long = "image-map")]
+    image_map: Vec<String>,
+    /// Run containers without bubblewrap (no mounts; for machines without user namespaces).
+    #[arg(long)]
+    no_sandbox: bool,
+    /// First restart back-off in milliseconds (doubles per restart).
+    #[arg(long, default_value_t = 500)]
+    restart_backoff_ms: u64,
+    /// Folder of wheels pods may pip install from.
+    #[arg(long)]
+    wheel_dir: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS (kubectl will not send the token then).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Fault injection config (JSON, as PUT /admin/faults takes).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut opts = Options::new(&args.state_dir);
+    opts.port = args.port;
+    opts.token = args.token;
+    if args.crd_dir.is_some() {
+        opts.crd_dir = args.crd_dir;
+    }
+    opts.watch_history = args.watch_history;
+    opts.image_map = args.image_map;
+    if args.no_sandbox {
+        opts.sandbox = Some(false);
+    }
+    opts.restart_backoff = Duration::from_millis(args.restart_backoff_ms);
+    opts.wheel_dir = args.wheel_dir;
+    opts.tls = !args.insecure_http;
+    if let Some(f) = args.faults {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        opts.faults = serde_json::from_str::<FaultConfig>(&text).with_context(|| format!("parsing {}", f.display()))?;
+    }
+    let running = cluster::start(opts).await.context("starting the test cluster")?;
+    let kubeconfig = running.kubeconfig();
+    if let Some(path) = &args.kubeconfig_out {
+        std::fs::write(path, &kubeconfig).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.print_kubeconfig {
+        let mut out = std::io::stdout().lock();
+        out.write_all(kubeconfig.as_bytes())?;
+        out.flush()?;
+    }
+    eprintln!(
+        "kflow-testcluster: listening on {} (sandbox: {})",
+        running.base_url(),
+        if running.sandboxed { "bubblewrap" } else { "none" }
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    running.stop().await;
+    Ok(())
+}

@@ -368,7 +368,10 @@ pub fn create(c: &Cluster, res: &'static ResourceType, ns: &str, mut obj: Value,
     c.store.create(res, obj, dry)
 }
 
-fn admit(c: &Cluster, res: &ResourceType, obj: Value, _create: bool) -> ApiResult<Value> {
+fn admit(c: &Cluster, res: &ResourceType, mut obj: Value, _create: bool) -> ApiResult<Value> {
+    if res.plural == "secrets" {
+        fold_string_data(&mut obj);
+    }
     validation::validate(res, &obj, &c.crds)?;
     if res.is_training_job() {
         validation::admit_training_job(res, &obj)?;
@@ -462,4 +465,19 @@ fn log_options(q: &Query) -> ApiResult<LogOptions> {
         limit_bytes: int("limitBytes")?.map(|n| n.max(0) as usize),
         drop_after: None,
     })
+}
+
+/// Secrets: the apiserver folds write-only `stringData` into base64 `data`.
+fn fold_string_data(obj: &mut Value) {
+    let Some(sd) = obj.get("stringData").and_then(|v| v.as_object()).cloned() else { return };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in sd {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or("").as_bytes());
+        obj["data"][k] = json!(encoded);
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("stringData");
+    }
 }

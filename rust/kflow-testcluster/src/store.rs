@@ -453,4 +453,3 @@ pub fn now_rfc3339() -> String {
 pub fn now_rfc3339_nanos() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
-// x

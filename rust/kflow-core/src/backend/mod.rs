@@ -61,3 +61,50 @@ pub struct LogLine {
     pub replica: String,
     pub text: String,
 }
+
+/// How a log line should stand out (FR-9: errors and warnings highlighted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Normal,
+    Warning,
+    Error,
+}
+
+impl LogLine {
+    /// `[worker-1] text` when the job has several replicas, the bare text otherwise.
+    pub fn render(&self, prefixed: bool) -> String {
+        if prefixed {
+            format!("[{}] {}", self.replica, self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        let lower = self.text.to_ascii_lowercase();
+        const ERROR_MARKS: [&str; 5] = ["error", "traceback (most recent call last)", "exception", "fatal", "killed"];
+        if ERROR_MARKS.iter().any(|m| lower.contains(m)) {
+            Severity::Error
+        } else if lower.contains("warning") || lower.contains("warn:") || lower.contains("deprecat") {
+            Severity::Warning
+        } else {
+            Severity::Normal
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_and_prefix() {
+        let line = |t: &str| LogLine { replica: "worker-1".into(), text: t.into() };
+        assert_eq!(line("RuntimeError: CUDA out of memory").severity(), Severity::Error);
+        assert_eq!(line("UserWarning: deprecated").severity(), Severity::Warning);
+        assert_eq!(line("epoch 1 loss 0.3").severity(), Severity::Normal);
+        assert_eq!(line("hi").render(true), "[worker-1] hi");
+        assert_eq!(line("hi").render(false), "hi");
+    }
+}

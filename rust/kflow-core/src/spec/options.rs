@@ -13,8 +13,11 @@ use crate::error::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum JobKind {
     #[default]
+    #[serde(alias = "pytorch", alias = "pytorchjob")]
     PyTorchJob,
+    #[serde(alias = "tf", alias = "tfjob", alias = "tensorflow")]
     TFJob,
+    #[serde(alias = "mpi", alias = "mpijob")]
     MPIJob,
 }
 
@@ -55,6 +58,7 @@ impl FromStr for JobKind {
 pub enum CodeMode {
     /// One deterministic tar.gz, unpacked in the container.
     #[default]
+    #[serde(alias = "tar.gz", alias = "tgz")]
     Targz,
     /// The files themselves as ConfigMap keys: the compatibility mode, capped near 1 MiB.
     Configmap,

@@ -1,0 +1,54 @@
+"""kflow: run and watch Kubeflow training jobs from Python, Jupyter and VS Code.
+
+    import kflow
+    job = kflow.run("train.py", gpu=1, pip=["torchvision"])
+    for line in job.logs(follow=True):
+        print(line)
+    job.wait()
+
+With no cluster configured, jobs run on the local backend: this machine, with the same
+packaging, startup chain and operator environment variables as on Kubeflow.
+"""
+
+from ._native import (
+    BackendError,
+    ConflictError,
+    JobNotFoundError,
+    KflowError,
+    PackagingError,
+    TemplateError,
+    ValidationError,
+    WaitTimeoutError,
+    __version__,
+)
+from ._api import get, jobs, manifests, run, templates, yaml
+from ._job import Job, JobStatus, JobSummary, ReplicaStatus
+
+__all__ = [
+    "BackendError",
+    "ConflictError",
+    "Job",
+    "JobNotFoundError",
+    "JobStatus",
+    "JobSummary",
+    "KflowError",
+    "PackagingError",
+    "ReplicaStatus",
+    "TemplateError",
+    "ValidationError",
+    "WaitTimeoutError",
+    "__version__",
+    "get",
+    "jobs",
+    "manifests",
+    "run",
+    "templates",
+    "yaml",
+]
+
+
+def load_ipython_extension(ipython):  # pragma: no cover - exercised through IPython
+    """`%load_ext kflow` registers the `%kflow_run` magic."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

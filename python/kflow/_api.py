@@ -1,0 +1,82 @@
+"""The functions of the public API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._job import Job, JobSummary
+from ._options import PathLike, to_json
+
+
+def run(
+    script: PathLike,
+    *,
+    name: Optional[str] = None,
+    kind: Optional[str] = None,
+    image: Optional[str] = None,
+    gpu: Optional[int] = None,
+    cpu: Union[str, int, float, None] = None,
+    mem: Union[str, int, None] = None,
+    memory: Union[str, int, None] = None,
+    workers: Optional[int] = None,
+    pip: Union[str, Sequence[str], None] = None,
+    apt: Union[str, Sequence[str], None] = None,
+    env: Optional[Mapping[str, Any]] = None,
+    args: Union[str, Sequence[str], None] = None,
+    namespace: Optional[str] = None,
+    template: Optional[str] = None,
+    project_root: Optional[PathLike] = None,
+    code_mode: Optional[str] = None,
+    pip_cache: Optional[bool] = None,
+    pip_cache_size: Optional[str] = None,
+    backend: Optional[str] = None,
+    wait: bool = False,
+) -> Job:
+    """Packages the script's folder and runs it as a training job.
+
+    Returns at once with a `Job`; with `wait=True`, streams the logs to stdout and returns when
+    the job has ended (Ctrl-C cancels it). `kind` is "pytorch" (default), "tf" or "mpi";
+    `workers` counts all replicas. Explicit arguments override the template, which overrides
+    the config file and the KFLOW_* environment.
+    """
+    options = to_json(
+        script, name=name, kind=kind, image=image, gpu=gpu, cpu=cpu, mem=mem, memory=memory, workers=workers,
+        pip=pip, apt=apt, env=env, args=args, namespace=namespace, template=template, project_root=project_root,
+        code_mode=code_mode, pip_cache=pip_cache, pip_cache_size=pip_cache_size, backend=backend,
+    )
+    job = Job(_native.submit(options))
+    if wait:
+        job.stream()
+    return job
+
+
+def _preview(script: PathLike, **params: Any):
+    return _native.preview(to_json(script, **params))
+
+
+def yaml(script: PathLike, **params: Any) -> str:
+    """The manifests `run` would create, as YAML; nothing is created."""
+    return _preview(script, **params)[1]
+
+
+def manifests(script: PathLike, **params: Any) -> List[Dict[str, Any]]:
+    """The manifests `run` would create, as dicts; nothing is created."""
+    return json.loads(_preview(script, **params)[2])
+
+
+def get(name: str) -> Job:
+    """The job with this name; raises `JobNotFoundError` if kflow does not know it."""
+    return Job(_native.get(name))
+
+
+def jobs() -> List[JobSummary]:
+    """The jobs kflow knows, newest first."""
+    return [JobSummary(**j) for j in json.loads(_native.jobs_json())]
+
+
+def templates(project_root: Optional[PathLike] = None) -> List[Dict[str, str]]:
+    """The job templates of the project (default: current folder) and of the user."""
+    root = None if project_root is None else str(project_root)
+    return json.loads(_native.templates_json(root))

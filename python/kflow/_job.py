@@ -1,0 +1,138 @@
+"""The job handle and its status, as plain typed Python objects over the native handle."""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+from . import _native
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    name: str
+    phase: str
+    exit_code: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job is: `phase` is Pending, Running, Succeeded or Failed."""
+
+    phase: str
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    replicas: List[ReplicaStatus] = field(default_factory=list)
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+    @classmethod
+    def _from_json(cls, text: str) -> "JobStatus":
+        data = json.loads(text)
+        data["replicas"] = [ReplicaStatus(**r) for r in data.get("replicas", [])]
+        return cls(**data)
+
+    def __str__(self) -> str:
+        detail = f" ({self.reason}: {self.message})" if self.phase == "Failed" and self.message else ""
+        return f"{self.phase}{detail}"
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    name: str
+    kind: str
+    backend: str
+    phase: str
+    reason: Optional[str]
+    script: str
+    created_at: str
+
+
+class Job:
+    """A training job. Returned by `kflow.run` and `kflow.get`."""
+
+    def __init__(self, native: "_native.NativeJob") -> None:
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus._from_json(self._native.status_json())
+
+    @property
+    def spec(self) -> Dict[str, Any]:
+        """The resolved run parameters, as stored for restarts."""
+        return json.loads(self._native.spec_json())
+
+    @property
+    def replicas(self) -> List[str]:
+        return list(self._native.replicas())
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        """The replicas' log lines, prefixed `[worker-1]` when there are several. With
+        `follow=True`, keeps yielding until the job ends."""
+        prefixed = len(self.replicas) > 1
+        for replica, text in self._native.logs(follow):
+            yield f"[{replica}] {text}" if prefixed else text
+
+    def wait(self, timeout: Optional[float] = None) -> JobStatus:
+        """Blocks until the job ends; raises `WaitTimeoutError` after `timeout` seconds."""
+        return JobStatus._from_json(self._native.wait(timeout))
+
+    def stream(self, file: Any = None) -> JobStatus:
+        """Prints the logs as they come and returns the final status. Ctrl-C cancels the job."""
+        out = file or sys.stdout
+        try:
+            for line in self.logs(follow=True):
+                print(line, file=out, flush=True)
+            return self.wait()
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
+    def cancel(self) -> JobStatus:
+        return JobStatus._from_json(self._native.cancel())
+
+    def delete(self) -> None:
+        """Cancels the job if it runs and removes its record, logs and code."""
+        self._native.delete()
+
+    def restart(self) -> "Job":
+        """Runs the job again with the same stored spec and code, under the same name."""
+        return Job(self._native.restart())
+
+    def manifest(self) -> str:
+        """The Kubernetes manifests of this run, as YAML (read-only preview)."""
+        return self._native.manifest_yaml()
+
+    def __repr__(self) -> str:
+        return f"<kflow.Job {self.name} {self.status.phase}>"
+
+    def _repr_html_(self) -> str:
+        status = self.status
+        colors = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Running": "#0969da", "Pending": "#9a6700"}
+        rows = "".join(
+            f"<tr><td>{html.escape(r.name)}</td><td>{html.escape(r.phase)}</td>"
+            f"<td>{'' if r.exit_code is None else r.exit_code}</td></tr>"
+            for r in status.replicas
+        )
+        message = f"<div>{html.escape(status.message)}</div>" if status.message else ""
+        return (
+            f"<div><b>{html.escape(self.name)}</b> "
+            f"<span style='color:{colors.get(status.phase, '#57606a')}'>{html.escape(status.phase)}</span>"
+            f"{message}<table><tr><th>replica</th><th>phase</th><th>exit code</th></tr>{rows}</table></div>"
+        )

@@ -1,0 +1,193 @@
+//! The command line, declared with clap: help, errors and completions come from one place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kflow_core::{BackendKind, CodeMode, JobKind, RunOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kflow",
+    version,
+    about = "Run and watch Kubeflow training jobs from where you write code: no YAML, no kubectl.",
+    after_help = "Examples:\n  kflow run train.py --gpu 1 --pip torchvision\n  kflow run train.py --workers 2 -- --epochs 3\n  kflow logs train-x7k2p -f\n  kflow yaml train.py --kind tf"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Package a script's folder and run it as a training job; streams its logs.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Submit and return at once instead of streaming the logs.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Print the manifests a run would create, without creating anything.
+    Yaml {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Show a job's logs (all replicas).
+    Logs {
+        name: String,
+        /// Keep following until the job ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's status.
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the jobs kflow knows.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a running job; its logs and record stay.
+    Cancel { name: String },
+    /// Cancel a job if it runs and delete everything kflow kept for it.
+    Delete { name: String },
+    /// Run a job again with its stored spec and code.
+    Restart {
+        name: String,
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// List the job templates of this project and of the user.
+    Templates {
+        /// Project folder whose .kflow/templates to include (default: current folder).
+        #[arg(long)]
+        project_root: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Pytorch,
+    Tf,
+    Mpi,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CodeModeArg {
+    Targz,
+    Configmap,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Python script to run; its folder is the project that gets packaged.
+    pub script: PathBuf,
+    /// Arguments for the script, after `--`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// Job name (default: the script name and a short random suffix).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Container image (cluster runs).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// GPUs per replica.
+    #[arg(long)]
+    pub gpu: Option<u32>,
+    /// CPU per replica, e.g. 2 or 500m.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory per replica, e.g. 16Gi.
+    #[arg(long = "mem", alias = "memory")]
+    pub memory: Option<String>,
+    /// Replicas in all (PyTorchJob: one master plus workers-1 workers).
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// A pip requirement; repeat for more.
+    #[arg(long = "pip", value_name = "SPEC")]
+    pub pip: Vec<String>,
+    /// A Debian package; repeat for more.
+    #[arg(long = "apt", value_name = "PACKAGE")]
+    pub apt: Vec<String>,
+    /// An environment variable for the job; repeat for more.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// A JSON template from .kflow/templates or the user's templates folder.
+    #[arg(long, short = 't')]
+    pub template: Option<String>,
+    /// Folder to package (default: the script's folder).
+    #[arg(long)]
+    pub project_root: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub code_mode: Option<CodeModeArg>,
+    /// Do not mount the pip-cache PVC.
+    #[arg(long)]
+    pub no_pip_cache: bool,
+    /// Size of the pip-cache PVC when kflow creates it.
+    #[arg(long)]
+    pub pip_cache_size: Option<String>,
+    /// Run on this machine (the default while no cluster is configured).
+    #[arg(long, conflicts_with = "cluster")]
+    pub local: bool,
+    /// Run on the configured Kubeflow cluster.
+    #[arg(long)]
+    pub cluster: bool,
+}
+
+fn parse_env(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {raw:?}")),
+    }
+}
+
+impl RunArgs {
+    pub fn options(&self) -> RunOptions {
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        RunOptions {
+            script: Some(self.script.clone()),
+            project_root: self.project_root.clone(),
+            name: self.name.clone(),
+            kind: self.kind.map(|k| match k {
+                KindArg::Pytorch => JobKind::PyTorchJob,
+                KindArg::Tf => JobKind::TFJob,
+                KindArg::Mpi => JobKind::MPIJob,
+            }),
+            image: self.image.clone(),
+            gpu: self.gpu,
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            workers: self.workers,
+            pip: non_empty(&self.pip),
+            apt: non_empty(&self.apt),
+            env: (!self.env.is_empty()).then(|| self.env.iter().cloned().collect()),
+            args: non_empty(&self.args),
+            namespace: self.namespace.clone(),
+            code_mode: self.code_mode.map(|m| match m {
+                CodeModeArg::Targz => CodeMode::Targz,
+                CodeModeArg::Configmap => CodeMode::Configmap,
+            }),
+            pip_cache: self.no_pip_cache.then_some(false),
+            pip_cache_size: self.pip_cache_size.clone(),
+            template: self.template.clone(),
+            backend: if self.local {
+                Some(BackendKind::Local)
+            } else if self.cluster {
+                Some(BackendKind::Cluster)
+            } else {
+                None
+            },
+        }
+    }
+}

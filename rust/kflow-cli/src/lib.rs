@@ -1,0 +1,194 @@
+//! `kflow`, the command line. Parses with clap, calls kflow-core, prints. Every error a user sees
+//! carries an event ID that is also in kflow's local log (NFR-4), and never a stack trace.
+
+mod args;
+mod output;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kflow_core::{Client, Context, Error, Job, Launcher, Phase};
+
+use args::{Cli, Command};
+use output::Printer;
+
+/// Exit codes: 0 the job (or command) succeeded, 1 the job failed, 2 the input was wrong,
+/// 130 interrupted and detached.
+const EXIT_FAILED: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+
+pub fn main(argv: Vec<String>, launcher: Launcher) -> i32 {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    let client = Client::new(Context::from_process(), launcher);
+    let printer = Printer::new();
+    match dispatch(cli.command, &client, &printer) {
+        Ok(code) => code,
+        Err(e) => {
+            printer.error(&client, &e);
+            match e.kind() {
+                kflow_core::ErrorKind::Backend | kflow_core::ErrorKind::Timeout => EXIT_FAILED,
+                _ => EXIT_USAGE,
+            }
+        }
+    }
+}
+
+fn dispatch(command: Command, client: &Client, out: &Printer) -> Result<i32, Error> {
+    match command {
+        Command::Run { run, detach } => {
+            let spec = client.resolve(run.options())?;
+            if spec.backend == kflow_core::BackendKind::Local && !run.local {
+                out.note("no cluster configured: running on the local backend (this machine)");
+            }
+            let job = out.spinner("packaging the project", || client.submit_spec(spec))?;
+            let record = job.record();
+            out.note(&format!("submitted {} {} (code sha256 {})", record.spec.kind, job.name(), &record.code_sha256[..12]));
+            if detach {
+                println!("{}", job.name());
+                return Ok(0);
+            }
+            follow(&job, out)
+        }
+        Command::Yaml { run } => {
+            let preview = client.preview(run.options())?;
+            print!("{}", preview.manifests.to_yaml());
+            Ok(0)
+        }
+        Command::Logs { name, follow: keep, json } => {
+            let job = client.get(&name)?;
+            let prefixed = job.replica_names().len() > 1;
+            for line in job.logs(keep) {
+                if json {
+                    println!("{}", serde_json::json!({ "replica": line.replica, "text": line.text, "severity": line.severity() }));
+                } else {
+                    out.log_line(&line, prefixed);
+                }
+            }
+            Ok(0)
+        }
+        Command::Status { name, json } => {
+            let job = client.get(&name)?;
+            let status = job.status()?;
+            if json {
+                let mut value = serde_json::to_value(&status).unwrap_or_default();
+                value["name"] = serde_json::json!(job.name());
+                value["kind"] = serde_json::json!(job.spec().kind.as_str());
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                out.status(&job, &status);
+            }
+            Ok(0)
+        }
+        Command::Jobs { json } => {
+            let jobs = client.list();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs).unwrap_or_default());
+            } else {
+                out.jobs(&jobs);
+            }
+            Ok(0)
+        }
+        Command::Cancel { name } => {
+            let status = client.get(&name)?.cancel()?;
+            out.note(&format!("{name}: {}", status.phase.as_str()));
+            Ok(0)
+        }
+        Command::Delete { name } => {
+            client.get(&name)?.delete()?;
+            out.note(&format!("deleted {name}"));
+            Ok(0)
+        }
+        Command::Restart { name, detach } => {
+            let job = client.get(&name)?.restart()?;
+            out.note(&format!("restarted {} (attempt {})", job.name(), job.record().attempt));
+            if detach {
+                return Ok(0);
+            }
+            follow(&job, out)
+        }
+        Command::Templates { project_root, json } => {
+            let root = project_root.unwrap_or_else(|| client.context().cwd.clone());
+            let templates = client.templates(Some(&root))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&templates).unwrap_or_default());
+            } else if templates.is_empty() {
+                out.note(&format!(
+                    "no templates; add JSON files to {} or {}",
+                    root.join(".kflow/templates").display(),
+                    client.context().dirs.user_templates().display()
+                ));
+            } else {
+                for t in templates {
+                    println!("{:<20} {:<8} {}", t.name, t.scope, t.path.display());
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Streams the job's logs until it ends; Ctrl-C asks whether to cancel the job or detach.
+fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
+    let prefixed = job.replica_names().len() > 1;
+    let mut logs = job.logs(true);
+    let pending = out.pending_spinner();
+    loop {
+        if interrupted.swap(false, Ordering::SeqCst) {
+            pending.finish_and_clear();
+            if ask_cancel(job.name()) {
+                let status = job.cancel()?;
+                out.note(&format!("cancelled {}", job.name()));
+                return Ok(status.phase.exit_code());
+            }
+            out.note(&format!("detached; the job keeps running. Follow it again with `kflow logs {} -f`", job.name()));
+            return Ok(130);
+        }
+        match logs.poll()? {
+            None => break,
+            Some(lines) if lines.is_empty() => {
+                if !pending.is_finished() {
+                    if let Ok(status) = job.status() {
+                        if status.phase == Phase::Pending {
+                            pending.set_message(format!("{} is pending ({})", job.name(), status.reason.unwrap_or_default()));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            Some(lines) => {
+                pending.finish_and_clear();
+                for line in lines {
+                    out.log_line(&line, prefixed);
+                }
+            }
+        }
+    }
+    pending.finish_and_clear();
+    let status = job.status()?;
+    out.outcome(job, &status);
+    Ok(status.phase.exit_code())
+}
+
+fn ask_cancel(name: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return true;
+    }
+    eprint!("\nkflow: cancel job {name}? [Y]es, cancel / [n]o, detach and leave it running: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return true;
+    }
+    !answer.trim().to_ascii_lowercase().starts_with('n')
+}

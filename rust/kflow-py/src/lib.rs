@@ -1,0 +1,278 @@
+//! `kflow._native`: the PyO3 layer over kflow-core. Structured values cross as JSON strings, the
+//! typed Python API lives in `python/kflow/`. Long waits release the GIL and check for Ctrl-C.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kflow_core::{events, Client, Context, Error, ErrorKind, Job, Launcher, RunOptions};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+create_exception!(_native, KflowError, PyException, "Base class of every error kflow raises; `event_id` is in kflow's local log.");
+create_exception!(_native, ValidationError, KflowError, "A run parameter is invalid.");
+create_exception!(_native, TemplateError, KflowError, "A job template is missing or invalid.");
+create_exception!(_native, PackagingError, KflowError, "The project folder cannot be packaged.");
+create_exception!(_native, JobNotFoundError, KflowError, "No job has that name.");
+create_exception!(_native, ConflictError, KflowError, "The job's state does not allow this.");
+create_exception!(_native, WaitTimeoutError, KflowError, "Waiting for a job took longer than the timeout.");
+create_exception!(_native, BackendError, KflowError, "The backend could not do what was asked.");
+
+fn client(py: Python<'_>) -> PyResult<Client> {
+    Ok(Client::new(Context::from_process(), launcher(py)?))
+}
+
+/// The supervisor runs in the same interpreter as the caller, so the job sees the same packages.
+fn launcher(py: Python<'_>) -> PyResult<Launcher> {
+    let executable: String = py.import("sys")?.getattr("executable")?.extract()?;
+    Ok(Launcher { command: vec![executable.into(), "-m".into(), "kflow._supervisor".into()] })
+}
+
+/// Turns a core error into the matching Python exception, with an event ID also in the log.
+fn to_py(py: Python<'_>, err: Error) -> PyErr {
+    let id = events::record(&Context::from_process().dirs.event_log(), "error", &err.to_string());
+    let message = format!("{err} [event {id}]");
+    let exc = match err.kind() {
+        ErrorKind::Validation => ValidationError::new_err(message),
+        ErrorKind::Template => TemplateError::new_err(message),
+        ErrorKind::Packaging => PackagingError::new_err(message),
+        ErrorKind::NotFound => JobNotFoundError::new_err(message),
+        ErrorKind::Conflict => ConflictError::new_err(message),
+        ErrorKind::Timeout => WaitTimeoutError::new_err(message),
+        ErrorKind::Backend => BackendError::new_err(message),
+    };
+    let _ = exc.value(py).setattr("event_id", id.as_str());
+    exc
+}
+
+fn options(py: Python<'_>, json: &str) -> PyResult<RunOptions> {
+    serde_json::from_str(json).map_err(|e| {
+        to_py(py, Error::invalid("run options", json.chars().take(200).collect::<String>(), e.to_string(), "pass values of the documented types"))
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+#[pyclass(module = "kflow._native", name = "NativeJob", frozen)]
+struct NativeJob {
+    job: Job,
+}
+
+#[pymethods]
+impl NativeJob {
+    #[getter]
+    fn name(&self) -> &str {
+        self.job.name()
+    }
+
+    #[getter]
+    fn run_dir(&self) -> String {
+        self.job.run_dir().display().to_string()
+    }
+
+    fn replicas(&self) -> Vec<String> {
+        self.job.replica_names()
+    }
+
+    fn spec_json(&self) -> String {
+        to_json(self.job.spec())
+    }
+
+    fn record_json(&self) -> String {
+        to_json(self.job.record())
+    }
+
+    fn status_json(&self, py: Python<'_>) -> PyResult<String> {
+        self.job.status().map(|s| to_json(&s)).map_err(|e| to_py(py, e))
+    }
+
+    fn manifest_yaml(&self) -> String {
+        self.job.manifest_yaml().to_string()
+    }
+
+    fn logs(&self, follow: bool) -> LogIter {
+        LogIter { stream: Mutex::new(self.job.logs(follow)), pending: Mutex::new(Default::default()) }
+    }
+
+    /// Waits for the end; `None` timeout waits for ever. Ctrl-C raises KeyboardInterrupt.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<String> {
+        let start = Instant::now();
+        loop {
+            let slice = Duration::from_millis(200);
+            let result = py.detach(|| self.job.wait(Some(slice), &mut || false));
+            match result {
+                Ok(status) => return Ok(to_json(&status)),
+                Err(Error::WaitTimeout { .. }) => {}
+                Err(e) => return Err(to_py(py, e)),
+            }
+            py.check_signals()?;
+            if let Some(limit) = timeout {
+                if start.elapsed().as_secs_f64() >= limit {
+                    let phase = self.job.status().map(|s| s.phase.as_str().to_string()).unwrap_or_default();
+                    return Err(to_py(py, Error::WaitTimeout { name: self.job.name().to_string(), seconds: limit, phase }));
+                }
+            }
+        }
+    }
+
+    fn cancel(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.job.cancel()).map(|s| to_json(&s)).map_err(|e| to_py(py, e))
+    }
+
+    fn delete(&self, py: Python<'_>) -> PyResult<()> {
+        let job = self.job.clone();
+        py.detach(move || job.delete()).map_err(|e| to_py(py, e))
+    }
+
+    fn restart(&self, py: Python<'_>) -> PyResult<NativeJob> {
+        py.detach(|| self.job.restart()).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+    }
+}
+
+/// Log lines as `(replica, text)` tuples; a follow waits without the GIL.
+#[pyclass(module = "kflow._native", name = "LogIter")]
+struct LogIter {
+    stream: Mutex<kflow_core::LogStream>,
+    pending: Mutex<std::collections::VecDeque<kflow_core::LogLine>>,
+}
+
+#[pymethods]
+impl LogIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<(String, String)>> {
+        loop {
+            if let Some(line) = self.pending.lock().expect("log lock").pop_front() {
+                return Ok(Some((line.replica, line.text)));
+            }
+            let polled = py.detach(|| {
+                let mut stream = self.stream.lock().expect("log lock");
+                // Wait up to ~200 ms for lines, then return to check for Ctrl-C.
+                for _ in 0..8 {
+                    match stream.poll() {
+                        Ok(Some(lines)) if lines.is_empty() => std::thread::sleep(Duration::from_millis(25)),
+                        other => return other,
+                    }
+                }
+                Ok(Some(Vec::new()))
+            });
+            match polled.map_err(|e| to_py(py, e))? {
+                None => return Ok(None),
+                Some(lines) => self.pending.lock().expect("log lock").extend(lines),
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Whatever is available now, without waiting: a list of `(replica, text)`, or `None` at
+    /// the end. Lets the kernel and magics batch output.
+    fn poll(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
+        let mut out: Vec<(String, String)> = self.pending.lock().expect("log lock").drain(..).map(|l| (l.replica, l.text)).collect();
+        let polled = self.stream.lock().expect("log lock").poll().map_err(|e| to_py(py, e))?;
+        match polled {
+            Some(lines) => {
+                out.extend(lines.into_iter().map(|l| (l.replica, l.text)));
+                Ok(Some(out))
+            }
+            None if out.is_empty() => Ok(None),
+            None => Ok(Some(out)),
+        }
+    }
+}
+
+#[pyfunction]
+fn submit(py: Python<'_>, options_json: &str) -> PyResult<NativeJob> {
+    let opts = options(py, options_json)?;
+    let client = client(py)?;
+    py.detach(|| client.submit(opts)).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+}
+
+/// `(spec_json, manifests_yaml, manifests_json)` of a run, created nowhere.
+#[pyfunction]
+fn preview(py: Python<'_>, options_json: &str) -> PyResult<(String, String, String)> {
+    let opts = options(py, options_json)?;
+    let client = client(py)?;
+    let preview = py.detach(|| client.preview(opts)).map_err(|e| to_py(py, e))?;
+    let objects: Vec<&serde_json::Value> = preview.manifests.objects();
+    Ok((to_json(&preview.spec), preview.manifests.to_yaml(), to_json(&objects)))
+}
+
+#[pyfunction]
+fn get(py: Python<'_>, name: &str) -> PyResult<NativeJob> {
+    client(py)?.get(name).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+}
+
+#[pyfunction]
+fn jobs_json(py: Python<'_>) -> PyResult<String> {
+    Ok(to_json(&client(py)?.list()))
+}
+
+#[pyfunction]
+#[pyo3(signature = (project_root=None))]
+fn templates_json(py: Python<'_>, project_root: Option<std::path::PathBuf>) -> PyResult<String> {
+    let client = client(py)?;
+    let root = project_root.unwrap_or_else(|| client.context().cwd.clone());
+    client.templates(Some(&root)).map(|t| to_json(&t)).map_err(|e| to_py(py, e))
+}
+
+/// Records an error raised by the Python layer itself, so it gets an event ID too.
+#[pyfunction]
+fn record_event(level: &str, message: &str) -> String {
+    events::record(&Context::from_process().dirs.event_log(), level, message).to_string()
+}
+
+/// The `kflow` command; returns the exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    let launcher = launcher(py)?;
+    Ok(py.detach(|| kflow_cli::main(argv, launcher)))
+}
+
+/// Entry of `python -m kflow._supervisor RUN_DIR`.
+#[pyfunction]
+fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
+    let python: std::path::PathBuf = py.import("sys")?.getattr("executable")?.extract::<String>()?.into();
+    let cache = Context::from_process().dirs.cache;
+    let dir = kflow_core::records::RunDir { root: run_dir };
+    match py.detach(|| kflow_core::backend::local::supervise(&dir, &python, &cache)) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("kflow supervisor: {e}");
+            Ok(1)
+        }
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<NativeJob>()?;
+    m.add_class::<LogIter>()?;
+    for f in [
+        wrap_pyfunction!(submit, m)?,
+        wrap_pyfunction!(preview, m)?,
+        wrap_pyfunction!(get, m)?,
+        wrap_pyfunction!(jobs_json, m)?,
+        wrap_pyfunction!(templates_json, m)?,
+        wrap_pyfunction!(record_event, m)?,
+        wrap_pyfunction!(cli_main, m)?,
+        wrap_pyfunction!(supervise, m)?,
+    ] {
+        m.add_function(f)?;
+    }
+    m.add("KflowError", py.get_type::<KflowError>())?;
+    m.add("ValidationError", py.get_type::<ValidationError>())?;
+    m.add("TemplateError", py.get_type::<TemplateError>())?;
+    m.add("PackagingError", py.get_type::<PackagingError>())?;
+    m.add("JobNotFoundError", py.get_type::<JobNotFoundError>())?;
+    m.add("ConflictError", py.get_type::<ConflictError>())?;
+    m.add("WaitTimeoutError", py.get_type::<WaitTimeoutError>())?;
+    m.add("BackendError", py.get_type::<BackendError>())?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Starting and stopping a whole cluster: API server, training operator, kubelet, state
+//! snapshots; plus the kubeconfig that points real clients at it and `TestCluster` for tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::faults::{FaultConfig, Faults};
+use crate::kubelet::{Kubelet, KubeletConfig};
+use crate::resources;
+use crate::runtime::{self, ImageTable};
+use crate::server::{self, Cluster};
+use crate::store::{Store, StoreError};
+use crate::validation::{CrdError, CrdSchemas};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub state_dir: PathBuf,
+    /// The static bearer token; generated when None.
+    pub token: Option<String>,
+    /// CRD files whose openAPIV3Schema validates custom resources (`KFLOW_CRD_DIR`).
+    pub crd_dir: Option<PathBuf>,
+    /// Events kept for watch resumption; older resourceVersions get 410 Gone.
+    pub watch_history: usize,
+    /// Extra `PATTERN=python[:INTERP]` / `PATTERN=shell` image mappings, tried first.
+    pub image_map: Vec<String>,
+    /// Force the bubblewrap sandbox on or off; None detects it.
+    pub sandbox: Option<bool>,
+    pub restart_backoff: Duration,
+    pub wheel_dir: Option<PathBuf>,
+    pub faults: FaultConfig,
+    /// Serve HTTPS (kubectl only sends bearer tokens over TLS); plain HTTP when false.
+    pub tls: bool,
+}
+
+impl Options {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            port: 0,
+            state_dir: state_dir.into(),
+            token: None,
+            crd_dir: std::env::var_os("KFLOW_CRD_DIR").map(PathBuf::from),
+            watch_history: 10_000,
+            image_map: Vec::new(),
+            sandbox: None,
+            restart_backoff: Duration::from_millis(500),
+            wheel_dir: None,
+            faults: FaultConfig::default(),
+            tls: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("creating state dir {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crd(#[from] CrdError),
+    #[error(transparent)]
+    Image(#[from] runtime::RuntimeError),
+    #[error("binding 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("test cluster thread: {0}")]
+    Thread(String),
+}
+
+/// A running cluster inside a tokio runtime.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub cluster: Arc<Cluster>,
+    pub kubelet: Arc<Kubelet>,
+    pub sandboxed: bool,
+    /// PEM of the CA that signed the serving certificate (None for plain HTTP).
+    pub ca_pem: Option<String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> String {
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig(&self.base_url(), &self.token, self.ca_pem.as_deref())
+    }
+
+    /// Stops serving, kills pod processes and writes the final state snapshot.
+    pub async fn stop(mut self) {
+        self.kubelet.shutdown();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        let _ = self.cluster.store.flush();
+    }
+}
+
+fn make_token() -> String {
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
+    let mixed = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(std::process::id()) << 32);
+    format!("kflow-{mixed:016x}")
+}
+
+/// Binds, starts every component and returns once the server accepts connections.
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&opts.state_dir).map_err(|source| StartError::StateDir { path: opts.state_dir.clone(), source })?;
+    let store = Store::new(Some(opts.state_dir.clone()), opts.watch_history.max(1))?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if store.get(resources::namespaces(), "", ns).is_none() {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            let _ = store.create(resources::namespaces(), obj, false);
+        }
+    }
+    let crds = match &opts.crd_dir {
+        Some(d) => CrdSchemas::load(d)?,
+        None => CrdSchemas::default(),
+    };
+    let python = runtime::host_python();
+    let mut images = ImageTable::default_table(python.clone());
+    for m in opts.image_map.iter().rev() {
+        images.prepend(m, &python)?;
+    }
+    let sandboxed = opts.sandbox.unwrap_or_else(runtime::bwrap_available);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .map_err(|source| StartError::Bind { port: opts.port, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { port: opts.port, source })?;
+    // The token is kept in the state dir so a restarted server accepts the old kubeconfig.
+    let token_file = opts.state_dir.join("token");
+    let token = match (&opts.token, std::fs::read_to_string(&token_file)) {
+        (Some(t), _) => t.clone(),
+        (None, Ok(t)) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => make_token(),
+    };
+    std::fs::write(&token_file, &token).map_err(|source| StartError::StateDir { path: token_file.clone(), source })?;
+    let tls = if opts.tls { Some(crate::tls::load_or_create(&opts.state_dir)?) } else { None };
+    let cluster = Arc::new(Cluster {
+        store: store.clone(),
+        state_dir: opts.state_dir.clone(),
+        tokens: std::sync::RwLock::new(vec![token.clone()]),
+        crds,
+        server_addr: addr.to_string(),
+        faults: Faults::new(opts.faults.clone()),
+    });
+    let kubelet = Kubelet::new(
+        store.clone(),
+        KubeletConfig {
+            state_dir: opts.state_dir.clone(),
+            images,
+            sandbox: sandboxed,
+            api_port: addr.port(),
+            backoff: opts.restart_backoff,
+            wheel_dir: opts.wheel_dir.clone(),
+        },
+    );
+    tokio::spawn(crate::operator::run(store.clone()));
+    tokio::spawn(kubelet.clone().run());
+    let flusher = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            if let Err(e) = flusher.flush() {
+                eprintln!("kflow-testcluster: {e}");
+            }
+        }
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(cluster.clone());
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let server = match tls {
+        Some(t) => {
+            let listener = crate::tls::TlsListener::new(listener, t.acceptor).map_err(|source| StartError::Bind { port: opts.port, source })?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+            })
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+        }),
+    };
+    Ok(Running { addr, token, cluster, kubelet, sandboxed, ca_pem, shutdown: Some(tx), server: Some(server) })
+}
+
+/// A kubeconfig with one cluster, one static-token user and a context selecting both.
+pub fn kubeconfig(server: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let mut cluster = json!({"server": server});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] = json!(base64::engine::general_purpose::STANDARD.encode(ca));
+    }
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "kflow-testcluster", "cluster": cluster}],
+        "users": [{"name": "kflow-admin", "user": {"token": token}}],
+        "contexts": [{"name": "kflow-testcluster",
+                      "context": {"cluster": "kflow-testcluster", "user": "kflow-admin", "namespace": "default"}}],
+        "current-context": "kflow-testcluster",
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+/// A cluster on its own thread and runtime, for synchronous tests: stops on drop.
+pub struct TestCluster {
+    pub base_url: String,
+    pub token: String,
+    pub kubeconfig: String,
+    /// The kubeconfig, also written to `<state_dir>/kubeconfig`.
+    pub kubeconfig_path: PathBuf,
+    pub state_dir: PathBuf,
+    pub sandboxed: bool,
+    /// PEM of the CA behind `base_url` when it is https.
+    pub ca_pem: Option<String>,
+    remove_state: bool,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestCluster {
+    /// Starts with `opts`; when `opts` is None, a fresh state dir under the temp dir that is
+    /// removed again on drop.
+    pub fn start(opts: Option<Options>) -> Result<TestCluster, StartError> {
+        let remove_state = opts.is_none();
+        let opts = opts.unwrap_or_else(|| {
+            let n = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            Options::new(std::env::temp_dir().join(format!("kflow-testcluster-{}-{n:x}", std::process::id())))
+        });
+        let state_dir = opts.state_dir.clone();
+        type Ready = Result<(String, String, bool, Option<String>), StartError>;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(StartError::Thread(e.to_string())));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match start(opts).await {
+                    Ok(running) => {
+                        let _ = ready_tx.send(Ok((running.base_url(), running.token.clone(), running.sandboxed, running.ca_pem.clone())));
+                        let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                        running.stop().await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        });
+        let (base_url, token, sandboxed, ca_pem) = ready_rx.recv().map_err(|e| StartError::Thread(e.to_string()))??;
+        let kubeconfig = kubeconfig(&base_url, &token, ca_pem.as_deref());
+        let kubeconfig_path = state_dir.join("kubeconfig");
+        std::fs::write(&kubeconfig_path, &kubeconfig).map_err(|source| StartError::StateDir { path: kubeconfig_path.clone(), source })?;
+        Ok(TestCluster {
+            base_url,
+            token,
+            kubeconfig,
+            kubeconfig_path,
+            state_dir,
+            sandboxed,
+            ca_pem,
+            remove_state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Stops now (what drop does), keeping the state dir for a restart.
+    pub fn stop(mut self) -> PathBuf {
+        self.remove_state = false;
+        self.shutdown();
+        self.state_dir.clone()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+        if self.remove_state {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! How a container runs on this machine: the image table (image name -> local runtime) and the
+//! bubblewrap sandbox that gives each container a read-only view of the host, a throwaway /tmp,
+//! its volumes at their mountPaths and a generated /etc/hosts naming every pod and service.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// A local stand-in for an image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runtime {
+    /// The machine's Python (`python`, `python3`, `pip` on PATH), default command `python3`.
+    Python(PathBuf),
+    /// The machine's /bin/sh and coreutils, default command `sh`.
+    Shell,
+}
+
+/// Ordered (substring, runtime) pairs; the first whose substring occurs in the image wins.
+#[derive(Debug, Clone)]
+pub struct ImageTable(pub Vec<(String, Runtime)>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("bad image mapping {0:?}: expected PATTERN=python[:INTERPRETER] or PATTERN=shell")]
+    BadMapping(String),
+}
+
+/// The real interpreter behind `python3` (pyenv shims do not work inside the sandbox).
+pub fn host_python() -> PathBuf {
+    std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()))
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+}
+
+impl ImageTable {
+    pub fn default_table(python: PathBuf) -> Self {
+        let py = Runtime::Python(python);
+        ImageTable(vec![
+            ("python".into(), py.clone()),
+            ("pytorch".into(), py.clone()),
+            ("torch".into(), py.clone()),
+            ("tensorflow".into(), py.clone()),
+            ("jupyter".into(), py.clone()),
+            ("kubeflow".into(), py),
+            ("busybox".into(), Runtime::Shell),
+            ("ubuntu".into(), Runtime::Shell),
+            ("debian".into(), Runtime::Shell),
+            ("alpine".into(), Runtime::Shell),
+        ])
+    }
+
+    /// Adds `PATTERN=python[:INTERPRETER]` or `PATTERN=shell` in front of the table.
+    pub fn prepend(&mut self, spec: &str, python: &Path) -> Result<(), RuntimeError> {
+        let (pattern, rt) = spec.split_once('=').ok_or_else(|| RuntimeError::BadMapping(spec.into()))?;
+        let rt = match rt.split_once(':') {
+            Some(("python", interp)) => Runtime::Python(PathBuf::from(interp)),
+            None if rt == "python" => Runtime::Python(python.to_path_buf()),
+            None if rt == "shell" => Runtime::Shell,
+            _ => return Err(RuntimeError::BadMapping(spec.into())),
+        };
+        self.0.insert(0, (pattern.to_string(), rt));
+        Ok(())
+    }
+
+    pub fn resolve(&self, image: &str) -> Option<&Runtime> {
+        self.0.iter().find(|(p, _)| image.contains(p.as_str())).map(|(_, r)| r)
+    }
+}
+
+/// Whether bubblewrap can create its namespaces here (it cannot in some containers). Set
+/// `KFLOW_TESTCLUSTER_NO_BWRAP=1` to force the unsandboxed fallback.
+pub fn bwrap_available() -> bool {
+    if std::env::var("KFLOW_TESTCLUSTER_NO_BWRAP").is_ok_and(|v| v == "1") {
+        return false;
+    }
+    std::process::Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub const SANDBOX_BIN: &str = "/.kflow/bin";
+
+/// Writes the per-container bin dir that puts the runtime's `python`/`pip` on PATH.
+pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    if let Runtime::Python(interp) = rt {
+        for name in ["python", "python3"] {
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(interp, &link)?;
+        }
+        let pip = dir.join("pip");
+        std::fs::write(&pip, format!("#!/bin/sh\nexec {} -m pip \"$@\"\n", interp.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pip, std::fs::Permissions::from_mode(0o755))?;
+        let pip3 = dir.join("pip3");
+        let _ = std::fs::remove_file(&pip3);
+        std::os::unix::fs::symlink("pip", &pip3)?;
+    }
+    Ok(())
+}
+
+pub fn default_command(rt: &Runtime) -> Vec<String> {
+    match rt {
+        Runtime::Python(_) => vec!["python3".into()],
+        Runtime::Shell => vec!["sh".into()],
+    }
+}
+
+/// A bind of a host path into the sandbox.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+pub struct SandboxSpec<'a> {
+    pub hostname: &'a str,
+    pub tmp_dir: &'a Path,
+    pub bin_dir: &'a Path,
+    pub hosts_file: &'a Path,
+    pub mounts: &'a [Mount],
+    pub working_dir: Option<&'a str>,
+    pub argv: &'a [String],
+}
+
+/// Host top-level entries the sandbox does not take from the host.
+const PRIVATE_TOP: &[&str] = &["proc", "dev", "tmp", "run", "sys", "lost+found"];
+
+/// The bwrap argv. The new root is bwrap's tmpfs; host top-level dirs are bound read-only into
+/// it (so new mountPaths such as /workspace can be created) and symlinks (/bin -> usr/bin)
+/// are recreated.
+pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
+    let mut a: Vec<String> = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+    push(&["--hostname", spec.hostname]);
+    if let Ok(entries) = std::fs::read_dir("/") {
+        let mut names: Vec<_> = entries.flatten().collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if PRIVATE_TOP.contains(&name.as_str()) {
+                continue;
+            }
+            let host = format!("/{name}");
+            match std::fs::read_link(&host) {
+                Ok(target) => push(&["--symlink", &target.to_string_lossy(), &host]),
+                Err(_) if e.path().is_dir() => push(&["--ro-bind", &host, &host]),
+                Err(_) => {}
+            }
+        }
+    }
+    push(&["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]);
+    push(&["--bind", &spec.tmp_dir.to_string_lossy(), "/tmp"]);
+    push(&["--ro-bind", &spec.hosts_file.to_string_lossy(), "/etc/hosts"]);
+    push(&["--ro-bind", &spec.bin_dir.to_string_lossy(), SANDBOX_BIN]);
+    for m in spec.mounts {
+        let flag = if m.read_only { "--ro-bind" } else { "--bind" };
+        push(&[flag, &m.source.to_string_lossy(), &m.target]);
+    }
+    if let Some(wd) = spec.working_dir {
+        // The kubelet creates a missing workingDir; bwrap can only create it outside host dirs.
+        if !Path::new(wd).exists() {
+            push(&["--dir", wd]);
+        }
+        push(&["--chdir", wd]);
+    } else {
+        push(&["--chdir", "/"]);
+    }
+    push(&["--"]);
+    a.extend(spec.argv.iter().cloned());
+    a
+}
+
+/// Parses a Kubernetes quantity ("64Mi", "1G", "500m", "1e3") into bytes.
+pub fn parse_quantity(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let suffixes: &[(&str, f64)] = &[
+        ("Ki", 1024.0), ("Mi", 1048576.0), ("Gi", 1073741824.0), ("Ti", 1099511627776.0),
+        ("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("m", 1e-3),
+    ];
+    for (s, mult) in suffixes {
+        if let Some(num) = q.strip_suffix(s) {
+            return num.parse::<f64>().ok().map(|n| (n * mult) as u64);
+        }
+    }
+    q.parse::<f64>().ok().map(|n| n as u64)
+}
+
+/// Resident memory (bytes) of `pid` and all its descendants, read from /proc.
+pub fn tree_rss(pid: u32) -> u64 {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    let mut rss: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    let page = 4096u64;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            // Fields after the parenthesised command: state ppid ... rss is field 24 overall.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ppid = f.get(1).and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
+            let pages = f.get(21).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            children.entry(ppid).or_default().push(p);
+            rss.insert(p, pages * page);
+        }
+    }
+    let mut total = 0;
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        total += rss.get(&p).copied().unwrap_or(0);
+        if let Some(c) = children.get(&p) {
+            stack.extend(c);
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("64Mi"), Some(64 * 1024 * 1024));
+        assert_eq!(parse_quantity("1G"), Some(1_000_000_000));
+        assert_eq!(parse_quantity("1000"), Some(1000));
+        assert_eq!(parse_quantity("junk"), None);
+    }
+
+    #[test]
+    fn image_table() {
+        let mut t = ImageTable::default_table(PathBuf::from("/usr/bin/python3"));
+        assert!(matches!(t.resolve("docker.io/pytorch/pytorch:2.3"), Some(Runtime::Python(_))));
+        assert_eq!(t.resolve("busybox:1.36"), Some(&Runtime::Shell));
+        assert_eq!(t.resolve("nosuch/image:1"), None);
+        t.prepend("myorg/=shell", Path::new("/x")).unwrap();
+        assert_eq!(t.resolve("myorg/trainer-python"), Some(&Runtime::Shell));
+        assert!(t.prepend("bad", Path::new("/x")).is_err());
+    }
+}
