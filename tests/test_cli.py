@@ -86,3 +86,19 @@ def test_help_lists_the_commands():
     result = kflow_cmd("--help")
     for command in ["run", "logs", "status", "jobs", "delete", "restart", "yaml", "templates"]:
         assert command in result.stdout
+
+
+def test_ctrl_c_without_a_terminal_cancels_the_job(kflow_home, project):
+    import signal
+    import time
+
+    script = project("long.py", "import time\nprint('started', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([*KFLOW, "run", str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "cancelled" in err and "Traceback" not in err
+    name = json.loads(kflow_cmd("jobs", "--json").stdout)[0]["name"]
+    status = json.loads(kflow_cmd("status", name, "--json").stdout)
+    assert status["phase"] == "Failed" and status["reason"] == "Cancelled"

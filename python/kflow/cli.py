@@ -7,7 +7,11 @@ from ._native import cli_main
 
 def main() -> None:
     argv = ["kflow", *sys.argv[1:]]
-    sys.exit(cli_main(argv))
+    try:
+        code = cli_main(argv)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@ store_history=false probes, interrupt, and a million-line flood."""
 
 from __future__ import annotations
 
+import pytest
+
+REQS = "pip install jupyter_client jupyter_kernel_test nbclient nbformat ipykernel (tests/requirements.txt)"
+pytest.importorskip("jupyter_client", reason=REQS)
+
 import json
 import time
 from pathlib import Path
 
-from conftest import KFLOW_HOME, run_cell, stream_text
+from kernel_harness import KFLOW_HOME, run_cell, stream_text
 
 
 def outputs(msgs: list[dict], kind: str) -> list[dict]:

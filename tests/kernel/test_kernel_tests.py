@@ -3,13 +3,19 @@ message schemas. Cells run as real jobs on kflow-core's local backend."""
 
 from __future__ import annotations
 
+import pytest
+
+REQS = "pip install jupyter_client jupyter_kernel_test nbclient nbformat ipykernel (tests/requirements.txt)"
+pytest.importorskip("jupyter_kernel_test", reason=REQS)
+pytest.importorskip("jupyter_client", reason=REQS)
+
 import tempfile
 import unittest
 
 import jupyter_kernel_test
 from jupyter_client.manager import start_new_kernel
 
-from conftest import NO_DEV, NO_WHEEL, dev_binary, wheel_kernel_available
+from kernel_harness import NO_DEV, NO_WHEEL, dev_binary, wheel_kernel_available
 
 
 class _KflowKernelTests(jupyter_kernel_test.KernelTests):

@@ -3,10 +3,15 @@ notebook holds the jobs' logs."""
 
 from __future__ import annotations
 
+import pytest
+
+REQS = "pip install jupyter_client jupyter_kernel_test nbclient nbformat ipykernel (tests/requirements.txt)"
+pytest.importorskip("nbclient", reason=REQS)
+pytest.importorskip("nbformat", reason=REQS)
+
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 

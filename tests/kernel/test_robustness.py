@@ -3,6 +3,12 @@ kernel drops them (logging why) and keeps answering, including its heartbeat."""
 
 from __future__ import annotations
 
+import pytest
+
+REQS = "pip install jupyter_client jupyter_kernel_test nbclient nbformat ipykernel (tests/requirements.txt)"
+pytest.importorskip("zmq", reason=REQS)
+pytest.importorskip("jupyter_client", reason=REQS)
+
 import hashlib
 import hmac
 import json
@@ -10,10 +16,9 @@ import random
 import uuid
 from datetime import datetime, timezone
 
-import pytest
 import zmq
 
-from conftest import run_cell, stream_text
+from kernel_harness import run_cell, stream_text
 
 DELIM = b"<IDS|MSG>"
 

@@ -137,7 +137,8 @@ impl Executor {
                 sink.result(text_bundle("(defaults)"));
             }
             Command::SetOptions(pairs) => {
-                let mut s = self.session.lock().expect("session lock");
+                // A poisoned lock only means an earlier cell panicked; the options are intact.
+                let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
                 for (k, v) in pairs {
                     s.options.set(&k, &v).map_err(usage)?;
                 }

@@ -138,6 +138,23 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
         }
     });
 
+    // Like ipykernel's parent poller: when the process that started us (jupyter server, VS
+    // Code) dies without a shutdown_request, we are re-parented; end then instead of lingering.
+    if std::env::var_os("JPY_PARENT_PID").is_some() {
+        let parent = std::os::unix::process::parent_id();
+        let orphaned = shutdown_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    log("parent process ended; shutting down");
+                    let _ = orphaned.send(true);
+                    break;
+                }
+            }
+        });
+    }
+
     let mut shell = ShellState { shared: shared.clone(), executor, count: 0, history: Vec::new(), idle: idle_tx };
     loop {
         tokio::select! {

@@ -3,6 +3,8 @@
 //! request loop), then kflow's semantics: `magics`/`options` (parsing), `cells` (what a cell
 //! does), `assist` (completion, is_complete, inspect) and `runner` (the seam to jobs).
 
+#![forbid(unsafe_code)]
+
 pub mod assist;
 pub mod cells;
 pub mod connection;

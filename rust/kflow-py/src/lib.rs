@@ -220,6 +220,14 @@ fn templates_json(py: Python<'_>, project_root: Option<std::path::PathBuf>) -> P
     client.templates(Some(&root)).map(|t| to_json(&t)).map_err(|e| to_py(py, e))
 }
 
+/// Packs a folder as a run would: `(sha256, tar.gz bytes, files)`. For benchmarks and tools.
+#[pyfunction]
+fn package(py: Python<'_>, root: std::path::PathBuf, out: std::path::PathBuf) -> PyResult<(String, u64, usize)> {
+    py.detach(|| kflow_core::artifacts::package(&root, &out, &Default::default()))
+        .map(|a| (a.sha256, a.bytes, a.files))
+        .map_err(|e| to_py(py, e))
+}
+
 /// Records an error raised by the Python layer itself, so it gets an event ID too.
 #[pyfunction]
 fn record_event(level: &str, message: &str) -> String {
@@ -230,7 +238,11 @@ fn record_event(level: &str, message: &str) -> String {
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     let launcher = launcher(py)?;
-    Ok(py.detach(|| kflow_cli::main(argv, launcher)))
+    let code = py.detach(|| kflow_cli::main(argv, launcher));
+    // The CLI handled Ctrl-C itself (cancel or detach); drop the KeyboardInterrupt Python's own
+    // handler queued meanwhile, or it would surface as a traceback after the answer.
+    let _ = py.check_signals();
+    Ok(code)
 }
 
 /// Entry of `python -m kflow._supervisor RUN_DIR`.
@@ -261,6 +273,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(jobs_json, m)?,
         wrap_pyfunction!(templates_json, m)?,
         wrap_pyfunction!(record_event, m)?,
+        wrap_pyfunction!(package, m)?,
         wrap_pyfunction!(cli_main, m)?,
         wrap_pyfunction!(supervise, m)?,
     ] {

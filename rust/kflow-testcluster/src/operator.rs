@@ -205,11 +205,12 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
     let Some(k) = kind_spec(res) else { return };
     let Some(job) = store.get(res, ns, name) else { return };
     let mut status = if job["status"].is_object() { job["status"].clone() } else { json!({}) };
-    if has_condition(&status, "Succeeded") || has_condition(&status, "Failed") {
+    // A finished job keeps its conditions; only replicaStatuses follow the remaining pods.
+    let finished = has_condition(&status, "Succeeded") || has_condition(&status, "Failed");
+    if finished {
         clean_pods(store, &job, &k);
-        return;
     }
-    if !has_condition(&status, "Created") {
+    if !finished && !has_condition(&status, "Created") {
         set_condition(&mut status, "Created", &format!("{}Created", res.kind), &format!("{} {name} is created.", res.kind));
         events::record(store, &job, "Normal", &format!("{}Created", res.kind), &format!("{} {name} is created.", res.kind), k.operator_name);
     }
@@ -231,8 +232,10 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
         for i in 0..replicas {
             let pod_name = format!("{name}-{}-{i}", rtype.to_ascii_lowercase());
             let Some(pod) = store.get(resources::pods(), ns, &pod_name) else {
-                create_replica(store, res, &k, &job, rtype, rspec, i, &types, total);
-                active += 1;
+                if !finished {
+                    create_replica(store, res, &k, &job, rtype, rspec, i, &types, total);
+                    active += 1;
+                }
                 continue;
             };
             restarts_total += pod["status"]["containerStatuses"]
@@ -244,7 +247,7 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
                 "Failed" => {
                     let (reason, code) = pod_exit(&pod);
                     // ExitCode policy: 128+ (killed by a signal) is retryable, the pod is recreated.
-                    if policy == "ExitCode" && code >= 128 {
+                    if !finished && policy == "ExitCode" && code >= 128 {
                         let _ = store.delete(resources::pods(), ns, &pod_name, false, true);
                         restarting = true;
                         restarts_total += 1;
@@ -272,7 +275,7 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
         } else if rtype == "Worker" && succeeded != replicas {
             workers_all_succeeded = false;
         }
-        if failed > 0 && !failures.is_empty() {
+        if !finished && failed > 0 && !failures.is_empty() {
             let msg = format!("{} {name} is failed because {failed} {rtype} replica(s) failed.", res.kind);
             let detail = failures.join("; ");
             if !has_condition(&status, "Failed") {
@@ -285,14 +288,14 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
     if status["startTime"].is_null() {
         status["startTime"] = json!(now_rfc3339());
     }
-    if !has_condition(&status, "Failed") {
+    if !finished && !has_condition(&status, "Failed") {
         if let Some(limit) = backoff_limit.filter(|l| restarts_total > *l) {
             let msg = format!("{} {name} has failed because it has reached the specified backoff limit ({limit})", res.kind);
             set_condition(&mut status, "Failed", &format!("{}Failed", res.kind), &msg);
         }
     }
     let succeeded = if has_master_type { master_succeeded == Some(true) } else { workers_all_succeeded && total > 0 };
-    if !has_condition(&status, "Failed") {
+    if !finished && !has_condition(&status, "Failed") {
         if succeeded {
             let msg = format!("{} {name} is successfully completed.", res.kind);
             set_condition(&mut status, "Succeeded", &format!("{}Succeeded", res.kind), &msg);

@@ -149,6 +149,18 @@ async fn resource(
 ) -> ApiResult<Response> {
     let res = rp.res;
     let ns = rp.namespace.clone().unwrap_or_default();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    // Typed client-go clients (e.g. `kubectl create configmap`) send protobuf; only JSON and
+    // YAML bodies are understood here, and 415 is what a server says about the rest.
+    if !body.is_empty() && content_type.contains("protobuf") {
+        return Err(ApiError::unsupported_media(&content_type));
+    }
+    let parse_json = |body: &[u8]| -> ApiResult<Value> {
+        if content_type.contains("yaml") {
+            return serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        }
+        parse_json(body)
+    };
     let as_table = table::wants_table(&accept(headers));
     let include_object = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
     match (method.clone(), rp.name.as_deref(), rp.sub.as_deref()) {

@@ -74,6 +74,9 @@ pub fn start(store: Arc<Store>, req: WatchRequest) -> Response {
         };
         let mut sent = 0usize;
         for c in past.iter().filter(|c| matches(&req, c)) {
+            if req.drop_after.is_some_and(|n| sent >= n) {
+                return;
+            }
             if tx.send(Ok(encode(&req, c))).await.is_err() {
                 return;
             }

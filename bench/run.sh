@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side with its peer and prints the tables the README carries.
+# Usage: bash bench/run.sh   (builds kflow in release mode into bench/.venv first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv bench/.venv
+bench/.venv/bin/pip install -q --upgrade pip
+bench/.venv/bin/pip install -q . kubeflow-training
+bench/.venv/bin/python bench/bench_packaging.py
+bench/.venv/bin/python bench/bench_import.py
