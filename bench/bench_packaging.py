@@ -77,7 +77,7 @@ def main() -> None:
             return run
 
         rows = [
-            ("kflow (deterministic tar.gz, zlib-rs level 6)", time_it(kflow_pack, args.repeat)),
+            ("kflow (deterministic tar.gz, zlib-rs level 6, both cores)", time_it(kflow_pack, args.repeat)),
             ("Python tarfile w:gz (default level 9)", time_it(tarfile_pack(9), args.repeat)),
             ("Python tarfile w:gz compresslevel=6", time_it(tarfile_pack(6), args.repeat)),
         ]

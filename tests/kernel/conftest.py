@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_harness import KERNELS, _root, make_project
+from .kernel_harness import KERNELS, _root, make_project
 
 
 @pytest.fixture

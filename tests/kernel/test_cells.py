@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from kernel_harness import KFLOW_HOME, run_cell, stream_text
+from .kernel_harness import KFLOW_HOME, run_cell, stream_text
 
 
 def outputs(msgs: list[dict], kind: str) -> list[dict]:
@@ -64,14 +64,15 @@ def test_options_files_and_job_magics(kernel, project: Path) -> None:
     assert outputs(msgs, "execute_result")[0]["content"]["data"]["text/plain"] == "(defaults)"
 
 
-def test_kflow_run_script_with_args(kernel, project: Path) -> None:
+def test_kflow_run_script_with_args(kernel, kernel_name: str, project: Path) -> None:
     _, kc = kernel
+    name = f"my-train-{kernel_name}"  # the kernels of one test session share kflow's state
     (project / "train.py").write_text("import sys\nprint('args', sys.argv[1:])\n")
-    reply, msgs = run_cell(kc, "%kflow_run train.py --name my-train -- --lr 0.1")
+    reply, msgs = run_cell(kc, f"%kflow_run train.py --name {name} -- --lr 0.1")
     assert reply["content"]["status"] == "ok", reply["content"]
     assert stream_text(msgs) == "args ['--lr', '0.1']\n"
-    reply, msgs = run_cell(kc, "%kflow_status my-train")
-    assert outputs(msgs, "execute_result")[0]["content"]["data"]["text/plain"].startswith("my-train: Succeeded")
+    reply, msgs = run_cell(kc, f"%kflow_status {name}")
+    assert outputs(msgs, "execute_result")[0]["content"]["data"]["text/plain"].startswith(f"{name}: Succeeded")
 
 
 def test_failures_carry_the_reason(kernel) -> None:

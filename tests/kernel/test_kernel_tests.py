@@ -15,7 +15,7 @@ import unittest
 import jupyter_kernel_test
 from jupyter_client.manager import start_new_kernel
 
-from kernel_harness import NO_DEV, NO_WHEEL, dev_binary, wheel_kernel_available
+from .kernel_harness import NO_DEV, NO_WHEEL, dev_binary, wheel_kernel_available
 
 
 class _KflowKernelTests(jupyter_kernel_test.KernelTests):

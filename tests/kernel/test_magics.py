@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 
-from kernel_harness import KFLOW_ENV, REPO, stream_text
+from .kernel_harness import KFLOW_ENV, REPO, stream_text
 
 MAGICS_PY = REPO / "python" / "kflow" / "magics.py"
 
@@ -157,7 +157,9 @@ def test_magic_in_a_real_ipykernel(project: Path) -> None:
         assert "hello from the project" in stream_text(out)
 
         # Interrupt (SIGINT for ipykernel) mid-job cancels the job.
-        msg_id = kc.execute("job = %kflow_run slow.py")
+        # stop_on_error=False: otherwise ipykernel aborts the requests that follow the
+        # interrupted one for a moment, which would race with the check below.
+        msg_id = kc.execute("job = %kflow_run slow.py", stop_on_error=False)
         deadline = time.time() + 60
         while time.time() < deadline:
             m = kc.get_iopub_msg(timeout=60)
@@ -168,7 +170,7 @@ def test_magic_in_a_real_ipykernel(project: Path) -> None:
         assert reply["content"]["status"] == "error"
         out = []
         kc.execute_interactive("import kflow\nprint([j.phase for j in kflow.jobs() if j.name.startswith('slow')])", timeout=30, output_hook=out.append)
-        assert "Failed" in stream_text(out)
+        assert "Failed" in stream_text(out), [(m["msg_type"], m["content"]) for m in out]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import zmq
 
-from kernel_harness import run_cell, stream_text
+from .kernel_harness import run_cell, stream_text
 
 DELIM = b"<IDS|MSG>"
 

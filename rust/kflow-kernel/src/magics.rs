@@ -33,7 +33,7 @@ pub enum Command {
     ShowOptions,
     ResetOptions,
     SetOptions(Vec<(String, String)>),
-    Run { script: PathBuf, overrides: KernelOptions, args: Vec<String> },
+    Run { script: PathBuf, overrides: Box<KernelOptions>, args: Vec<String> },
     Jobs,
     Logs(Option<String>),
     Yaml,
@@ -49,7 +49,7 @@ pub enum CellPlan {
     /// `%%kflow_file PATH`.
     File { path: String, contents: String },
     /// `%%kflow_run …`: the rest of the cell is the script.
-    CellRun { overrides: KernelOptions, args: Vec<String>, code: String },
+    CellRun { overrides: Box<KernelOptions>, args: Vec<String>, code: String },
 }
 
 /// True when a line has no effect in a Python script (blank or comment), so a cell made only
@@ -81,7 +81,7 @@ pub fn parse_cell(cell: &str) -> Result<CellPlan, String> {
                 "%%kflow_run" => {
                     let (script, overrides, args) = parse_run_args(rest, false)?;
                     debug_assert!(script.is_none());
-                    Ok(CellPlan::CellRun { overrides, args, code: body })
+                    Ok(CellPlan::CellRun { overrides: Box::new(overrides), args, code: body })
                 }
                 other => Err(unknown(other)),
             };
@@ -174,7 +174,7 @@ pub fn parse_line_magic(line: &str) -> Result<Command, String> {
         "%kflow_run" => {
             let (script, overrides, args) = parse_run_args(rest, true)?;
             let script = script.ok_or("%kflow_run needs a script: %kflow_run train.py --gpu 1 -- ARGS")?;
-            Ok(Command::Run { script, overrides, args })
+            Ok(Command::Run { script, overrides: Box::new(overrides), args })
         }
         "%kflow_jobs" => Ok(Command::Jobs),
         "%kflow_logs" => Ok(Command::Logs(one_name("%kflow_logs")?)),

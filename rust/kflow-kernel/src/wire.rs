@@ -243,7 +243,7 @@ mod tests {
                 seed ^= seed << 17;
                 let len = (seed % 40) as usize;
                 let bytes: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
-                if i == 1 && seed % 3 == 0 {
+                if i == 1 && seed.is_multiple_of(3) {
                     frames.push(Bytes::from_static(DELIMITER));
                 } else {
                     frames.push(Bytes::from(bytes));

@@ -245,6 +245,15 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     Ok(code)
 }
 
+/// Entry of `python -m kflow.kernel -f CONNECTION_FILE` (the kernelspec's argv): serves the
+/// Jupyter kernel until a shutdown_request. The kernel never calls into Python, so the GIL is
+/// released for its whole life; local jobs' supervisors run under this interpreter.
+#[pyfunction]
+fn kernel_main(py: Python<'_>, connection_file: std::path::PathBuf) -> PyResult<()> {
+    let launcher = launcher(py)?;
+    py.detach(|| kflow_kernel::kernel_main(&connection_file, launcher)).map_err(|e| KflowError::new_err(format!("kflow kernel: {e}")))
+}
+
 /// Entry of `python -m kflow._supervisor RUN_DIR`.
 #[pyfunction]
 fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
@@ -276,6 +285,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(package, m)?,
         wrap_pyfunction!(cli_main, m)?,
         wrap_pyfunction!(supervise, m)?,
+        wrap_pyfunction!(kernel_main, m)?,
     ] {
         m.add_function(f)?;
     }

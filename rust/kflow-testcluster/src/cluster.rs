@@ -36,6 +36,8 @@ pub struct Options {
     pub faults: FaultConfig,
     /// Serve HTTPS (kubectl only sends bearer tokens over TLS); plain HTTP when false.
     pub tls: bool,
+    /// Run the Keycloak-style realm at `/realms/<realm>/` (its tokens work on the API).
+    pub idp: Option<crate::idp::IdpConfig>,
 }
 
 impl Options {
@@ -52,6 +54,7 @@ impl Options {
             wheel_dir: None,
             faults: FaultConfig::default(),
             tls: true,
+            idp: None,
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum StartError {
     Bind { port: u16, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Jwt(#[from] crate::jwt::JwtError),
     #[error("test cluster thread: {0}")]
     Thread(String),
 }
@@ -150,6 +155,22 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     };
     std::fs::write(&token_file, &token).map_err(|source| StartError::StateDir { path: token_file.clone(), source })?;
     let tls = if opts.tls { Some(crate::tls::load_or_create(&opts.state_dir)?) } else { None };
+    let base_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+    let idp = match &opts.idp {
+        Some(cfg) => {
+            // Users' namespaces exist from the start, as Kubeflow's profile controller makes them.
+            for ns in cfg.users.iter().flat_map(|u| u.namespaces.iter()) {
+                if store.get(resources::namespaces(), "", ns).is_none() {
+                    let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                                     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+                    let _ = store.create(resources::namespaces(), obj, false);
+                }
+            }
+            let signer = crate::jwt::Signer::load_or_create(&opts.state_dir)?;
+            Some(Arc::new(crate::idp::Idp::new(cfg.clone(), signer, base_url.clone())))
+        }
+        None => None,
+    };
     let cluster = Arc::new(Cluster {
         store: store.clone(),
         state_dir: opts.state_dir.clone(),
@@ -157,6 +178,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         crds,
         server_addr: addr.to_string(),
         faults: Faults::new(opts.faults.clone()),
+        idp,
     });
     let kubelet = Kubelet::new(
         store.clone(),

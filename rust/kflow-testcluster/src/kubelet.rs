@@ -286,7 +286,8 @@ impl Kubelet {
             let mut attempt = 0;
             loop {
                 let rt = runtimes.get(&cname).cloned().unwrap_or(runtime::Runtime::Shell);
-                let outcome = self.run_container(&pod, c, &rt, true, attempt, &volumes, &pod_dir, &mut cancel).await;
+                let policy = if restart_policy == "Never" { "Never" } else { "OnFailure" };
+                let outcome = self.run_container(&pod, c, &rt, true, attempt, policy, &volumes, &pod_dir, &mut cancel).await;
                 let Outcome::Exited(exit) = outcome else { return };
                 if exit.code == 0 {
                     break;
@@ -321,9 +322,8 @@ impl Kubelet {
                 let cname = c["name"].as_str().unwrap_or("").to_string();
                 let mut attempt = 0;
                 loop {
-                    let Outcome::Exited(exit) = me.run_container(&pod, &c, &rt, false, attempt, &volumes, &pod_dir, &mut cancel).await else { return };
-                    let restart = policy == "Always" || (policy == "OnFailure" && exit.code != 0);
-                    if !restart {
+                    let Outcome::Exited(exit) = me.run_container(&pod, &c, &rt, false, attempt, &policy, &volumes, &pod_dir, &mut cancel).await else { return };
+                    if !restarts(&policy, exit.code) {
                         return;
                     }
                     attempt += 1;
@@ -338,23 +338,16 @@ impl Kubelet {
         }
     }
 
-    /// Marks the container CrashLoopBackOff (restartCount = attempt) and waits the back-off.
-    /// False when the pod was deleted meanwhile.
+    fn backoff_delay(&self, attempt: i64) -> Duration {
+        self.cfg.backoff * 2u32.saturating_pow((attempt - 1).clamp(0, 3) as u32)
+    }
+
+    /// Waits the restart back-off (the CrashLoopBackOff state was written when the container
+    /// exited). False when the pod was deleted meanwhile.
     #[allow(clippy::too_many_arguments)]
-    async fn back_off(&self, ns: &str, name: &str, uid: &str, cname: &str, init: bool, attempt: i64, cancel: &mut watch::Receiver<bool>) -> bool {
-        let delay = self.cfg.backoff * 2u32.saturating_pow((attempt - 1).clamp(0, 3) as u32);
-        let msg = format!("back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})", delay.as_secs().max(1));
+    async fn back_off(&self, ns: &str, name: &str, _uid: &str, _cname: &str, _init: bool, attempt: i64, cancel: &mut watch::Receiver<bool>) -> bool {
+        let delay = self.backoff_delay(attempt);
         self.event(ns, name, "Warning", "BackOff", "Back-off restarting failed container");
-        self.update_pod(ns, name, uid, |p| {
-            with_status(p, init, cname, |s| {
-                let last = s["state"]["terminated"].clone();
-                if !last.is_null() {
-                    s["lastState"] = json!({"terminated": last});
-                }
-                s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": msg}});
-                s["restartCount"] = json!(attempt);
-            });
-        });
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = cancel.changed() => false,
@@ -370,6 +363,7 @@ impl Kubelet {
         rt: &Runtime,
         init: bool,
         attempt: i64,
+        policy: &str,
         volumes: &[(String, PathBuf)],
         pod_dir: &Path,
         cancel: &mut watch::Receiver<bool>,
@@ -472,10 +466,22 @@ impl Kubelet {
         let code = if oom { 137 } else { code };
         let exit = Exit { code, oom, started_at, finished_at: now_rfc3339() };
         let reason = if exit.oom { "OOMKilled" } else if code == 0 { "Completed" } else { "Error" };
+        // One write for the exit and the restart decision, so no observer ever sees a pod that
+        // will restart as Failed or Succeeded.
+        let restart = restarts(policy, code);
+        let delay = self.backoff_delay(attempt + 1);
         self.update_pod(&ns, &name, &uid, |p| {
             with_status(p, init, &cname, |s| {
-                s["state"] = json!({"terminated": {"exitCode": exit.code, "reason": reason,
-                    "startedAt": exit.started_at, "finishedAt": exit.finished_at, "containerID": s["containerID"].clone()}});
+                let terminated = json!({"exitCode": exit.code, "reason": reason,
+                    "startedAt": exit.started_at, "finishedAt": exit.finished_at, "containerID": s["containerID"].clone()});
+                if restart {
+                    s["lastState"] = json!({"terminated": terminated});
+                    let msg = format!("back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})", delay.as_secs().max(1));
+                    s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": msg}});
+                    s["restartCount"] = json!(attempt + 1);
+                } else {
+                    s["state"] = json!({"terminated": terminated});
+                }
                 s["ready"] = json!(false);
                 s["started"] = json!(false);
             });
@@ -619,6 +625,11 @@ impl Kubelet {
         }
         Ok(env)
     }
+}
+
+/// Whether a container that exited with `code` is started again under the pod restartPolicy.
+fn restarts(policy: &str, code: i64) -> bool {
+    policy == "Always" || (policy == "OnFailure" && code != 0)
 }
 
 async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: BufReader<R>, tx: mpsc::Sender<Vec<u8>>) {

@@ -26,3 +26,5 @@ pub mod volumes;
 
 pub use cluster::{Options, TestCluster};
 pub mod tls;
+pub mod idp;
+pub mod jwt;

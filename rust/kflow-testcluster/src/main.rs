@@ -48,6 +48,12 @@ struct Args {
     /// Serve plain HTTP instead of HTTPS (kubectl will not send the token then).
     #[arg(long)]
     insecure_http: bool,
+    /// Serve the Keycloak-style realm (default users unless --idp-config is given).
+    #[arg(long)]
+    idp: bool,
+    /// Realm config (JSON or YAML): realm, clients, users, token lifetimes.
+    #[arg(long)]
+    idp_config: Option<PathBuf>,
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -74,6 +80,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     opts.restart_backoff = Duration::from_millis(args.restart_backoff_ms);
     opts.wheel_dir = args.wheel_dir;
     opts.tls = !args.insecure_http;
+    if let Some(f) = &args.idp_config {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        opts.idp = Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
+    } else if args.idp {
+        opts.idp = Some(Default::default());
+    }
     if let Some(f) = args.faults {
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         opts.faults = serde_json::from_str::<FaultConfig>(&text).with_context(|| format!("parsing {}", f.display()))?;
@@ -81,7 +93,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let running = cluster::start(opts).await.context("starting the test cluster")?;
     let kubeconfig = running.kubeconfig();
     if let Some(path) = &args.kubeconfig_out {
-        std::fs::write(path, &kubeconfig).with_context(|| format!("writing {}", path.display()))?;
+        // Written whole and renamed: callers wait for the file to appear, then read it.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &kubeconfig).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.print_kubeconfig {
         let mut out = std::io::stdout().lock();

@@ -97,16 +97,55 @@ pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink(interp, &link)?;
         }
+        use std::os::unix::fs::PermissionsExt;
         let pip = dir.join("pip");
         std::fs::write(&pip, format!("#!/bin/sh\nexec {} -m pip \"$@\"\n", interp.display()))?;
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&pip, std::fs::Permissions::from_mode(0o755))?;
         let pip3 = dir.join("pip3");
         let _ = std::fs::remove_file(&pip3);
         std::os::unix::fs::symlink("pip", &pip3)?;
+        let torchrun = dir.join("torchrun");
+        let _ = std::fs::remove_file(&torchrun);
+        match interp.parent().map(|d| d.join("torchrun")).filter(|t| t.exists()) {
+            Some(real) => std::os::unix::fs::symlink(real, &torchrun)?,
+            None => {
+                std::fs::write(&torchrun, format!("#!{}\n{TORCHRUN_STANDIN}", interp.display()))?;
+                std::fs::set_permissions(&torchrun, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
     }
     Ok(())
 }
+
+/// `torchrun` where the runtime has no torch (the Kubeflow SDKs launch multi-node jobs with it):
+/// skips torchrun's own options and runs the script once in this process, i.e. one process per
+/// pod with the RANK/WORLD_SIZE the operator set.
+const TORCHRUN_STANDIN: &str = r#"import os, runpy, sys
+args = sys.argv[1:]
+no_value = {"--standalone", "--no-python", "--no_python", "--run-path", "--run_path"}
+module = False
+i = 0
+while i < len(args) and args[i].startswith("-"):
+    a = args[i]
+    if a in ("-m", "--module"):
+        module = True
+        i += 1
+    elif "=" in a or a in no_value:
+        i += 1
+    else:
+        i += 2
+if i >= len(args):
+    sys.exit("torchrun (kflow-testcluster stand-in): no training script given")
+sys.argv = args[i:]
+os.environ.setdefault("LOCAL_RANK", "0")
+os.environ.setdefault("LOCAL_WORLD_SIZE", "1")
+os.environ.setdefault("GROUP_RANK", os.environ.get("PET_NODE_RANK", "0"))
+if module:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+else:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"#;
 
 pub fn default_command(rt: &Runtime) -> Vec<String> {
     match rt {

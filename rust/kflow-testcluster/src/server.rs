@@ -15,6 +15,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::discovery;
+use crate::idp;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::Faults;
 use crate::logs::{self, LogOptions};
@@ -38,6 +39,15 @@ pub struct Cluster {
     /// `host:port` the server listens on, for discovery's serverAddressByClientCIDRs.
     pub server_addr: String,
     pub faults: Faults,
+    /// The Keycloak-style realm whose tokens the API server also accepts.
+    pub idp: Option<Arc<crate::idp::Idp>>,
+}
+
+/// Who is calling: the static token is cluster-admin; realm users act in their namespaces.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Admin,
+    User(crate::idp::TokenUser),
 }
 
 type Query = HashMap<String, String>;
@@ -51,6 +61,13 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/livez", axum::routing::get(|| async { "ok" }))
         .route("/admin/faults", axum::routing::put(crate::faults::put_faults).get(crate::faults::get_faults))
         .route("/admin/compact", axum::routing::post(admin_compact))
+        .route("/realms/{realm}/.well-known/openid-configuration", axum::routing::get(idp::discovery))
+        .route("/realms/{realm}/protocol/openid-connect/auth", axum::routing::get(idp::auth))
+        .route("/realms/{realm}/login-actions/authenticate", axum::routing::post(idp::authenticate))
+        .route("/realms/{realm}/protocol/openid-connect/token", axum::routing::post(idp::token))
+        .route("/realms/{realm}/protocol/openid-connect/certs", axum::routing::get(idp::certs))
+        .route("/realms/{realm}/protocol/openid-connect/userinfo", axum::routing::get(idp::userinfo))
+        .route("/realms/{realm}/protocol/openid-connect/logout", axum::routing::get(idp::logout).post(idp::logout))
         .fallback(dispatch)
         .with_state(cluster)
 }
@@ -68,13 +85,49 @@ fn json_response(code: u16, v: &Value) -> Response {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn authorized(c: &Cluster, headers: &HeaderMap) -> bool {
-    let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
-    let Some(token) = h.strip_prefix("Bearer ") else { return false };
-    if c.faults.is_revoked(token.trim()) {
-        return false;
+fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
+    let h = headers.get("authorization").and_then(|v| v.to_str().ok())?;
+    let token = h.strip_prefix("Bearer ")?.trim();
+    if c.faults.is_revoked(token) {
+        return None;
     }
-    c.tokens.read().map(|t| t.iter().any(|x| x == token.trim())).unwrap_or(false)
+    if c.tokens.read().map(|t| t.iter().any(|x| x == token)).unwrap_or(false) {
+        return Some(Identity::Admin);
+    }
+    c.idp.as_ref().and_then(|i| i.verify_bearer(token)).map(Identity::User)
+}
+
+/// Simple RBAC for realm users: everything inside their namespaces, nothing outside.
+fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
+    let Identity::User(u) = id else { return Ok(()) };
+    let ns = if rp.res.plural == "namespaces" { rp.name.as_ref() } else { rp.namespace.as_ref() };
+    let own = ns.is_some_and(|n| u.namespaces.contains(n));
+    if own && (rp.res.plural != "namespaces" || *method == Method::GET) {
+        return Ok(());
+    }
+    let verb = match (method.as_str(), rp.name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        _ => "deletecollection",
+    };
+    let resource = match &rp.sub {
+        Some(sub) => format!("{}/{sub}", rp.res.plural),
+        None => rp.res.plural.to_string(),
+    };
+    let scope = match rp.namespace.as_ref() {
+        Some(n) => format!("in the namespace \"{n}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let named = rp.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    Err(ApiError::forbidden(format!(
+        "{}{named} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+        rp.res.plural, u.username, rp.res.group
+    )))
 }
 
 async fn dispatch(State(c): State<Arc<Cluster>>, req: Request) -> Response {
@@ -85,8 +138,14 @@ async fn dispatch(State(c): State<Arc<Cluster>>, req: Request) -> Response {
         return resp;
     }
     let target = routing::parse(&path);
-    if target != Some(Target::Version) && !authorized(&c, &parts.headers) {
+    let identity = authenticate(&c, &parts.headers);
+    if target != Some(Target::Version) && identity.is_none() {
         return ApiError::unauthorized().into_response();
+    }
+    if let (Some(Target::Resource(rp)), Some(id)) = (&target, &identity) {
+        if let Err(e) = authorize(id, &parts.method, rp, flag(&query, "watch")) {
+            return e.into_response();
+        }
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -126,8 +185,9 @@ async fn handle(
     }
 }
 
+/// Boolean query parameters: Go clients send `true`/`1`, the Python client sends `True`.
 fn flag(q: &Query, k: &str) -> bool {
-    q.get(k).is_some_and(|v| v == "true" || v == "1")
+    q.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 fn dry_run(q: &Query) -> bool {

@@ -1,14 +1,15 @@
 //! Project folder -> deterministic tar.gz (+ sha256). The same content gives the same bytes
 //! whatever the mtimes, owners or walk order, so the digest identifies the code of a run.
 
+mod pgzip;
 mod walk;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
+use pgzip::ParallelGzWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -58,7 +59,7 @@ pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
     }
     let file = File::create(out).map_err(Error::io("creating", out))?;
     let hashing = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
-    let gz: GzEncoder<HashingWriter<BufWriter<File>>> = GzBuilder::new().mtime(0).write(hashing, Compression::default());
+    let gz = ParallelGzWriter::new(hashing, Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut content_bytes = 0;
@@ -147,7 +148,8 @@ pub fn human_bytes(n: u64) -> String {
 pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(Error::io("creating", dest))?;
     let file = File::open(archive).map_err(Error::io("opening", archive))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    // Multi: `package` writes one gzip member per block.
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)));
     tar.set_preserve_mtime(true);
     tar.unpack(dest).map_err(Error::io("unpacking into", dest))
 }
