@@ -102,3 +102,26 @@ def test_ctrl_c_without_a_terminal_cancels_the_job(kflow_home, project):
     name = json.loads(kflow_cmd("jobs", "--json").stdout)[0]["name"]
     status = json.loads(kflow_cmd("status", name, "--json").stdout)
     assert status["phase"] == "Failed" and status["reason"] == "Cancelled"
+
+
+def test_kernel_install_writes_an_absolute_spec_jupyter_finds(tmp_path):
+    import os
+    import sys
+
+    data = tmp_path / "jupyter-data"
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data)}
+    result = kflow_cmd("kernel", "install", "--user", "--name", "kflow-test", env=env)
+    assert result.returncode == 0, result.stderr
+    spec = json.loads((data / "kernels" / "kflow-test" / "kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable and spec["interrupt_mode"] == "message"
+    listed = subprocess.run(
+        [sys.executable, "-c", "import json; from jupyter_client.kernelspec import KernelSpecManager as M; print(json.dumps(M().find_kernel_specs()))"],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    assert "kflow-test" in json.loads(listed.stdout)
+
+    prefix = tmp_path / "prefix"
+    assert kflow_cmd("kernel", "install", "--prefix", str(prefix)).returncode == 0
+    assert (prefix / "share/jupyter/kernels/kflow/logo-64x64.png").stat().st_size > 0
+    bad = kflow_cmd("kernel", "install", "--name", "bad name", "--prefix", str(prefix))
+    assert bad.returncode == 2 and "kernel name" in bad.stderr

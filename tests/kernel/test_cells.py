@@ -15,6 +15,12 @@ from pathlib import Path
 from .kernel_harness import KFLOW_HOME, run_cell, stream_text
 
 
+def runs() -> set[Path]:
+    """The run folders kflow's state holds (shared by the session's kernels)."""
+    d = KFLOW_HOME / "state/runs"
+    return set(d.iterdir()) if d.exists() else set()
+
+
 def outputs(msgs: list[dict], kind: str) -> list[dict]:
     return [m for m in msgs if m["msg_type"] == kind]
 
@@ -52,13 +58,13 @@ def test_options_files_and_job_magics(kernel, project: Path) -> None:
     assert "[worker-0] 1 42 0.5" in stream_text(msgs)
 
     # The next cell's manifest is shown, not submitted.
-    runs_before = len(list((KFLOW_HOME / "state/runs").iterdir()))
+    runs_before = len(runs())
     run_cell(kc, "%kflow_yaml")
     reply, msgs = run_cell(kc, "print('never runs')")
     assert reply["content"]["status"] == "ok"
     text = stream_text(msgs)
     assert "kind: PyTorchJob" in text and "never runs" not in text
-    assert len(list((KFLOW_HOME / "state/runs").iterdir())) == runs_before
+    assert len(runs()) == runs_before
 
     reply, msgs = run_cell(kc, "%kflow reset")
     assert outputs(msgs, "execute_result")[0]["content"]["data"]["text/plain"] == "(defaults)"
@@ -98,14 +104,14 @@ def test_probes_are_answered_locally(kernel) -> None:
     _, kc = kernel
     reply, _ = run_cell(kc, "print('x')")
     count = reply["content"]["execution_count"]
-    runs = set((KFLOW_HOME / "state/runs").iterdir())
+    before = runs()
     reply, msgs = run_cell(kc, "import ipywidgets\n__vsc_ipynb_file__ = 'x'", store_history=False)
     assert reply["content"]["status"] == "ok"
     assert reply["content"]["execution_count"] == count
     assert not outputs(msgs, "stream")
     reply, _ = run_cell(kc, "raise SystemExit(1)", silent=True)
     assert reply["content"]["status"] == "ok"
-    assert set((KFLOW_HOME / "state/runs").iterdir()) == runs
+    assert runs() == before
     reply, _ = run_cell(kc, "print('y')")
     assert reply["content"]["execution_count"] == count + 1
 
@@ -152,3 +158,24 @@ def test_million_lines_arrive_complete(kernel) -> None:
     # Batched: far fewer messages than lines.
     assert len(outputs(msgs, "stream")) < 2_000
     print(f"1,000,000 lines in {time.time() - started:.1f} s, {len(outputs(msgs, 'stream'))} stream messages")
+
+
+def test_failed_cell_aborts_queued_cells(kernel) -> None:
+    """VS Code's "Run All" queues every cell at once: after a failing job the rest are aborted
+    (as ipykernel does), not submitted."""
+    _, kc = kernel
+    before = runs()
+    ids = [kc.execute("raise SystemExit(2)"), kc.execute("print('second')"), kc.execute("print('third')")]
+    replies = {}
+    while len(replies) < 3:
+        r = kc.get_shell_msg(timeout=60)
+        replies[r["parent_header"]["msg_id"]] = r["content"]["status"]
+    assert [replies[i] for i in ids] == ["error", "aborted", "aborted"]
+    assert len(runs() - before) == 1
+    # Without stop_on_error the next cell runs.
+    ids = [kc.execute("raise SystemExit(2)", stop_on_error=False), kc.execute("print('runs')")]
+    replies = {}
+    while len(replies) < 2:
+        r = kc.get_shell_msg(timeout=60)
+        replies[r["parent_header"]["msg_id"]] = r["content"]["status"]
+    assert [replies[i] for i in ids] == ["error", "ok"]

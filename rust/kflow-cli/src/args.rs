@@ -62,6 +62,11 @@ pub enum Command {
         #[arg(long, short = 'd')]
         detach: bool,
     },
+    /// Manage the Jupyter kernel's registration.
+    Kernel {
+        #[command(subcommand)]
+        action: KernelAction,
+    },
     /// List the job templates of this project and of the user.
     Templates {
         /// Project folder whose .kflow/templates to include (default: current folder).
@@ -69,6 +74,27 @@ pub enum Command {
         project_root: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelAction {
+    /// Register the "Kubeflow (kflow)" kernel with this Python's absolute path.
+    Install {
+        /// Into the user's Jupyter folder (the default).
+        #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]
+        user: bool,
+        /// Into this Python environment's share/jupyter (what VS Code scans per environment).
+        #[arg(long, conflicts_with = "prefix")]
+        sys_prefix: bool,
+        /// Into PREFIX/share/jupyter/kernels.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// Folder name of the kernelspec.
+        #[arg(long, default_value = "kflow")]
+        name: String,
+        #[arg(long, default_value = "Kubeflow (kflow)")]
+        display_name: String,
     },
 }
 

@@ -2,9 +2,11 @@
 //! carries an event ID that is also in kflow's local log (NFR-4), and never a stack trace.
 
 mod args;
+mod kernelspec;
 mod output;
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use kflow_core::{Client, Context, Error, Job, Launcher, Phase};
 
-use args::{Cli, Command};
+use args::{Cli, Command, KernelAction};
 use output::Printer;
 
 /// Exit codes: 0 the job (or command) succeeded, 1 the job failed, 2 the input was wrong,
@@ -20,7 +22,18 @@ use output::Printer;
 const EXIT_FAILED: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 
-pub fn main(argv: Vec<String>, launcher: Launcher) -> i32 {
+/// What the CLI needs to know about the Python it runs in.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Starts local-run supervisors.
+    pub launcher: Launcher,
+    /// `sys.executable`, for kernelspecs.
+    pub python: PathBuf,
+    /// `sys.prefix`, for `kernel install --sys-prefix`.
+    pub prefix: PathBuf,
+}
+
+pub fn main(argv: Vec<String>, host: Host) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -28,9 +41,9 @@ pub fn main(argv: Vec<String>, launcher: Launcher) -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
-    let client = Client::new(Context::from_process(), launcher);
+    let client = Client::new(Context::from_process(), host.launcher.clone());
     let printer = Printer::new();
-    match dispatch(cli.command, &client, &printer) {
+    match dispatch(cli.command, &client, &host, &printer) {
         Ok(code) => code,
         Err(e) => {
             printer.error(&client, &e);
@@ -42,7 +55,7 @@ pub fn main(argv: Vec<String>, launcher: Launcher) -> i32 {
     }
 }
 
-fn dispatch(command: Command, client: &Client, out: &Printer) -> Result<i32, Error> {
+fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Result<i32, Error> {
     match command {
         Command::Run { run, detach } => {
             let spec = client.resolve(run.options())?;
@@ -114,6 +127,16 @@ fn dispatch(command: Command, client: &Client, out: &Printer) -> Result<i32, Err
                 return Ok(0);
             }
             follow(&job, out)
+        }
+        Command::Kernel { action: KernelAction::Install { user: _, sys_prefix, prefix, name, display_name } } => {
+            let kernels = match (sys_prefix, prefix) {
+                (true, _) => host.prefix.join("share/jupyter/kernels"),
+                (_, Some(prefix)) => prefix.join("share/jupyter/kernels"),
+                _ => kernelspec::user_kernels_dir(),
+            };
+            let dir = kernelspec::install(&kernels, &name, &display_name, &host.python)?;
+            out.note(&format!("installed kernelspec {name:?} in {}", dir.display()));
+            Ok(0)
         }
         Command::Templates { project_root, json } => {
             let root = project_root.unwrap_or_else(|| client.context().cwd.clone());

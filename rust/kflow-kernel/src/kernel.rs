@@ -155,20 +155,46 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
         });
     }
 
-    let mut shell = ShellState { shared: shared.clone(), executor, count: 0, history: Vec::new(), idle: idle_tx };
+    let mut shell = ShellState {
+        shared: shared.clone(),
+        executor,
+        count: 0,
+        history: Vec::new(),
+        idle: idle_tx,
+        failed_stop: false,
+    };
+    // Requests taken off the socket while aborting after a failed cell, still to be handled.
+    let mut pending: std::collections::VecDeque<Incoming> = Default::default();
     loop {
-        tokio::select! {
-            req = shell_rx.recv() => {
-                let Some(req) = req else { break };
-                let parent = req.as_parent();
-                shared.status(&parent, "busy");
-                let stop = shell.handle(&shell_tx, &req).await;
-                shared.status(&parent, "idle");
-                if stop {
-                    break;
+        let req = if let Some(r) = pending.pop_front() {
+            r
+        } else {
+            tokio::select! {
+                req = shell_rx.recv() => match req { Some(r) => r, None => break },
+                _ = shutdown_rx.changed() => break,
+            }
+        };
+        let parent = req.as_parent();
+        shared.status(&parent, "busy");
+        let stop = shell.handle(&shell_tx, &req).await;
+        shared.status(&parent, "idle");
+        if stop {
+            break;
+        }
+        if std::mem::take(&mut shell.failed_stop) {
+            // As ipykernel does: a failed cell (stop_on_error) aborts the executes already
+            // queued behind it, so "Run All" stops at the first failing job instead of
+            // submitting every following cell. Other requests are still answered.
+            while let Ok(next) = shell_rx.try_recv() {
+                if next.header.msg_type == "execute_request" {
+                    let parent = next.as_parent();
+                    shared.status(&parent, "busy");
+                    shared.reply(&shell_tx, &next, "execute_reply", AbortedReply { status: "aborted", execution_count: shell.count });
+                    shared.status(&parent, "idle");
+                } else {
+                    pending.push_back(next);
                 }
             }
-            _ = shutdown_rx.changed() => break,
         }
     }
     // Let the sender tasks write the shutdown reply and the last idle before the process ends.
@@ -216,6 +242,8 @@ struct ShellState {
     count: u64,
     history: Vec<HistoryEntry>,
     idle: watch::Sender<bool>,
+    /// Set when a cell failed with stop_on_error: the loop then aborts queued executes.
+    failed_stop: bool,
 }
 
 impl ShellState {
@@ -324,6 +352,7 @@ impl ShellState {
                 user_expressions: Map::new(),
             }),
             CellOutcome::Error { ename, evalue, traceback } => {
+                self.failed_stop = r.stop_on_error;
                 if !r.silent {
                     publisher.publish("error", ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() });
                 }

@@ -186,6 +186,14 @@ pub struct ExecuteReplyOk {
     pub user_expressions: Map<String, Value>,
 }
 
+/// execute_reply for a request skipped after an earlier failure ("aborted", as ipykernel and
+/// the clients that check for it spell it).
+#[derive(Debug, Clone, Serialize)]
+pub struct AbortedReply {
+    pub status: &'static str,
+    pub execution_count: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorContent {
     pub status: &'static str,

@@ -190,4 +190,25 @@ mod tests {
         let err_at = names.iter().position(|x| x == "stderr").unwrap();
         assert_eq!(err_at, names.len() - 2);
     }
+
+    #[tokio::test]
+    async fn status_line_is_one_updating_display() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let p = Publisher { iopub: tx, session: "s".into(), parent: Value::Null };
+        let (mut sink, handle) = start(p, 1);
+        sink.status_line(None);
+        sink.status_line(Some("pending (pulling image)"));
+        sink.stdout("log\n");
+        sink.status_line(Some("running"));
+        drop(sink);
+        handle.await.unwrap();
+        let mut msgs = vec![];
+        while let Ok(out) = rx.try_recv() {
+            msgs.push(out);
+        }
+        let kinds: Vec<&str> = msgs.iter().map(|m| m.header.msg_type.as_str()).collect();
+        assert_eq!(kinds, ["display_data", "stream", "update_display_data"]);
+        assert_eq!(msgs[0].content["transient"]["display_id"], msgs[2].content["transient"]["display_id"]);
+        assert_eq!(msgs[2].content["data"]["text/plain"], "running");
+    }
 }

@@ -237,8 +237,13 @@ fn record_event(level: &str, message: &str) -> String {
 /// The `kflow` command; returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
-    let launcher = launcher(py)?;
-    let code = py.detach(|| kflow_cli::main(argv, launcher));
+    let sys = py.import("sys")?;
+    let host = kflow_cli::Host {
+        launcher: launcher(py)?,
+        python: sys.getattr("executable")?.extract::<String>()?.into(),
+        prefix: sys.getattr("prefix")?.extract::<String>()?.into(),
+    };
+    let code = py.detach(|| kflow_cli::main(argv, host));
     // The CLI handled Ctrl-C itself (cancel or detach); drop the KeyboardInterrupt Python's own
     // handler queued meanwhile, or it would surface as a traceback after the answer.
     let _ = py.check_signals();

@@ -110,7 +110,9 @@ fn still_running(store: &Store, ns: &str, pod: &str, uid: &str, container: &str,
     }
     let Some(s) = container_status(&p, container) else { return true };
     let count = s["restartCount"].as_i64().unwrap_or(0);
-    count == restart && s["state"]["terminated"].is_null() && !(s["state"]["waiting"].is_object() && !s["lastState"]["terminated"].is_null())
+    // Waiting after a previous run means this instance ended and a restart is backing off.
+    let backing_off = s["state"]["waiting"].is_object() && !s["lastState"]["terminated"].is_null();
+    count == restart && s["state"]["terminated"].is_null() && !backing_off
 }
 
 struct Filter {

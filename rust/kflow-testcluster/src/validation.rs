@@ -243,10 +243,8 @@ fn type_name(v: &Value) -> &'static str {
 /// properties, additionalProperties, items, enum, min/max, int-or-string, preserve-unknown-fields.
 /// Unknown fields are pruned by the real apiserver rather than rejected, so they are ignored here.
 pub fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Causes) {
+    // The apiserver drops nulls (nullable or not) before validating instead of failing.
     if v.is_null() {
-        if schema["nullable"] != Value::Bool(true) {
-            // The apiserver drops nulls for non-nullable fields instead of failing.
-        }
         return;
     }
     if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
@@ -296,11 +294,9 @@ pub fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Causes) 
                 }
             }
         }
-        Value::Array(items) => {
-            if schema["items"].is_object() {
-                for (i, item) in items.iter().enumerate() {
-                    check_schema(&schema["items"], item, &format!("{path}[{i}]"), causes);
-                }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, item) in items.iter().enumerate() {
+                check_schema(&schema["items"], item, &format!("{path}[{i}]"), causes);
             }
         }
         _ => {}

@@ -134,6 +134,10 @@ fn list_paging_and_selectors() {
     // all namespaces
     let (_, all) = api.get("/api/v1/configmaps");
     assert_eq!(all["items"].as_array().unwrap().len(), 7);
+    // deletecollection with a selector
+    let (code, gone) = api.call(Method::DELETE, &format!("{CMS}?labelSelector=tier%3Dodd"), None);
+    assert_eq!((code, gone["items"].as_array().unwrap().len()), (200, 3));
+    assert_eq!(api.get(CMS).1["items"].as_array().unwrap().len(), 4);
 }
 
 #[test]

@@ -129,6 +129,9 @@ fn logs_options_and_follow() {
     assert_eq!(logs(&api, "talk", "limitBytes=3"), "lin");
     let (code, _) = api.get(&format!("{PODS}/talk/log?container=nope"));
     assert_eq!(code, 400);
+    // Fault injection: log streams cut after N lines.
+    api.call(Method::PUT, "/admin/faults", Some(&json!({"logDropAfter": 2})));
+    assert_eq!(logs(&api, "talk", ""), "line 0\nline 1\n");
 }
 
 #[test]
