@@ -21,7 +21,7 @@ from ._native import (
     WaitTimeoutError,
     __version__,
 )
-from ._api import get, jobs, manifests, run, templates, yaml
+from ._api import get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
 
 __all__ = [
@@ -40,9 +40,12 @@ __all__ = [
     "__version__",
     "get",
     "jobs",
+    "login",
+    "logout",
     "manifests",
     "run",
     "templates",
+    "whoami",
     "yaml",
 ]
 

@@ -80,3 +80,59 @@ def templates(project_root: Optional[PathLike] = None) -> List[Dict[str, str]]:
     """The job templates of the project (default: current folder) and of the user."""
     root = None if project_root is None else str(project_root)
     return json.loads(_native.templates_json(root))
+
+
+def _identity(payload: str) -> Dict[str, Any]:
+    who = json.loads(payload)
+    notice = who.pop("notice", None)
+    if notice:
+        import warnings
+
+        warnings.warn(notice, RuntimeWarning, stacklevel=3)
+    return who
+
+
+def login(
+    url: Optional[str] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    store_password: bool = False,
+) -> Dict[str, Any]:
+    """Signs in to Kubeflow with a username and password (Keycloak or Dex behind Kubeflow's
+    gateway) and keeps the session — refresh token and cookies, never the password unless
+    `store_password=True` — in the OS keyring (in memory when there is none; a warning says so).
+
+    What is not given is asked for when running interactively (the password with `getpass`).
+    `url` defaults to the configured one (`KFLOW_URL`, config.toml) or the last one used.
+    Returns who is signed in (`kflow.whoami()`); nothing secret is in it.
+    """
+    import sys
+
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    if url is None:
+        url = _native.auth_default_url()
+        if url is None and interactive:
+            url = input("Kubeflow URL: ").strip()
+    if username is None:
+        if not interactive:
+            raise ValueError("kflow.login: pass username=... (no terminal to ask on)")
+        username = input("Username: ").strip()
+    if password is None:
+        if not interactive:
+            raise ValueError("kflow.login: pass password=... (no terminal to ask on)")
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    return _identity(_native.auth_login(username, password, url, store_password))
+
+
+def logout() -> Dict[str, Any]:
+    """Signs out: ends the session and removes every secret kflow stored. Returns who was
+    signed in (`signed_in` is False when nobody was)."""
+    return _identity(_native.auth_logout())
+
+
+def whoami() -> Dict[str, Any]:
+    """Who is signed in: `signed_in`, `url`, `username`, `expires_at`, `store` ("keyring" or
+    "memory") and `store_description`. No network; nothing secret."""
+    return _identity(_native.auth_whoami())

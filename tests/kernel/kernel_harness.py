@@ -80,7 +80,7 @@ os.environ["JUPYTER_PATH"] = str(JUPYTER_DIR) + os.pathsep + os.environ.get("JUP
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 NO_DEV = "target/debug/kflow-kernel-dev is not built: run `cargo build -p kflow-kernel` first"
-NO_WHEEL = "kflow._native has no kernel_main yet (the wheel glue in rust/kflow-py is not wired)"
+NO_WHEEL = "the kflow wheel (kflow._native.kernel_main) is not installed in this interpreter: maturin build + pip install, as .ci/run does"
 
 KERNELS = [
     pytest.param("kflow-dev", marks=pytest.mark.skipif(_bin is None, reason=NO_DEV)),

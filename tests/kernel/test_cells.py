@@ -87,16 +87,15 @@ def test_failures_carry_the_reason(kernel) -> None:
     c = reply["content"]
     assert c["status"] == "error" and c["ename"] == "JobFailed"
     assert "exited with code 1" in c["evalue"], c["evalue"]
-    # The traceback is in the job's log.
-    assert "ValueError: bad data" in stream_text(msgs)
+    # The traceback is in the job's log, on stderr (highlighted as an error line).
+    assert "ValueError: bad data" in stream_text(msgs, "stderr")
     assert len(outputs(msgs, "error")) == 1
 
     reply, _ = run_cell(kc, "%kflow gpu=lots")
     assert reply["content"]["ename"] == "UsageError"
-    reply, _ = run_cell(kc, "%kflow kind=pytorch backend=cluster")
-    reply, _ = run_cell(kc, "print(1)")
-    assert reply["content"]["status"] == "error"
-    assert "cluster" in reply["content"]["evalue"]
+    reply, _ = run_cell(kc, "%kflow_run missing.py")
+    assert reply["content"]["ename"] == "InvalidRun"
+    assert "missing.py" in reply["content"]["evalue"]
 
 
 def test_probes_are_answered_locally(kernel) -> None:
@@ -179,3 +178,25 @@ def test_failed_cell_aborts_queued_cells(kernel) -> None:
         r = kc.get_shell_msg(timeout=60)
         replies[r["parent_header"]["msg_id"]] = r["content"]["status"]
     assert [replies[i] for i in ids] == ["error", "ok"]
+
+
+def test_shutdown_cancels_the_running_job(kernel_name: str, project: Path) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name=kernel_name, cwd=str(project), startup_timeout=30)
+    try:
+        msg_id = kc.execute("import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(120)")
+        pid = None
+        deadline = time.time() + 60
+        while pid is None and time.time() < deadline:
+            m = kc.get_iopub_msg(timeout=60)
+            if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
+                pid = int(m["content"]["text"].split()[1])
+        assert pid is not None
+    finally:
+        kc.stop_channels()
+        started = time.time()
+        km.shutdown_kernel(now=False)
+    assert time.time() - started < 10
+    time.sleep(0.5)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

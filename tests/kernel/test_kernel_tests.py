@@ -24,9 +24,9 @@ class _KflowKernelTests(jupyter_kernel_test.KernelTests):
 
     # A cell is a training job: its stdout is the job's log.
     code_hello_world = "print('hello, world')"
-    # A job's own stdout/stderr merge into one pod log, so stderr carries kflow's warnings:
-    # the local backend warns that it does not install apt packages.
-    code_stderr = "%%kflow_run --apt cowsay\nprint('done')"
+    # A pod log merges the job's stdout and stderr; the kernel puts warning and error lines
+    # (by kflow-core's severity) on stderr.
+    code_stderr = "import warnings\nwarnings.warn('careful')"
     # SystemExit prints nothing, so the job's failure is the one output.
     code_generate_error = "raise SystemExit(3)"
     code_execute_result = [{"code": "%kflow namespace=team-a", "result": "namespace=team-a"}]

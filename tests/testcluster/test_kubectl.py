@@ -20,6 +20,8 @@ def test_api_resources(testcluster):
     for name in ("pods", "configmaps", "persistentvolumeclaims", "pytorchjobs", "tfjobs", "mpijobs"):
         assert name in out
     assert "kubeflow.org/v1" in out
+    crds = testcluster.kubectl("get", "crd", "-o", "name").stdout.split()
+    assert "customresourcedefinition.apiextensions.k8s.io/pytorchjobs.kubeflow.org" in crds
 
 
 def test_apply_get_delete(testcluster, unique):
@@ -155,3 +157,35 @@ def test_bad_image_and_failing_command(testcluster, unique):
     assert code == "4"
     assert testcluster.kubectl("logs", unique + "-fail").stdout == "bye\n"
     assert "Error" in testcluster.kubectl("get", "pod", unique + "-fail").stdout
+
+
+def test_create_with_typed_clients(testcluster, unique):
+    """`kubectl create configmap|secret|namespace` send protobuf bodies, not JSON."""
+    testcluster.kubectl("create", "configmap", unique, "--from-literal=a=1")
+    assert json.loads(testcluster.kubectl("get", "cm", unique, "-o", "jsonpath={.data}").stdout) == {"a": "1"}
+    testcluster.kubectl("create", "secret", "generic", unique, "--from-literal=tok=abc")
+    assert testcluster.kubectl("get", "secret", unique, "-o", "jsonpath={.data.tok}").stdout == "YWJj"
+    testcluster.kubectl("create", "namespace", unique)
+    assert "Active" in testcluster.kubectl("get", "ns", unique).stdout
+    res = testcluster.kubectl("create", "configmap", "Bad_Name", check=False)
+    assert res.returncode != 0 and "is invalid" in res.stderr
+    testcluster.kubectl("delete", "namespace", unique)
+
+
+def test_exec_and_cp(testcluster, unique, tmp_path):
+    testcluster.kubectl("run", unique, "--image=python:3.12", "--command", "--",
+                        "python", "-c", "import time; open('/tmp/mark', 'w').write('from-pod'); time.sleep(120)")
+    wait_phase(testcluster, unique, {"Running"})
+    out = testcluster.kubectl("exec", unique, "--", "cat", "/tmp/mark").stdout
+    assert out == "from-pod", "exec sees the container's /tmp"
+    res = testcluster.kubectl("exec", unique, "--", "sh", "-c", "echo oops >&2; exit 3", check=False)
+    assert res.returncode == 3 and "oops" in res.stderr
+    piped = testcluster.kubectl("exec", "-i", unique, "--", "sh", "-c", "tr a-z A-Z", input="shout\n").stdout
+    assert piped == "SHOUT\n"
+    src = tmp_path / "up.txt"
+    src.write_text("uploaded")
+    testcluster.kubectl("cp", str(src), f"{unique}:/tmp/up.txt")
+    assert testcluster.kubectl("exec", unique, "--", "cat", "/tmp/up.txt").stdout == "uploaded"
+    testcluster.kubectl("cp", f"{unique}:/tmp/mark", str(tmp_path / "down.txt"))
+    assert (tmp_path / "down.txt").read_text() == "from-pod"
+    testcluster.kubectl("delete", "pod", unique)

@@ -94,3 +94,26 @@ def test_custom_objects_pytorchjob(api, unique):
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
     assert job["status"]["replicaStatuses"]["Master"]["succeeded"] == 1
+
+
+def test_exec_stream(api, unique):
+    from kubernetes.stream import stream
+
+    v1 = client.CoreV1Api(api)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=unique),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name="main", image="busybox", command=["sh", "-c", "sleep 120"])]))
+    v1.create_namespaced_pod("default", pod)
+    deadline = time.monotonic() + 30
+    while v1.read_namespaced_pod(unique, "default").status.phase != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    out = stream(v1.connect_get_namespaced_pod_exec, unique, "default", command=["sh", "-c", "echo out; echo $HOSTNAME"],
+                 stderr=True, stdin=False, stdout=True, tty=False)
+    assert out == f"out\n{unique}\n"
+    resp = stream(v1.connect_get_namespaced_pod_exec, unique, "default", command=["sh", "-c", "exit 5"],
+                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    resp.run_forever(timeout=10)
+    assert resp.returncode == 5
+    v1.delete_namespaced_pod(unique, "default")

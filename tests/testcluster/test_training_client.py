@@ -11,7 +11,7 @@ def test_create_job_and_follow_logs(kubeconfig, unique, capsys):
     def train(params):  # the v1 SDK passes `parameters` as one dict
         import os
         import time
-        time.sleep(2)  # still running when the SDK starts following (it skips Pending pods)
+        time.sleep(4)  # still running when the SDK starts following (it skips pods not Running)
         print(params["greeting"], "rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"])
 
     # num_workers=2 makes the SDK launch with torchrun across a Master and a Worker.

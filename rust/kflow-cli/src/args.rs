@@ -75,6 +75,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign in to Kubeflow (Keycloak/Dex username + password); the session goes to the OS keyring.
+    #[command(after_help = "Examples:\n  kflow login --url https://kubeflow.example.com --username me@example.com\n  printf %s \"$PW\" | kflow login --username me@example.com --password-stdin\n\nThe password is never accepted as an argument (other users can read process arguments).")]
+    Login {
+        /// The Kubeflow URL (default: the configured `url` / KFLOW_URL, else the last one used).
+        #[arg(long)]
+        url: Option<String>,
+        /// The username (asked for when not given).
+        #[arg(long, short = 'u')]
+        username: Option<String>,
+        /// Read the password from standard input (for scripts) instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Also keep the password in the OS keyring, to sign in again silently when the session ends.
+        #[arg(long)]
+        store_password: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign out: end the session and remove every secret kflow stored.
+    Logout {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who is signed in, where, until when, and which secret store holds the session.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a kubeconfig for the current session (holds a live token: only when you need one).
+    Kubeconfig,
 }
 
 #[derive(Debug, Subcommand)]

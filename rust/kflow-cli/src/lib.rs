@@ -156,6 +156,82 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             Ok(0)
         }
+        Command::Login { url, username, password_stdin, store_password, json } => {
+            let ctx = client.context();
+            let interactive = std::io::stdin().is_terminal();
+            let url = match url.or_else(|| kflow_core::auth::default_url(ctx)) {
+                Some(u) => Some(u),
+                None if interactive && !password_stdin => Some(kflow_core::auth::prompt_line("Kubeflow URL: ")?),
+                None => None,
+            };
+            let username = match username {
+                Some(u) => u,
+                None if interactive && !password_stdin => kflow_core::auth::prompt_line("Username: ")?,
+                None => return Err(Error::invalid("username", "", "not given", "pass --username NAME")),
+            };
+            let password = if password_stdin {
+                kflow_core::auth::read_password_stdin()?
+            } else if interactive {
+                kflow_core::auth::prompt_password("Password: ")?
+            } else {
+                return Err(Error::invalid("password", "", "stdin is not a terminal", "pipe the password into `kflow login --password-stdin`"));
+            };
+            let req = kflow_core::auth::LoginRequest { url, username, password, store_password };
+            let who = out.spinner("signing in", || kflow_core::auth::login(ctx, req))?;
+            if let Some(n) = &who.notice {
+                out.note(n);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&who).unwrap_or_default());
+            } else {
+                out.note(&format!(
+                    "signed in to {} as {} (session in {}{})",
+                    who.url.as_deref().unwrap_or(""),
+                    who.username.as_deref().unwrap_or(""),
+                    who.store_description,
+                    if who.password_stored { "; password stored for silent sign-in" } else { "" }
+                ));
+            }
+            Ok(0)
+        }
+        Command::Logout { json } => {
+            let who = kflow_core::auth::logout(client.context())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&who).unwrap_or_default());
+            } else if who.signed_in {
+                out.note(&format!(
+                    "signed out {} from {}; its secrets were removed from {}",
+                    who.username.as_deref().unwrap_or(""),
+                    who.url.as_deref().unwrap_or(""),
+                    who.store_description
+                ));
+            } else {
+                out.note("not signed in; nothing to remove");
+            }
+            Ok(0)
+        }
+        Command::Whoami { json } => {
+            let who = kflow_core::auth::whoami(client.context())?;
+            if let Some(n) = &who.notice {
+                out.note(n);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&who).unwrap_or_default());
+            } else if who.signed_in {
+                println!("{} at {}", who.username.as_deref().unwrap_or(""), who.url.as_deref().unwrap_or(""));
+                println!("token valid until {} ({} s; renewed automatically)", who.expires_at.as_deref().unwrap_or("?"), who.expires_in_seconds.unwrap_or(0));
+                println!("secret store: {}", who.store_description);
+            } else {
+                println!("not signed in (secret store: {}). Run `kflow login`.", who.store_description);
+            }
+            Ok(if who.signed_in { 0 } else { EXIT_FAILED })
+        }
+        Command::Kubeconfig => {
+            let yaml = kflow_core::auth::kubeconfig(client.context())?;
+            out.note("warning: this kubeconfig holds a live token of your session: anyone who reads it can act as you until it expires. kflow keeps it in memory only; do not save it to a file you share");
+            print!("{}", yaml.as_str());
+            Ok(0)
+        }
     }
 }
 

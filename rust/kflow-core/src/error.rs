@@ -58,6 +58,48 @@ pub enum Error {
 
     #[error("run record {path} is unreadable: {problem}. Fix: delete that folder; the job cannot be restarted")]
     CorruptRecord { path: PathBuf, problem: String },
+
+    /// No usable cluster connection (no kubeconfig, a bad one, an unknown context…).
+    #[error("no cluster connection: {problem}. Fix: {fix}")]
+    ClusterConfig { problem: String, fix: String },
+
+    /// The API server could not be reached at all (network, TLS, DNS).
+    #[error("cannot reach the cluster at {server}: {problem}. Fix: check the network/VPN and that the kubeconfig's server address is right (`kubectl cluster-info` uses the same)")]
+    ClusterUnreachable { server: String, problem: String },
+
+    /// Discovery says a job kind is not served: the operator is missing, not a 404 on create.
+    #[error("the Kubeflow Training Operator is not installed here ({what} is not served). Fix: ask the cluster admin to install the training operator (kubeflow/training-operator v1.9, which serves kubeflow.org/v1 PyTorchJob, TFJob and MPIJob), or run with backend=\"local\"")]
+    OperatorMissing { what: String },
+
+    /// RBAC refused a call: says what to ask the admin for.
+    #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message}). Fix: ask your cluster admin to grant you {verb} on {resource} in {namespace:?} (in Kubeflow: be added as a contributor to that profile, which binds the kubeflow-edit role), or pass a namespace you own with namespace=...")]
+    Forbidden { verb: String, resource: String, namespace: String, message: String },
+
+    /// Any other refusal from the API server, with what kflow was doing.
+    #[error("the cluster refused to {action}: {message} (HTTP {code}). Fix: {fix}")]
+    ClusterApi { action: String, code: u16, message: String, fix: String },
+
+    // Sign-in (auth/). None of these ever carries a password, token or cookie value.
+    #[error("sign-in to {url} failed: the identity provider rejected the username or password for {username:?}{message}. Fix: check both and run `kflow login` again")]
+    WrongCredentials { url: String, username: String, message: String },
+
+    #[error("sign-in to {url} failed: the account {username:?} is disabled ({message}). Fix: ask your Kubeflow administrator to enable it")]
+    AccountDisabled { url: String, username: String, message: String },
+
+    #[error("sign-in to {url} stopped: the identity provider asks {username:?} for {action}, which kflow does not fill in. Fix: sign in once in a browser at {url} and complete it, then run `kflow login` again")]
+    LoginActionRequired { url: String, username: String, action: String },
+
+    #[error("sign-in to {url} failed: {problem}. Fix: {fix}")]
+    LoginFailed { url: String, problem: String, fix: String },
+
+    #[error("the Kubeflow session for {username:?} at {url} has expired and could not be renewed ({reason}). Fix: run `kflow login`")]
+    SessionExpired { url: String, username: String, reason: String },
+
+    #[error("not signed in to Kubeflow. Fix: run `kflow login` (or `kflow.login()` in Python)")]
+    NotLoggedIn,
+
+    #[error("the OS keyring ({store}) failed to {action}: {problem}. Fix: unlock the keyring, or run `kflow logout` and sign in again")]
+    Keyring { store: String, action: &'static str, problem: String },
 }
 
 impl Error {
@@ -83,9 +125,23 @@ impl Error {
             Error::JobNotFound { .. } => ErrorKind::NotFound,
             Error::JobExists { .. } | Error::JobStillRunning { .. } => ErrorKind::Conflict,
             Error::WaitTimeout { .. } => ErrorKind::Timeout,
-            Error::Unsupported { .. } | Error::Spawn { .. } | Error::Io { .. } | Error::CorruptRecord { .. } => {
-                ErrorKind::Backend
-            }
+            // Sign-in problems the user fixes by changing input map to Validation (exit 2); the
+            // session or the keyring failing under a running command map to Backend (exit 1).
+            Error::WrongCredentials { .. }
+            | Error::AccountDisabled { .. }
+            | Error::LoginActionRequired { .. }
+            | Error::LoginFailed { .. }
+            | Error::NotLoggedIn => ErrorKind::Validation,
+            Error::SessionExpired { .. } | Error::Keyring { .. } => ErrorKind::Backend,
+            Error::Unsupported { .. }
+            | Error::Spawn { .. }
+            | Error::Io { .. }
+            | Error::CorruptRecord { .. }
+            | Error::ClusterConfig { .. }
+            | Error::ClusterUnreachable { .. }
+            | Error::OperatorMissing { .. }
+            | Error::Forbidden { .. }
+            | Error::ClusterApi { .. } => ErrorKind::Backend,
         }
     }
 }

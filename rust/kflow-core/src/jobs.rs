@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::artifacts::{self, PackOptions, CONFIGMAP_MAX_BYTES};
-use crate::backend::local::{Launcher, LocalBackend, LogStream};
-use crate::backend::JobStatus;
+use crate::backend::cluster::{self, ClusterBackend, ClusterHandle, ClusterLogStream};
+use crate::backend::local::{self as local_backend, Launcher, LocalBackend};
+use crate::backend::{JobStatus, LogLine};
 use crate::error::{Error, Result};
 use crate::manifest::{self, CodePayload, Manifests, MpiApi};
 use crate::records::{self, RunDir, RunRecord};
@@ -20,6 +21,43 @@ use crate::spec::{self, BackendKind, CodeMode, Context, RunOptions, RunSpec};
 pub struct Client {
     ctx: Context,
     local: LocalBackend,
+    /// Connected on first use: local runs never read a kubeconfig.
+    cluster: ClusterHandle,
+}
+
+/// Which backend a job handle talks to.
+#[derive(Debug, Clone)]
+enum JobBackend {
+    Local(LocalBackend),
+    Cluster(ClusterHandle),
+}
+
+/// A job's log lines, from whichever backend runs it.
+pub enum LogStream {
+    Local(local_backend::LogStream),
+    Cluster(Box<ClusterLogStream>),
+}
+
+impl LogStream {
+    /// What is available now without waiting: `Ok(None)` at the end of the logs,
+    /// `Ok(Some(empty))` when the job is still going and nothing new arrived.
+    pub fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
+        match self {
+            LogStream::Local(s) => s.poll(),
+            LogStream::Cluster(s) => s.poll(),
+        }
+    }
+}
+
+impl Iterator for LogStream {
+    type Item = LogLine;
+
+    fn next(&mut self) -> Option<LogLine> {
+        match self {
+            LogStream::Local(s) => s.next(),
+            LogStream::Cluster(s) => s.next(),
+        }
+    }
 }
 
 /// A run as `kflow jobs` lists it.
@@ -43,7 +81,28 @@ pub struct Preview {
 
 impl Client {
     pub fn new(ctx: Context, launcher: Launcher) -> Client {
-        Client { ctx, local: LocalBackend { launcher } }
+        let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone());
+        Client { ctx, local: LocalBackend { launcher }, cluster }
+    }
+
+    /// Uses `source` for cluster runs instead of KUBECONFIG / in-cluster discovery: the seam
+    /// for a signed-in session's in-memory config.
+    pub fn with_cluster_source(mut self, source: cluster::Source) -> Client {
+        self.cluster = ClusterHandle::new(source, self.ctx.env.clone());
+        self
+    }
+
+    /// The cluster connection (opened now if it was not yet).
+    pub fn cluster(&self) -> Result<std::sync::Arc<ClusterBackend>> {
+        self.cluster.get()
+    }
+
+    fn job(&self, dir: RunDir, record: RunRecord) -> Job {
+        let backend = match record.spec.backend {
+            BackendKind::Local => JobBackend::Local(self.local.clone()),
+            BackendKind::Cluster => JobBackend::Cluster(self.cluster.clone()),
+        };
+        Job { dir, record, backend }
     }
 
     pub fn context(&self) -> &Context {
@@ -77,7 +136,6 @@ impl Client {
     }
 
     pub fn submit_spec(&self, spec: RunSpec) -> Result<Job> {
-        self.require_backend(spec.backend)?;
         let dir = RunDir::new(&self.ctx.dirs.runs(), &spec.name);
         if dir.root.exists() {
             return Err(Error::JobExists { name: spec.name.clone() });
@@ -90,6 +148,9 @@ impl Client {
     }
 
     fn create(&self, dir: &RunDir, spec: RunSpec) -> Result<Job> {
+        if spec.backend == BackendKind::Cluster {
+            return create_on_cluster(&self.cluster, dir, spec, 1);
+        }
         std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
         let archive = package_for(&spec, &dir.archive())?;
         let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes }, MpiApi::V1);
@@ -101,51 +162,188 @@ impl Client {
             spec,
         };
         dir.write_record(&record)?;
-        let job = Job { dir: dir.clone(), record, local: self.local.clone() };
+        let job = self.job(dir.clone(), record);
         self.local.start(dir, &job.replica_names())?;
         Ok(job)
     }
 
-    fn require_backend(&self, backend: BackendKind) -> Result<()> {
-        match backend {
-            BackendKind::Local => Ok(()),
-            BackendKind::Cluster => Err(Error::Unsupported {
-                backend: "cluster",
-                action: "submit jobs",
-                reason: "this version of kflow has no cluster connection yet. Fix: run with backend=\"local\" (the default), or unset KFLOW_BACKEND".into(),
-            }),
+}
+
+/// Cluster submission: connect, check the kind is served, package (the archive must fit a
+/// ConfigMap; a restart reuses the stored one), record locally, then create PVC, code and job.
+fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, attempt: u32) -> Result<Job> {
+        let backend = handle.get()?;
+        let mpi = backend.capabilities()?.require(spec.kind)?;
+        // The record names the namespace, so status and restart find the job from anywhere.
+        spec.namespace = Some(backend.namespace_for(&spec));
+        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+        if !dir.archive().is_file() {
+            package_cluster(&spec, &dir.archive())?;
+        }
+        let sha256 = artifacts::sha256_file(&dir.archive())?;
+        let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
+        let size = bytes.len() as u64;
+        let payload = match spec.code_mode {
+            CodeMode::Targz => CodePayload::Archive { bytes, sha256: sha256.clone() },
+            CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&bytes)?, sha256: sha256.clone() },
+        };
+        let mut manifests = manifest::build(&spec, &payload, mpi);
+        let mut elided = manifest::build(&spec, &CodePayload::Elided { sha256: sha256.clone(), bytes: size }, mpi);
+        let mut extra_code = Vec::new();
+        if let CodePayload::Archive { bytes, .. } = &payload {
+            if cluster::chunks::needed(bytes.len()) {
+                extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
+                cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
+            }
+        }
+        let record = RunRecord {
+            manifest_yaml: elided.to_yaml(),
+            code_sha256: sha256,
+            created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            attempt,
+            spec,
+        };
+        dir.write_record(&record)?;
+        let mut annotation = serde_json::to_value(&record).expect("record serializes");
+        // The manifest is on the cluster already; the annotation keeps what restart needs.
+        annotation["manifest_yaml"] = serde_json::json!("");
+        let ns = record.spec.namespace.clone().unwrap_or_default();
+        let submission = cluster::submit::Submission {
+            manifests: &manifests,
+            namespace: &ns,
+            kind: record.spec.kind,
+            name: &record.spec.name,
+            run_id: &record.spec.run_id,
+            record_json: annotation.to_string(),
+            extra_code,
+        };
+        backend.block_on(cluster::submit::submit(backend.client(), &submission))?;
+        Ok(Job { dir: dir.clone(), record, backend: JobBackend::Cluster(handle.clone()) })
+}
+
+impl Client {
+
+    /// A run this machine knows; when the configured backend is the cluster, also a kflow job
+    /// found there (see `adopt`).
+    pub fn get(&self, name: &str) -> Result<Job> {
+        match self.get_local(name) {
+            Err(Error::JobNotFound { .. }) if self.ctx.settings().ok().and_then(|s| s.backend) == Some(BackendKind::Cluster) => self.adopt(name),
+            other => other,
         }
     }
 
-    pub fn get(&self, name: &str) -> Result<Job> {
+    fn get_local(&self, name: &str) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
         if spec::validate::job_name(name).is_err() || !dir.exists() {
             return Err(Error::JobNotFound { name: name.to_string() });
         }
         let record = dir.read_record()?;
-        Ok(Job { dir, record, local: self.local.clone() })
+        Ok(self.job(dir, record))
     }
 
+    /// A cluster job this machine has no record of (submitted elsewhere): its record comes from
+    /// the job's annotation and its code from its ConfigMap, so it can be followed and restarted.
+    pub fn adopt(&self, name: &str) -> Result<Job> {
+        if let Ok(job) = self.get_local(name) {
+            return Ok(job);
+        }
+        let not_found = || Error::JobNotFound { name: name.to_string() };
+        spec::validate::job_name(name).map_err(|_| not_found())?;
+        let backend = self.cluster.get()?;
+        let record = cluster::ops::find_record(&backend, name)?.ok_or_else(not_found)?;
+        let dir = RunDir::new(&self.ctx.dirs.runs(), name);
+        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+        let code = cluster::ops::code_bytes(&backend, &dir, &record)?;
+        records::write_atomic(&dir.archive(), &code)?;
+        dir.write_record(&record)?;
+        Ok(self.job(dir, record))
+    }
+
+    /// Every run this machine knows, newest first. When the configured backend is the cluster
+    /// (or this machine has cluster runs), one paged listing of the cluster's training jobs
+    /// gives their phases and adds the kflow jobs submitted elsewhere; an unreachable cluster
+    /// leaves the last known phases, never an error.
     pub fn list(&self) -> Vec<JobSummary> {
-        records::list(&self.ctx.dirs.runs())
+        let local = records::list(&self.ctx.dirs.runs());
+        let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend) == Some(BackendKind::Cluster)
+            || local.iter().any(|(_, r)| r.spec.backend == BackendKind::Cluster);
+        let listed = if wants_cluster {
+            self.cluster.get().ok().and_then(|b| cluster::ops::list_jobs(&b).ok().map(|l| (b.namespace.clone(), l)))
+        } else {
+            None
+        };
+        // Runs in other namespaces are not in the listing: their saved phase stands.
+        let listed_here = |spec: &RunSpec| listed.as_ref().filter(|(ns, _)| spec.namespace.as_deref() == Some(ns.as_str())).map(|(_, l)| l);
+        let mut out: Vec<JobSummary> = local
             .into_iter()
             .map(|(dir, record)| {
-                let job = Job { dir, record, local: self.local.clone() };
-                let status = job.status().ok();
-                let spec = &job.record.spec;
+                let spec = &record.spec;
+                let (phase, reason) = match spec.backend {
+                    BackendKind::Local => match self.job(dir.clone(), record.clone()).status() {
+                        Ok(s) => (s.phase.as_str().to_string(), s.reason),
+                        Err(_) => ("Unknown".to_string(), None),
+                    },
+                    BackendKind::Cluster => {
+                        let here = listed_here(spec);
+                        let seen = here.and_then(|l| l.iter().find(|j| j.name == spec.name && j.run_id.as_deref() == Some(&spec.run_id)));
+                        match (seen, cluster::ops::last_status(&dir)) {
+                            (Some(j), _) => (j.phase.clone(), j.reason.clone()),
+                            (None, Some(s)) if here.is_some() => {
+                                let s = cluster::status::deleted(Some(s));
+                                (s.phase.as_str().to_string(), s.reason)
+                            }
+                            (None, Some(s)) => (s.phase.as_str().to_string(), s.reason),
+                            (None, None) => ("Unknown".to_string(), None),
+                        }
+                    }
+                };
                 JobSummary {
                     name: spec.name.clone(),
                     kind: spec.kind.to_string(),
                     backend: spec.backend.as_str().to_string(),
-                    phase: status.as_ref().map(|s| s.phase.as_str()).unwrap_or("Unknown").to_string(),
-                    reason: status.and_then(|s| s.reason),
+                    phase,
+                    reason,
                     script: spec.script.clone(),
-                    created_at: job.record.created_at.clone(),
+                    created_at: record.created_at.clone(),
                 }
             })
-            .collect()
+            .collect();
+        for j in listed.map(|(_, l)| l).into_iter().flatten() {
+            if j.managed && !out.iter().any(|o| o.name == j.name) {
+                out.push(JobSummary {
+                    name: j.name,
+                    kind: j.kind,
+                    backend: "cluster".into(),
+                    phase: j.phase,
+                    reason: j.reason,
+                    script: j.script,
+                    created_at: j.created_at,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.name.cmp(&b.name)));
+        out
     }
 }
+
+/// Cluster code travels in ConfigMaps (sliced when large, see `cluster::chunks`), so the
+/// project is capped well below what would flood the API server.
+fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
+    let opts = match spec.code_mode {
+        CodeMode::Targz => PackOptions {
+            max_bytes: CLUSTER_MAX_BYTES,
+            limit_reason: " for a cluster run (the code travels through the API server in ConfigMaps)".into(),
+        },
+        CodeMode::Configmap => PackOptions {
+            max_bytes: CONFIGMAP_MAX_BYTES,
+            limit_reason: " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)".into(),
+        },
+    };
+    artifacts::package(&spec.project_root, out, &opts)
+}
+
+/// The largest project (before compression) a cluster run uploads.
+const CLUSTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 fn package_for(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
     let opts = match spec.code_mode {
@@ -163,7 +361,7 @@ fn package_for(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
 pub struct Job {
     dir: RunDir,
     record: RunRecord,
-    local: LocalBackend,
+    backend: JobBackend,
 }
 
 impl Job {
@@ -188,16 +386,35 @@ impl Job {
     }
 
     pub fn status(&self) -> Result<JobStatus> {
-        self.local.status(&self.dir)
+        match &self.backend {
+            JobBackend::Local(local) => local.status(&self.dir),
+            JobBackend::Cluster(c) => cluster::ops::status(&*c.get()?, &self.dir, &self.record),
+        }
     }
 
-    /// All replicas' lines; with `follow`, until the job ends.
+    /// All replicas' lines; with `follow`, until the job ends. A cluster job's logs come from
+    /// its pods, or from the local copy once they are gone or the cluster is unreachable.
     pub fn logs(&self, follow: bool) -> LogStream {
-        self.local.logs(&self.dir, self.replica_names(), follow)
+        match &self.backend {
+            JobBackend::Local(local) => LogStream::Local(local.logs(&self.dir, self.replica_names(), follow)),
+            JobBackend::Cluster(c) => {
+                let replicas = cluster::ops::replicas(&self.record.spec);
+                match c.get() {
+                    Ok(backend) => {
+                        let (jobs, ns) = cluster::ops::jobs_api(&backend, &self.record);
+                        LogStream::Cluster(Box::new(ClusterLogStream::start(backend, jobs, &ns, self.name(), self.dir.clone(), replicas, follow)))
+                    }
+                    Err(_) => LogStream::Local(cluster::logs::local_copy(&self.dir, replicas)),
+                }
+            }
+        }
     }
 
     /// Blocks until the job ends, `timeout` passes, or `interrupted` says to stop waiting.
     pub fn wait(&self, timeout: Option<Duration>, interrupted: &mut dyn FnMut() -> bool) -> Result<JobStatus> {
+        if let JobBackend::Cluster(c) = &self.backend {
+            return cluster::ops::wait(&*c.get()?, &self.dir, &self.record, timeout, interrupted);
+        }
         let start = Instant::now();
         loop {
             let status = self.status()?;
@@ -217,30 +434,57 @@ impl Job {
     }
 
     pub fn cancel(&self) -> Result<JobStatus> {
-        self.local.cancel(&self.dir)
+        match &self.backend {
+            JobBackend::Local(local) => local.cancel(&self.dir),
+            JobBackend::Cluster(c) => cluster::ops::cancel(&*c.get()?, &self.dir, &self.record),
+        }
     }
 
-    /// Cancels the run if it is going and removes everything kflow kept for it.
+    /// Cancels the run if it is going and removes everything kflow kept for it (on a cluster:
+    /// the job, and with it its pods and code ConfigMap).
     pub fn delete(self) -> Result<()> {
-        self.cancel()?;
+        match &self.backend {
+            JobBackend::Local(_) => {
+                self.cancel()?;
+            }
+            JobBackend::Cluster(c) => cluster::ops::delete_job(&*c.get()?, &self.record, false)?,
+        }
         std::fs::remove_dir_all(&self.dir.root).map_err(Error::io("removing", &self.dir.root))
     }
 
     /// Runs the same spec and the same code again under the same name; a running job is
     /// cancelled first, as deleting and recreating a Kubeflow job would.
     pub fn restart(&self) -> Result<Job> {
+        let local = match &self.backend {
+            JobBackend::Local(local) => local,
+            JobBackend::Cluster(c) => return self.restart_on_cluster(c),
+        };
         self.cancel()?;
         let mut record = self.dir.read_record()?;
-        self.local.reset(&self.dir, record.attempt)?;
+        local.reset(&self.dir, record.attempt)?;
         record.attempt += 1;
         record.spec.run_id = spec::random_id(16);
         let bytes = std::fs::metadata(self.dir.archive()).map(|m| m.len()).unwrap_or(0);
         let code = CodePayload::Elided { sha256: record.code_sha256.clone(), bytes };
         record.manifest_yaml = manifest::build(&record.spec, &code, MpiApi::V1).to_yaml();
         self.dir.write_record(&record)?;
-        let job = Job { dir: self.dir.clone(), record, local: self.local.clone() };
-        self.local.start(&job.dir, &job.replica_names())?;
+        let job = Job { dir: self.dir.clone(), record, backend: self.backend.clone() };
+        local.start(&job.dir, &job.replica_names())?;
         Ok(job)
+    }
+
+    /// Deletes the job on the cluster and creates it again from the stored spec and code, with
+    /// a new run id; the old logs move to `attempts/<n>/`.
+    fn restart_on_cluster(&self, handle: &ClusterHandle) -> Result<Job> {
+        let backend = handle.get()?;
+        let record = self.dir.read_record()?;
+        let code = cluster::ops::code_bytes(&backend, &self.dir, &record)?;
+        records::write_atomic(&self.dir.archive(), &code)?;
+        cluster::ops::delete_job(&backend, &record, true)?;
+        cluster::ops::archive_attempt(&self.dir, record.attempt)?;
+        let mut spec = record.spec.clone();
+        spec.run_id = spec::random_id(16);
+        create_on_cluster(handle, &self.dir, spec, record.attempt + 1)
     }
 
     pub fn manifest_yaml(&self) -> &str {

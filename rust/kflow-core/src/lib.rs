@@ -3,6 +3,7 @@
 //! nothing of Python, Jupyter or VS Code; each of those is a thin adapter over `Client`.
 
 pub mod artifacts;
+pub mod auth;
 pub mod backend;
 pub mod error;
 pub mod events;
@@ -12,8 +13,8 @@ pub mod paths;
 pub mod records;
 pub mod spec;
 
-pub use backend::local::{Launcher, LogStream};
+pub use backend::local::Launcher;
 pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus, Severity};
 pub use error::{Error, ErrorKind, Result};
-pub use jobs::{Client, Job, JobSummary, Preview};
+pub use jobs::{Client, Job, JobSummary, LogStream, Preview};
 pub use spec::{BackendKind, CodeMode, Context, JobKind, RunOptions, RunSpec};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kflow_core::{Client, Context, Job, Launcher, Phase, RunOptions};
+use kflow_core::{Client, Context, Job, Launcher, Phase, RunOptions, Severity};
 
 use crate::options::KernelOptions;
 use crate::runner::{CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script};
@@ -40,7 +40,8 @@ impl KflowRunner {
         self.client.get(name).map_err(|e| e.to_string())
     }
 
-    /// RunOptions for a request; for a cell, also the temporary folder to remove afterwards.
+    /// RunOptions for a request; for a cell, also the temporary cell file to remove once the
+    /// project is packaged.
     fn run_options(&self, req: &JobRequest) -> Result<(RunOptions, Option<PathBuf>), String> {
         let project = req.options.project.clone().unwrap_or_else(|| PathBuf::from("."));
         let mut name = req.options.name.clone();
@@ -104,23 +105,18 @@ pub fn to_run_options(o: &KernelOptions, script: PathBuf, project: PathBuf, args
     })
 }
 
-/// kflow's own warnings in a job log go to stderr; the job's output stays on stdout (a pod
-/// log, like the local backend's, merges the job's stdout and stderr).
-fn is_kflow_warning(text: &str) -> bool {
-    text.starts_with("kflow: warning") || text.starts_with("kflow: error")
-}
-
+/// A pod log (and the local backend's) merges the job's stdout and stderr, so the stream is
+/// chosen by kflow-core's line severity: warnings and errors (tracebacks, kflow's own warnings)
+/// go to stderr, which notebooks highlight (FR-9), the rest to stdout; ANSI codes are kept.
 fn emit(sink: &mut dyn OutputSink, lines: Vec<kflow_core::LogLine>, replicas: usize) {
     for l in lines {
-        let warning = is_kflow_warning(&l.text);
-        let mut text = if replicas > 1 { format!("[{}] {}", l.replica, l.text) } else { l.text };
+        let mut text = l.render(replicas > 1);
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        if warning {
-            sink.stderr(&text);
-        } else {
-            sink.stdout(&text);
+        match l.severity() {
+            Severity::Normal => sink.stdout(&text),
+            Severity::Warning | Severity::Error => sink.stderr(&text),
         }
     }
 }

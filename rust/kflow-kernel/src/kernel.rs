@@ -143,11 +143,15 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
     if std::env::var_os("JPY_PARENT_PID").is_some() {
         let parent = std::os::unix::process::parent_id();
         let orphaned = shutdown_tx.clone();
+        let poller_shared = shared.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if std::os::unix::process::parent_id() != parent {
                     log("parent process ended; shutting down");
+                    if let Some(t) = poller_shared.running.lock().ok().and_then(|r| r.clone()) {
+                        t.cancel();
+                    }
                     let _ = orphaned.send(true);
                     break;
                 }

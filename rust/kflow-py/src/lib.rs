@@ -274,6 +274,35 @@ fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
     }
 }
 
+/// Signs in to Kubeflow; returns who is signed in as JSON (nothing secret in it).
+#[pyfunction]
+#[pyo3(signature = (username, password, url=None, store_password=false))]
+fn auth_login(py: Python<'_>, username: String, password: String, url: Option<String>, store_password: bool) -> PyResult<String> {
+    let ctx = Context::from_process();
+    let req = kflow_core::auth::LoginRequest { url, username, password: kflow_core::auth::Zeroizing::new(password), store_password };
+    py.detach(|| kflow_core::auth::login(&ctx, req)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+}
+
+/// Signs out; returns who was signed in as JSON.
+#[pyfunction]
+fn auth_logout(py: Python<'_>) -> PyResult<String> {
+    let ctx = Context::from_process();
+    py.detach(|| kflow_core::auth::logout(&ctx)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+}
+
+/// Who is signed in, as JSON (no network).
+#[pyfunction]
+fn auth_whoami(py: Python<'_>) -> PyResult<String> {
+    let ctx = Context::from_process();
+    py.detach(|| kflow_core::auth::whoami(&ctx)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+}
+
+/// The URL `login` would use when given none (settings, else the stored session's).
+#[pyfunction]
+fn auth_default_url() -> Option<String> {
+    kflow_core::auth::default_url(&Context::from_process())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -291,6 +320,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(cli_main, m)?,
         wrap_pyfunction!(supervise, m)?,
         wrap_pyfunction!(kernel_main, m)?,
+        wrap_pyfunction!(auth_login, m)?,
+        wrap_pyfunction!(auth_logout, m)?,
+        wrap_pyfunction!(auth_whoami, m)?,
+        wrap_pyfunction!(auth_default_url, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -38,6 +38,8 @@ pub struct Options {
     pub tls: bool,
     /// Run the Keycloak-style realm at `/realms/<realm>/` (its tokens work on the API).
     pub idp: Option<crate::idp::IdpConfig>,
+    /// With `idp`: also run the oauth2-proxy-style gateway on this port (0 = any free port).
+    pub gateway_port: Option<u16>,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             faults: FaultConfig::default(),
             tls: true,
             idp: None,
+            gateway_port: None,
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Running {
     pub sandboxed: bool,
     /// PEM of the CA that signed the serving certificate (None for plain HTTP).
     pub ca_pem: Option<String>,
+    /// The oauth2-proxy-style gateway (`https://localhost:<port>`), when started.
+    pub gateway_url: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -136,6 +141,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         Some(d) => CrdSchemas::load(d)?,
         None => CrdSchemas::default(),
     };
+    register_crds(&store, &crds);
     let python = runtime::host_python();
     let mut images = ImageTable::default_table(python.clone());
     for m in opts.image_map.iter().rev() {
@@ -167,19 +173,17 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 }
             }
             let signer = crate::jwt::Signer::load_or_create(&opts.state_dir)?;
-            Some(Arc::new(crate::idp::Idp::new(cfg.clone(), signer, base_url.clone())))
+            let mut cfg = cfg.clone();
+            if opts.gateway_port.is_some() && !cfg.clients.iter().any(|c| c == crate::gateway::CLIENT_ID) {
+                cfg.clients.push(crate::gateway::CLIENT_ID.into());
+            }
+            if cfg.dex.is_some() && !cfg.clients.iter().any(|c| c == crate::dex::REALM_CLIENT) {
+                cfg.clients.push(crate::dex::REALM_CLIENT.into());
+            }
+            Some(Arc::new(crate::idp::Idp::new(cfg, signer, base_url.clone())))
         }
         None => None,
     };
-    let cluster = Arc::new(Cluster {
-        store: store.clone(),
-        state_dir: opts.state_dir.clone(),
-        tokens: std::sync::RwLock::new(vec![token.clone()]),
-        crds,
-        server_addr: addr.to_string(),
-        faults: Faults::new(opts.faults.clone()),
-        idp,
-    });
     let kubelet = Kubelet::new(
         store.clone(),
         KubeletConfig {
@@ -191,6 +195,17 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             wheel_dir: opts.wheel_dir.clone(),
         },
     );
+    let cluster = Arc::new(Cluster {
+        store: store.clone(),
+        state_dir: opts.state_dir.clone(),
+        tokens: std::sync::RwLock::new(vec![token.clone()]),
+        crds,
+        server_addr: addr.to_string(),
+        faults: Faults::new(opts.faults.clone()),
+        kubelet: kubelet.clone(),
+        dex: idp.as_ref().and_then(|i| i.config.dex.clone().map(|d| Arc::new(crate::dex::Dex::new(i.clone(), d)))),
+        idp,
+    });
     tokio::spawn(crate::operator::run(store.clone()));
     tokio::spawn(kubelet.clone().run());
     let flusher = store.clone();
@@ -206,6 +221,18 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = server::router(cluster.clone());
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let mut gateway_url = None;
+    if let (Some(idp), Some(port), Some(t)) = (&cluster.idp, opts.gateway_port, &tls) {
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| StartError::Bind { port, source })?;
+        let gaddr = tcp.local_addr().map_err(|source| StartError::Bind { port, source })?;
+        let url = format!("https://localhost:{}", gaddr.port());
+        let gw = Arc::new(crate::gateway::Gateway::new(idp.clone(), cluster.dex.clone(), store.clone(), url.clone()));
+        let listener = crate::tls::TlsListener::new(tcp, t.acceptor.clone()).map_err(|source| StartError::Bind { port, source })?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, crate::gateway::router(gw)).await;
+        });
+        gateway_url = Some(url);
+    }
     let server = match tls {
         Some(t) => {
             let listener = crate::tls::TlsListener::new(listener, t.acceptor).map_err(|source| StartError::Bind { port: opts.port, source })?;
@@ -217,7 +244,36 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
         }),
     };
-    Ok(Running { addr, token, cluster, kubelet, sandboxed, ca_pem, shutdown: Some(tx), server: Some(server) })
+    Ok(Running { addr, token, cluster, kubelet, sandboxed, ca_pem, gateway_url, shutdown: Some(tx), server: Some(server) })
+}
+
+/// Makes the CustomResourceDefinitions of the served kubeflow.org kinds visible, as installed
+/// on a Kubeflow cluster: the CRD files' documents when loaded, else minimal ones.
+fn register_crds(store: &Store, crds: &CrdSchemas) {
+    let served = resources::RESOURCES.iter().filter(|r| r.group == "kubeflow.org");
+    for res in served {
+        let name = format!("{}.{}", res.plural, res.group);
+        if store.get(resources::crds(), "", &name).is_some() {
+            continue;
+        }
+        let from_file = crds.documents().iter().find(|d| d["metadata"]["name"] == json!(name)).cloned();
+        let mut crd = from_file.unwrap_or_else(|| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": name},
+                "spec": {"group": res.group, "scope": "Namespaced",
+                    "names": {"kind": res.kind, "listKind": format!("{}List", res.kind), "plural": res.plural, "singular": res.singular},
+                    "versions": [{"name": res.version, "served": true, "storage": true, "subresources": {"status": {}},
+                                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+        });
+        crd["status"] = json!({"conditions": [{"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+            "message": "the initial names have been accepted"}], "acceptedNames": crd["spec"]["names"].clone(),
+            "storedVersions": [res.version]});
+        if let Some(m) = crd["metadata"].as_object_mut() {
+            m.remove("creationTimestamp");
+            m.remove("annotations");
+        }
+        let _ = store.create(resources::crds(), crd, false);
+    }
 }
 
 /// A kubeconfig with one cluster, one static-token user and a context selecting both.

@@ -59,6 +59,24 @@ pub struct IdpConfig {
     pub refresh_token_seconds: i64,
     /// Whether `grant_type=password` is allowed (Keycloak: "Direct access grants").
     pub direct_access_grants: bool,
+    /// A Dex front at `/dex` (as Kubeflow's manifests wire Keycloak: behind Dex).
+    pub dex: Option<DexConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DexConfig {
+    /// Connector ids in order: "keycloak" (OIDC to this realm) and/or "local" (Dex's own
+    /// password form against the realm's users). One connector skips the choice page.
+    pub connectors: Vec<String>,
+    /// Show Dex's approval page after login (skipApprovalScreen: false).
+    pub approval: bool,
+}
+
+impl Default for DexConfig {
+    fn default() -> Self {
+        DexConfig { connectors: vec!["keycloak".into()], approval: false }
+    }
 }
 
 impl Default for IdpConfig {
@@ -76,6 +94,7 @@ impl Default for IdpConfig {
             access_token_seconds: 300,
             refresh_token_seconds: 1800,
             direct_access_grants: false,
+            dex: None,
         }
     }
 }
@@ -158,14 +177,16 @@ impl Idp {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn user(&self, username: &str) -> Option<&IdpUser> {
+    pub fn user(&self, username: &str) -> Option<&IdpUser> {
         self.config.users.iter().find(|u| u.username == username || (!u.email.is_empty() && u.email == username))
     }
 
     /// The API server's view of a bearer token: a realm token that verifies and has not expired.
     pub fn verify_bearer(&self, token: &str) -> Option<TokenUser> {
         let claims = self.signer.verify(token).ok()?;
-        if claims["iss"].as_str() != Some(self.issuer().as_str()) || claims["typ"] == json!("Refresh") {
+        let iss = claims["iss"].as_str().unwrap_or("");
+        let dex_issuer = format!("{}/dex", self.base_url);
+        if (iss != self.issuer() && iss != dex_issuer) || claims["typ"] == json!("Refresh") {
             return None;
         }
         let username = claims["preferred_username"].as_str()?.to_string();
@@ -258,10 +279,15 @@ impl Idp {
 
     /// Tokens for a user: access, id and refresh (all signed JWTs).
     fn tokens(&self, username: &str, client_id: &str, sso: &str, nonce: Option<&str>) -> Value {
+        self.tokens_from(&self.issuer(), username, client_id, sso, nonce)
+    }
+
+    /// Tokens as issued by `issuer` (the realm, or the Dex front signing with the same key).
+    pub fn tokens_from(&self, issuer: &str, username: &str, client_id: &str, sso: &str, nonce: Option<&str>) -> Value {
         let user = self.user(username).cloned().unwrap_or_default();
         let now = now_secs();
         let sub = format!("user-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username));
-        let common = json!({"iss": self.issuer(), "sub": sub, "azp": client_id, "sid": sso, "session_state": sso,
+        let common = json!({"iss": issuer, "sub": sub, "azp": client_id, "sid": sso, "session_state": sso,
             "preferred_username": user.username, "email": user.email, "email_verified": true, "groups": user.groups,
             "iat": now, "auth_time": now, "jti": self.signer.random_id()});
         let mut access = common.clone();
@@ -278,13 +304,39 @@ impl Idp {
         }
         let mut refresh = common;
         refresh["typ"] = json!("Refresh");
-        refresh["aud"] = json!(self.issuer());
+        refresh["aud"] = json!(issuer);
         refresh["exp"] = json!(now + self.config.refresh_token_seconds);
         let sign = |c: &Value| self.signer.sign(c).unwrap_or_default();
         json!({"access_token": sign(&access), "expires_in": self.config.access_token_seconds,
                "refresh_expires_in": self.config.refresh_token_seconds, "refresh_token": sign(&refresh),
                "token_type": "Bearer", "id_token": sign(&id), "not-before-policy": 0,
                "session_state": sso, "scope": "openid email profile"})
+    }
+
+    /// The current password of a user (update-password may have changed it).
+    pub fn password_ok(&self, username: &str, password: &str) -> Option<String> {
+        let u = self.user(username)?;
+        let current = self.lock().passwords.get(&u.username).cloned().unwrap_or_else(|| u.password.clone());
+        (!password.is_empty() && current == password).then(|| u.username.clone())
+    }
+
+    /// Exchanges an authorization code (single use, 60 s) for tokens, checking client,
+    /// redirect_uri and the PKCE verifier. Err carries Keycloak's error_description.
+    pub fn redeem_code(&self, code: &str, client_id: &str, redirect_uri: &str, verifier: Option<&String>) -> Result<Value, &'static str> {
+        let grant = self.lock().codes.remove(code).ok_or("Code not valid")?;
+        if grant.expires < now_secs() {
+            return Err("Code not valid");
+        }
+        if grant.client_id != client_id {
+            return Err("Auth error");
+        }
+        if grant.redirect_uri != redirect_uri {
+            return Err("Incorrect redirect_uri");
+        }
+        if !pkce_ok(&grant.challenge, verifier) {
+            return Err("PKCE verification failed: Invalid code verifier");
+        }
+        Ok(self.tokens(&grant.username, client_id, &grant.sso, grant.nonce.as_deref()))
     }
 
     /// Finishes a login: SSO session cookie, a code, and the redirect back to the client.
@@ -488,7 +540,7 @@ pub async fn authenticate(
     }
 }
 
-fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) -> bool {
+pub fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) -> bool {
     match (challenge, verifier) {
         (None, _) => true,
         (Some(_), None) => false,
@@ -512,22 +564,11 @@ pub async fn token(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, For
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
-            let Some(grant) = idp.lock().codes.remove(&code) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid");
-            };
-            if grant.expires < now_secs() {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid");
+            let redirect_uri = form.get("redirect_uri").cloned().unwrap_or_default();
+            match idp.redeem_code(&code, &client_id, &redirect_uri, form.get("code_verifier")) {
+                Ok(tokens) => Json(tokens).into_response(),
+                Err(why) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
             }
-            if grant.client_id != client_id {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Auth error");
-            }
-            if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Incorrect redirect_uri");
-            }
-            if !pkce_ok(&grant.challenge, form.get("code_verifier")) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed: Invalid code verifier");
-            }
-            Json(idp.tokens(&grant.username, &client_id, &grant.sso, grant.nonce.as_deref())).into_response()
         }
         Some("refresh_token") => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();

@@ -40,6 +40,54 @@ pub struct Kubelet {
     /// Pods being run, by uid; sending `true` stops them (the pod was deleted).
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     hosts_lock: Mutex<()>,
+    /// (pod uid, container) -> how its current instance runs, for pods/exec.
+    exec_contexts: Mutex<HashMap<(String, String), Arc<ExecContext>>>,
+}
+
+/// Everything needed to start a process inside a container's sandbox: its mounts, /tmp, PATH
+/// and env. Exec'd commands get a sandbox of their own over the same folders (they do not see
+/// the container's processes).
+pub struct ExecContext {
+    pub sandbox: bool,
+    hostname: String,
+    tmp_dir: PathBuf,
+    bin_dir: PathBuf,
+    hosts_file: PathBuf,
+    mounts: Vec<runtime::Mount>,
+    working_dir: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl ExecContext {
+    /// A command running `argv` in this container's sandbox (env cleared and set).
+    pub fn command(&self, argv: &[String]) -> tokio::process::Command {
+        let mut cmd = if self.sandbox {
+            let spec = SandboxSpec {
+                hostname: &self.hostname,
+                tmp_dir: &self.tmp_dir,
+                bin_dir: &self.bin_dir,
+                hosts_file: &self.hosts_file,
+                mounts: &self.mounts,
+                working_dir: self.working_dir.as_deref(),
+                argv,
+            };
+            let full = runtime::bwrap_argv(&spec);
+            let mut cmd = tokio::process::Command::new(&full[0]);
+            cmd.args(&full[1..]);
+            cmd
+        } else {
+            let mut cmd = tokio::process::Command::new(argv.first().map(String::as_str).unwrap_or("true"));
+            cmd.args(argv.iter().skip(1));
+            let wd = self.working_dir.as_deref().filter(|w| Path::new(w).is_dir()).map(PathBuf::from);
+            cmd.current_dir(wd.unwrap_or_else(|| self.tmp_dir.clone()));
+            cmd
+        };
+        cmd.env_clear();
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
 }
 
 #[derive(Debug)]
@@ -66,7 +114,7 @@ enum Outcome {
 
 impl Kubelet {
     pub fn new(store: Arc<Store>, cfg: KubeletConfig) -> Arc<Kubelet> {
-        Arc::new(Kubelet { store, cfg, running: Mutex::new(HashMap::new()), hosts_lock: Mutex::new(()) })
+        Arc::new(Kubelet { store, cfg, running: Mutex::new(HashMap::new()), hosts_lock: Mutex::new(()), exec_contexts: Mutex::new(HashMap::new()) })
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -111,6 +159,9 @@ impl Kubelet {
     }
 
     fn stop(&self, uid: &str) {
+        if let Ok(mut m) = self.exec_contexts.lock() {
+            m.retain(|(u, _), _| u != uid);
+        }
         if let Some(tx) = self.running.lock().ok().and_then(|mut m| m.remove(uid)) {
             let _ = tx.send(true);
         }
@@ -519,54 +570,52 @@ impl Kubelet {
         runtime::write_bin_dir(&bin_dir, rt).map_err(|e| StartError::Spawn(e.to_string()))?;
         let mounts = volumes::mounts_for(c, volumes).map_err(|e| StartError::Config(e.to_string()))?;
         let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name_of(pod).as_str()).to_string();
-        let working_dir = c["workingDir"].as_str().filter(|w| !w.is_empty());
-        let mut cmd = if self.cfg.sandbox {
-            let spec = SandboxSpec {
-                hostname: &hostname,
-                tmp_dir: &tmp_dir,
-                bin_dir: &bin_dir,
-                hosts_file: &self.hosts_path(),
-                mounts: &mounts,
-                working_dir,
-                argv: &argv,
-            };
-            let full = runtime::bwrap_argv(&spec);
-            let mut cmd = tokio::process::Command::new(&full[0]);
-            cmd.args(&full[1..]);
-            cmd
-        } else {
-            let mut cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            cmd.current_dir(working_dir.filter(|w| Path::new(w).is_dir()).map(PathBuf::from).unwrap_or(tmp_dir.clone()));
-            cmd
-        };
-        cmd.env_clear();
+        let working_dir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(str::to_string);
         let (bin, home) = if self.cfg.sandbox {
             (runtime::SANDBOX_BIN.to_string(), "/tmp".to_string())
         } else {
             (bin_dir.to_string_lossy().into_owned(), tmp_dir.to_string_lossy().into_owned())
         };
-        cmd.env("PATH", format!("{bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
-        cmd.env("HOME", &home);
-        cmd.env("TMPDIR", if self.cfg.sandbox { "/tmp".into() } else { tmp_dir.to_string_lossy().into_owned() });
-        cmd.env("HOSTNAME", &hostname);
-        cmd.env("LANG", "C.UTF-8");
-        cmd.env("KUBERNETES_SERVICE_HOST", "127.0.0.1");
-        cmd.env("KUBERNETES_SERVICE_PORT", self.cfg.api_port.to_string());
-        // pip inside a pod never reaches the network, and installs land in the container's
-        // writable HOME (site-packages is read-only), never in the machine's Python.
-        cmd.env("PIP_NO_INDEX", "1");
-        cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+        let mut full_env: Vec<(String, String)> = vec![
+            ("PATH".into(), format!("{bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
+            ("HOME".into(), home.clone()),
+            ("TMPDIR".into(), home),
+            ("HOSTNAME".into(), hostname.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("KUBERNETES_SERVICE_HOST".into(), "127.0.0.1".into()),
+            ("KUBERNETES_SERVICE_PORT".into(), self.cfg.api_port.to_string()),
+            // pip inside a pod never reaches the network, and installs land in the container's
+            // writable HOME (site-packages is read-only), never in the machine's Python.
+            ("PIP_NO_INDEX".into(), "1".into()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()),
+        ];
         if let Some(w) = &self.cfg.wheel_dir {
-            cmd.env("PIP_FIND_LINKS", w);
+            full_env.push(("PIP_FIND_LINKS".into(), w.to_string_lossy().into_owned()));
         }
-        for (k, v) in &env {
-            cmd.env(k, v);
+        full_env.extend(env);
+        let ctx = Arc::new(ExecContext {
+            sandbox: self.cfg.sandbox,
+            hostname,
+            tmp_dir,
+            bin_dir,
+            hosts_file: self.hosts_path(),
+            mounts,
+            working_dir,
+            env: full_env,
+        });
+        if let Ok(mut m) = self.exec_contexts.lock() {
+            m.insert((uid_of(pod), cname.to_string()), ctx.clone());
         }
+        let mut cmd = ctx.command(&argv);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.process_group(0);
         cmd.kill_on_drop(true);
         cmd.spawn().map_err(|e| StartError::Spawn(format!("{}: {e}", argv[0])))
+    }
+
+    /// How to run more commands in a running container (pods/exec).
+    pub fn exec_context(&self, uid: &str, container: &str) -> Option<Arc<ExecContext>> {
+        self.exec_contexts.lock().ok()?.get(&(uid.to_string(), container.to_string())).cloned()
     }
 
     /// The container's environment: envFrom, then env (value with $(VAR) expansion, or

@@ -28,3 +28,7 @@ pub use cluster::{Options, TestCluster};
 pub mod tls;
 pub mod idp;
 pub mod jwt;
+pub mod protobuf;
+pub mod gateway;
+pub mod dex;
+pub mod exec;

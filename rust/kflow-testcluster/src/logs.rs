@@ -162,7 +162,7 @@ pub async fn serve(store: Arc<Store>, state_dir: PathBuf, ns: String, pod_name: 
         lines.drain(..cut);
     }
     let mut budget = opts.limit_bytes.unwrap_or(usize::MAX);
-    let mut drop_budget = opts.drop_after.unwrap_or(usize::MAX);
+    let mut drop_budget = opts.drop_after.unwrap_or(usize::MAX).max(1);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
         let mut send = |l: String| {
@@ -174,10 +174,10 @@ pub async fn serve(store: Arc<Store>, state_dir: PathBuf, ns: String, pod_name: 
                 done = true;
             }
             budget -= l.len();
+            // Fault injection: the line that uses up the budget is the last one sent.
+            drop_budget = drop_budget.saturating_sub(1);
             if drop_budget == 0 {
                 done = true;
-            } else {
-                drop_budget -= 1;
             }
             async move { (tx.send(Ok(Bytes::from(l))).await.is_ok(), done) }
         };

@@ -54,6 +54,10 @@ struct Args {
     /// Realm config (JSON or YAML): realm, clients, users, token lifetimes.
     #[arg(long)]
     idp_config: Option<PathBuf>,
+    /// With --idp/--idp-config: serve the oauth2-proxy-style gateway on this port (0 = free
+    /// port); its URL is printed on stderr and written to <state-dir>/gateway-url.
+    #[arg(long)]
+    gateway_port: Option<u16>,
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -86,12 +90,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else if args.idp {
         opts.idp = Some(Default::default());
     }
+    opts.gateway_port = args.gateway_port;
     if let Some(f) = args.faults {
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         opts.faults = serde_json::from_str::<FaultConfig>(&text).with_context(|| format!("parsing {}", f.display()))?;
     }
     let running = cluster::start(opts).await.context("starting the test cluster")?;
     let kubeconfig = running.kubeconfig();
+    if let Some(url) = &running.gateway_url {
+        eprintln!("kflow-testcluster: gateway on {url}");
+        std::fs::write(args.state_dir.join("gateway-url"), url).context("writing gateway-url")?;
+    }
     if let Some(path) = &args.kubeconfig_out {
         // Written whole and renamed: callers wait for the file to appear, then read it.
         let tmp = path.with_extension("tmp");

@@ -216,6 +216,9 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
     }
     let types = replica_types(&k, &job);
     let total: i64 = types.iter().map(|(_, s)| s["replicas"].as_i64().unwrap_or(1)).sum();
+    if res.plural == "mpijobs" && !finished {
+        ensure_mpi_config(store, &job, &types);
+    }
     let has_master_type = types.iter().any(|(t, _)| matches!(t.as_str(), "Master" | "Chief" | "Launcher"));
     let mut replica_statuses = Map::new();
     let mut failures: Vec<String> = Vec::new();
@@ -395,6 +398,9 @@ fn create_replica(
     spec["hostname"] = json!(pod_name);
     spec["subdomain"] = json!(name);
     let env = replica_env(res, k, job, rtype, index, types, total);
+    if res.plural == "mpijobs" && rtype == "Launcher" {
+        mount_mpi_config(&mut spec, name);
+    }
     if let Some(containers) = spec["containers"].as_array_mut() {
         for c in containers.iter_mut() {
             if res.plural == "tfjobs" && c["name"] != json!(k.container) {
@@ -423,6 +429,43 @@ fn create_replica(
     match store.create(resources::pods(), pod, false) {
         Ok(p) => events::record(store, job, "Normal", "SuccessfulCreatePod", &format!("Created pod: {}", p["metadata"]["name"].as_str().unwrap_or("")), k.operator_name),
         Err(e) => events::record(store, job, "Warning", "FailedCreatePod", &format!("Error creating: {}", e.message), k.operator_name),
+    }
+}
+
+/// MPIJob v1: the `<job>-config` ConfigMap (hostfile, kubexec.sh, discover_hosts.sh) the
+/// launcher finds at /etc/mpi.
+fn ensure_mpi_config(store: &Store, job: &Value, types: &[(String, Value)]) {
+    let name = job["metadata"]["name"].as_str().unwrap_or("");
+    let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
+    let cms = resources::find("", "v1", "configmaps").expect("configmaps is served");
+    let cm_name = format!("{name}-config");
+    if store.get(cms, ns, &cm_name).is_some() {
+        return;
+    }
+    let slots = job["spec"]["slotsPerWorker"].as_i64().unwrap_or(1);
+    let workers = types.iter().find(|(t, _)| t == "Worker").and_then(|(_, s)| s["replicas"].as_i64()).unwrap_or(0);
+    let hostfile: String = (0..workers).map(|i| format!("{name}-worker-{i} slots={slots}\n")).collect();
+    let discover: String = (0..workers).map(|i| format!("echo {name}-worker-{i}:{slots}\n")).collect();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": cm_name, "namespace": ns, "labels": {"training.kubeflow.org/job-name": name},
+            "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "name": name, "uid": job["metadata"]["uid"],
+                                 "controller": true, "blockOwnerDeletion": true}]},
+        "data": {"hostfile": hostfile, "discover_hosts.sh": format!("#!/bin/sh\n{discover}"),
+                 "kubexec.sh": "#!/bin/sh\nset -x\nPOD_NAME=$1\nshift\n/opt/kube/kubectl exec ${POD_NAME} -- /bin/sh -c \"$*\""}});
+    let _ = store.create(cms, cm, false);
+}
+
+fn mount_mpi_config(spec: &mut Value, job: &str) {
+    let mut volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    volumes.push(json!({"name": "mpi-job-config", "configMap": {"name": format!("{job}-config"), "items": [
+        {"key": "kubexec.sh", "path": "kubexec.sh", "mode": 365},
+        {"key": "hostfile", "path": "hostfile", "mode": 292},
+        {"key": "discover_hosts.sh", "path": "discover_hosts.sh", "mode": 365}]}}));
+    spec["volumes"] = json!(volumes);
+    for c in spec["containers"].as_array_mut().into_iter().flatten() {
+        let mut mounts = c["volumeMounts"].as_array().cloned().unwrap_or_default();
+        mounts.push(json!({"name": "mpi-job-config", "mountPath": "/etc/mpi"}));
+        c["volumeMounts"] = json!(mounts);
     }
 }
 
@@ -466,6 +509,13 @@ fn replica_env(res: &ResourceType, k: &KindSpec, job: &Value, rtype: &str, index
             env.push(("TF_CONFIG".into(), tf_config.to_string()));
         }
         "mpijobs" if rtype == "Launcher" => {
+            let has_gpu = types.iter().find(|(t, _)| t == "Launcher").is_some_and(|(_, s)| {
+                s["template"]["spec"]["containers"].as_array().into_iter().flatten().any(|c| !c["resources"]["limits"]["nvidia.com/gpu"].is_null())
+            });
+            if !has_gpu {
+                env.push(("NVIDIA_VISIBLE_DEVICES".into(), String::new()));
+                env.push(("NVIDIA_DRIVER_CAPABILITIES".into(), String::new()));
+            }
             env.push(("OMPI_MCA_plm_rsh_agent".into(), "/etc/mpi/kubexec.sh".into()));
             env.push(("OMPI_MCA_orte_default_hostfile".into(), "/etc/mpi/hostfile".into()));
             env.push(("I_MPI_HYDRA_BOOTSTRAP".into(), "rsh".into()));

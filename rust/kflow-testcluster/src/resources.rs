@@ -85,6 +85,18 @@ pub static RESOURCES: &[ResourceType] = &[
     kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
     kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
     kubeflow("v1beta1", "notebooks", "notebook", "Notebook"),
+    // Read by clients that detect which Kubeflow kinds a cluster serves.
+    ResourceType {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        subresources: &["status"],
+        categories: &["api-extensions"],
+    },
 ];
 
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
@@ -122,6 +134,9 @@ pub fn pods() -> &'static ResourceType {
 }
 pub fn events() -> &'static ResourceType {
     find("", "v1", "events").expect("events is in the table")
+}
+pub fn crds() -> &'static ResourceType {
+    find("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are in the table")
 }
 pub fn namespaces() -> &'static ResourceType {
     find("", "v1", "namespaces").expect("namespaces is in the table")

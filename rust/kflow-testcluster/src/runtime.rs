@@ -202,6 +202,30 @@ pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
         }
     }
     push(&["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]);
+    // A mountPath (or workingDir) that does not exist inside a read-only host dir (`/etc/mpi`)
+    // cannot be created there: that dir becomes a tmpfs holding read-only binds of its entries.
+    let mut wanted: Vec<&str> = spec.mounts.iter().map(|m| m.target.as_str()).collect();
+    wanted.extend(spec.working_dir);
+    let mut opened: Vec<PathBuf> = Vec::new();
+    for target in wanted {
+        let Some(dir) = existing_ancestor(Path::new(target)) else { continue };
+        let private = dir == Path::new("/") || dir.starts_with("/tmp") || dir.starts_with("/run") || dir.starts_with("/proc") || dir.starts_with("/dev");
+        if private || opened.iter().any(|o| o == &dir) {
+            continue;
+        }
+        push(&["--tmpfs", &dir.to_string_lossy()]);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let p = p.to_string_lossy();
+                match std::fs::read_link(e.path()) {
+                    Ok(link) => push(&["--symlink", &link.to_string_lossy(), &p]),
+                    Err(_) => push(&["--ro-bind-try", &p, &p]),
+                }
+            }
+        }
+        opened.push(dir);
+    }
     push(&["--bind", &spec.tmp_dir.to_string_lossy(), "/tmp"]);
     push(&["--ro-bind", &spec.hosts_file.to_string_lossy(), "/etc/hosts"]);
     push(&["--ro-bind", &spec.bin_dir.to_string_lossy(), SANDBOX_BIN]);
@@ -221,6 +245,21 @@ pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
     push(&["--"]);
     a.extend(spec.argv.iter().cloned());
     a
+}
+
+/// The deepest ancestor of a missing `target` that exists on the host (None if `target` exists).
+fn existing_ancestor(target: &Path) -> Option<PathBuf> {
+    if target.exists() {
+        return None;
+    }
+    let mut cur = target.parent();
+    while let Some(p) = cur {
+        if p.is_dir() {
+            return Some(p.to_path_buf());
+        }
+        cur = p.parent();
+    }
+    None
 }
 
 /// Parses a Kubernetes quantity ("64Mi", "1G", "500m", "1e3") into bytes.

@@ -41,6 +41,10 @@ pub struct Cluster {
     pub faults: Faults,
     /// The Keycloak-style realm whose tokens the API server also accepts.
     pub idp: Option<Arc<crate::idp::Idp>>,
+    /// The Dex front at `/dex`, when configured in the realm config.
+    pub dex: Option<Arc<crate::dex::Dex>>,
+    /// The kubelet, for pods/exec.
+    pub kubelet: Arc<crate::kubelet::Kubelet>,
 }
 
 /// Who is calling: the static token is cluster-admin; realm users act in their namespaces.
@@ -61,6 +65,7 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/livez", axum::routing::get(|| async { "ok" }))
         .route("/admin/faults", axum::routing::put(crate::faults::put_faults).get(crate::faults::get_faults))
         .route("/admin/compact", axum::routing::post(admin_compact))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", axum::routing::get(crate::exec::exec).post(crate::exec::exec))
         .route("/realms/{realm}/.well-known/openid-configuration", axum::routing::get(idp::discovery))
         .route("/realms/{realm}/protocol/openid-connect/auth", axum::routing::get(idp::auth))
         .route("/realms/{realm}/login-actions/authenticate", axum::routing::post(idp::authenticate))
@@ -68,6 +73,14 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/realms/{realm}/protocol/openid-connect/certs", axum::routing::get(idp::certs))
         .route("/realms/{realm}/protocol/openid-connect/userinfo", axum::routing::get(idp::userinfo))
         .route("/realms/{realm}/protocol/openid-connect/logout", axum::routing::get(idp::logout).post(idp::logout))
+        .route("/dex/.well-known/openid-configuration", axum::routing::get(crate::dex::discovery))
+        .route("/dex/keys", axum::routing::get(crate::dex::keys))
+        .route("/dex/auth", axum::routing::get(crate::dex::auth))
+        .route("/dex/auth/local/login", axum::routing::get(crate::dex::local_login_page).post(crate::dex::local_login))
+        .route("/dex/auth/{connector}", axum::routing::get(crate::dex::connector))
+        .route("/dex/callback", axum::routing::get(crate::dex::callback))
+        .route("/dex/approval", axum::routing::get(crate::dex::approval_page).post(crate::dex::approval))
+        .route("/dex/token", axum::routing::post(crate::dex::token))
         .fallback(dispatch)
         .with_state(cluster)
 }
@@ -85,7 +98,7 @@ fn json_response(code: u16, v: &Value) -> Response {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
+pub fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
     let h = headers.get("authorization").and_then(|v| v.to_str().ok())?;
     let token = h.strip_prefix("Bearer ")?.trim();
     if c.faults.is_revoked(token) {
@@ -98,7 +111,7 @@ fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
 }
 
 /// Simple RBAC for realm users: everything inside their namespaces, nothing outside.
-fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
+pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
     let Identity::User(u) = id else { return Ok(()) };
     let ns = if rp.res.plural == "namespaces" { rp.name.as_ref() } else { rp.namespace.as_ref() };
     let own = ns.is_some_and(|n| u.namespaces.contains(n));
@@ -210,12 +223,15 @@ async fn resource(
     let res = rp.res;
     let ns = rp.namespace.clone().unwrap_or_default();
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    // Typed client-go clients (e.g. `kubectl create configmap`) send protobuf; only JSON and
-    // YAML bodies are understood here, and 415 is what a server says about the rest.
-    if !body.is_empty() && content_type.contains("protobuf") {
-        return Err(ApiError::unsupported_media(&content_type));
-    }
+    // Typed client-go clients (e.g. `kubectl create configmap`) send protobuf: the kinds they
+    // create are decoded, other protobuf bodies get 415.
     let parse_json = |body: &[u8]| -> ApiResult<Value> {
+        if content_type.contains("protobuf") {
+            return crate::protobuf::decode(body).map_err(|e| match e {
+                crate::protobuf::ProtoError::Unsupported(_) => ApiError::unsupported_media(&format!("{content_type} ({e})")),
+                other => ApiError::bad_request(other.to_string()),
+            });
+        }
         if content_type.contains("yaml") {
             return serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
         }

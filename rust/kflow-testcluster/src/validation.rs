@@ -175,9 +175,10 @@ pub fn admit_training_job(res: &ResourceType, obj: &Value) -> ApiResult<()> {
     Err(err)
 }
 
-/// openAPIV3Schemas from the CRD files in a directory, by "group/version/plural".
+/// openAPIV3Schemas from the CRD files in a directory, by "group/version/plural", and the CRD
+/// documents themselves (served at apiextensions.k8s.io/v1).
 #[derive(Default)]
-pub struct CrdSchemas(HashMap<String, Value>);
+pub struct CrdSchemas(HashMap<String, Value>, Vec<Value>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
@@ -190,6 +191,7 @@ pub enum CrdError {
 impl CrdSchemas {
     pub fn load(dir: &Path) -> Result<Self, CrdError> {
         let mut map = HashMap::new();
+        let mut docs = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|source| CrdError::Io { path: dir.display().to_string(), source })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -203,6 +205,7 @@ impl CrdSchemas {
             }
             let group = crd["spec"]["group"].as_str().unwrap_or("");
             let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
+            docs.push(crd.clone());
             for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
                 let version = v["name"].as_str().unwrap_or("");
                 let schema = &v["schema"]["openAPIV3Schema"];
@@ -211,7 +214,12 @@ impl CrdSchemas {
                 }
             }
         }
-        Ok(CrdSchemas(map))
+        Ok(CrdSchemas(map, docs))
+    }
+
+    /// The loaded CRD documents.
+    pub fn documents(&self) -> &[Value] {
+        &self.1
     }
 
     pub fn get(&self, res: &ResourceType) -> Option<&Value> {

@@ -213,6 +213,11 @@ fn auth_discovery_and_tls() {
     let (_, core) = api.get("/api/v1");
     assert!(core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/log"));
     assert!(api.cluster.kubeconfig.contains("certificate-authority-data"));
+    // CRDs of the served Kubeflow kinds are visible for capability detection.
+    let (code, crds) = api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+    assert_eq!(code, 200);
+    let names: Vec<&str> = crds["items"].as_array().unwrap().iter().map(|c| c["metadata"]["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"pytorchjobs.kubeflow.org") && names.contains(&"tfjobs.kubeflow.org"), "{names:?}");
 }
 
 #[test]

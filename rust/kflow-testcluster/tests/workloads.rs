@@ -145,9 +145,9 @@ fn volumes_env_and_sandbox() {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
     let script = if api.cluster.sandboxed {
         "import os\n\
-print(open('/cfg/a.txt').read(), list(open('/cfg/b.bin','rb').read()), open('/sec/key').read(), os.environ['TOKEN'], os.environ['POD'])\n\
+print(open('/etc/kflow-cfg/a.txt').read(), list(open('/etc/kflow-cfg/b.bin','rb').read()), open('/sec/key').read(), os.environ['TOKEN'], os.environ['POD'])\n\
 open('/pvc/out.txt','w').write('persisted')\n\
-print(os.getcwd())"
+print(os.getcwd(), os.path.exists('/etc/passwd'))"
     } else {
         // Without the sandbox there are no mounts; env still works.
         "import os\nprint(os.environ['TOKEN'], os.environ['POD'])"
@@ -156,7 +156,8 @@ print(os.getcwd())"
         "containers": [{"name": "main", "image": "python", "command": ["python", "-c", script], "workingDir": "/work",
             "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
                     {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-            "volumeMounts": [{"name": "c", "mountPath": "/cfg"}, {"name": "s", "mountPath": "/sec", "readOnly": true},
+            // /etc/kflow-cfg: a new folder inside a read-only host dir, as MPI's /etc/mpi
+            "volumeMounts": [{"name": "c", "mountPath": "/etc/kflow-cfg"}, {"name": "s", "mountPath": "/sec", "readOnly": true},
                              {"name": "v", "mountPath": "/pvc"}, {"name": "w", "mountPath": "/work"}]}],
         "volumes": [{"name": "c", "configMap": {"name": "cfg"}},
                     {"name": "s", "secret": {"secretName": "sec", "items": [{"key": "token", "path": "key"}]}},
@@ -167,7 +168,7 @@ print(os.getcwd())"
     let out = logs(&api, "vols", "");
     assert_eq!(done["status"]["phase"], "Succeeded", "{out}");
     if api.cluster.sandboxed {
-        assert_eq!(out, "hello [0, 1, 2] s3cret s3cret vols\n/work\n");
+        assert_eq!(out, "hello [0, 1, 2] s3cret s3cret vols\n/work True\n");
         let pvc = dir.path().join("pvcs/default/data/out.txt");
         assert_eq!(std::fs::read_to_string(pvc).unwrap(), "persisted");
     } else {

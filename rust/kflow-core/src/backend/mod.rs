@@ -1,6 +1,7 @@
 //! Where jobs run. The status and log types are shared by every backend so the surfaces show
 //! local and cluster runs the same way.
 
+pub mod cluster;
 pub mod local;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,241 @@
+//! Where secrets live: the OS keyring (Secret Service on Linux — the store VS Code's
+//! SecretStorage uses —, Keychain on macOS, Credential Manager on Windows), else this process's
+//! memory. Never a file. The store is probed once per process; when there is none, the caller is
+//! told once (`SecretStore::take_memory_notice`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// The keyring's service name for every kflow entry.
+pub const SERVICE: &str = "kflow";
+
+/// Marks an entry whose value is split over numbered entries.
+const CHUNKED: &str = "kflow-chunks:";
+
+/// Characters per keyring entry: Windows Credential Manager keeps at most 2560 bytes (UTF-16).
+fn chunk_limit() -> usize {
+    if cfg!(windows) {
+        1200
+    } else {
+        usize::MAX
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The platform's keyring; the name says which.
+    Keyring(&'static str),
+    /// No keyring: secrets live in this process only.
+    Memory,
+}
+
+impl StoreKind {
+    pub fn describe(&self) -> String {
+        match self {
+            StoreKind::Keyring(name) => format!("OS keyring ({name})"),
+            StoreKind::Memory => "memory only (no OS keyring: the session ends with this process)".into(),
+        }
+    }
+
+    pub fn short(&self) -> &'static str {
+        match self {
+            StoreKind::Keyring(_) => "keyring",
+            StoreKind::Memory => "memory",
+        }
+    }
+}
+
+fn platform_store() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macOS Keychain"
+    } else if cfg!(windows) {
+        "Windows Credential Manager"
+    } else {
+        "Secret Service"
+    }
+}
+
+static MEMORY: OnceLock<Mutex<HashMap<String, Zeroizing<String>>>> = OnceLock::new();
+static NOTICE_GIVEN: AtomicBool = AtomicBool::new(false);
+static PROBED: OnceLock<StoreKind> = OnceLock::new();
+
+fn memory() -> std::sync::MutexGuard<'static, HashMap<String, Zeroizing<String>>> {
+    MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `KFLOW_KEYRING=none` forces the memory store (tests, or users who want nothing persisted).
+fn forced_memory() -> bool {
+    std::env::var("KFLOW_KEYRING").is_ok_and(|v| matches!(v.as_str(), "none" | "memory" | "off"))
+}
+
+/// Asks the platform store for an entry that does not exist: "no entry" means it works.
+fn probe() -> StoreKind {
+    if forced_memory() {
+        return StoreKind::Memory;
+    }
+    let works = keyring::Entry::new(SERVICE, "kflow-probe")
+        .and_then(|e| match e.get_password() {
+            Ok(_) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(e),
+        })
+        .is_ok();
+    if works {
+        StoreKind::Keyring(platform_store())
+    } else {
+        StoreKind::Memory
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SecretStore {
+    kind: StoreKind,
+}
+
+impl SecretStore {
+    /// The store of this process (probed on first use).
+    pub fn detect() -> SecretStore {
+        SecretStore { kind: *PROBED.get_or_init(probe) }
+    }
+
+    pub fn memory() -> SecretStore {
+        SecretStore { kind: StoreKind::Memory }
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The one-time notice that secrets are kept in memory only; None after the first call or
+    /// when a keyring is in use.
+    pub fn take_memory_notice(&self) -> Option<String> {
+        (self.kind == StoreKind::Memory && !NOTICE_GIVEN.swap(true, Ordering::SeqCst)).then(|| {
+            "no OS keyring is available (on Linux: no Secret Service on the D-Bus session): the Kubeflow session is kept in this process's memory only, and you will be asked to sign in again next time".to_string()
+        })
+    }
+
+    fn fail(&self, action: &'static str, e: keyring::Error) -> Error {
+        // keyring's messages name the store and the failure, never the secret.
+        Error::Keyring { store: self.kind.describe(), action, problem: e.to_string() }
+    }
+
+    /// Saves `secret`; values longer than the platform allows (Windows Credential Manager: 2560
+    /// bytes) are split over `account#1…#n`, with `account` holding the count.
+    pub fn save(&self, account: &str, secret: &str) -> Result<()> {
+        self.save_chunked(account, secret, chunk_limit())
+    }
+
+    fn save_chunked(&self, account: &str, secret: &str, limit: usize) -> Result<()> {
+        let old = self.chunk_count(account)?;
+        let chars: Vec<char> = secret.chars().collect();
+        if chars.len() <= limit && !secret.starts_with(CHUNKED) {
+            self.save_raw(account, secret)?;
+        } else {
+            let parts: Vec<String> = chars.chunks(limit.max(1)).map(|c| c.iter().collect()).collect();
+            for (i, part) in parts.iter().enumerate() {
+                self.save_raw(&format!("{account}#{}", i + 1), part)?;
+            }
+            self.save_raw(account, &format!("{CHUNKED}{}", parts.len()))?;
+            for i in parts.len() + 1..=old {
+                self.delete_raw(&format!("{account}#{i}"))?;
+            }
+            return Ok(());
+        }
+        for i in 1..=old {
+            self.delete_raw(&format!("{account}#{i}"))?;
+        }
+        Ok(())
+    }
+
+    fn chunk_count(&self, account: &str) -> Result<usize> {
+        Ok(self.load_raw(account)?.and_then(|v| v.strip_prefix(CHUNKED).and_then(|n| n.parse().ok())).unwrap_or(0))
+    }
+
+    pub fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
+        let Some(head) = self.load_raw(account)? else { return Ok(None) };
+        let Some(n) = head.strip_prefix(CHUNKED).and_then(|n| n.parse::<usize>().ok()) else { return Ok(Some(head)) };
+        let mut whole = Zeroizing::new(String::new());
+        for i in 1..=n {
+            match self.load_raw(&format!("{account}#{i}"))? {
+                Some(part) => whole.push_str(&part),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(whole))
+    }
+
+    /// Removes an entry (and its chunks); a missing one is fine.
+    pub fn delete(&self, account: &str) -> Result<()> {
+        for i in 1..=self.chunk_count(account)? {
+            self.delete_raw(&format!("{account}#{i}"))?;
+        }
+        self.delete_raw(account)
+    }
+
+    fn save_raw(&self, account: &str, secret: &str) -> Result<()> {
+        match self.kind {
+            StoreKind::Memory => {
+                memory().insert(account.to_string(), Zeroizing::new(secret.to_string()));
+                Ok(())
+            }
+            StoreKind::Keyring(_) => keyring::Entry::new(SERVICE, account)
+                .and_then(|e| e.set_password(secret))
+                .map_err(|e| self.fail("save the session", e)),
+        }
+    }
+
+    fn load_raw(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
+        match self.kind {
+            StoreKind::Memory => Ok(memory().get(account).cloned()),
+            StoreKind::Keyring(_) => match keyring::Entry::new(SERVICE, account).and_then(|e| e.get_password()) {
+                Ok(s) => Ok(Some(Zeroizing::new(s))),
+                Err(keyring::Error::NoEntry) => Ok(None),
+                Err(e) => Err(self.fail("read the session", e)),
+            },
+        }
+    }
+
+    fn delete_raw(&self, account: &str) -> Result<()> {
+        match self.kind {
+            StoreKind::Memory => {
+                memory().remove(account);
+                Ok(())
+            }
+            StoreKind::Keyring(_) => match keyring::Entry::new(SERVICE, account).and_then(|e| e.delete_credential()) {
+                Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                Err(e) => Err(self.fail("delete the session", e)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_round_trip_and_one_notice() {
+        let s = SecretStore::memory();
+        s.save("t/acct", "v1").unwrap();
+        assert_eq!(s.load("t/acct").unwrap().as_deref().map(String::as_str), Some("v1"));
+        s.delete("t/acct").unwrap();
+        s.delete("t/acct").unwrap();
+        assert!(s.load("t/acct").unwrap().is_none());
+        // Chunked values round-trip, shrink and leave nothing behind.
+        let long: String = (0..50).map(|i| format!("{i:02}é")).collect();
+        s.save_chunked("t/big", &long, 16).unwrap();
+        assert_eq!(s.chunk_count("t/big").unwrap(), 10);
+        assert_eq!(s.load("t/big").unwrap().unwrap().as_str(), long);
+        s.save_chunked("t/big", &long[..40], 16).unwrap();
+        assert_eq!(s.load("t/big").unwrap().unwrap().as_str(), &long[..40]);
+        assert!(s.load_raw("t/big#4").unwrap().is_none());
+        s.delete("t/big").unwrap();
+        assert!(memory().keys().all(|k| !k.starts_with("t/big")));
+        let _ = s.take_memory_notice();
+        assert!(s.take_memory_notice().is_none(), "the notice is given once per process");
+    }
+}

@@ -1,0 +1,227 @@
+//! Where the cluster connection comes from: an in-memory `kube::Config` (the sign-in session's
+//! seam), a kubeconfig file (KUBECONFIG, else ~/.kube/config; optional context), or the
+//! service account of the pod kflow runs in (a Kubeflow notebook). Every failure says which
+//! source was tried and what to do.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// The service-account folder Kubernetes mounts into every pod.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// How to connect. `Auto` is what users get: kubeconfig when there is one, else in-cluster.
+#[derive(Clone, Default)]
+pub enum Source {
+    #[default]
+    Auto,
+    /// A config built in memory, e.g. from a sign-in session; never written to disk.
+    Config { config: Box<kube::Config>, label: String },
+    /// A kubeconfig file (None: KUBECONFIG, else ~/.kube/config) and an optional context.
+    Kubeconfig { path: Option<PathBuf>, context: Option<String> },
+    /// A service-account folder (token, ca.crt, namespace) and the API server's address.
+    InCluster { dir: PathBuf, server: Option<String> },
+}
+
+impl std::fmt::Debug for Source {
+    // Never print a config: it may hold a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Auto => f.write_str("Auto"),
+            Source::Config { label, .. } => write!(f, "Config({label})"),
+            Source::Kubeconfig { path, context } => write!(f, "Kubeconfig({path:?}, {context:?})"),
+            Source::InCluster { dir, .. } => write!(f, "InCluster({})", dir.display()),
+        }
+    }
+}
+
+/// A resolved config plus a human description of where it came from (for `doctor` and errors).
+pub struct Resolved {
+    pub config: kube::Config,
+    pub description: String,
+}
+
+/// Turns a source into a kube config. `env` is the caller's environment (KUBECONFIG, HOME,
+/// KUBERNETES_SERVICE_HOST/PORT, KFLOW_CONTEXT), passed in so tests never read the machine's own.
+pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<Resolved> {
+    match source {
+        Source::Config { config, label } => Ok(Resolved { config: (**config).clone(), description: label.clone() }),
+        Source::Kubeconfig { path, context } => from_kubeconfig(path.as_deref(), context.clone().or_else(|| env_context(env)), env).await,
+        Source::InCluster { dir, server } => in_cluster(dir, server.clone(), env),
+        Source::Auto => {
+            let files = kubeconfig_paths(None, env);
+            if files.iter().any(|p| p.is_file()) {
+                from_kubeconfig(None, env_context(env), env).await
+            } else if Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file() {
+                in_cluster(Path::new(SERVICE_ACCOUNT_DIR), None, env)
+            } else {
+                Err(Error::ClusterConfig {
+                    problem: format!(
+                        "no kubeconfig found (looked at {}) and not running inside a Kubernetes pod",
+                        files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    fix: "sign in (`kflow login`), point KUBECONFIG at your cluster's kubeconfig, or run with backend=\"local\"".into(),
+                })
+            }
+        }
+    }
+}
+
+fn env_context(env: &BTreeMap<String, String>) -> Option<String> {
+    env.get("KFLOW_CONTEXT").filter(|c| !c.is_empty()).cloned()
+}
+
+/// KUBECONFIG may list several files (':'-separated), merged first-wins as kubectl does.
+fn kubeconfig_paths(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> Vec<PathBuf> {
+    if let Some(p) = explicit {
+        return vec![p.to_path_buf()];
+    }
+    if let Some(list) = env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
+        return std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
+    }
+    let home = env.get("HOME").map(PathBuf::from).or_else(dirs::home_dir).unwrap_or_default();
+    vec![home.join(".kube").join("config")]
+}
+
+async fn from_kubeconfig(explicit: Option<&Path>, context: Option<String>, env: &BTreeMap<String, String>) -> Result<Resolved> {
+    let paths: Vec<PathBuf> = kubeconfig_paths(explicit, env).into_iter().filter(|p| p.is_file()).collect();
+    let fix_file = "check the file with `kubectl config view`, or sign in again (`kflow login`)";
+    let mut merged: Option<Kubeconfig> = None;
+    for path in &paths {
+        let one = Kubeconfig::read_from(path).map_err(|e| Error::ClusterConfig {
+            problem: format!("kubeconfig {} is unreadable: {e}", path.display()),
+            fix: fix_file.into(),
+        })?;
+        merged = Some(match merged {
+            Some(m) => m.merge(one).map_err(|e| Error::ClusterConfig { problem: format!("merging kubeconfigs: {e}"), fix: fix_file.into() })?,
+            None => one,
+        });
+    }
+    let Some(kubeconfig) = merged else {
+        return Err(Error::ClusterConfig {
+            problem: format!("kubeconfig {} does not exist", kubeconfig_paths(explicit, env).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")),
+            fix: "point KUBECONFIG at your cluster's kubeconfig, or sign in (`kflow login`)".into(),
+        });
+    };
+    if let Some(ctx) = &context {
+        if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
+            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::ClusterConfig {
+                problem: format!("context {ctx:?} is not in the kubeconfig (it has: {})", known.join(", ")),
+                fix: "pass one of those contexts (KFLOW_CONTEXT), or leave it out to use the current context".into(),
+            });
+        }
+    }
+    let chosen = context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    let options = KubeConfigOptions { context, ..Default::default() };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| Error::ClusterConfig { problem: format!("kubeconfig context {chosen:?}: {e}"), fix: fix_file.into() })?;
+    let files = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    Ok(Resolved { config, description: format!("kubeconfig {files}, context {chosen:?}") })
+}
+
+/// The pod's service account: token (re-read by kube as it rotates), CA and namespace files.
+pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, String>) -> Result<Resolved> {
+    let fix = "run kflow inside a pod with a service account (a Kubeflow notebook), or use a kubeconfig";
+    let server = match server {
+        Some(s) => s,
+        None => {
+            let host = env.get("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty()).ok_or_else(|| Error::ClusterConfig {
+                problem: "KUBERNETES_SERVICE_HOST is not set, so the in-cluster API server is unknown".into(),
+                fix: fix.into(),
+            })?;
+            let port = env.get("KUBERNETES_SERVICE_PORT").cloned().unwrap_or_else(|| "443".into());
+            let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+            format!("https://{host}:{port}")
+        }
+    };
+    let url: http::Uri = server
+        .parse()
+        .map_err(|e| Error::ClusterConfig { problem: format!("API server address {server:?}: {e}"), fix: fix.into() })?;
+    let token = dir.join("token");
+    if !token.is_file() {
+        return Err(Error::ClusterConfig { problem: format!("no service-account token at {}", token.display()), fix: fix.into() });
+    }
+    let mut config = kube::Config::new(url);
+    config.auth_info.token_file = Some(token.display().to_string());
+    let ca = dir.join("ca.crt");
+    if ca.is_file() {
+        let pem = std::fs::read_to_string(&ca).map_err(Error::io("reading", &ca))?;
+        config.root_cert = Some(pem_certificates(&pem));
+    }
+    if let Ok(ns) = std::fs::read_to_string(dir.join("namespace")) {
+        if !ns.trim().is_empty() {
+            config.default_namespace = ns.trim().to_string();
+        }
+    }
+    Ok(Resolved { config, description: format!("in-cluster service account ({})", dir.display()) })
+}
+
+/// DER bytes of each certificate in a PEM bundle.
+fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut body = String::new();
+    let mut inside = false;
+    for line in pem.lines() {
+        let line = line.trim();
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            inside = true;
+            body.clear();
+        } else if line.starts_with("-----END CERTIFICATE") {
+            inside = false;
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&body) {
+                out.push(der);
+            }
+        } else if inside {
+            body.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_kubeconfig_and_unknown_context_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), dir.path().join("nope").display().to_string())].into();
+        let err = resolve(&Source::Kubeconfig { path: None, context: None }, &env).await.err().unwrap().to_string();
+        assert!(err.contains("does not exist") && err.contains("Fix:"), "{err}");
+
+        let file = dir.path().join("config");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: a, context: {cluster: c, user: u, namespace: team}}]\ncurrent-context: a\n",
+        )
+        .unwrap();
+        let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), file.display().to_string())].into();
+        let ok = resolve(&Source::Auto, &env).await.unwrap();
+        assert_eq!(ok.config.default_namespace, "team");
+        assert!(ok.description.contains("context \"a\""), "{}", ok.description);
+        let err = resolve(&Source::Kubeconfig { path: None, context: Some("b".into()) }, &env).await.err().unwrap().to_string();
+        assert!(err.contains("context \"b\" is not in the kubeconfig (it has: a)"), "{err}");
+    }
+
+    #[test]
+    fn in_cluster_reads_namespace_ca_and_token_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "tok").unwrap();
+        std::fs::write(dir.path().join("namespace"), "kubeflow-user\n").unwrap();
+        std::fs::write(dir.path().join("ca.crt"), "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n").unwrap();
+        let env: BTreeMap<String, String> = [("KUBERNETES_SERVICE_HOST".to_string(), "10.0.0.1".to_string())].into();
+        let r = in_cluster(dir.path(), None, &env).unwrap();
+        assert_eq!(r.config.cluster_url.to_string(), "https://10.0.0.1:443/");
+        assert_eq!(r.config.default_namespace, "kubeflow-user");
+        assert_eq!(r.config.root_cert, Some(vec![vec![0, 1, 2]]));
+        assert!(r.config.auth_info.token_file.unwrap().ends_with("token"));
+        let err = in_cluster(dir.path(), None, &BTreeMap::new()).err().unwrap().to_string();
+        assert!(err.contains("KUBERNETES_SERVICE_HOST"), "{err}");
+    }
+}

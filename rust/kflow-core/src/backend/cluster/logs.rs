@@ -1,0 +1,441 @@
+//! Logs of every replica, merged as lines arrive. Follow mode watches the job's pods, starts a
+//! follower for each pod as soon as its container has started (so Pending pods are waited for,
+//! not skipped), and resumes a dropped stream from its last timestamp: sinceTime has second
+//! precision on real kubelets, so lines at or before the last one seen are skipped by their
+//! full timestamp, and none is repeated or lost. Each replica's lines are also written to the
+//! run folder (`logs/<replica>.log`, as the local backend does), so logs outlive the pods.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+
+use crate::backend::local::LogStream as LocalLogStream;
+use crate::backend::LogLine;
+use crate::error::Result;
+use crate::records::RunDir;
+
+use super::retry::{retry, status_code};
+use super::status::{container_finished, container_started, main_container, replica_name};
+use super::{ClusterBackend, JOB_NAME_LABEL};
+
+pub(crate) enum Msg {
+    Line(LogLine),
+    /// The cluster has nothing for this job (pods gone): read the local copy instead.
+    UseLocalCopy,
+    Done,
+}
+
+/// Where a resumed stream picks up: the last timestamp emitted and how many lines carried it.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor {
+    last: Option<Timestamp>,
+    at_last: usize,
+}
+
+impl Cursor {
+    /// sinceTime for a reconnect: the last instant seen. Real API servers pass it on to the
+    /// kubelet at second precision, so the lines of that second come again and are skipped by
+    /// their full timestamps; servers that keep the precision send fewer repeats.
+    pub fn since(&self) -> Option<Timestamp> {
+        self.last
+    }
+
+    /// A reader over one stream: decides line by line whether it is new.
+    pub fn reader(&mut self) -> CursorReader<'_> {
+        let replay = self.at_last;
+        CursorReader { cursor: self, replay }
+    }
+}
+
+pub struct CursorReader<'a> {
+    cursor: &'a mut Cursor,
+    replay: usize,
+}
+
+impl CursorReader<'_> {
+    /// Takes a `<RFC3339Nano> <text>` line; returns the text when it was not emitted before.
+    pub fn accept<'l>(&mut self, line: &'l str) -> Option<&'l str> {
+        let (ts, text) = match line.split_once(' ') {
+            Some((ts, text)) => (ts.parse::<Timestamp>().ok(), text),
+            None => (line.parse::<Timestamp>().ok(), ""),
+        };
+        let Some(ts) = ts else { return Some(line) };
+        let c = &mut *self.cursor;
+        match c.last {
+            Some(last) if ts < last => return None,
+            Some(last) if ts == last && self.replay > 0 => {
+                self.replay -= 1;
+                return None;
+            }
+            Some(last) if ts == last => c.at_last += 1,
+            _ => {
+                c.last = Some(ts);
+                c.at_last = 1;
+                self.replay = 0;
+            }
+        }
+        Some(text)
+    }
+}
+
+/// An iterator of log lines, like the local backend's.
+pub struct ClusterLogStream {
+    rx: mpsc::Receiver<Msg>,
+    ready: VecDeque<LogLine>,
+    local: Option<LocalLogStream>,
+    dir: RunDir,
+    replicas: Vec<String>,
+    done: bool,
+    task: Option<tokio::task::JoinHandle<()>>,
+    // Keeps the runtime the task runs on alive for as long as the stream.
+    _backend: Arc<ClusterBackend>,
+}
+
+impl Drop for ClusterLogStream {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl ClusterLogStream {
+    pub fn start(backend: Arc<ClusterBackend>, jobs: Api<DynamicObject>, ns: &str, name: &str, dir: RunDir, replicas: Vec<String>, follow: bool) -> ClusterLogStream {
+        let (tx, rx) = mpsc::channel();
+        let pods: Api<Pod> = Api::namespaced(backend.client().clone(), ns);
+        let name = name.to_string();
+        let logs_dir = dir.logs();
+        let task = if follow {
+            backend.runtime().spawn(follow_job(jobs, pods, name, logs_dir, tx))
+        } else {
+            backend.runtime().spawn(snapshot(pods, name, logs_dir, tx))
+        };
+        ClusterLogStream { rx, ready: VecDeque::new(), local: None, dir, replicas, done: false, task: Some(task), _backend: backend }
+    }
+
+    /// What is available now: `Ok(None)` at the end, `Ok(Some(empty))` when nothing new came.
+    pub fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
+        if let Some(local) = self.local.as_mut() {
+            return local.poll();
+        }
+        if !self.ready.is_empty() {
+            return Ok(Some(self.ready.drain(..).collect()));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let mut lines = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Line(l)) => lines.push(l),
+                Ok(Msg::UseLocalCopy) => {
+                    self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false));
+                    break;
+                }
+                Ok(Msg::Done) | Err(mpsc::TryRecvError::Disconnected) => {
+                    self.done = true;
+                    break;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        if lines.is_empty() {
+            if let Some(local) = self.local.as_mut() {
+                return local.poll();
+            }
+            if self.done {
+                return Ok(None);
+            }
+        }
+        Ok(Some(lines))
+    }
+
+    fn wait_next(&mut self) -> Option<LogLine> {
+        loop {
+            if let Some(l) = self.ready.pop_front() {
+                return Some(l);
+            }
+            if let Some(local) = self.local.as_mut() {
+                return local.next();
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Msg::Line(l)) => return Some(l),
+                Ok(Msg::UseLocalCopy) => self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false)),
+                Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => self.done = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+impl Iterator for ClusterLogStream {
+    type Item = LogLine;
+
+    fn next(&mut self) -> Option<LogLine> {
+        self.wait_next()
+    }
+}
+
+fn log_file(logs_dir: &std::path::Path, replica: &str) -> PathBuf {
+    logs_dir.join(format!("{replica}.log"))
+}
+
+fn open_copy(path: &std::path::Path) -> Option<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::File::create(path).ok()
+}
+
+/// The whole log of every started replica once, without following. When the pods are gone,
+/// the local copy is the log.
+pub(crate) async fn snapshot(pods: Api<Pod>, job: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+    let list = match retry(|| pods.list(&lp)).await {
+        Ok(l) => l.items,
+        Err(_) => Vec::new(),
+    };
+    let mut named: Vec<(String, Pod)> = list.into_iter().filter_map(|p| replica_name(&p).map(|n| (n, p))).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let started: Vec<&(String, Pod)> = named.iter().filter(|(_, p)| main_container(p).is_some_and(|c| container_started(p, &c))).collect();
+    if started.is_empty() {
+        let _ = tx.send(Msg::UseLocalCopy);
+        let _ = tx.send(Msg::Done);
+        return;
+    }
+    // All read before anything is shown or copied: when the pods' logs cannot be read, the
+    // local copy is the log, and it must not be overwritten with less.
+    let mut fetched: Vec<(String, Vec<String>)> = Vec::new();
+    for (replica, pod) in started {
+        let container = main_container(pod).unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let mut cursor = Cursor::default();
+        let mut lines = Vec::new();
+        if !drain(&pods, &pod_name, &container, &mut cursor, &mut |t| lines.push(t.to_string())).await {
+            let _ = tx.send(Msg::UseLocalCopy);
+            let _ = tx.send(Msg::Done);
+            return;
+        }
+        fetched.push((replica.clone(), lines));
+    }
+    for (replica, lines) in fetched {
+        let mut copy = open_copy(&log_file(&logs_dir, &replica));
+        for text in lines {
+            if let Some(f) = copy.as_mut() {
+                let _ = writeln!(f, "{text}");
+            }
+            let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text }));
+        }
+    }
+    let _ = tx.send(Msg::Done);
+}
+
+/// Follows the job until it has ended and every started replica's log is drained.
+async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let mut pod_events = watcher::watcher(pods.clone(), watcher::Config::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+        .default_backoff()
+        .boxed();
+    let mut job_events = watcher::watcher(jobs, watcher::Config::default().fields(&format!("metadata.name={job}"))).default_backoff().boxed();
+    let mut followers: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    // Pod uids already followed: a replaced pod (same name, new uid) gets a new follower.
+    let mut followed: HashSet<String> = HashSet::new();
+    let mut ended = false;
+    let mut seen_job = false;
+    let start_follower = |pod: &Pod, followers: &mut tokio::task::JoinSet<()>, followed: &mut HashSet<String>| {
+        let (Some(replica), Some(container), Some(uid)) = (replica_name(pod), main_container(pod), pod.metadata.uid.clone()) else { return };
+        if !container_started(pod, &container) || followed.contains(&uid) {
+            return;
+        }
+        followed.insert(uid);
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        followers.spawn(follow_pod(pods.clone(), pod_name, container, replica.clone(), log_file(&logs_dir, &replica), tx.clone()));
+    };
+    loop {
+        tokio::select! {
+            Some(ev) = pod_events.next() => {
+                if let Ok(Event::Apply(p) | Event::InitApply(p)) = ev {
+                    start_follower(&p, &mut followers, &mut followed);
+                }
+            }
+            Some(ev) = job_events.next() => match ev {
+                Ok(Event::Apply(j) | Event::InitApply(j)) => {
+                    seen_job = true;
+                    ended = job_ended(&j);
+                }
+                Ok(Event::Delete(_)) => ended = true,
+                Ok(Event::InitDone) if !seen_job => ended = true,
+                _ => {}
+            },
+            Some(_) = followers.join_next(), if !followers.is_empty() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        if ended {
+            // The job's end may arrive before the pod update that shows a container started:
+            // one last list makes sure every replica that ran is followed to its end.
+            let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+            if let Ok(list) = retry(|| pods.list(&lp)).await {
+                if list.items.is_empty() && followed.is_empty() {
+                    let _ = tx.send(Msg::UseLocalCopy);
+                }
+                for p in &list.items {
+                    start_follower(p, &mut followers, &mut followed);
+                }
+            }
+            while followers.join_next().await.is_some() {}
+            break;
+        }
+    }
+    let _ = tx.send(Msg::Done);
+}
+
+fn job_ended(job: &DynamicObject) -> bool {
+    job.data["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| (c["type"] == "Succeeded" || c["type"] == "Failed") && c["status"] == "True"))
+}
+
+/// One pod's container log, from its first line to its last, across dropped streams.
+async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: String, copy_path: PathBuf, tx: mpsc::Sender<Msg>) {
+    let mut cursor = Cursor::default();
+    let mut copy = open_copy(&copy_path);
+    let emit = |text: &str, copy: &mut Option<std::fs::File>| {
+        if let Some(f) = copy.as_mut() {
+            let _ = writeln!(f, "{text}");
+        }
+        let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text: text.to_string() }));
+    };
+    let mut failures = 0u32;
+    loop {
+        let client = pods.clone().into_client();
+        match client.request_stream(log_request(&pods, &pod, &container, true, cursor.since())).await {
+            Ok(stream) => {
+                failures = 0;
+                let mut stream = std::pin::pin!(stream);
+                let mut reader = cursor.reader();
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match stream.read_until(b'\n', &mut buf).await {
+                        // Only whole lines count: a line cut by a dropped stream comes again.
+                        Ok(n) if n > 0 && buf.ends_with(b"\n") => {
+                            let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
+                            let line = line.strip_suffix('\r').unwrap_or(&line);
+                            if let Some(t) = reader.accept(line) {
+                                emit(t, &mut copy);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            Err(e) if status_code(&e) == Some(404) => return,
+            Err(_) => {
+                failures += 1;
+                // Not started yet, or a passing failure: try again shortly; give up after ~2 min.
+                if failures > 600 {
+                    return;
+                }
+            }
+        }
+        // The stream ended: either the container ended or the connection dropped.
+        let current = match retry(|| pods.get_opt(&pod)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if container_finished(&current, &container) {
+            // Whatever came after a drop and before the end: fetched again, deduplicated.
+            drain(&pods, &pod, &container, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A pods/log request. Built here rather than with kube's LogParams because kube rounds
+/// sinceTime to the nearest second, which can skip up to half a second of lines on a resume;
+/// the full-precision instant (or a kubelet's truncation of it) never does.
+fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, since: Option<Timestamp>) -> http::Request<Vec<u8>> {
+    let mut url = format!("{}/{pod}/log?container={container}&timestamps=true", pods.resource_url());
+    if follow {
+        url.push_str("&follow=true");
+    }
+    if let Some(t) = since {
+        // RFC 3339 in UTC: digits, '-', ':', '.', 'T', 'Z', all safe in a query.
+        url.push_str(&format!("&sinceTime={t}"));
+    }
+    http::Request::get(url).body(Vec::new()).expect("log request")
+}
+
+async fn fetch_text(pods: &Api<Pod>, pod: &str, container: &str, since: Option<Timestamp>) -> kube::Result<String> {
+    let client = pods.clone().into_client();
+    retry(|| client.request_text(log_request(pods, pod, container, false, since))).await
+}
+
+/// Reads a finished container's log from `cursor` on with plain (non-follow) requests until
+/// one brings nothing new: a response cut short is simply continued.
+/// False when not even the first request succeeded.
+async fn drain(pods: &Api<Pod>, pod: &str, container: &str, cursor: &mut Cursor, emit: &mut (dyn FnMut(&str) + Send)) -> bool {
+    for round in 0..10_000 {
+        let Ok(text) = fetch_text(pods, pod, container, cursor.since()).await else { return round > 0 };
+        let mut reader = cursor.reader();
+        let mut new = 0;
+        for line in text.lines() {
+            if let Some(t) = reader.accept(line) {
+                emit(t);
+                new += 1;
+            }
+        }
+        if new == 0 {
+            return true;
+        }
+    }
+    true
+}
+
+/// Saved logs of a run: the local copy only (no cluster needed).
+pub fn local_copy(dir: &RunDir, replicas: Vec<String>) -> LocalLogStream {
+    LocalLogStream::new(dir.clone(), replicas, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_skips_what_was_seen_across_second_precision_resumes() {
+        let mut c = Cursor::default();
+        let first = ["2026-01-01T00:00:01.100000000Z a", "2026-01-01T00:00:01.200000000Z b", "2026-01-01T00:00:01.200000000Z c"];
+        let mut r = c.reader();
+        let got: Vec<_> = first.iter().filter_map(|l| r.accept(l)).collect();
+        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(c.since().unwrap().to_string(), "2026-01-01T00:00:01.2Z");
+        // The resume replays the whole second, then new lines, one of them at the same instant.
+        let resumed = [
+            "2026-01-01T00:00:01.100000000Z a",
+            "2026-01-01T00:00:01.200000000Z b",
+            "2026-01-01T00:00:01.200000000Z c",
+            "2026-01-01T00:00:01.200000000Z d",
+            "2026-01-01T00:00:02.000000000Z e",
+        ];
+        let mut r = c.reader();
+        let got: Vec<_> = resumed.iter().filter_map(|l| r.accept(l)).collect();
+        assert_eq!(got, ["d", "e"]);
+    }
+}

@@ -1,0 +1,144 @@
+//! The cluster backend: runs a job as a Kubeflow training job on Kubernetes. kflow-core's API
+//! is synchronous, so this backend owns a tokio runtime and blocks on it; log followers run as
+//! tasks on that runtime and hand lines over a channel.
+//!
+//! Modules: `connection` (where the config comes from), `capabilities` (what is served),
+//! `submit` (PVC, code ConfigMap, job, owner references, run record), `status` (job + pods ->
+//! JobStatus, watched), `logs` (every replica, resumed, copied locally), `ops` (cancel, delete,
+//! restart, adopt), `retry` (errors and back-off).
+
+pub mod capabilities;
+pub mod chunks;
+pub mod connection;
+pub mod logs;
+pub mod ops;
+pub mod retry;
+pub mod status;
+pub mod submit;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use kube::api::ApiResource;
+
+pub use capabilities::Capabilities;
+pub use connection::Source;
+pub use logs::ClusterLogStream;
+
+use crate::error::{Error, Result};
+use crate::spec::{JobKind, RunSpec};
+
+/// The annotation on the job holding the run record (spec, digest, attempt) as JSON, so
+/// `restart` works from any machine.
+pub const RECORD_ANNOTATION: &str = "kflow.dev/run-record";
+pub const JOB_NAME_LABEL: &str = "training.kubeflow.org/job-name";
+
+/// A live connection: the runtime it runs on, the client, and what the cluster serves.
+pub struct ClusterBackend {
+    // Declared first so it is dropped last: the client's connections belong to it.
+    client: kube::Client,
+    pub namespace: String,
+    pub description: String,
+    caps: Mutex<Option<Capabilities>>,
+    /// One status watch per run (by run id), shared by every handle and call: `status()` and
+    /// `wait()` read it instead of asking the API server again.
+    pub(crate) watches: Mutex<std::collections::HashMap<String, Arc<ops::StatusCell>>>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for ClusterBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBackend").field("namespace", &self.namespace).field("connection", &self.description).finish()
+    }
+}
+
+impl ClusterBackend {
+    pub fn connect(source: &Source, env: &BTreeMap<String, String>) -> Result<ClusterBackend> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kflow-cluster")
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Spawn { what: "the cluster backend's runtime".into(), fix: "free some threads or memory".into(), source })?;
+        let (client, namespace, description) = rt.block_on(async {
+            let resolved = connection::resolve(source, env).await?;
+            let server = resolved.config.cluster_url.to_string();
+            let namespace = resolved.config.default_namespace.clone();
+            let client = kube::Client::try_from(resolved.config)
+                .map_err(|e| Error::ClusterUnreachable { server, problem: e.to_string() })?;
+            Ok::<_, Error>((client, namespace, resolved.description))
+        })?;
+        Ok(ClusterBackend { client, namespace, description, caps: Mutex::new(None), watches: Mutex::new(Default::default()), rt })
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
+    /// Discovery, once per connection.
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        if let Some(c) = *self.caps.lock().expect("caps lock") {
+            return Ok(c);
+        }
+        let caps = self.block_on(retry::retry_result(|| capabilities::detect(&self.client)))?;
+        *self.caps.lock().expect("caps lock") = Some(caps);
+        Ok(caps)
+    }
+
+    /// The namespace a run goes to: its own, else the connection's.
+    pub fn namespace_for(&self, spec: &RunSpec) -> String {
+        spec.namespace.clone().unwrap_or_else(|| self.namespace.clone())
+    }
+}
+
+/// The API resource of a job kind at the version its manifest uses.
+pub fn job_resource(kind: JobKind, api_version: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("kubeflow.org", api_version));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.as_str().into(),
+        plural: format!("{}s", kind.as_str().to_ascii_lowercase()),
+    }
+}
+
+/// A connection opened on first use and shared by every handle of one `Client`, so local
+/// runs never touch a kubeconfig and `kflow jobs` needs the cluster only for cluster runs.
+#[derive(Clone, Default)]
+pub struct ClusterHandle {
+    source: Source,
+    env: BTreeMap<String, String>,
+    cell: Arc<Mutex<Option<Arc<ClusterBackend>>>>,
+}
+
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHandle").field("source", &self.source).finish()
+    }
+}
+
+impl ClusterHandle {
+    pub fn new(source: Source, env: BTreeMap<String, String>) -> ClusterHandle {
+        ClusterHandle { source, env, cell: Arc::new(Mutex::new(None)) }
+    }
+
+    pub fn get(&self) -> Result<Arc<ClusterBackend>> {
+        let mut cell = self.cell.lock().expect("cluster handle lock");
+        if let Some(b) = cell.as_ref() {
+            return Ok(b.clone());
+        }
+        let backend = Arc::new(ClusterBackend::connect(&self.source, &self.env)?);
+        *cell = Some(backend.clone());
+        Ok(backend)
+    }
+}

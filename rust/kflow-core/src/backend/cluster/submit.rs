@@ -1,0 +1,173 @@
+//! Submission: ensure the pip-cache PVC, upload the code as its ConfigMap, create the job with
+//! the run record as an annotation, then make the ConfigMap owned by the job so it vanishes
+//! with it. Every step is idempotent by run id: a 409 for an object carrying our run id is a
+//! retry of ours and is adopted; one carrying another run id means the name is taken.
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifests, RUN_ID_LABEL};
+use crate::spec::JobKind;
+
+use super::retry::{api_error, retry, status_code};
+use super::{job_resource, RECORD_ANNOTATION};
+
+pub struct Submission<'a> {
+    pub manifests: &'a Manifests,
+    pub namespace: &'a str,
+    pub kind: JobKind,
+    pub name: &'a str,
+    pub run_id: &'a str,
+    /// The run record as JSON, stored on the job.
+    pub record_json: String,
+    /// Further code ConfigMaps when the archive is sliced (see `chunks`).
+    pub extra_code: Vec<Value>,
+}
+
+fn run_id_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)).map(String::as_str)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
+    serde_json::from_value(value.clone()).map_err(|e| Error::ClusterApi {
+        action: format!("prepare the {what}"),
+        code: 0,
+        message: e.to_string(),
+        fix: "this is a kflow bug: report it with this message".into(),
+    })
+}
+
+/// Creates the PVC unless it exists. A 403 on create is fine when the PVC is already there
+/// (users often may use but not create claims).
+pub async fn ensure_pip_cache(client: &kube::Client, ns: &str, pvc: &Value) -> Result<()> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let object: PersistentVolumeClaim = decode(pvc, "pip-cache PVC")?;
+    let pp = PostParams::default();
+    match retry(|| api.create(&pp, &object)).await {
+        Ok(_) => Ok(()),
+        Err(e) if status_code(&e) == Some(409) => Ok(()),
+        Err(e) if status_code(&e) == Some(403) => {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            match retry(|| api.get_opt(&name)).await {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(api_error(e, "create", "persistentvolumeclaims", ns)),
+            }
+        }
+        Err(e) => Err(api_error(e, "create", "persistentvolumeclaims", ns)),
+    }
+}
+
+/// Creates everything for one run. Returns the job's uid.
+pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
+    let ns = sub.namespace;
+    if let Some(pvc) = &sub.manifests.pip_cache {
+        ensure_pip_cache(client, ns, pvc).await?;
+    }
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let mut names = Vec::new();
+    let mut created = Vec::new();
+    let mut result = Ok(String::new());
+    for value in std::iter::once(&sub.manifests.code).chain(sub.extra_code.iter()) {
+        match create_code(&cms, value, sub).await {
+            Ok((name, fresh)) => {
+                if fresh {
+                    created.push(name.clone());
+                }
+                names.push(name);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = create_job(client, sub).await;
+    }
+    let uid = match result {
+        Ok(uid) => uid,
+        Err(e) => {
+            // Leave nothing behind: code ConfigMaps are useless without their job.
+            for name in created {
+                let _ = cms.delete(&name, &DeleteParams::default()).await;
+            }
+            return Err(e);
+        }
+    };
+
+    let api_version = sub.manifests.job["apiVersion"].as_str().unwrap_or("kubeflow.org/v1");
+    let owner = json!({ "metadata": { "ownerReferences": [{
+        "apiVersion": api_version, "kind": sub.kind.as_str(), "name": sub.name, "uid": uid,
+        "controller": false, "blockOwnerDeletion": false,
+    }]}});
+    // Best effort: the job is created and runs either way; without the reference the
+    // ConfigMap is removed by `kflow delete`/restart instead of by the garbage collector.
+    let (patch_params, patch) = (PatchParams::default(), Patch::Merge(&owner));
+    for name in &names {
+        let _ = retry(|| cms.patch(name, &patch_params, &patch)).await;
+    }
+    Ok(uid)
+}
+
+/// Creates one code ConfigMap; returns its name and whether this call created it (a 409 for
+/// one with our run id is a retry of ours).
+async fn create_code(cms: &Api<ConfigMap>, value: &Value, sub: &Submission<'_>) -> Result<(String, bool)> {
+    let cm: ConfigMap = decode(value, "code ConfigMap")?;
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let pp = PostParams::default();
+    match retry(|| cms.create(&pp, &cm)).await {
+        Ok(_) => Ok((name, true)),
+        Err(e) if status_code(&e) == Some(409) => {
+            let existing = retry(|| cms.get(&name)).await.map_err(|e| api_error(e, "get", "configmaps", sub.namespace))?;
+            if run_id_of(&existing.metadata) != Some(sub.run_id) {
+                return Err(Error::JobExists { name: sub.name.to_string() });
+            }
+            Ok((name, false))
+        }
+        Err(e) => Err(api_error(e, "create", "configmaps", sub.namespace)),
+    }
+}
+
+async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
+    let ns = sub.namespace;
+    let api_version = sub.manifests.job["apiVersion"].as_str().unwrap_or("kubeflow.org/v1");
+    let ar = job_resource(sub.kind, api_version);
+    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let mut job: DynamicObject = decode(&sub.manifests.job, "job")?;
+    job.metadata.annotations.get_or_insert_with(Default::default).insert(RECORD_ANNOTATION.into(), sub.record_json.clone());
+    let pp = PostParams::default();
+    match retry(|| jobs.create(&pp, &job)).await {
+        Ok(created) => Ok(created.metadata.uid.unwrap_or_default()),
+        Err(e) if status_code(&e) == Some(409) => {
+            let existing = retry(|| jobs.get(sub.name)).await.map_err(|e| api_error(e, "get", &ar.plural, ns))?;
+            if run_id_of(&existing.metadata) == Some(sub.run_id) {
+                Ok(existing.metadata.uid.unwrap_or_default())
+            } else {
+                Err(Error::JobExists { name: sub.name.to_string() })
+            }
+        }
+        Err(e) => Err(api_error(e, "create", &ar.plural, ns)),
+    }
+}
+
+/// The files of a tar.gz (ConfigMap mode keys each file), in archive order.
+pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let bad = |e: std::io::Error| Error::Io { action: "reading the code archive", path: "code.tar.gz".into(), source: e };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(bad)?.to_string_lossy().trim_start_matches("./").to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(bad)?;
+        out.push((path, bytes));
+    }
+    Ok(out)
+}

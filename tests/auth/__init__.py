@@ -1,0 +1,1 @@
+"""Sign-in tests (a package, so its conftest does not shadow tests/conftest.py)."""
