@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv bench/.venv
 bench/.venv/bin/pip install -q --upgrade pip
-bench/.venv/bin/pip install -q . kubeflow-training
+bench/.venv/bin/pip install -q . kubeflow-training jupyter_client ipykernel
 bench/.venv/bin/python bench/bench_packaging.py
 bench/.venv/bin/python bench/bench_import.py
+bench/.venv/bin/python bench/bench_kernel.py 2>/dev/null

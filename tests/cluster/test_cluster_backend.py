@@ -123,6 +123,8 @@ def test_restart_from_another_machine(cluster, project, tmp_path, monkeypatch):
     # Another machine: empty kflow state, same cluster. The record lives on the job.
     monkeypatch.setenv("KFLOW_STATE_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("KFLOW_BACKEND", "cluster")
+    [listed] = kflow.jobs()
+    assert (listed.name, listed.backend, listed.phase, listed.script) == ("pt-roam", "cluster", "Succeeded", "ok.py")
     there = kflow.get("pt-roam")
     assert there.spec["run_id"] == job.spec["run_id"] and there.status.phase == "Succeeded"
     again = there.restart()

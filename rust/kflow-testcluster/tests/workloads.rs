@@ -219,3 +219,29 @@ fn exit_code_policy_recreates_pod_on_retryable_code() {
     let (_, pod) = api.get(&format!("{PODS}/ec-master-0"));
     assert_eq!(pod["spec"]["restartPolicy"], "Never", "ExitCode pods never restart in place");
 }
+
+#[test]
+fn mpijob_launcher_gets_hostfile_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path());
+    let launcher_cmd = if api.cluster.sandboxed {
+        "import os;print(open('/etc/mpi/hostfile').read().strip().replace(chr(10), ','), os.environ['OMPI_MCA_plm_rsh_agent'])"
+    } else {
+        "import os;print(os.environ['OMPI_MCA_plm_rsh_agent'])"
+    };
+    let job = json!({"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "metadata": {"name": "mpi"},
+        "spec": {"slotsPerWorker": 2, "mpiReplicaSpecs": {
+            "Launcher": {"replicas": 1, "template": {"spec": {"containers": [{"name": "mpi", "image": "python", "command": ["python", "-c", launcher_cmd]}]}}},
+            "Worker": {"replicas": 2, "template": {"spec": {"containers": [{"name": "mpi", "image": "busybox", "command": ["true"]}]}}}}}});
+    assert_eq!(api.post("/apis/kubeflow.org/v1/namespaces/default/mpijobs", &job).0, 201);
+    api.wait_for("/apis/kubeflow.org/v1/namespaces/default/mpijobs/mpi", 30, condition_true("Succeeded"));
+    let out = logs(&api, "mpi-launcher-0", "");
+    if api.cluster.sandboxed {
+        assert_eq!(out, "mpi-worker-0 slots=2,mpi-worker-1 slots=2 /etc/mpi/kubexec.sh\n");
+    } else {
+        assert_eq!(out, "/etc/mpi/kubexec.sh\n");
+    }
+    let (_, launcher) = api.get(&format!("{PODS}/mpi-launcher-0"));
+    assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/job-role"], "master");
+    assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/operator-name"], "mpijob-controller");
+}
