@@ -92,6 +92,20 @@ def _identity(payload: str) -> Dict[str, Any]:
     return who
 
 
+def _can_prompt() -> bool:
+    """A terminal, or a Jupyter (IPython) kernel whose front end answers `input`/`getpass`."""
+    import sys
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # pragma: no cover - defensive: an odd IPython
+        return False
+    return getattr(shell, "kernel", None) is not None
+
+
 def login(
     url: Optional[str] = None,
     username: Optional[str] = None,
@@ -106,20 +120,18 @@ def login(
     `url` defaults to the configured one (`KFLOW_URL`, config.toml) or the last one used.
     Returns who is signed in (`kflow.whoami()`); nothing secret is in it.
     """
-    import sys
-
-    interactive = sys.stdin is not None and sys.stdin.isatty()
+    interactive = _can_prompt()
     if url is None:
         url = _native.auth_default_url()
         if url is None and interactive:
             url = input("Kubeflow URL: ").strip()
     if username is None:
         if not interactive:
-            raise ValueError("kflow.login: pass username=... (no terminal to ask on)")
+            raise ValueError("kflow.login: pass username=... (no terminal or notebook to ask on)")
         username = input("Username: ").strip()
     if password is None:
         if not interactive:
-            raise ValueError("kflow.login: pass password=... (no terminal to ask on)")
+            raise ValueError("kflow.login: pass password=... (no terminal or notebook to ask on)")
         import getpass
 
         password = getpass.getpass("Password: ")

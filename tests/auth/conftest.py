@@ -53,7 +53,7 @@ class Realm:
         self.log = open(base / "cluster.log", "wb")
         self.proc = subprocess.Popen(
             [_testcluster_binary(), "--port", "0", "--state-dir", str(state), "--kubeconfig-out", str(kubeconfig),
-             "--idp-config", str(base / "realm.yaml")],
+             "--idp-config", str(base / "realm.yaml"), "--gateway-port", "0"],
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         deadline = time.monotonic() + 30
@@ -63,7 +63,15 @@ class Realm:
             time.sleep(0.02)
         kc = yaml.safe_load(kubeconfig.read_text())
         cluster = kc["clusters"][0]["cluster"]
-        self.url = cluster["server"]
+        # The Kubeflow URL is the oauth2-proxy-style gateway (https://localhost:…); the API
+        # server and the realm live on https://127.0.0.1:…, as in a real deployment.
+        self.api = cluster["server"]
+        gateway = state / "gateway-url"
+        while not gateway.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("kflow-testcluster wrote no gateway-url")
+            time.sleep(0.02)
+        self.url = gateway.read_text().strip()
         self.ca = base / "ca.crt"
         self.ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
 
@@ -180,6 +188,6 @@ def sandbox(tmp_path, realm):
         XDG_CONFIG_HOME=str(dirs["xdg-config"]), XDG_STATE_HOME=str(dirs["xdg-state"]),
         XDG_CACHE_HOME=str(dirs["xdg-cache"]), XDG_DATA_HOME=str(dirs["xdg-data"]),
         KFLOW_STATE_DIR=str(dirs["state"]), KFLOW_CONFIG_DIR=str(dirs["config"]), KFLOW_CACHE_DIR=str(dirs["cache"]),
-        KFLOW_CA_FILE=str(realm.ca), PYTHONDONTWRITEBYTECODE="1",
+        KFLOW_CA_FILE=str(realm.ca), KFLOW_API_SERVER=realm.api, PYTHONDONTWRITEBYTECODE="1",
     )
     return {"root": root, "env": env, "dirs": dirs}

@@ -50,6 +50,10 @@ def stored_secrets(entries: str) -> list:
             except ValueError:
                 continue
             values += [blob.get(k) for k in ("id_token", "access_token", "refresh_token") if blob.get(k)]
+            for cookie in json.loads(blob.get("cookies") or "[]"):
+                value = cookie["raw_cookie"].split(";", 1)[0].split("=", 1)[1]
+                if len(value) >= 12:  # session ids, not empty expired ones
+                    values.append(value)
     return values
 
 
@@ -74,12 +78,14 @@ def test_cli_login_whoami_kubeconfig_logout_with_the_secret_service(realm, secre
         entries = secret_service.entries()
         assert f"session:{USER}@{realm.url}" in entries and "password:" not in entries
         tokens = stored_secrets(entries)
-        assert len(tokens) == 3, entries[:200]
+        # id, access and refresh token, the gateway's session cookie and the realm's SSO cookies.
+        assert len(tokens) >= 5, len(tokens)
+        assert info["web_session"] is True
 
         kc = kflow(["kubeconfig"], env)
         assert kc.returncode == 0, kc.stderr
         assert "live token" in kc.stderr and sentinel not in kc.stdout + kc.stderr
-        assert f"server: {realm.url}" in kc.stdout and "certificate-authority-data" in kc.stdout
+        assert f"server: {realm.api}" in kc.stdout and "certificate-authority-data" in kc.stdout
 
         out = kflow(["logout"], env)
         outputs.append(out.stdout + out.stderr)
@@ -227,3 +233,14 @@ def test_interactive_prompt_does_not_echo_the_password(realm, sandbox, sentinel)
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
     assert b"signed in to " in seen and sentinel.encode() not in seen
+
+
+def test_without_a_terminal_nothing_is_prompted(realm, sandbox):
+    """Scripts get a clear error instead of a hanging prompt (and never a password in argv)."""
+    res = kflow(["login", "--url", realm.url, "--username", USER], sandbox["env"], input="")
+    assert res.returncode == 2 and "--password-stdin" in res.stderr, res.stderr
+    res = python(f"import kflow\ntry:\n    kflow.login(url={realm.url!r}, username={USER!r})\nexcept ValueError as e:\n    print(e)\n",
+                 sandbox["env"])
+    assert "pass password=" in res.stdout, res.stdout + res.stderr
+    helptext = kflow(["login", "--help"], sandbox["env"]).stdout
+    assert "--password-stdin" in helptext and "--password " not in helptext

@@ -7,12 +7,14 @@ import time
 
 def wait_phase(tc, pod, phases, timeout=30):
     deadline = time.monotonic() + timeout
+    phase = None
     while time.monotonic() < deadline:
         phase = tc.kubectl("get", "pod", pod, "-o", "jsonpath={.status.phase}").stdout
         if phase in phases:
             return phase
         time.sleep(0.1)
-    raise AssertionError(f"pod {pod} never reached {phases}")
+    status = tc.kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses}", check=False).stdout
+    raise AssertionError(f"pod {pod} never reached {phases}; last phase {phase}, containers {status}")
 
 
 def test_api_resources(testcluster):

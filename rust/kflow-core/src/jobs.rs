@@ -166,63 +166,61 @@ impl Client {
         self.local.start(dir, &job.replica_names())?;
         Ok(job)
     }
-
 }
 
-/// Cluster submission: connect, check the kind is served, package (the archive must fit a
-/// ConfigMap; a restart reuses the stored one), record locally, then create PVC, code and job.
+/// Cluster submission: connect, check the kind is served, package (a restart reuses the stored
+/// archive), record locally, then create the PVC, the code ConfigMap(s) and the job.
 fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, attempt: u32) -> Result<Job> {
-        let backend = handle.get()?;
-        let mpi = backend.capabilities()?.require(spec.kind)?;
-        // The record names the namespace, so status and restart find the job from anywhere.
-        spec.namespace = Some(backend.namespace_for(&spec));
-        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-        if !dir.archive().is_file() {
-            package_cluster(&spec, &dir.archive())?;
+    let backend = handle.get()?;
+    let mpi = backend.capabilities()?.require(spec.kind)?;
+    // The record names the namespace, so status and restart find the job from anywhere.
+    spec.namespace = Some(backend.namespace_for(&spec));
+    std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+    if !dir.archive().is_file() {
+        package_cluster(&spec, &dir.archive())?;
+    }
+    let sha256 = artifacts::sha256_file(&dir.archive())?;
+    let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
+    let size = bytes.len() as u64;
+    let payload = match spec.code_mode {
+        CodeMode::Targz => CodePayload::Archive { bytes, sha256: sha256.clone() },
+        CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&bytes)?, sha256: sha256.clone() },
+    };
+    let mut manifests = manifest::build(&spec, &payload, mpi);
+    let mut elided = manifest::build(&spec, &CodePayload::Elided { sha256: sha256.clone(), bytes: size }, mpi);
+    let mut extra_code = Vec::new();
+    if let CodePayload::Archive { bytes, .. } = &payload {
+        if cluster::chunks::needed(bytes.len()) {
+            extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
+            cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
         }
-        let sha256 = artifacts::sha256_file(&dir.archive())?;
-        let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
-        let size = bytes.len() as u64;
-        let payload = match spec.code_mode {
-            CodeMode::Targz => CodePayload::Archive { bytes, sha256: sha256.clone() },
-            CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&bytes)?, sha256: sha256.clone() },
-        };
-        let mut manifests = manifest::build(&spec, &payload, mpi);
-        let mut elided = manifest::build(&spec, &CodePayload::Elided { sha256: sha256.clone(), bytes: size }, mpi);
-        let mut extra_code = Vec::new();
-        if let CodePayload::Archive { bytes, .. } = &payload {
-            if cluster::chunks::needed(bytes.len()) {
-                extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
-                cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
-            }
-        }
-        let record = RunRecord {
-            manifest_yaml: elided.to_yaml(),
-            code_sha256: sha256,
-            created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            attempt,
-            spec,
-        };
-        dir.write_record(&record)?;
-        let mut annotation = serde_json::to_value(&record).expect("record serializes");
-        // The manifest is on the cluster already; the annotation keeps what restart needs.
-        annotation["manifest_yaml"] = serde_json::json!("");
-        let ns = record.spec.namespace.clone().unwrap_or_default();
-        let submission = cluster::submit::Submission {
-            manifests: &manifests,
-            namespace: &ns,
-            kind: record.spec.kind,
-            name: &record.spec.name,
-            run_id: &record.spec.run_id,
-            record_json: annotation.to_string(),
-            extra_code,
-        };
-        backend.block_on(cluster::submit::submit(backend.client(), &submission))?;
-        Ok(Job { dir: dir.clone(), record, backend: JobBackend::Cluster(handle.clone()) })
+    }
+    let record = RunRecord {
+        manifest_yaml: elided.to_yaml(),
+        code_sha256: sha256,
+        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        attempt,
+        spec,
+    };
+    dir.write_record(&record)?;
+    let mut annotation = serde_json::to_value(&record).expect("record serializes");
+    // The manifest is on the cluster already; the annotation keeps what restart needs.
+    annotation["manifest_yaml"] = serde_json::json!("");
+    let ns = record.spec.namespace.clone().unwrap_or_default();
+    let submission = cluster::submit::Submission {
+        manifests: &manifests,
+        namespace: &ns,
+        kind: record.spec.kind,
+        name: &record.spec.name,
+        run_id: &record.spec.run_id,
+        record_json: annotation.to_string(),
+        extra_code,
+    };
+    backend.block_on(cluster::submit::submit(backend.client(), &submission))?;
+    Ok(Job { dir: dir.clone(), record, backend: JobBackend::Cluster(handle.clone()) })
 }
 
 impl Client {
-
     /// A run this machine knows; when the configured backend is the cluster, also a kflow job
     /// found there (see `adopt`).
     pub fn get(&self, name: &str) -> Result<Job> {
@@ -402,7 +400,7 @@ impl Job {
                 match c.get() {
                     Ok(backend) => {
                         let (jobs, ns) = cluster::ops::jobs_api(&backend, &self.record);
-                        LogStream::Cluster(Box::new(ClusterLogStream::start(backend, jobs, &ns, self.name(), self.dir.clone(), replicas, follow)))
+                        LogStream::Cluster(Box::new(ClusterLogStream::start(backend, jobs, &ns, self.name(), &self.record.spec.run_id, self.dir.clone(), replicas, follow)))
                     }
                     Err(_) => LogStream::Local(cluster::logs::local_copy(&self.dir, replicas)),
                 }

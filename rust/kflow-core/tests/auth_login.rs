@@ -41,6 +41,7 @@ fn realm(access_seconds: i64, refresh_seconds: i64) -> Realm {
         clients: vec!["kflow".into()],
         users: vec![
             user("user@example.com", SENTINEL, None, &[NS]),
+            user("other@example.com", SENTINEL, None, &[NS]),
             user("otp-user", "pw-otp", Some("otp"), &["otp-ns"]),
             user("new-user", "pw-new", Some("update-password"), &[]),
         ],
@@ -218,7 +219,8 @@ fn ended_session_needs_login_unless_the_password_is_stored() {
     let r = realm(300, 1800);
     let state = tempfile::tempdir().unwrap();
     let plain = r.login("user@example.com", SENTINEL, false, state.path()).unwrap();
-    let stored = r.login("user@example.com", SENTINEL, true, state.path()).unwrap();
+    // Another user: sessions of one user at one URL share their secret-store entry.
+    let stored = r.login("other@example.com", SENTINEL, true, state.path()).unwrap();
     assert!(stored.password_stored() && !plain.password_stored());
     end_sso_session(&r, &plain);
     end_sso_session(&r, &stored);
@@ -230,4 +232,60 @@ fn ended_session_needs_login_unless_the_password_is_stored() {
     assert_eq!(list_pods(&stored), Ok(0));
     assert!(!err.to_string().contains(SENTINEL) && !format!("{err:?}").contains(SENTINEL));
     assert!(files_containing(state.path(), SENTINEL).is_empty());
+}
+
+/// The done-when of the issue, shortened: a job's log stream through the cluster backend, fed by
+/// a session with 20-second tokens, runs across several refreshes with no prompt and no error.
+#[test]
+fn job_log_stream_outlives_several_token_lifetimes() {
+    let r = realm(20, 600);
+    let state = tempfile::tempdir().unwrap();
+    let s = r.login("user@example.com", SENTINEL, false, state.path()).expect("login");
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("slow.py"), "import time\nfor i in range(34):\n    print('tick', i, flush=True)\n    time.sleep(1)\n").unwrap();
+    let ctx = kflow_core::Context {
+        dirs: kflow_core::paths::Dirs { config: root.path().join("config"), state: root.path().join("state"), cache: root.path().join("cache") },
+        cwd: project.clone(),
+        env: Default::default(),
+    };
+    let client = kflow_core::Client::new(ctx, kflow_core::Launcher { command: Vec::new() })
+        .with_cluster_source(auth::kube_client::cluster_source(&s, NS));
+    let start = Instant::now();
+    let job = client
+        .submit(kflow_core::RunOptions {
+            script: Some("slow.py".into()),
+            name: Some("pt-long".into()),
+            backend: Some(kflow_core::BackendKind::Cluster),
+            namespace: Some(NS.into()),
+            workers: Some(1),
+            ..Default::default()
+        })
+        .expect("submitted with the session's token");
+    let lines: Vec<String> = job.logs(true).map(|l| l.text).collect();
+    let status = job.wait(Some(Duration::from_secs(60)), &mut || false).unwrap();
+    eprintln!("{:?}: {} lines, {} refreshes", start.elapsed(), lines.len(), s.refresh_count());
+    assert_eq!(status.phase, kflow_core::Phase::Succeeded, "{status:?}");
+    let ticks: Vec<&String> = lines.iter().filter(|l| l.starts_with("tick ")).collect();
+    assert_eq!(ticks.len(), 34, "every line once: {lines:?}");
+    assert!(s.refresh_count() >= 2, "only {} refreshes", s.refresh_count());
+    assert_eq!(s.relogin_count(), 0);
+}
+
+/// Two processes (here: two sessions) of one user share the secret-store entry: a session whose
+/// refresh grant is gone adopts the newer tokens another one stored instead of giving up.
+#[test]
+fn a_stale_session_adopts_the_tokens_another_process_stored() {
+    let r = realm(300, 1800);
+    let state = tempfile::tempdir().unwrap();
+    let old = r.login("user@example.com", SENTINEL, false, state.path()).unwrap();
+    end_sso_session(&r, &old);
+    let new = r.login("user@example.com", SENTINEL, false, state.path()).unwrap();
+    old.refresh_now().expect("adopts the stored session");
+    assert_eq!(old.bearer_token().unwrap(), new.bearer_token().unwrap());
+    assert_eq!(list_pods(&old), Ok(0));
+    new.logout().unwrap();
+    let err = old.refresh_now().unwrap_err();
+    assert!(matches!(err, Error::SessionExpired { .. }), "{err:?}");
 }

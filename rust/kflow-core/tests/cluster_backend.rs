@@ -226,6 +226,19 @@ fn missing_operator_and_in_cluster_connection() {
     let backend = in_pod.cluster().unwrap();
     assert_eq!(backend.namespace, "default");
     assert!(backend.capabilities().unwrap().pytorchjob);
+
+    // The sign-in seams: an in-memory config, or a client the caller makes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&env.cluster.kubeconfig).unwrap();
+    let config = rt.block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())).unwrap();
+    let in_memory = env.client().with_cluster_source(Source::Config { config: Box::new(config.clone()), label: "session".into() });
+    assert!(in_memory.cluster().unwrap().capabilities().unwrap().tfjob);
+    let make: cluster::connection::MakeClient = std::sync::Arc::new(move || {
+        kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable { server: "test".into(), problem: e.to_string() })
+    });
+    let made = env.client().with_cluster_source(Source::Client { make, namespace: "default".into(), label: "made".into() });
+    assert_eq!(made.cluster().unwrap().description, "made");
+    assert!(made.cluster().unwrap().capabilities().unwrap().mpijob_v1);
 }
 
 #[test]

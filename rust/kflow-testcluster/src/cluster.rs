@@ -65,7 +65,10 @@ impl Options {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("creating state dir {path}: {source}")]
-    StateDir { path: PathBuf, source: std::io::Error },
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -99,7 +102,11 @@ pub struct Running {
 
 impl Running {
     pub fn base_url(&self) -> String {
-        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -128,7 +135,10 @@ fn make_token() -> String {
 
 /// Binds, starts every component and returns once the server accepts connections.
 pub async fn start(opts: Options) -> Result<Running, StartError> {
-    std::fs::create_dir_all(&opts.state_dir).map_err(|source| StartError::StateDir { path: opts.state_dir.clone(), source })?;
+    std::fs::create_dir_all(&opts.state_dir).map_err(|source| StartError::StateDir {
+        path: opts.state_dir.clone(),
+        source,
+    })?;
     let store = Store::new(Some(opts.state_dir.clone()), opts.watch_history.max(1))?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         if store.get(resources::namespaces(), "", ns).is_none() {
@@ -150,8 +160,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let sandboxed = opts.sandbox.unwrap_or_else(runtime::bwrap_available);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
         .await
-        .map_err(|source| StartError::Bind { port: opts.port, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { port: opts.port, source })?;
+        .map_err(|source| StartError::Bind {
+            port: opts.port,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        port: opts.port,
+        source,
+    })?;
     // The token is kept in the state dir so a restarted server accepts the old kubeconfig.
     let token_file = opts.state_dir.join("token");
     let token = match (&opts.token, std::fs::read_to_string(&token_file)) {
@@ -159,8 +175,15 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         (None, Ok(t)) if !t.trim().is_empty() => t.trim().to_string(),
         _ => make_token(),
     };
-    std::fs::write(&token_file, &token).map_err(|source| StartError::StateDir { path: token_file.clone(), source })?;
-    let tls = if opts.tls { Some(crate::tls::load_or_create(&opts.state_dir)?) } else { None };
+    std::fs::write(&token_file, &token).map_err(|source| StartError::StateDir {
+        path: token_file.clone(),
+        source,
+    })?;
+    let tls = if opts.tls {
+        Some(crate::tls::load_or_create(&opts.state_dir)?)
+    } else {
+        None
+    };
     let base_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let idp = match &opts.idp {
         Some(cfg) => {
@@ -174,13 +197,19 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             }
             let signer = crate::jwt::Signer::load_or_create(&opts.state_dir)?;
             let mut cfg = cfg.clone();
-            if opts.gateway_port.is_some() && !cfg.clients.iter().any(|c| c == crate::gateway::CLIENT_ID) {
+            if opts.gateway_port.is_some()
+                && !cfg.clients.iter().any(|c| c == crate::gateway::CLIENT_ID)
+            {
                 cfg.clients.push(crate::gateway::CLIENT_ID.into());
             }
             if cfg.dex.is_some() && !cfg.clients.iter().any(|c| c == crate::dex::REALM_CLIENT) {
                 cfg.clients.push(crate::dex::REALM_CLIENT.into());
             }
-            Some(Arc::new(crate::idp::Idp::new(cfg, signer, base_url.clone())))
+            Some(Arc::new(crate::idp::Idp::new(
+                cfg,
+                signer,
+                base_url.clone(),
+            )))
         }
         None => None,
     };
@@ -203,7 +232,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         server_addr: addr.to_string(),
         faults: Faults::new(opts.faults.clone()),
         kubelet: kubelet.clone(),
-        dex: idp.as_ref().and_then(|i| i.config.dex.clone().map(|d| Arc::new(crate::dex::Dex::new(i.clone(), d)))),
+        dex: idp.as_ref().and_then(|i| {
+            i.config
+                .dex
+                .clone()
+                .map(|d| Arc::new(crate::dex::Dex::new(i.clone(), d)))
+        }),
         idp,
     });
     tokio::spawn(crate::operator::run(store.clone()));
@@ -223,11 +257,21 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
     let mut gateway_url = None;
     if let (Some(idp), Some(port), Some(t)) = (&cluster.idp, opts.gateway_port, &tls) {
-        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| StartError::Bind { port, source })?;
-        let gaddr = tcp.local_addr().map_err(|source| StartError::Bind { port, source })?;
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| StartError::Bind { port, source })?;
+        let gaddr = tcp
+            .local_addr()
+            .map_err(|source| StartError::Bind { port, source })?;
         let url = format!("https://localhost:{}", gaddr.port());
-        let gw = Arc::new(crate::gateway::Gateway::new(idp.clone(), cluster.dex.clone(), store.clone(), url.clone()));
-        let listener = crate::tls::TlsListener::new(tcp, t.acceptor.clone()).map_err(|source| StartError::Bind { port, source })?;
+        let gw = Arc::new(crate::gateway::Gateway::new(
+            idp.clone(),
+            cluster.dex.clone(),
+            store.clone(),
+            url.clone(),
+        ));
+        let listener = crate::tls::TlsListener::new(tcp, t.acceptor.clone())
+            .map_err(|source| StartError::Bind { port, source })?;
         tokio::spawn(async move {
             let _ = axum::serve(listener, crate::gateway::router(gw)).await;
         });
@@ -235,28 +279,58 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     }
     let server = match tls {
         Some(t) => {
-            let listener = crate::tls::TlsListener::new(listener, t.acceptor).map_err(|source| StartError::Bind { port: opts.port, source })?;
+            let listener =
+                crate::tls::TlsListener::new(listener, t.acceptor).map_err(|source| {
+                    StartError::Bind {
+                        port: opts.port,
+                        source,
+                    }
+                })?;
             tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
             })
         }
         None => tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
         }),
     };
-    Ok(Running { addr, token, cluster, kubelet, sandboxed, ca_pem, gateway_url, shutdown: Some(tx), server: Some(server) })
+    Ok(Running {
+        addr,
+        token,
+        cluster,
+        kubelet,
+        sandboxed,
+        ca_pem,
+        gateway_url,
+        shutdown: Some(tx),
+        server: Some(server),
+    })
 }
 
 /// Makes the CustomResourceDefinitions of the served kubeflow.org kinds visible, as installed
 /// on a Kubeflow cluster: the CRD files' documents when loaded, else minimal ones.
 fn register_crds(store: &Store, crds: &CrdSchemas) {
-    let served = resources::RESOURCES.iter().filter(|r| r.group == "kubeflow.org");
+    let served = resources::RESOURCES
+        .iter()
+        .filter(|r| r.group == "kubeflow.org");
     for res in served {
         let name = format!("{}.{}", res.plural, res.group);
         if store.get(resources::crds(), "", &name).is_some() {
             continue;
         }
-        let from_file = crds.documents().iter().find(|d| d["metadata"]["name"] == json!(name)).cloned();
+        let from_file = crds
+            .documents()
+            .iter()
+            .find(|d| d["metadata"]["name"] == json!(name))
+            .cloned();
         let mut crd = from_file.unwrap_or_else(|| {
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                 "metadata": {"name": name},
@@ -281,7 +355,8 @@ pub fn kubeconfig(server: &str, token: &str, ca_pem: Option<&str>) -> String {
     use base64::Engine;
     let mut cluster = json!({"server": server});
     if let Some(ca) = ca_pem {
-        cluster["certificate-authority-data"] = json!(base64::engine::general_purpose::STANDARD.encode(ca));
+        cluster["certificate-authority-data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(ca));
     }
     let doc = json!({
         "apiVersion": "v1", "kind": "Config", "preferences": {},
@@ -317,14 +392,21 @@ impl TestCluster {
         let remove_state = opts.is_none();
         let opts = opts.unwrap_or_else(|| {
             let n = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-            Options::new(std::env::temp_dir().join(format!("kflow-testcluster-{}-{n:x}", std::process::id())))
+            Options::new(
+                std::env::temp_dir()
+                    .join(format!("kflow-testcluster-{}-{n:x}", std::process::id())),
+            )
         });
         let state_dir = opts.state_dir.clone();
         type Ready = Result<(String, String, bool, Option<String>), StartError>;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(StartError::Thread(e.to_string())));
@@ -334,7 +416,12 @@ impl TestCluster {
             rt.block_on(async move {
                 match start(opts).await {
                     Ok(running) => {
-                        let _ = ready_tx.send(Ok((running.base_url(), running.token.clone(), running.sandboxed, running.ca_pem.clone())));
+                        let _ = ready_tx.send(Ok((
+                            running.base_url(),
+                            running.token.clone(),
+                            running.sandboxed,
+                            running.ca_pem.clone(),
+                        )));
                         let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
                         running.stop().await;
                     }
@@ -345,10 +432,15 @@ impl TestCluster {
             });
             rt.shutdown_timeout(Duration::from_secs(1));
         });
-        let (base_url, token, sandboxed, ca_pem) = ready_rx.recv().map_err(|e| StartError::Thread(e.to_string()))??;
+        let (base_url, token, sandboxed, ca_pem) = ready_rx
+            .recv()
+            .map_err(|e| StartError::Thread(e.to_string()))??;
         let kubeconfig = kubeconfig(&base_url, &token, ca_pem.as_deref());
         let kubeconfig_path = state_dir.join("kubeconfig");
-        std::fs::write(&kubeconfig_path, &kubeconfig).map_err(|source| StartError::StateDir { path: kubeconfig_path.clone(), source })?;
+        std::fs::write(&kubeconfig_path, &kubeconfig).map_err(|source| StartError::StateDir {
+            path: kubeconfig_path.clone(),
+            source,
+        })?;
         Ok(TestCluster {
             base_url,
             token,

@@ -46,7 +46,10 @@ pub struct Dex {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -74,13 +77,21 @@ fn found(location: &str) -> Response {
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let q = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let q = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
     format!("{base}{}{q}", if base.contains('?') { '&' } else { '?' })
 }
 
 impl Dex {
     pub fn new(idp: Arc<Idp>, config: DexConfig) -> Dex {
-        Dex { idp, config, requests: Mutex::default(), codes: Mutex::default(), sessions: Mutex::default() }
+        Dex {
+            idp,
+            config,
+            requests: Mutex::default(),
+            codes: Mutex::default(),
+            sessions: Mutex::default(),
+        }
     }
 
     pub fn issuer(&self) -> String {
@@ -88,11 +99,19 @@ impl Dex {
     }
 
     fn connector_name(id: &str) -> &'static str {
-        if id == "local" { "Email" } else { "Keycloak" }
+        if id == "local" {
+            "Email"
+        } else {
+            "Keycloak"
+        }
     }
 
     fn login_form(&self, req_id: &str, login: &str, error: bool) -> String {
-        let err = if error { "<div id=\"login-error\" class=\"dex-error-box\">Invalid Email Address and password.</div>\n" } else { "" };
+        let err = if error {
+            "<div id=\"login-error\" class=\"dex-error-box\">Invalid Email Address and password.</div>\n"
+        } else {
+            ""
+        };
         page(
             "Log in to Your Account",
             &format!(
@@ -110,8 +129,19 @@ impl Dex {
 
     /// After the connector identified the user: approval page or a code for the client.
     fn finish(&self, req_id: &str, user: &str) -> Response {
-        let Some(mut req) = self.requests.lock().ok().and_then(|mut m| m.get_mut(req_id).map(|r| { r.user = Some(user.to_string()); r.clone() })) else {
-            return html(StatusCode::BAD_REQUEST, page("Bad Request", "<p>Invalid request: unknown or expired authorization request.</p>"));
+        let Some(mut req) = self.requests.lock().ok().and_then(|mut m| {
+            m.get_mut(req_id).map(|r| {
+                r.user = Some(user.to_string());
+                r.clone()
+            })
+        }) else {
+            return html(
+                StatusCode::BAD_REQUEST,
+                page(
+                    "Bad Request",
+                    "<p>Invalid request: unknown or expired authorization request.</p>",
+                ),
+            );
         };
         if self.config.approval {
             return see_other(&format!("/dex/approval?req={req_id}"));
@@ -128,14 +158,32 @@ impl Dex {
         let user = req.user.clone().unwrap_or_default();
         let location = with_query(&req.redirect_uri, &[("code", &code), ("state", &req.state)]);
         if let Ok(mut c) = self.codes.lock() {
-            c.insert(code, DexCode { req, user, expires: now_secs() + 60 });
+            c.insert(
+                code,
+                DexCode {
+                    req,
+                    user,
+                    expires: now_secs() + 60,
+                },
+            );
         }
         see_other(&location)
     }
 
     /// Exchanges a Dex code for Dex-issued tokens (same checks as the realm).
-    pub fn redeem_code(&self, code: &str, client_id: &str, redirect_uri: &str, verifier: Option<&String>) -> Result<Value, &'static str> {
-        let grant = self.codes.lock().ok().and_then(|mut c| c.remove(code)).ok_or("Invalid or expired code parameter.")?;
+    pub fn redeem_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: Option<&String>,
+    ) -> Result<Value, &'static str> {
+        let grant = self
+            .codes
+            .lock()
+            .ok()
+            .and_then(|mut c| c.remove(code))
+            .ok_or("Invalid or expired code parameter.")?;
         if grant.expires < now_secs() || grant.req.client_id != client_id {
             return Err("Invalid or expired code parameter.");
         }
@@ -149,7 +197,13 @@ impl Dex {
         if let Ok(mut s) = self.sessions.lock() {
             s.insert(sid.clone(), grant.user.clone());
         }
-        Ok(self.idp.tokens_from(&self.issuer(), &grant.user, client_id, &sid, grant.req.nonce.as_deref()))
+        Ok(self.idp.tokens_from(
+            &self.issuer(),
+            &grant.user,
+            client_id,
+            &sid,
+            grant.req.nonce.as_deref(),
+        ))
     }
 }
 
@@ -158,7 +212,9 @@ fn dex(c: &Cluster) -> Option<Arc<Dex>> {
 }
 
 pub async fn discovery(State(c): State<Arc<Cluster>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let iss = d.issuer();
     Json(json!({"issuer": iss, "authorization_endpoint": format!("{iss}/auth"), "token_endpoint": format!("{iss}/token"),
         "jwks_uri": format!("{iss}/keys"), "userinfo_endpoint": format!("{iss}/userinfo"),
@@ -176,14 +232,28 @@ pub async fn keys(State(c): State<Arc<Cluster>>) -> Response {
     }
 }
 
-pub async fn auth(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn auth(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let client_id = q.get("client_id").cloned().unwrap_or_default();
     if !d.idp.config.clients.contains(&client_id) {
-        return html(StatusCode::BAD_REQUEST, page("Bad Request", &format!("<p>Invalid client_id (\"{}\").</p>", esc(&client_id))));
+        return html(
+            StatusCode::BAD_REQUEST,
+            page(
+                "Bad Request",
+                &format!("<p>Invalid client_id (\"{}\").</p>", esc(&client_id)),
+            ),
+        );
     }
     let Some(redirect_uri) = q.get("redirect_uri").cloned().filter(|r| !r.is_empty()) else {
-        return html(StatusCode::BAD_REQUEST, page("Bad Request", "<p>No redirect_uri provided.</p>"));
+        return html(
+            StatusCode::BAD_REQUEST,
+            page("Bad Request", "<p>No redirect_uri provided.</p>"),
+        );
     };
     let req_id = d.idp.signer.random_id();
     let req = DexRequest {
@@ -191,13 +261,22 @@ pub async fn auth(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String,
         redirect_uri,
         state: q.get("state").cloned().unwrap_or_default(),
         nonce: q.get("nonce").cloned(),
-        challenge: q.get("code_challenge").map(|ch| (ch.clone(), q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into()))),
+        challenge: q.get("code_challenge").map(|ch| {
+            (
+                ch.clone(),
+                q.get("code_challenge_method")
+                    .cloned()
+                    .unwrap_or_else(|| "plain".into()),
+            )
+        }),
         user: None,
     };
     if let Ok(mut m) = d.requests.lock() {
         m.insert(req_id.clone(), req);
     }
-    let forced = q.get("connector_id").filter(|id| d.config.connectors.contains(id));
+    let forced = q
+        .get("connector_id")
+        .filter(|id| d.config.connectors.contains(id));
     match (forced, d.config.connectors.as_slice()) {
         (Some(id), _) => found(&format!("/dex/auth/{id}?req={req_id}")),
         (None, [only]) => found(&format!("/dex/auth/{only}?req={req_id}")),
@@ -212,11 +291,22 @@ pub async fn auth(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String,
     }
 }
 
-pub async fn connector(State(c): State<Arc<Cluster>>, Path(conn): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn connector(
+    State(c): State<Arc<Cluster>>,
+    Path(conn): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let req_id = q.get("req").cloned().unwrap_or_default();
-    if !d.config.connectors.contains(&conn) || !d.requests.lock().is_ok_and(|m| m.contains_key(&req_id)) {
-        return html(StatusCode::BAD_REQUEST, page("Bad Request", "<p>Requested resource does not exist.</p>"));
+    if !d.config.connectors.contains(&conn)
+        || !d.requests.lock().is_ok_and(|m| m.contains_key(&req_id))
+    {
+        return html(
+            StatusCode::BAD_REQUEST,
+            page("Bad Request", "<p>Requested resource does not exist.</p>"),
+        );
     }
     if conn == "local" {
         return found(&format!("/dex/auth/local/login?back=&state={req_id}"));
@@ -224,17 +314,39 @@ pub async fn connector(State(c): State<Arc<Cluster>>, Path(conn): Path<String>, 
     // The OIDC connector: Dex is a client of the realm and comes back to /dex/callback.
     let realm_auth = format!("{}/protocol/openid-connect/auth", d.idp.issuer());
     let callback = format!("{}/callback", d.issuer());
-    found(&with_query(&realm_auth, &[("client_id", REALM_CLIENT), ("redirect_uri", &callback), ("response_type", "code"),
-        ("scope", "openid profile email groups"), ("state", &req_id)]))
+    found(&with_query(
+        &realm_auth,
+        &[
+            ("client_id", REALM_CLIENT),
+            ("redirect_uri", &callback),
+            ("response_type", "code"),
+            ("scope", "openid profile email groups"),
+            ("state", &req_id),
+        ],
+    ))
 }
 
-pub async fn local_login_page(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
-    html(StatusCode::OK, d.login_form(q.get("state").map(String::as_str).unwrap_or(""), "", false))
+pub async fn local_login_page(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    html(
+        StatusCode::OK,
+        d.login_form(q.get("state").map(String::as_str).unwrap_or(""), "", false),
+    )
 }
 
-pub async fn local_login(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String, String>>, Form(f): Form<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn local_login(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let req_id = q.get("state").cloned().unwrap_or_default();
     let login = f.get("login").cloned().unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
@@ -244,26 +356,56 @@ pub async fn local_login(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<
     }
 }
 
-pub async fn callback(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn callback(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let req_id = q.get("state").cloned().unwrap_or_default();
     let code = q.get("code").cloned().unwrap_or_default();
     let callback = format!("{}/callback", d.issuer());
     let tokens = match d.idp.redeem_code(&code, REALM_CLIENT, &callback, None) {
         Ok(t) => t,
-        Err(why) => return html(StatusCode::INTERNAL_SERVER_ERROR, page("Internal Server Error", &format!("<p>Failed to authenticate: oidc: failed to get token: {}</p>", esc(why)))),
+        Err(why) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                page(
+                    "Internal Server Error",
+                    &format!(
+                        "<p>Failed to authenticate: oidc: failed to get token: {}</p>",
+                        esc(why)
+                    ),
+                ),
+            )
+        }
     };
-    match d.idp.verify_bearer(tokens["access_token"].as_str().unwrap_or("")) {
+    match d
+        .idp
+        .verify_bearer(tokens["access_token"].as_str().unwrap_or(""))
+    {
         Some(u) => d.finish(&req_id, &u.username),
-        None => html(StatusCode::INTERNAL_SERVER_ERROR, page("Internal Server Error", "<p>Failed to verify ID token.</p>")),
+        None => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            page("Internal Server Error", "<p>Failed to verify ID token.</p>"),
+        ),
     }
 }
 
-pub async fn approval_page(State(c): State<Arc<Cluster>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn approval_page(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let req_id = q.get("req").cloned().unwrap_or_default();
     let Some(req) = d.requests.lock().ok().and_then(|m| m.get(&req_id).cloned()) else {
-        return html(StatusCode::BAD_REQUEST, page("Bad Request", "<p>Invalid request.</p>"));
+        return html(
+            StatusCode::BAD_REQUEST,
+            page("Bad Request", "<p>Invalid request.</p>"),
+        );
     };
     html(StatusCode::OK, page("Grant Access", &format!(
         "<p><strong>{}</strong> would like to:</p><ul><li>View basic profile information</li></ul>\n\
@@ -272,25 +414,49 @@ pub async fn approval_page(State(c): State<Arc<Cluster>>, Query(q): Query<HashMa
         esc(&req.client_id), id = esc(&req_id))))
 }
 
-pub async fn approval(State(c): State<Arc<Cluster>>, Form(f): Form<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn approval(
+    State(c): State<Arc<Cluster>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let req_id = f.get("req").cloned().unwrap_or_default();
-    let Some(req) = d.requests.lock().ok().and_then(|m| m.get(&req_id).cloned()).filter(|r| r.user.is_some()) else {
-        return html(StatusCode::BAD_REQUEST, page("Bad Request", "<p>Invalid request.</p>"));
+    let Some(req) = d
+        .requests
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&req_id).cloned())
+        .filter(|r| r.user.is_some())
+    else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            page("Bad Request", "<p>Invalid request.</p>"),
+        );
     };
     if f.get("approval").map(String::as_str) != Some("approve") {
         if let Ok(mut m) = d.requests.lock() {
             m.remove(&req_id);
         }
-        return see_other(&with_query(&req.redirect_uri, &[("error", "access_denied"), ("state", &req.state)]));
+        return see_other(&with_query(
+            &req.redirect_uri,
+            &[("error", "access_denied"), ("state", &req.state)],
+        ));
     }
     d.issue_code(&req_id, req)
 }
 
-pub async fn token(State(c): State<Arc<Cluster>>, Form(f): Form<HashMap<String, String>>) -> Response {
-    let Some(d) = dex(&c) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn token(
+    State(c): State<Arc<Cluster>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(d) = dex(&c) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let client_id = f.get("client_id").cloned().unwrap_or_default();
-    let err = |status: StatusCode, e: &str, desc: &str| (status, Json(json!({"error": e, "error_description": desc}))).into_response();
+    let err = |status: StatusCode, e: &str, desc: &str| {
+        (status, Json(json!({"error": e, "error_description": desc}))).into_response()
+    };
     match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = f.get("code").cloned().unwrap_or_default();
@@ -301,7 +467,10 @@ pub async fn token(State(c): State<Arc<Cluster>>, Form(f): Form<HashMap<String, 
             }
         }
         Some("refresh_token") => {
-            let claims = d.idp.signer.verify(f.get("refresh_token").map(String::as_str).unwrap_or(""));
+            let claims = d
+                .idp
+                .signer
+                .verify(f.get("refresh_token").map(String::as_str).unwrap_or(""));
             match claims {
                 Ok(cl) if cl["typ"] == json!("Refresh") && cl["iss"] == json!(d.issuer()) => {
                     let sid = cl["sid"].as_str().unwrap_or("").to_string();
@@ -311,9 +480,17 @@ pub async fn token(State(c): State<Arc<Cluster>>, Form(f): Form<HashMap<String, 
                         None => err(StatusCode::BAD_REQUEST, "invalid_request", "Refresh token is invalid or has already been claimed by another client."),
                     }
                 }
-                _ => err(StatusCode::BAD_REQUEST, "invalid_request", "Refresh token is invalid or has already been claimed by another client."),
+                _ => err(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Refresh token is invalid or has already been claimed by another client.",
+                ),
             }
         }
-        _ => err(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type."),
+        _ => err(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant type.",
+        ),
     }
 }

@@ -28,29 +28,47 @@ fn group_doc(group: &str, versions: &[&str]) -> Value {
 }
 
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::group_versions().iter().map(|(g, vs)| group_doc(g, vs)).collect();
+    let groups: Vec<Value> = resources::group_versions()
+        .iter()
+        .map(|(g, vs)| group_doc(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn group(name: &str) -> Option<Value> {
-    resources::group_versions().into_iter().find(|(g, _)| *g == name).map(|(g, vs)| {
-        let mut d = group_doc(g, &vs);
-        d["kind"] = json!("APIGroup");
-        d["apiVersion"] = json!("v1");
-        d
-    })
+    resources::group_versions()
+        .into_iter()
+        .find(|(g, _)| *g == name)
+        .map(|(g, vs)| {
+            let mut d = group_doc(g, &vs);
+            d["kind"] = json!("APIGroup");
+            d["apiVersion"] = json!("v1");
+            d
+        })
 }
 
 fn verbs(sub: Option<&str>) -> Value {
     match sub {
-        None => json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+        None => json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ]),
         Some("log") => json!(["get"]),
         Some(_) => json!(["get", "patch", "update"]),
     }
 }
 
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let rs: Vec<&ResourceType> = resources::RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    let rs: Vec<&ResourceType> = resources::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if rs.is_empty() {
         return None;
     }
@@ -66,21 +84,35 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         out.push(entry);
         for sub in r.subresources {
-            out.push(json!({"name": format!("{}/{}", r.plural, sub), "singularName": "",
-                "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs(Some(sub))}));
+            out.push(
+                json!({"name": format!("{}/{}", r.plural, sub), "singularName": "",
+                "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs(Some(sub))}),
+            );
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+    )
 }
 
 /// `/openapi/v3`: one entry per group/version served.
 pub fn openapi_root() -> Value {
     let mut paths = serde_json::Map::new();
-    paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kflow1"}));
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kflow1"}),
+    );
     for (g, vs) in resources::group_versions() {
         for v in vs {
-            paths.insert(format!("apis/{g}/{v}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash=kflow1")}));
+            paths.insert(
+                format!("apis/{g}/{v}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash=kflow1")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -89,13 +121,20 @@ pub fn openapi_root() -> Value {
 /// `/openapi/v3/<gv>`: only the PATCH operations with their `fieldValidation` parameter, which is
 /// what kubectl's query-param verifier looks for before leaving validation to the server.
 pub fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
-    let rs: Vec<&ResourceType> = resources::RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    let rs: Vec<&ResourceType> = resources::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if rs.is_empty() {
         return None;
     }
     let mut paths = serde_json::Map::new();
     for r in rs {
-        let prefix = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/{version}") };
+        let prefix = if group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let path = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
         } else {
@@ -114,6 +153,8 @@ pub fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
                       "parameters": params, "responses": {}}
         }));
     }
-    Some(json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
-        "paths": paths, "components": {"schemas": {}}}))
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths, "components": {"schemas": {}}}),
+    )
 }

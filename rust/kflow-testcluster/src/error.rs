@@ -17,7 +17,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
     pub fn not_found(resource: &str, group: &str, name: &str) -> Self {
         let qualified = qualified(resource, group);
@@ -26,11 +31,19 @@ impl ApiError {
         e
     }
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
     pub fn already_exists(resource: &str, group: &str, name: &str) -> Self {
         let qualified = qualified(resource, group);
-        let mut e = Self::new(409, "AlreadyExists", format!("{qualified} \"{name}\" already exists"));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified} \"{name}\" already exists"),
+        );
         e.details = Some(json!({"name": name, "group": group, "kind": resource}));
         e
     }
@@ -47,7 +60,11 @@ impl ApiError {
     /// 422 with one `causes` entry per field problem, as the apiserver's field validation reports.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let mut e = Self::new(
             422,
             "Invalid",
@@ -70,7 +87,11 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
@@ -116,7 +137,12 @@ fn qualified(resource: &str, group: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, [("content-type", "application/json")], self.status_json().to_string()).into_response()
+        (
+            code,
+            [("content-type", "application/json")],
+            self.status_json().to_string(),
+        )
+            .into_response()
     }
 }
 

@@ -8,8 +8,17 @@ use crate::store::{now_rfc3339, Store};
 
 /// Records an event about `involved` (a stored object). Failures are ignored on purpose: an
 /// event that cannot be stored (namespace gone) must not stop the controller that emits it.
-pub fn record(store: &Store, involved: &Value, event_type: &str, reason: &str, message: &str, component: &str) {
-    let ns = involved["metadata"]["namespace"].as_str().unwrap_or("default");
+pub fn record(
+    store: &Store,
+    involved: &Value,
+    event_type: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    let ns = involved["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
     let name = involved["metadata"]["name"].as_str().unwrap_or("");
     let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let now = now_rfc3339();

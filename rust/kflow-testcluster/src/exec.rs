@@ -6,8 +6,8 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,11 @@ struct ExecRequest {
 }
 
 fn parse(uri: &Uri) -> ExecRequest {
-    let mut r = ExecRequest { command: Vec::new(), container: None, stdin: false };
+    let mut r = ExecRequest {
+        command: Vec::new(),
+        container: None,
+        stdin: false,
+    };
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "command" => r.command.push(v.into_owned()),
@@ -57,8 +61,15 @@ pub async fn exec(
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(id) = server::authenticate(&c, &headers) else { return ApiError::unauthorized().into_response() };
-    let rp = ResourcePath { res: resources::pods(), namespace: Some(ns.clone()), name: Some(name.clone()), sub: Some("exec".into()) };
+    let Some(id) = server::authenticate(&c, &headers) else {
+        return ApiError::unauthorized().into_response();
+    };
+    let rp = ResourcePath {
+        res: resources::pods(),
+        namespace: Some(ns.clone()),
+        name: Some(name.clone()),
+        sub: Some("exec".into()),
+    };
     if let Err(e) = server::authorize(&id, &axum::http::Method::POST, &rp, false) {
         return e.into_response();
     }
@@ -69,52 +80,95 @@ pub async fn exec(
     if req.command.is_empty() {
         return ApiError::bad_request("you must specify at least 1 command").into_response();
     }
-    let containers: Vec<&str> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     let container = match (&req.container, containers.as_slice()) {
         (Some(c), _) => c.clone(),
         (None, [only]) => only.to_string(),
         (None, many) => {
-            return ApiError::bad_request(format!("a container name must be specified for pod {name}, choose one of: [{}]", many.join(" "))).into_response()
+            return ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                many.join(" ")
+            ))
+            .into_response()
         }
     };
     let phase = pod["status"]["phase"].as_str().unwrap_or("");
     if matches!(phase, "Succeeded" | "Failed") {
-        return ApiError::bad_request(format!("cannot exec into a container in a completed pod; current phase is {phase}")).into_response();
+        return ApiError::bad_request(format!(
+            "cannot exec into a container in a completed pod; current phase is {phase}"
+        ))
+        .into_response();
     }
     let running = pod["status"]["containerStatuses"]
         .as_array()
         .into_iter()
         .flatten()
         .any(|s| s["name"] == json!(container) && !s["state"]["running"].is_null());
-    let ctx = c.kubelet.exec_context(pod["metadata"]["uid"].as_str().unwrap_or(""), &container);
+    let ctx = c
+        .kubelet
+        .exec_context(pod["metadata"]["uid"].as_str().unwrap_or(""), &container);
     let (Some(ctx), true) = (ctx, running) else {
-        return ApiError::bad_request(format!("unable to upgrade connection: container not found (\"{container}\")")).into_response();
+        return ApiError::bad_request(format!(
+            "unable to upgrade connection: container not found (\"{container}\")"
+        ))
+        .into_response();
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(_) => return ApiError::bad_request("pods/exec is served over WebSocket only (v5/v4.channel.k8s.io); SPDY is not supported").into_response(),
+        Err(_) => return ApiError::bad_request(
+            "pods/exec is served over WebSocket only (v5/v4.channel.k8s.io); SPDY is not supported",
+        )
+        .into_response(),
     };
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| run(socket, ctx, req))
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .on_upgrade(move |socket| run(socket, ctx, req))
 }
 
 async fn run(socket: WebSocket, ctx: Arc<ExecContext>, req: ExecRequest) {
     let (mut sink, mut stream) = socket.split();
     let mut cmd = ctx.command(&req.command);
-    cmd.stdin(if req.stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if req.stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd.kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(ch) => ch,
         Err(e) => {
             let status = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
                 "message": format!("failed to exec in container: {}: {e}", req.command[0])});
-            let _ = sink.send(Message::Binary(frame(3, status.to_string().as_bytes()))).await;
+            let _ = sink
+                .send(Message::Binary(frame(3, status.to_string().as_bytes())))
+                .await;
             close(&mut sink).await;
             return;
         }
     };
     let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
-    for (ch, pipe) in [(1u8, child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)),
-                       (2u8, child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>))] {
+    for (ch, pipe) in [
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+        (
+            2u8,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+    ] {
         let Some(mut pipe) = pipe else { continue };
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -163,13 +217,21 @@ async fn run(socket: WebSocket, ctx: Arc<ExecContext>, req: ExecRequest) {
         Ok(s) => s.code().map(i64::from).unwrap_or(137),
         Err(_) => 255,
     };
-    let _ = sink.send(Message::Binary(frame(3, status_for(code, &req.command).to_string().as_bytes()))).await;
+    let _ = sink
+        .send(Message::Binary(frame(
+            3,
+            status_for(code, &req.command).to_string().as_bytes(),
+        )))
+        .await;
     close(&mut sink).await;
 }
 
 /// A normal closure (1000): clients treat a close without status as a broken stream.
 async fn close(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
-    let frame = axum::extract::ws::CloseFrame { code: axum::extract::ws::close_code::NORMAL, reason: "".into() };
+    let frame = axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
 }

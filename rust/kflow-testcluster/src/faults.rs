@@ -47,7 +47,10 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
-        Faults { config: RwLock::new(config), rng: AtomicU64::new(0x853c_49e6_748f_ea9b) }
+        Faults {
+            config: RwLock::new(config),
+            rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
+        }
     }
 
     pub fn get(&self) -> FaultConfig {
@@ -79,7 +82,12 @@ impl Faults {
             .get()
             .rules
             .into_iter()
-            .filter(|r| path.contains(&r.path_contains) && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)))
+            .filter(|r| {
+                path.contains(&r.path_contains)
+                    && r.method
+                        .as_deref()
+                        .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            })
             .collect();
         for r in &rules {
             if r.latency_ms > 0 {
@@ -122,10 +130,17 @@ fn admin_ok(c: &Cluster, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
-    c.tokens.read().map(|t| t.first().is_some_and(|admin| admin == token)).unwrap_or(false)
+    c.tokens
+        .read()
+        .map(|t| t.first().is_some_and(|admin| admin == token))
+        .unwrap_or(false)
 }
 
-pub async fn put_faults(State(c): State<Arc<Cluster>>, headers: HeaderMap, Json(config): Json<FaultConfig>) -> Response {
+pub async fn put_faults(
+    State(c): State<Arc<Cluster>>,
+    headers: HeaderMap,
+    Json(config): Json<FaultConfig>,
+) -> Response {
     if !admin_ok(&c, &headers) {
         return ApiError::unauthorized().into_response();
     }

@@ -40,8 +40,21 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(idp: Arc<Idp>, dex: Option<Arc<Dex>>, store: Arc<Store>, base_url: String) -> Gateway {
-        Gateway { idp, dex, store, base_url, cookie_seconds: 24 * 3600, sessions: Mutex::default(), pending: Mutex::default() }
+    pub fn new(
+        idp: Arc<Idp>,
+        dex: Option<Arc<Dex>>,
+        store: Arc<Store>,
+        base_url: String,
+    ) -> Gateway {
+        Gateway {
+            idp,
+            dex,
+            store,
+            base_url,
+            cookie_seconds: 24 * 3600,
+            sessions: Mutex::default(),
+            pending: Mutex::default(),
+        }
     }
 
     fn callback_url(&self) -> String {
@@ -54,7 +67,10 @@ impl Gateway {
 
     /// The user of a request: a verified realm bearer token, or a live session cookie.
     fn user(&self, headers: &HeaderMap) -> Option<TokenUser> {
-        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
         if let Some(u) = bearer.and_then(|t| self.idp.verify_bearer(t.trim())) {
             return Some(u);
         }
@@ -64,8 +80,18 @@ impl Gateway {
             let (user, expires) = sessions.get(&session)?;
             (*expires > now_secs()).then(|| user.clone())?
         };
-        let namespaces = self.idp.config.users.iter().find(|u| u.username == username).map(|u| u.namespaces.clone()).unwrap_or_default();
-        Some(TokenUser { username, namespaces })
+        let namespaces = self
+            .idp
+            .config
+            .users
+            .iter()
+            .find(|u| u.username == username)
+            .map(|u| u.namespaces.clone())
+            .unwrap_or_default();
+        Some(TokenUser {
+            username,
+            namespaces,
+        })
     }
 }
 
@@ -75,7 +101,11 @@ fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|kv| {
+            kv.trim()
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -94,23 +124,39 @@ fn redirect(location: &str, set_cookies: &[String]) -> Response {
 
 /// oauth2-proxy answers 401 instead of redirecting on Kubeflow's API routes.
 fn is_api_route(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/apis/") || path.starts_with("/ml_metadata") || path.contains("/api/")
+    path.starts_with("/api/")
+        || path.starts_with("/apis/")
+        || path.starts_with("/ml_metadata")
+        || path.contains("/api/")
 }
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/oauth2/start", axum::routing::get(start))
         .route("/oauth2/callback", axum::routing::get(callback))
-        .route("/oauth2/sign_out", axum::routing::get(sign_out).post(sign_out))
+        .route(
+            "/oauth2/sign_out",
+            axum::routing::get(sign_out).post(sign_out),
+        )
         .fallback(protected)
         .with_state(gw)
 }
 
-async fn start(State(gw): State<Arc<Gateway>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let rd = q.get("rd").cloned().filter(|r| r.starts_with('/')).unwrap_or_else(|| "/".into());
+async fn start(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let rd = q
+        .get("rd")
+        .cloned()
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or_else(|| "/".into());
     let nonce = gw.idp.signer.random_id();
     let verifier = format!("{}{}", gw.idp.signer.random_id(), gw.idp.signer.random_id());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
     if let Ok(mut p) = gw.pending.lock() {
         p.insert(nonce.clone(), (verifier, rd.clone()));
     }
@@ -134,42 +180,86 @@ async fn start(State(gw): State<Arc<Gateway>>, Query(q): Query<HashMap<String, S
     redirect(&login, &[gw.cookie(&format!("{COOKIE}_csrf"), &nonce, 900)])
 }
 
-async fn callback(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn callback(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let state = q.get("state").cloned().unwrap_or_default();
     let (nonce, _) = state.split_once(':').unwrap_or((state.as_str(), "/"));
     let csrf = cookies(&headers).remove(&format!("{COOKIE}_csrf"));
     if csrf.as_deref() != Some(nonce) {
-        return (StatusCode::FORBIDDEN, "Unable to find a valid CSRF token. Please try again.").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Unable to find a valid CSRF token. Please try again.",
+        )
+            .into_response();
     }
     let Some((verifier, rd)) = gw.pending.lock().ok().and_then(|mut p| p.remove(nonce)) else {
-        return (StatusCode::FORBIDDEN, "Login session expired. Please try again.").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Login session expired. Please try again.",
+        )
+            .into_response();
     };
     let code = q.get("code").cloned().unwrap_or_default();
     let redeemed = match &gw.dex {
         Some(d) => d.redeem_code(&code, CLIENT_ID, &gw.callback_url(), Some(&verifier)),
-        None => gw.idp.redeem_code(&code, CLIENT_ID, &gw.callback_url(), Some(&verifier)),
+        None => gw
+            .idp
+            .redeem_code(&code, CLIENT_ID, &gw.callback_url(), Some(&verifier)),
     };
     let tokens = match redeemed {
         Ok(t) => t,
-        Err(why) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("Internal Error: {why}")).into_response(),
+        Err(why) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Internal Error: {why}"),
+            )
+                .into_response()
+        }
     };
-    let Some(user) = gw.idp.verify_bearer(tokens["access_token"].as_str().unwrap_or("")) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Error: token verification failed").into_response();
+    let Some(user) = gw
+        .idp
+        .verify_bearer(tokens["access_token"].as_str().unwrap_or(""))
+    else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error: token verification failed",
+        )
+            .into_response();
     };
     let session = gw.idp.signer.random_id();
     if let Ok(mut s) = gw.sessions.lock() {
-        s.insert(session.clone(), (user.username, now_secs() + gw.cookie_seconds));
+        s.insert(
+            session.clone(),
+            (user.username, now_secs() + gw.cookie_seconds),
+        );
     }
-    redirect(&rd, &[gw.cookie(COOKIE, &session, gw.cookie_seconds), gw.cookie(&format!("{COOKIE}_csrf"), "", 0)])
+    redirect(
+        &rd,
+        &[
+            gw.cookie(COOKIE, &session, gw.cookie_seconds),
+            gw.cookie(&format!("{COOKIE}_csrf"), "", 0),
+        ],
+    )
 }
 
-async fn sign_out(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn sign_out(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Some(s) = cookies(&headers).remove(COOKIE) {
         if let Ok(mut sessions) = gw.sessions.lock() {
             sessions.remove(&s);
         }
     }
-    let rd = q.get("rd").cloned().filter(|r| r.starts_with('/')).unwrap_or_else(|| "/".into());
+    let rd = q
+        .get("rd")
+        .cloned()
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or_else(|| "/".into());
     redirect(&rd, &[gw.cookie(COOKIE, "", 0)])
 }
 
@@ -179,8 +269,17 @@ async fn protected(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         if is_api_route(&path) {
             return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
         }
-        let rd = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        let start = format!("/oauth2/start?{}", form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish());
+        let rd = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let start = format!(
+            "/oauth2/start?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", &rd)
+                .finish()
+        );
         return redirect(&start, &[]);
     };
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();

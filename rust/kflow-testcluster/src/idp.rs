@@ -75,7 +75,10 @@ pub struct DexConfig {
 
 impl Default for DexConfig {
     fn default() -> Self {
-        DexConfig { connectors: vec!["keycloak".into()], approval: false }
+        DexConfig {
+            connectors: vec!["keycloak".into()],
+            approval: false,
+        }
     }
 }
 
@@ -156,17 +159,29 @@ pub struct TokenUser {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn qs(pairs: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 impl Idp {
     pub fn new(config: IdpConfig, signer: Signer, base_url: String) -> Idp {
         let secure_cookies = base_url.starts_with("https://");
-        Idp { config, signer, base_url, secure_cookies, state: Mutex::new(IdpState::default()) }
+        Idp {
+            config,
+            signer,
+            base_url,
+            secure_cookies,
+            state: Mutex::new(IdpState::default()),
+        }
     }
 
     pub fn issuer(&self) -> String {
@@ -178,7 +193,10 @@ impl Idp {
     }
 
     pub fn user(&self, username: &str) -> Option<&IdpUser> {
-        self.config.users.iter().find(|u| u.username == username || (!u.email.is_empty() && u.email == username))
+        self.config
+            .users
+            .iter()
+            .find(|u| u.username == username || (!u.email.is_empty() && u.email == username))
     }
 
     /// The API server's view of a bearer token: a realm token that verifies and has not expired.
@@ -190,12 +208,21 @@ impl Idp {
             return None;
         }
         let username = claims["preferred_username"].as_str()?.to_string();
-        let namespaces = self.user(&username).map(|u| u.namespaces.clone()).unwrap_or_default();
-        Some(TokenUser { username, namespaces })
+        let namespaces = self
+            .user(&username)
+            .map(|u| u.namespaces.clone())
+            .unwrap_or_default();
+        Some(TokenUser {
+            username,
+            namespaces,
+        })
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
-        let mut c = format!("{name}={value}; Path=/realms/{}/; HttpOnly; SameSite=None", self.config.realm);
+        let mut c = format!(
+            "{name}={value}; Path=/realms/{}/; HttpOnly; SameSite=None",
+            self.config.realm
+        );
         if self.secure_cookies {
             c.push_str("; Secure");
         }
@@ -209,7 +236,12 @@ impl Idp {
         format!(
             "{}/login-actions/authenticate?{}",
             self.issuer(),
-            qs(&[("session_code", &s.session_code), ("execution", &s.execution), ("client_id", &s.client_id), ("tab_id", &s.tab_id)])
+            qs(&[
+                ("session_code", &s.session_code),
+                ("execution", &s.execution),
+                ("client_id", &s.client_id),
+                ("tab_id", &s.tab_id)
+            ])
         )
     }
 
@@ -273,8 +305,15 @@ impl Idp {
     }
 
     fn error_page(&self, status: StatusCode, message: &str) -> Response {
-        let body = format!("<div id=\"kc-error-message\"><p class=\"instruction\">{}</p></div>", esc(message));
-        html(status, self.page("login-error", "We are sorry...", &body), vec![])
+        let body = format!(
+            "<div id=\"kc-error-message\"><p class=\"instruction\">{}</p></div>",
+            esc(message)
+        );
+        html(
+            status,
+            self.page("login-error", "We are sorry...", &body),
+            vec![],
+        )
     }
 
     /// Tokens for a user: access, id and refresh (all signed JWTs).
@@ -283,10 +322,20 @@ impl Idp {
     }
 
     /// Tokens as issued by `issuer` (the realm, or the Dex front signing with the same key).
-    pub fn tokens_from(&self, issuer: &str, username: &str, client_id: &str, sso: &str, nonce: Option<&str>) -> Value {
+    pub fn tokens_from(
+        &self,
+        issuer: &str,
+        username: &str,
+        client_id: &str,
+        sso: &str,
+        nonce: Option<&str>,
+    ) -> Value {
         let user = self.user(username).cloned().unwrap_or_default();
         let now = now_secs();
-        let sub = format!("user-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username));
+        let sub = format!(
+            "user-{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username)
+        );
         let common = json!({"iss": issuer, "sub": sub, "azp": client_id, "sid": sso, "session_state": sso,
             "preferred_username": user.username, "email": user.email, "email_verified": true, "groups": user.groups,
             "iat": now, "auth_time": now, "jti": self.signer.random_id()});
@@ -316,13 +365,24 @@ impl Idp {
     /// The current password of a user (update-password may have changed it).
     pub fn password_ok(&self, username: &str, password: &str) -> Option<String> {
         let u = self.user(username)?;
-        let current = self.lock().passwords.get(&u.username).cloned().unwrap_or_else(|| u.password.clone());
+        let current = self
+            .lock()
+            .passwords
+            .get(&u.username)
+            .cloned()
+            .unwrap_or_else(|| u.password.clone());
         (!password.is_empty() && current == password).then(|| u.username.clone())
     }
 
     /// Exchanges an authorization code (single use, 60 s) for tokens, checking client,
     /// redirect_uri and the PKCE verifier. Err carries Keycloak's error_description.
-    pub fn redeem_code(&self, code: &str, client_id: &str, redirect_uri: &str, verifier: Option<&String>) -> Result<Value, &'static str> {
+    pub fn redeem_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: Option<&String>,
+    ) -> Result<Value, &'static str> {
         let grant = self.lock().codes.remove(code).ok_or("Code not valid")?;
         if grant.expires < now_secs() {
             return Err("Code not valid");
@@ -336,35 +396,63 @@ impl Idp {
         if !pkce_ok(&grant.challenge, verifier) {
             return Err("PKCE verification failed: Invalid code verifier");
         }
-        Ok(self.tokens(&grant.username, client_id, &grant.sso, grant.nonce.as_deref()))
+        Ok(self.tokens(
+            &grant.username,
+            client_id,
+            &grant.sso,
+            grant.nonce.as_deref(),
+        ))
     }
 
     /// Finishes a login: SSO session cookie, a code, and the redirect back to the client.
     fn complete(&self, s: &AuthSession, username: &str) -> Response {
         let sso = self.signer.random_id();
         let code = format!("{}.{}", self.signer.random_id(), sso);
-        let challenge = s.params.get("code_challenge").map(|c| (c.clone(), s.params.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into())));
+        let challenge = s.params.get("code_challenge").map(|c| {
+            (
+                c.clone(),
+                s.params
+                    .get("code_challenge_method")
+                    .cloned()
+                    .unwrap_or_else(|| "plain".into()),
+            )
+        });
         let redirect_uri = s.params.get("redirect_uri").cloned().unwrap_or_default();
         {
             let mut st = self.lock();
             st.sso.insert(sso.clone(), username.to_string());
             st.auth.remove(&s.tab_id);
-            st.codes.insert(code.clone(), CodeGrant {
-                username: username.to_string(),
-                client_id: s.client_id.clone(),
-                redirect_uri: redirect_uri.clone(),
-                challenge,
-                nonce: s.params.get("nonce").cloned(),
-                sso: sso.clone(),
-                expires: now_secs() + 60,
-            });
+            st.codes.insert(
+                code.clone(),
+                CodeGrant {
+                    username: username.to_string(),
+                    client_id: s.client_id.clone(),
+                    redirect_uri: redirect_uri.clone(),
+                    challenge,
+                    nonce: s.params.get("nonce").cloned(),
+                    sso: sso.clone(),
+                    expires: now_secs() + 60,
+                },
+            );
         }
         let state = s.params.get("state").cloned().unwrap_or_default();
         let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-        let location = format!("{redirect_uri}{sep}{}", qs(&[("state", &state), ("session_state", &sso), ("iss", &self.issuer()), ("code", &code)]));
+        let location = format!(
+            "{redirect_uri}{sep}{}",
+            qs(&[
+                ("state", &state),
+                ("session_state", &sso),
+                ("iss", &self.issuer()),
+                ("code", &code)
+            ])
+        );
         let cookies = vec![
             self.cookie("KEYCLOAK_IDENTITY", &sso, None),
-            self.cookie("KEYCLOAK_SESSION", &format!("{}/{username}/{sso}", self.config.realm), None),
+            self.cookie(
+                "KEYCLOAK_SESSION",
+                &format!("{}/{username}/{sso}", self.config.realm),
+                None,
+            ),
             self.cookie("KC_RESTART", "", Some(0)),
         ];
         redirect(&location, cookies)
@@ -395,12 +483,20 @@ fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|kv| {
+            kv.trim()
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 fn realm_idp(c: &Cluster, realm: &str) -> Option<Arc<Idp>> {
@@ -408,7 +504,13 @@ fn realm_idp(c: &Cluster, realm: &str) -> Option<Arc<Idp>> {
 }
 
 pub async fn discovery(State(c): State<Arc<Cluster>>, Path(realm): Path<String>) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return (StatusCode::NOT_FOUND, Json(json!({"error": "Realm does not exist"}))).into_response() };
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "Realm does not exist"})),
+        )
+            .into_response();
+    };
     let iss = idp.issuer();
     Json(json!({
         "issuer": iss,
@@ -435,8 +537,15 @@ pub async fn certs(State(c): State<Arc<Cluster>>, Path(realm): Path<String>) -> 
     }
 }
 
-pub async fn auth(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn auth(
+    State(c): State<Arc<Cluster>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let client_id = q.get("client_id").cloned().unwrap_or_default();
     if !idp.config.clients.contains(&client_id) {
         return idp.error_page(StatusCode::BAD_REQUEST, "Client not found.");
@@ -457,12 +566,17 @@ pub async fn auth(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, head
         stage: Stage::Password,
     };
     // A live SSO session logs in silently, unless the client asks for the login page.
-    let sso_user = cookies(&headers).get("KEYCLOAK_IDENTITY").and_then(|sso| idp.lock().sso.get(sso).cloned());
+    let sso_user = cookies(&headers)
+        .get("KEYCLOAK_IDENTITY")
+        .and_then(|sso| idp.lock().sso.get(sso).cloned());
     if let Some(user) = sso_user.filter(|_| q.get("prompt").map(String::as_str) != Some("login")) {
         return idp.complete(&session, &user);
     }
     let page = idp.login_page(&session, "", None);
-    let cookies = vec![idp.cookie("AUTH_SESSION_ID", &session.id, None), idp.cookie("KC_RESTART", &idp.signer.random_id(), None)];
+    let cookies = vec![
+        idp.cookie("AUTH_SESSION_ID", &session.id, None),
+        idp.cookie("KC_RESTART", &idp.signer.random_id(), None),
+    ];
     idp.lock().auth.insert(session.tab_id.clone(), session);
     html(StatusCode::OK, page, cookies)
 }
@@ -474,17 +588,31 @@ pub async fn authenticate(
     Query(q): Query<HashMap<String, String>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let tab_id = q.get("tab_id").cloned().unwrap_or_default();
     let Some(mut session) = idp.lock().auth.get(&tab_id).cloned() else {
-        return idp.error_page(StatusCode::BAD_REQUEST, "Your login attempt timed out. Login will start from the beginning.");
+        return idp.error_page(
+            StatusCode::BAD_REQUEST,
+            "Your login attempt timed out. Login will start from the beginning.",
+        );
     };
     if cookies(&headers).get("AUTH_SESSION_ID") != Some(&session.id) {
-        return idp.error_page(StatusCode::BAD_REQUEST, "Cookie not found. Please make sure cookies are enabled in your browser.");
+        return idp.error_page(
+            StatusCode::BAD_REQUEST,
+            "Cookie not found. Please make sure cookies are enabled in your browser.",
+        );
     }
-    if q.get("session_code") != Some(&session.session_code) || q.get("execution") != Some(&session.execution) {
+    if q.get("session_code") != Some(&session.session_code)
+        || q.get("execution") != Some(&session.execution)
+    {
         // A stale form (back button, double submit): Keycloak shows the current step again.
-        return html(StatusCode::OK, idp.login_page(&session, "", Some("Page has expired. Please try again.")), vec![]);
+        return html(
+            StatusCode::OK,
+            idp.login_page(&session, "", Some("Page has expired. Please try again.")),
+            vec![],
+        );
     }
     session.session_code = idp.signer.random_id();
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
@@ -493,9 +621,18 @@ pub async fn authenticate(
             let username = field("username");
             let password = field("password");
             let known = idp.user(&username).cloned();
-            let current_pw = known.as_ref().map(|u| idp.lock().passwords.get(&u.username).cloned().unwrap_or_else(|| u.password.clone()));
+            let current_pw = known.as_ref().map(|u| {
+                idp.lock()
+                    .passwords
+                    .get(&u.username)
+                    .cloned()
+                    .unwrap_or_else(|| u.password.clone())
+            });
             match (known, current_pw) {
-                (Some(u), Some(pw)) if pw == password && !password.is_empty() => match u.required_action.as_deref() {
+                (Some(u), Some(pw)) if pw == password && !password.is_empty() => match u
+                    .required_action
+                    .as_deref()
+                {
                     Some("otp") => {
                         session.stage = Stage::Otp(u.username.clone());
                         session.execution = "3f9c1b7e-5d2a-4e8b-a6c4-7b1d2e9f0a22".into();
@@ -504,11 +641,19 @@ pub async fn authenticate(
                     Some("update-password") if !idp.lock().passwords.contains_key(&u.username) => {
                         session.stage = Stage::UpdatePassword(u.username.clone());
                         session.execution = "UPDATE_PASSWORD".into();
-                        Err(html(StatusCode::OK, idp.update_password_page(&session, None), vec![]))
+                        Err(html(
+                            StatusCode::OK,
+                            idp.update_password_page(&session, None),
+                            vec![],
+                        ))
                     }
                     _ => Ok(u.username),
                 },
-                _ => Err(html(StatusCode::OK, idp.login_page(&session, &username, Some("Invalid username or password.")), vec![])),
+                _ => Err(html(
+                    StatusCode::OK,
+                    idp.login_page(&session, &username, Some("Invalid username or password.")),
+                    vec![],
+                )),
             }
         }
         Stage::Otp(user) => {
@@ -516,15 +661,27 @@ pub async fn authenticate(
             if field("otp") == expected {
                 Ok(user)
             } else {
-                Err(html(StatusCode::OK, idp.otp_page(&session, Some("Invalid authenticator code.")), vec![]))
+                Err(html(
+                    StatusCode::OK,
+                    idp.otp_page(&session, Some("Invalid authenticator code.")),
+                    vec![],
+                ))
             }
         }
         Stage::UpdatePassword(user) => {
             let (new, confirm) = (field("password-new"), field("password-confirm"));
             if new.is_empty() {
-                Err(html(StatusCode::OK, idp.update_password_page(&session, Some("Please specify password.")), vec![]))
+                Err(html(
+                    StatusCode::OK,
+                    idp.update_password_page(&session, Some("Please specify password.")),
+                    vec![],
+                ))
             } else if new != confirm {
-                Err(html(StatusCode::OK, idp.update_password_page(&session, Some("Passwords don't match.")), vec![]))
+                Err(html(
+                    StatusCode::OK,
+                    idp.update_password_page(&session, Some("Passwords don't match.")),
+                    vec![],
+                ))
             } else {
                 idp.lock().passwords.insert(user.clone(), new);
                 Ok(user)
@@ -546,7 +703,8 @@ pub fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) 
         (Some(_), None) => false,
         (Some((c, method)), Some(v)) => {
             let computed = if method == "S256" {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, v.as_bytes()))
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(ring::digest::digest(&ring::digest::SHA256, v.as_bytes()))
             } else {
                 v.clone()
             };
@@ -555,11 +713,21 @@ pub fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) 
     }
 }
 
-pub async fn token(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn token(
+    State(c): State<Arc<Cluster>>,
+    Path(realm): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     if !idp.config.clients.contains(&client_id) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Invalid client or Invalid client credentials");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+        );
     }
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -574,51 +742,103 @@ pub async fn token(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, For
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
             let claims = match idp.signer.verify(&rt) {
                 Ok(c) if c["typ"] == json!("Refresh") => c,
-                _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token"),
+                _ => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "Invalid refresh token",
+                    )
+                }
             };
             let sso = claims["sid"].as_str().unwrap_or("").to_string();
             let user = idp.lock().sso.get(&sso).cloned();
             match user {
                 Some(u) => Json(idp.tokens(&u, &client_id, &sso, None)).into_response(),
-                None => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Session not active"),
+                None => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "Session not active",
+                ),
             }
         }
         Some("password") => {
             if !idp.config.direct_access_grants {
-                return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", "Client not allowed for direct access grants");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "Client not allowed for direct access grants",
+                );
             }
-            let (username, password) = (form.get("username").cloned().unwrap_or_default(), form.get("password").cloned().unwrap_or_default());
+            let (username, password) = (
+                form.get("username").cloned().unwrap_or_default(),
+                form.get("password").cloned().unwrap_or_default(),
+            );
             match idp.user(&username).cloned() {
                 Some(u) if u.password == password && u.required_action.is_none() => {
                     let sso = idp.signer.random_id();
                     idp.lock().sso.insert(sso.clone(), u.username.clone());
                     Json(idp.tokens(&u.username, &client_id, &sso, None)).into_response()
                 }
-                _ => oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", "Invalid user credentials"),
+                _ => oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_grant",
+                    "Invalid user credentials",
+                ),
             }
         }
-        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant_type"),
+        _ => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant_type",
+        ),
     }
 }
 
-pub async fn userinfo(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, headers: HeaderMap) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return StatusCode::NOT_FOUND.into_response() };
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+pub async fn userinfo(
+    State(c): State<Arc<Cluster>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
     match idp.signer.verify(token) {
-        Ok(claims) if claims["typ"] == json!("Bearer") => Json(json!({"sub": claims["sub"], "preferred_username": claims["preferred_username"],
-            "email": claims["email"], "email_verified": true, "groups": claims["groups"]})).into_response(),
-        _ => oauth_error(StatusCode::UNAUTHORIZED, "invalid_token", "Token verification failed"),
+        Ok(claims) if claims["typ"] == json!("Bearer") => Json(
+            json!({"sub": claims["sub"], "preferred_username": claims["preferred_username"],
+            "email": claims["email"], "email_verified": true, "groups": claims["groups"]}),
+        )
+        .into_response(),
+        _ => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Token verification failed",
+        ),
     }
 }
 
 /// Ends the SSO session (refresh tokens of it stop working) and redirects if asked to.
-pub async fn logout(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else { return StatusCode::NOT_FOUND.into_response() };
+pub async fn logout(
+    State(c): State<Arc<Cluster>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idp) = realm_idp(&c, &realm) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let mut ended = Vec::new();
     if let Some(sso) = cookies(&headers).get("KEYCLOAK_IDENTITY") {
         ended.push(sso.clone());
     }
-    if let Some(claims) = q.get("id_token_hint").and_then(|t| idp.signer.verify(t).ok()) {
+    if let Some(claims) = q
+        .get("id_token_hint")
+        .and_then(|t| idp.signer.verify(t).ok())
+    {
         ended.push(claims["sid"].as_str().unwrap_or("").to_string());
     }
     {
@@ -627,9 +847,20 @@ pub async fn logout(State(c): State<Arc<Cluster>>, Path(realm): Path<String>, he
             st.sso.remove(s);
         }
     }
-    let cookies = vec![idp.cookie("KEYCLOAK_IDENTITY", "", Some(0)), idp.cookie("KEYCLOAK_SESSION", "", Some(0))];
+    let cookies = vec![
+        idp.cookie("KEYCLOAK_IDENTITY", "", Some(0)),
+        idp.cookie("KEYCLOAK_SESSION", "", Some(0)),
+    ];
     match q.get("post_logout_redirect_uri") {
         Some(uri) => redirect(uri, cookies),
-        None => html(StatusCode::OK, idp.page("logout-confirm", "Logging out", "<p class=\"instruction\">You are logged out</p>"), cookies),
+        None => html(
+            StatusCode::OK,
+            idp.page(
+                "logout-confirm",
+                "Logging out",
+                "<p class=\"instruction\">You are logged out</p>",
+            ),
+            cookies,
+        ),
     }
 }

@@ -6,13 +6,19 @@ use std::path::Path;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
     #[error("signing key {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("signing key is not usable")]
     Key,
     #[error("token is malformed")]
@@ -37,15 +43,20 @@ impl Signer {
     pub fn load_or_create(dir: &Path) -> Result<Signer, JwtError> {
         let rng = SystemRandom::new();
         let path = dir.join("idp-signing-key.p8");
-        let io = |source| JwtError::Io { path: path.display().to_string(), source };
+        let io = |source| JwtError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let pkcs8 = if path.exists() {
             std::fs::read(&path).map_err(io)?
         } else {
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| JwtError::Key)?;
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| JwtError::Key)?;
             std::fs::write(&path, doc.as_ref()).map_err(io)?;
             doc.as_ref().to_vec()
         };
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).map_err(|_| JwtError::Key)?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+            .map_err(|_| JwtError::Key)?;
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
         let kid = B64.encode(&digest.as_ref()[..12]);
         Ok(Signer { key, rng, kid })
@@ -53,22 +64,33 @@ impl Signer {
 
     pub fn sign(&self, claims: &Value) -> Result<String, JwtError> {
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
-        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-        let sig = self.key.sign(&self.rng, input.as_bytes()).map_err(|_| JwtError::Key)?;
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = self
+            .key
+            .sign(&self.rng, input.as_bytes())
+            .map_err(|_| JwtError::Key)?;
         Ok(format!("{input}.{}", B64.encode(sig.as_ref())))
     }
 
     /// The claims of a token this signer issued and that has not expired.
     pub fn verify(&self, token: &str) -> Result<Value, JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JwtError::Malformed);
         };
         let sig = B64.decode(s).map_err(|_| JwtError::Malformed)?;
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref())
             .verify(format!("{h}.{p}").as_bytes(), &sig)
             .map_err(|_| JwtError::Signature)?;
-        let claims: Value = serde_json::from_slice(&B64.decode(p).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+        let claims: Value =
+            serde_json::from_slice(&B64.decode(p).map_err(|_| JwtError::Malformed)?)
+                .map_err(|_| JwtError::Malformed)?;
         if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs()) {
             return Err(JwtError::Expired);
         }
@@ -98,7 +120,9 @@ mod tests {
     fn sign_verify_and_reject() {
         let dir = tempfile::tempdir().unwrap();
         let s = Signer::load_or_create(dir.path()).unwrap();
-        let t = s.sign(&json!({"sub": "u", "exp": now_secs() + 60})).unwrap();
+        let t = s
+            .sign(&json!({"sub": "u", "exp": now_secs() + 60}))
+            .unwrap();
         assert_eq!(s.verify(&t).unwrap()["sub"], "u");
         let mut tampered = t.clone();
         tampered.insert(t.find('.').unwrap() + 2, 'x');
@@ -106,6 +130,9 @@ mod tests {
         let old = s.sign(&json!({"sub": "u", "exp": now_secs() - 1})).unwrap();
         assert!(matches!(s.verify(&old), Err(JwtError::Expired)));
         // the key is kept: a second signer from the same dir verifies the first one's tokens
-        assert!(Signer::load_or_create(dir.path()).unwrap().verify(&t).is_ok());
+        assert!(Signer::load_or_create(dir.path())
+            .unwrap()
+            .verify(&t)
+            .is_ok());
     }
 }

@@ -76,9 +76,14 @@ impl ExecContext {
             cmd.args(&full[1..]);
             cmd
         } else {
-            let mut cmd = tokio::process::Command::new(argv.first().map(String::as_str).unwrap_or("true"));
+            let mut cmd =
+                tokio::process::Command::new(argv.first().map(String::as_str).unwrap_or("true"));
             cmd.args(argv.iter().skip(1));
-            let wd = self.working_dir.as_deref().filter(|w| Path::new(w).is_dir()).map(PathBuf::from);
+            let wd = self
+                .working_dir
+                .as_deref()
+                .filter(|w| Path::new(w).is_dir())
+                .map(PathBuf::from);
             cmd.current_dir(wd.unwrap_or_else(|| self.tmp_dir.clone()));
             cmd
         };
@@ -114,7 +119,13 @@ enum Outcome {
 
 impl Kubelet {
     pub fn new(store: Arc<Store>, cfg: KubeletConfig) -> Arc<Kubelet> {
-        Arc::new(Kubelet { store, cfg, running: Mutex::new(HashMap::new()), hosts_lock: Mutex::new(()), exec_contexts: Mutex::new(HashMap::new()) })
+        Arc::new(Kubelet {
+            store,
+            cfg,
+            running: Mutex::new(HashMap::new()),
+            hosts_lock: Mutex::new(()),
+            exec_contexts: Mutex::new(HashMap::new()),
+        })
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -123,7 +134,9 @@ impl Kubelet {
         loop {
             match rx.recv().await {
                 Ok(c) if c.resource.plural == "pods" => match c.kind {
-                    EventType::Deleted => self.stop(c.object["metadata"]["uid"].as_str().unwrap_or("")),
+                    EventType::Deleted => {
+                        self.stop(c.object["metadata"]["uid"].as_str().unwrap_or(""))
+                    }
                     _ => self.ensure(&c.object),
                 },
                 Ok(c) if c.resource.plural == "services" => self.write_hosts(),
@@ -136,15 +149,25 @@ impl Kubelet {
 
     /// Stops every pod process (server shutdown).
     pub fn shutdown(&self) {
-        let senders: Vec<_> = self.running.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let senders: Vec<_> = self
+            .running
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
         for s in senders {
             let _ = s.send(true);
         }
     }
 
     fn resync(self: &Arc<Self>) {
-        let live = self.store.list(resources::pods(), None, None, None, &|_| true).items;
-        let uids: Vec<String> = live.iter().filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string)).collect();
+        let live = self
+            .store
+            .list(resources::pods(), None, None, None, &|_| true)
+            .items;
+        let uids: Vec<String> = live
+            .iter()
+            .filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+            .collect();
         let gone: Vec<String> = self
             .running
             .lock()
@@ -169,11 +192,16 @@ impl Kubelet {
 
     fn ensure(self: &Arc<Self>, pod: &Value) {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        if matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+        if matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        ) {
             return;
         }
         let rx = {
-            let Ok(mut m) = self.running.lock() else { return };
+            let Ok(mut m) = self.running.lock() else {
+                return;
+            };
             if m.contains_key(&uid) {
                 return;
             }
@@ -195,12 +223,20 @@ impl Kubelet {
     /// service resolves to 127.0.0.1 under its short and cluster names.
     fn write_hosts(&self) {
         let _guard = self.hosts_lock.lock();
-        let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        for p in self.store.list(resources::pods(), None, None, None, &|_| true).items {
+        let mut text =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for p in self
+            .store
+            .list(resources::pods(), None, None, None, &|_| true)
+            .items
+        {
             let ns = p["metadata"]["namespace"].as_str().unwrap_or("");
             let name = p["metadata"]["name"].as_str().unwrap_or("");
             let mut names = vec![name.to_string()];
-            if let (Some(h), Some(sub)) = (p["spec"]["hostname"].as_str(), p["spec"]["subdomain"].as_str()) {
+            if let (Some(h), Some(sub)) = (
+                p["spec"]["hostname"].as_str(),
+                p["spec"]["subdomain"].as_str(),
+            ) {
                 names.push(format!("{h}.{sub}.{ns}.svc.cluster.local"));
                 names.push(format!("{h}.{sub}.{ns}.svc"));
                 names.push(format!("{h}.{sub}"));
@@ -211,12 +247,18 @@ impl Kubelet {
         for s in self.store.list(svc, None, None, None, &|_| true).items {
             let ns = s["metadata"]["namespace"].as_str().unwrap_or("");
             let n = s["metadata"]["name"].as_str().unwrap_or("");
-            text.push_str(&format!("127.0.0.1\t{n} {n}.{ns} {n}.{ns}.svc {n}.{ns}.svc.cluster.local\n"));
+            text.push_str(&format!(
+                "127.0.0.1\t{n} {n}.{ns} {n}.{ns}.svc {n}.{ns}.svc.cluster.local\n"
+            ));
         }
         let path = self.hosts_path();
         let write = || -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)?;
             f.write_all(text.as_bytes())
         };
         let _ = write();
@@ -231,7 +273,12 @@ impl Kubelet {
         self.store
             .update_with(resources::pods(), ns, name, false, |old| {
                 if old["metadata"]["uid"].as_str() != Some(uid) {
-                    return Err(crate::error::ApiError::conflict("pods", "", name, "pod was replaced"));
+                    return Err(crate::error::ApiError::conflict(
+                        "pods",
+                        "",
+                        name,
+                        "pod was replaced",
+                    ));
                 }
                 let mut new = old.clone();
                 f(&mut new);
@@ -248,11 +295,20 @@ impl Kubelet {
     }
 
     async fn run_pod(self: Arc<Self>, pod: Value, mut cancel: watch::Receiver<bool>) {
-        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
         let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let init: Vec<Value> = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
-        let main: Vec<Value> = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        let init: Vec<Value> = pod["spec"]["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let main: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let waiting = |c: &Value, reason: &str| -> Value {
             json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
                    "restartCount": 0, "state": {"waiting": {"reason": reason}}, "lastState": {}})
@@ -274,12 +330,23 @@ impl Kubelet {
             return;
         }
         if let Some(p) = self.store.get(resources::pods(), &ns, &name) {
-            events::record(&self.store, &p, "Normal", "Scheduled", &format!("Successfully assigned {ns}/{name} to {NODE_NAME}"), "default-scheduler");
+            events::record(
+                &self.store,
+                &p,
+                "Normal",
+                "Scheduled",
+                &format!("Successfully assigned {ns}/{name} to {NODE_NAME}"),
+                "default-scheduler",
+            );
         }
 
         // Images: an image with no local runtime cannot be pulled.
         let mut runtimes: HashMap<String, Runtime> = HashMap::new();
-        for (c, is_init) in init.iter().map(|c| (c, true)).chain(main.iter().map(|c| (c, false))) {
+        for (c, is_init) in init
+            .iter()
+            .map(|c| (c, true))
+            .chain(main.iter().map(|c| (c, false)))
+        {
             let cname = c["name"].as_str().unwrap_or("").to_string();
             let image = c["image"].as_str().unwrap_or("").to_string();
             match self.cfg.images.resolve(&image) {
@@ -287,10 +354,22 @@ impl Kubelet {
                     runtimes.insert(cname, rt.clone());
                 }
                 None => {
-                    self.event(&ns, &name, "Normal", "Pulling", &format!("Pulling image \"{image}\""));
+                    self.event(
+                        &ns,
+                        &name,
+                        "Normal",
+                        "Pulling",
+                        &format!("Pulling image \"{image}\""),
+                    );
                     self.event(&ns, &name, "Warning", "Failed", &format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found"));
                     self.event(&ns, &name, "Warning", "Failed", "Error: ErrImagePull");
-                    self.event(&ns, &name, "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
+                    self.event(
+                        &ns,
+                        &name,
+                        "Normal",
+                        "BackOff",
+                        &format!("Back-off pulling image \"{image}\""),
+                    );
                     self.event(&ns, &name, "Warning", "Failed", "Error: ImagePullBackOff");
                     self.update_pod(&ns, &name, &uid, |p| {
                         with_status(p, is_init, &cname, |s| {
@@ -305,7 +384,13 @@ impl Kubelet {
         }
         for c in init.iter().chain(main.iter()) {
             let image = c["image"].as_str().unwrap_or("");
-            self.event(&ns, &name, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
+            self.event(
+                &ns,
+                &name,
+                "Normal",
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            );
         }
         if !self.cfg.sandbox {
             self.event(&ns, &name, "Warning", "SandboxUnavailable", "bubblewrap cannot create namespaces here: containers run as plain processes and volumeMounts are not applied");
@@ -314,7 +399,10 @@ impl Kubelet {
         let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
         let mut reported = false;
         let volumes = loop {
-            let current = self.store.get(resources::pods(), &ns, &name).unwrap_or(pod.clone());
+            let current = self
+                .store
+                .get(resources::pods(), &ns, &name)
+                .unwrap_or(pod.clone());
             match volumes::prepare(&self.store, &self.cfg.state_dir, &pod_dir, &current) {
                 Ok(v) => break v,
                 Err(e) => {
@@ -330,16 +418,40 @@ impl Kubelet {
             }
         };
         self.write_hosts();
-        let restart_policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
+        let restart_policy = pod["spec"]["restartPolicy"]
+            .as_str()
+            .unwrap_or("Always")
+            .to_string();
 
         for c in &init {
             let cname = c["name"].as_str().unwrap_or("").to_string();
             let mut attempt = 0;
             loop {
-                let rt = runtimes.get(&cname).cloned().unwrap_or(runtime::Runtime::Shell);
-                let policy = if restart_policy == "Never" { "Never" } else { "OnFailure" };
-                let outcome = self.run_container(&pod, c, &rt, true, attempt, policy, &volumes, &pod_dir, &mut cancel).await;
-                let Outcome::Exited(exit) = outcome else { return };
+                let rt = runtimes
+                    .get(&cname)
+                    .cloned()
+                    .unwrap_or(runtime::Runtime::Shell);
+                let policy = if restart_policy == "Never" {
+                    "Never"
+                } else {
+                    "OnFailure"
+                };
+                let outcome = self
+                    .run_container(
+                        &pod,
+                        c,
+                        &rt,
+                        true,
+                        attempt,
+                        policy,
+                        &volumes,
+                        &pod_dir,
+                        &mut cancel,
+                    )
+                    .await;
+                let Outcome::Exited(exit) = outcome else {
+                    return;
+                };
                 if exit.code == 0 {
                     break;
                 }
@@ -353,7 +465,10 @@ impl Kubelet {
                     return;
                 }
                 attempt += 1;
-                if !self.back_off(&ns, &name, &uid, &cname, true, attempt, &mut cancel).await {
+                if !self
+                    .back_off(&ns, &name, &uid, &cname, true, attempt, &mut cancel)
+                    .await
+                {
                     return;
                 }
             }
@@ -366,19 +481,40 @@ impl Kubelet {
             let volumes = volumes.clone();
             let pod_dir = pod_dir.clone();
             let mut cancel = cancel.clone();
-            let rt = runtimes.get(c["name"].as_str().unwrap_or("")).cloned().unwrap_or(Runtime::Shell);
+            let rt = runtimes
+                .get(c["name"].as_str().unwrap_or(""))
+                .cloned()
+                .unwrap_or(Runtime::Shell);
             let policy = restart_policy.clone();
             handles.push(tokio::spawn(async move {
                 let (ns, name, uid) = (ns_of(&pod), name_of(&pod), uid_of(&pod));
                 let cname = c["name"].as_str().unwrap_or("").to_string();
                 let mut attempt = 0;
                 loop {
-                    let Outcome::Exited(exit) = me.run_container(&pod, &c, &rt, false, attempt, &policy, &volumes, &pod_dir, &mut cancel).await else { return };
+                    let Outcome::Exited(exit) = me
+                        .run_container(
+                            &pod,
+                            &c,
+                            &rt,
+                            false,
+                            attempt,
+                            &policy,
+                            &volumes,
+                            &pod_dir,
+                            &mut cancel,
+                        )
+                        .await
+                    else {
+                        return;
+                    };
                     if !restarts(&policy, exit.code) {
                         return;
                     }
                     attempt += 1;
-                    if !me.back_off(&ns, &name, &uid, &cname, false, attempt, &mut cancel).await {
+                    if !me
+                        .back_off(&ns, &name, &uid, &cname, false, attempt, &mut cancel)
+                        .await
+                    {
                         return;
                     }
                 }
@@ -396,9 +532,24 @@ impl Kubelet {
     /// Waits the restart back-off (the CrashLoopBackOff state was written when the container
     /// exited). False when the pod was deleted meanwhile.
     #[allow(clippy::too_many_arguments)]
-    async fn back_off(&self, ns: &str, name: &str, _uid: &str, _cname: &str, _init: bool, attempt: i64, cancel: &mut watch::Receiver<bool>) -> bool {
+    async fn back_off(
+        &self,
+        ns: &str,
+        name: &str,
+        _uid: &str,
+        _cname: &str,
+        _init: bool,
+        attempt: i64,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> bool {
         let delay = self.backoff_delay(attempt);
-        self.event(ns, name, "Warning", "BackOff", "Back-off restarting failed container");
+        self.event(
+            ns,
+            name,
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container",
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = cancel.changed() => false,
@@ -431,7 +582,10 @@ impl Kubelet {
                     };
                     self.event(&ns, &name, "Warning", "Failed", &format!("Error: {e}"));
                     self.update_pod(&ns, &name, &uid, |p| {
-                        with_status(p, init, &cname, |s| s["state"] = json!({"waiting": {"reason": reason, "message": e.to_string()}}));
+                        with_status(p, init, &cname, |s| {
+                            s["state"] =
+                                json!({"waiting": {"reason": reason, "message": e.to_string()}})
+                        });
                     });
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -443,8 +597,20 @@ impl Kubelet {
         let started_at = now_rfc3339();
         let pid = child.id().unwrap_or(0);
         let container_id = format!("kflow://{uid}-{cname}-{attempt}");
-        self.event(&ns, &name, "Normal", "Created", &format!("Created container {cname}"));
-        self.event(&ns, &name, "Normal", "Started", &format!("Started container {cname}"));
+        self.event(
+            &ns,
+            &name,
+            "Normal",
+            "Created",
+            &format!("Created container {cname}"),
+        );
+        self.event(
+            &ns,
+            &name,
+            "Normal",
+            "Started",
+            &format!("Started container {cname}"),
+        );
         self.update_pod(&ns, &name, &uid, |p| {
             with_status(p, init, &cname, |s| {
                 s["state"] = json!({"running": {"startedAt": started_at}});
@@ -463,7 +629,14 @@ impl Kubelet {
             if let Some(parent) = path.parent() {
                 let _ = tokio::fs::create_dir_all(parent).await;
             }
-            let Ok(mut f) = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await else { return };
+            let Ok(mut f) = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await
+            else {
+                return;
+            };
             while let Some(line) = rx.recv().await {
                 let mut out = format!("{} ", now_rfc3339_nanos()).into_bytes();
                 out.extend_from_slice(&line);
@@ -481,7 +654,9 @@ impl Kubelet {
         }
         drop(tx);
 
-        let limit = c["resources"]["limits"]["memory"].as_str().and_then(runtime::parse_quantity)
+        let limit = c["resources"]["limits"]["memory"]
+            .as_str()
+            .and_then(runtime::parse_quantity)
             .or_else(|| c["resources"]["limits"]["memory"].as_u64());
         let mut oom = false;
         let mut mem_tick = tokio::time::interval(Duration::from_millis(50));
@@ -515,8 +690,19 @@ impl Kubelet {
             None => 255,
         };
         let code = if oom { 137 } else { code };
-        let exit = Exit { code, oom, started_at, finished_at: now_rfc3339() };
-        let reason = if exit.oom { "OOMKilled" } else if code == 0 { "Completed" } else { "Error" };
+        let exit = Exit {
+            code,
+            oom,
+            started_at,
+            finished_at: now_rfc3339(),
+        };
+        let reason = if exit.oom {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
         // One write for the exit and the restart decision, so no observer ever sees a pod that
         // will restart as Failed or Succeeded.
         let restart = restarts(policy, code);
@@ -538,7 +724,13 @@ impl Kubelet {
             });
         });
         if code != 0 {
-            self.event(&ns, &name, "Warning", "Failed", &format!("Container {cname} terminated: {reason} (exit code {code})"));
+            self.event(
+                &ns,
+                &name,
+                "Warning",
+                "Failed",
+                &format!("Container {cname} terminated: {reason} (exit code {code})"),
+            );
         }
         Outcome::Exited(exit)
     }
@@ -555,35 +747,65 @@ impl Kubelet {
         let cname = c["name"].as_str().unwrap_or("");
         let env = self.container_env(pod, c)?;
         let expand = |s: &str| expand_vars(s, &env);
-        let command: Vec<String> = c["command"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).map(expand).collect();
-        let args: Vec<String> = c["args"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).map(expand).collect();
+        let command: Vec<String> = c["command"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .map(expand)
+            .collect();
+        let args: Vec<String> = c["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .map(expand)
+            .collect();
         let argv: Vec<String> = match (command.is_empty(), args.is_empty()) {
             (false, _) => command.into_iter().chain(args).collect(),
             (true, false) => args,
             (true, true) => runtime::default_command(rt),
         };
         // A fresh writable /tmp per container start: restarts do not see the old one's files.
-        let inst_dir = pod_dir.join("containers").join(format!("{cname}-{attempt}"));
+        let inst_dir = pod_dir
+            .join("containers")
+            .join(format!("{cname}-{attempt}"));
         let tmp_dir = inst_dir.join("tmp");
         let bin_dir = inst_dir.join("bin");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| StartError::Spawn(e.to_string()))?;
         runtime::write_bin_dir(&bin_dir, rt).map_err(|e| StartError::Spawn(e.to_string()))?;
-        let mounts = volumes::mounts_for(c, volumes).map_err(|e| StartError::Config(e.to_string()))?;
-        let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name_of(pod).as_str()).to_string();
-        let working_dir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(str::to_string);
+        let mounts =
+            volumes::mounts_for(c, volumes).map_err(|e| StartError::Config(e.to_string()))?;
+        let hostname = pod["spec"]["hostname"]
+            .as_str()
+            .unwrap_or(name_of(pod).as_str())
+            .to_string();
+        let working_dir = c["workingDir"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+            .map(str::to_string);
         let (bin, home) = if self.cfg.sandbox {
             (runtime::SANDBOX_BIN.to_string(), "/tmp".to_string())
         } else {
-            (bin_dir.to_string_lossy().into_owned(), tmp_dir.to_string_lossy().into_owned())
+            (
+                bin_dir.to_string_lossy().into_owned(),
+                tmp_dir.to_string_lossy().into_owned(),
+            )
         };
         let mut full_env: Vec<(String, String)> = vec![
-            ("PATH".into(), format!("{bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
+            (
+                "PATH".into(),
+                format!("{bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            ),
             ("HOME".into(), home.clone()),
             ("TMPDIR".into(), home),
             ("HOSTNAME".into(), hostname.clone()),
             ("LANG".into(), "C.UTF-8".into()),
             ("KUBERNETES_SERVICE_HOST".into(), "127.0.0.1".into()),
-            ("KUBERNETES_SERVICE_PORT".into(), self.cfg.api_port.to_string()),
+            (
+                "KUBERNETES_SERVICE_PORT".into(),
+                self.cfg.api_port.to_string(),
+            ),
             // pip inside a pod never reaches the network, and installs land in the container's
             // writable HOME (site-packages is read-only), never in the machine's Python.
             ("PIP_NO_INDEX".into(), "1".into()),
@@ -607,15 +829,22 @@ impl Kubelet {
             m.insert((uid_of(pod), cname.to_string()), ctx.clone());
         }
         let mut cmd = ctx.command(&argv);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.process_group(0);
         cmd.kill_on_drop(true);
-        cmd.spawn().map_err(|e| StartError::Spawn(format!("{}: {e}", argv[0])))
+        cmd.spawn()
+            .map_err(|e| StartError::Spawn(format!("{}: {e}", argv[0])))
     }
 
     /// How to run more commands in a running container (pods/exec).
     pub fn exec_context(&self, uid: &str, container: &str) -> Option<Arc<ExecContext>> {
-        self.exec_contexts.lock().ok()?.get(&(uid.to_string(), container.to_string())).cloned()
+        self.exec_contexts
+            .lock()
+            .ok()?
+            .get(&(uid.to_string(), container.to_string()))
+            .cloned()
     }
 
     /// The container's environment: envFrom, then env (value with $(VAR) expansion, or
@@ -625,7 +854,8 @@ impl Kubelet {
         let cms = resources::find("", "v1", "configmaps").expect("served");
         let secrets = resources::find("", "v1", "secrets").expect("served");
         let b64 = base64::engine::general_purpose::STANDARD;
-        let decode = |s: &str| String::from_utf8_lossy(&b64.decode(s).unwrap_or_default()).into_owned();
+        let decode =
+            |s: &str| String::from_utf8_lossy(&b64.decode(s).unwrap_or_default()).into_owned();
         let mut env: Vec<(String, String)> = Vec::new();
         let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
             env.retain(|(x, _)| *x != k);
@@ -633,17 +863,30 @@ impl Kubelet {
         };
         for from in c["envFrom"].as_array().into_iter().flatten() {
             let prefix = from["prefix"].as_str().unwrap_or("");
-            let (res, r, secret) = if from["secretRef"].is_object() { (secrets, &from["secretRef"], true) } else { (cms, &from["configMapRef"], false) };
+            let (res, r, secret) = if from["secretRef"].is_object() {
+                (secrets, &from["secretRef"], true)
+            } else {
+                (cms, &from["configMapRef"], false)
+            };
             let n = r["name"].as_str().unwrap_or("");
             match self.store.get(res, &ns, n) {
                 Some(obj) => {
                     for (k, v) in obj["data"].as_object().into_iter().flatten() {
                         let s = v.as_str().unwrap_or("");
-                        set(&mut env, format!("{prefix}{k}"), if secret { decode(s) } else { s.to_string() });
+                        set(
+                            &mut env,
+                            format!("{prefix}{k}"),
+                            if secret { decode(s) } else { s.to_string() },
+                        );
                     }
                 }
                 None if r["optional"] == json!(true) => {}
-                None => return Err(StartError::Config(format!("{} \"{n}\" not found", if secret { "secret" } else { "configmap" }))),
+                None => {
+                    return Err(StartError::Config(format!(
+                        "{} \"{n}\" not found",
+                        if secret { "secret" } else { "configmap" }
+                    )))
+                }
             }
         }
         for e in c["env"].as_array().into_iter().flatten() {
@@ -653,20 +896,49 @@ impl Kubelet {
                 field_ref(pod, path)
             } else if vf["configMapKeyRef"].is_object() || vf["secretKeyRef"].is_object() {
                 let secret = vf["secretKeyRef"].is_object();
-                let r = if secret { &vf["secretKeyRef"] } else { &vf["configMapKeyRef"] };
-                let (n, key) = (r["name"].as_str().unwrap_or(""), r["key"].as_str().unwrap_or(""));
+                let r = if secret {
+                    &vf["secretKeyRef"]
+                } else {
+                    &vf["configMapKeyRef"]
+                };
+                let (n, key) = (
+                    r["name"].as_str().unwrap_or(""),
+                    r["key"].as_str().unwrap_or(""),
+                );
                 let obj = self.store.get(if secret { secrets } else { cms }, &ns, n);
-                let raw = obj.as_ref().and_then(|o| o["data"][key].as_str().map(str::to_string));
+                let raw = obj
+                    .as_ref()
+                    .and_then(|o| o["data"][key].as_str().map(str::to_string));
                 match raw {
-                    Some(s) => if secret { decode(&s) } else { s },
+                    Some(s) => {
+                        if secret {
+                            decode(&s)
+                        } else {
+                            s
+                        }
+                    }
                     None if r["optional"] == json!(true) => continue,
-                    None if obj.is_none() => return Err(StartError::Config(format!("{} \"{n}\" not found", if secret { "secret" } else { "configmap" }))),
-                    None => return Err(StartError::Config(format!("couldn't find key {key} in {} {ns}/{n}", if secret { "Secret" } else { "ConfigMap" }))),
+                    None if obj.is_none() => {
+                        return Err(StartError::Config(format!(
+                            "{} \"{n}\" not found",
+                            if secret { "secret" } else { "configmap" }
+                        )))
+                    }
+                    None => {
+                        return Err(StartError::Config(format!(
+                            "couldn't find key {key} in {} {ns}/{n}",
+                            if secret { "Secret" } else { "ConfigMap" }
+                        )))
+                    }
                 }
             } else if vf["resourceFieldRef"].is_object() {
                 let res = vf["resourceFieldRef"]["resource"].as_str().unwrap_or("");
                 let (kind, what) = res.split_once('.').unwrap_or(("limits", "cpu"));
-                c["resources"][kind][what].as_str().and_then(runtime::parse_quantity).map(|n| n.to_string()).unwrap_or_else(|| "0".into())
+                c["resources"][kind][what]
+                    .as_str()
+                    .and_then(runtime::parse_quantity)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "0".into())
             } else {
                 expand_vars(e["value"].as_str().unwrap_or(""), &env)
             };
@@ -709,7 +981,10 @@ fn kill_group(pid: u32) {
 }
 
 fn ns_of(p: &Value) -> String {
-    p["metadata"]["namespace"].as_str().unwrap_or("").to_string()
+    p["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 fn name_of(p: &Value) -> String {
     p["metadata"]["name"].as_str().unwrap_or("").to_string()
@@ -719,11 +994,23 @@ fn uid_of(p: &Value) -> String {
 }
 
 fn field_ref(pod: &Value, path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("metadata.labels['").and_then(|r| r.strip_suffix("']")) {
-        return pod["metadata"]["labels"][rest].as_str().unwrap_or("").to_string();
+    if let Some(rest) = path
+        .strip_prefix("metadata.labels['")
+        .and_then(|r| r.strip_suffix("']"))
+    {
+        return pod["metadata"]["labels"][rest]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
     }
-    if let Some(rest) = path.strip_prefix("metadata.annotations['").and_then(|r| r.strip_suffix("']")) {
-        return pod["metadata"]["annotations"][rest].as_str().unwrap_or("").to_string();
+    if let Some(rest) = path
+        .strip_prefix("metadata.annotations['")
+        .and_then(|r| r.strip_suffix("']"))
+    {
+        return pod["metadata"]["annotations"][rest]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
     }
     match path {
         "status.podIP" | "status.hostIP" => "127.0.0.1".into(),
@@ -748,7 +1035,10 @@ pub fn expand_vars(s: &str, env: &[(String, String)]) -> String {
         if let Some(a) = after.strip_prefix('$') {
             out.push('$');
             rest = a;
-        } else if let Some(inner) = after.strip_prefix('(').and_then(|a| a.find(')').map(|j| (&a[..j], &a[j + 1..]))) {
+        } else if let Some(inner) = after
+            .strip_prefix('(')
+            .and_then(|a| a.find(')').map(|j| (&a[..j], &a[j + 1..])))
+        {
             match env.iter().rev().find(|(k, _)| k == inner.0) {
                 Some((_, v)) => out.push_str(v),
                 None => {
@@ -768,24 +1058,52 @@ pub fn expand_vars(s: &str, env: &[(String, String)]) -> String {
 }
 
 fn with_status(pod: &mut Value, init: bool, cname: &str, f: impl FnOnce(&mut Value)) {
-    let key = if init { "initContainerStatuses" } else { "containerStatuses" };
-    if let Some(s) = pod["status"][key].as_array_mut().and_then(|a| a.iter_mut().find(|s| s["name"].as_str() == Some(cname))) {
+    let key = if init {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
+    if let Some(s) = pod["status"][key]
+        .as_array_mut()
+        .and_then(|a| a.iter_mut().find(|s| s["name"].as_str() == Some(cname)))
+    {
         f(s);
     }
 }
 
 /// Pod phase and conditions from the container states, as the kubelet computes them.
 fn recompute_phase(pod: &mut Value) {
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-    let inits = pod["status"]["initContainerStatuses"].as_array().cloned().unwrap_or_default();
-    let started = |s: &Value| !s["state"]["running"].is_null() || !s["state"]["terminated"].is_null() || !s["lastState"]["terminated"].is_null();
-    let init_failed = inits.iter().any(|s| s["state"]["terminated"]["exitCode"].as_i64().is_some_and(|c| c != 0))
-        && pod["spec"]["restartPolicy"] == json!("Never");
-    let all_terminated = !statuses.is_empty() && statuses.iter().all(|s| !s["state"]["terminated"].is_null());
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let inits = pod["status"]["initContainerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let started = |s: &Value| {
+        !s["state"]["running"].is_null()
+            || !s["state"]["terminated"].is_null()
+            || !s["lastState"]["terminated"].is_null()
+    };
+    let init_failed = inits.iter().any(|s| {
+        s["state"]["terminated"]["exitCode"]
+            .as_i64()
+            .is_some_and(|c| c != 0)
+    }) && pod["spec"]["restartPolicy"] == json!("Never");
+    let all_terminated =
+        !statuses.is_empty() && statuses.iter().all(|s| !s["state"]["terminated"].is_null());
     let phase = if init_failed {
         "Failed"
     } else if all_terminated {
-        if statuses.iter().all(|s| s["state"]["terminated"]["exitCode"] == json!(0)) { "Succeeded" } else { "Failed" }
+        if statuses
+            .iter()
+            .all(|s| s["state"]["terminated"]["exitCode"] == json!(0))
+        {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
     } else if !statuses.is_empty() && statuses.iter().all(started) {
         "Running"
     } else {
@@ -793,9 +1111,14 @@ fn recompute_phase(pod: &mut Value) {
     };
     pod["status"]["phase"] = json!(phase);
     let ready = !statuses.is_empty() && statuses.iter().all(|s| !s["state"]["running"].is_null());
-    let initialized = inits.iter().all(|s| s["state"]["terminated"]["exitCode"] == json!(0));
+    let initialized = inits
+        .iter()
+        .all(|s| s["state"]["terminated"]["exitCode"] == json!(0));
     let now = now_rfc3339();
-    let mut conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conds = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut set = |t: &str, ok: bool, reason: Option<&str>| {
         let status = if ok { "True" } else { "False" };
         match conds.iter_mut().find(|c| c["type"] == json!(t)) {
@@ -815,8 +1138,22 @@ fn recompute_phase(pod: &mut Value) {
         }
     };
     let done = matches!(phase, "Succeeded" | "Failed");
-    let why = if done { Some("PodCompleted") } else if ready { None } else { Some("ContainersNotReady") };
-    set("Initialized", initialized || done, if initialized { None } else { Some("ContainersNotInitialized") });
+    let why = if done {
+        Some("PodCompleted")
+    } else if ready {
+        None
+    } else {
+        Some("ContainersNotReady")
+    };
+    set(
+        "Initialized",
+        initialized || done,
+        if initialized {
+            None
+        } else {
+            Some("ContainersNotInitialized")
+        },
+    );
     set("ContainersReady", ready, why);
     set("Ready", ready, why);
     pod["status"]["conditions"] = json!(conds);
@@ -842,7 +1179,8 @@ mod tests {
         p["status"]["containerStatuses"][1]["state"] = json!({"terminated": {"exitCode": 2}});
         recompute_phase(&mut p);
         assert_eq!(p["status"]["phase"], "Failed");
-        p["status"]["containerStatuses"][1]["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+        p["status"]["containerStatuses"][1]["state"] =
+            json!({"waiting": {"reason": "ContainerCreating"}});
         recompute_phase(&mut p);
         assert_eq!(p["status"]["phase"], "Pending");
     }

@@ -17,7 +17,12 @@ use crate::resources;
 use crate::store::Store;
 
 pub fn log_file(state_dir: &Path, ns: &str, pod: &str, container: &str, restart: i64) -> PathBuf {
-    state_dir.join("logs").join(ns).join(pod).join(container).join(format!("{restart}.log"))
+    state_dir
+        .join("logs")
+        .join(ns)
+        .join(pod)
+        .join(container)
+        .join(format!("{restart}.log"))
 }
 
 #[derive(Debug, Default, Clone)]
@@ -63,7 +68,12 @@ fn resolve(pod: &Value, opts: &LogOptions) -> ApiResult<(String, i64)> {
             c.clone()
         }
         None => {
-            let main: Vec<&str> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+            let main: Vec<&str> = pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str())
+                .collect();
             if main.len() != 1 {
                 return Err(ApiError::bad_request(format!(
                     "a container name must be specified for pod {pod_name}, choose one of: [{}]",
@@ -83,7 +93,11 @@ fn resolve(pod: &Value, opts: &LogOptions) -> ApiResult<(String, i64)> {
         }
         return Ok((container, restarts - 1));
     }
-    let started = status.is_some_and(|s| !s["state"]["running"].is_null() || !s["state"]["terminated"].is_null() || !s["lastState"]["terminated"].is_null());
+    let started = status.is_some_and(|s| {
+        !s["state"]["running"].is_null()
+            || !s["state"]["terminated"].is_null()
+            || !s["lastState"]["terminated"].is_null()
+    });
     if !started {
         let reason = status
             .and_then(|s| s["state"]["waiting"]["reason"].as_str())
@@ -98,17 +112,36 @@ fn resolve(pod: &Value, opts: &LogOptions) -> ApiResult<(String, i64)> {
         )));
     }
     // A container in CrashLoopBackOff shows the log of its last run, as the kubelet does.
-    let running_instance = status.is_some_and(|s| !s["state"]["running"].is_null() || !s["state"]["terminated"].is_null());
-    Ok((container, if running_instance { restarts } else { (restarts - 1).max(0) }))
+    let running_instance = status
+        .is_some_and(|s| !s["state"]["running"].is_null() || !s["state"]["terminated"].is_null());
+    Ok((
+        container,
+        if running_instance {
+            restarts
+        } else {
+            (restarts - 1).max(0)
+        },
+    ))
 }
 
 /// Whether the container instance `restart` can still write more output.
-fn still_running(store: &Store, ns: &str, pod: &str, uid: &str, container: &str, restart: i64) -> bool {
-    let Some(p) = store.get(resources::pods(), ns, pod) else { return false };
+fn still_running(
+    store: &Store,
+    ns: &str,
+    pod: &str,
+    uid: &str,
+    container: &str,
+    restart: i64,
+) -> bool {
+    let Some(p) = store.get(resources::pods(), ns, pod) else {
+        return false;
+    };
     if p["metadata"]["uid"].as_str() != Some(uid) {
         return false;
     }
-    let Some(s) = container_status(&p, container) else { return true };
+    let Some(s) = container_status(&p, container) else {
+        return true;
+    };
     let count = s["restartCount"].as_i64().unwrap_or(0);
     // Waiting after a previous run means this instance ended and a restart is backing off.
     let backing_off = s["state"]["waiting"].is_object() && !s["lastState"]["terminated"].is_null();
@@ -130,11 +163,21 @@ impl Filter {
                 return None;
             }
         }
-        Some(if self.timestamps { format!("{stored}\n") } else { format!("{text}\n") })
+        Some(if self.timestamps {
+            format!("{stored}\n")
+        } else {
+            format!("{text}\n")
+        })
     }
 }
 
-pub async fn serve(store: Arc<Store>, state_dir: PathBuf, ns: String, pod_name: String, opts: LogOptions) -> ApiResult<Response> {
+pub async fn serve(
+    store: Arc<Store>,
+    state_dir: PathBuf,
+    ns: String,
+    pod_name: String,
+    opts: LogOptions,
+) -> ApiResult<Response> {
     let pod = store
         .get(resources::pods(), &ns, &pod_name)
         .ok_or_else(|| ApiError::not_found("pods", "", &pod_name))?;
@@ -150,11 +193,18 @@ pub async fn serve(store: Arc<Store>, state_dir: PathBuf, ns: String, pod_name: 
         (None, Some(s)) => Some(chrono::Utc::now() - chrono::Duration::seconds(s)),
         _ => None,
     };
-    let filter = Filter { since, timestamps: opts.timestamps };
+    let filter = Filter {
+        since,
+        timestamps: opts.timestamps,
+    };
 
     // The existing content, cut to tailLines.
     let existing = tokio::fs::read(&path).await.unwrap_or_default();
-    let complete_len = existing.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+    let complete_len = existing
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let text = String::from_utf8_lossy(&existing[..complete_len]).into_owned();
     let mut lines: Vec<String> = text.lines().filter_map(|l| filter.apply(l)).collect();
     if let Some(n) = opts.tail_lines {
@@ -224,6 +274,8 @@ pub async fn serve(store: Arc<Store>, state_dir: PathBuf, ns: String, pod_name: 
     Ok(Response::builder()
         .status(200)
         .header("content-type", "text/plain")
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .unwrap_or_else(|_| Response::new(Body::empty())))
 }

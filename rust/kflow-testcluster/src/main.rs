@@ -65,7 +65,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     rt.block_on(run(args))
 }
 
@@ -85,17 +88,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     opts.wheel_dir = args.wheel_dir;
     opts.tls = !args.insecure_http;
     if let Some(f) = &args.idp_config {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        opts.idp = Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        opts.idp =
+            Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
     } else if args.idp {
         opts.idp = Some(Default::default());
     }
     opts.gateway_port = args.gateway_port;
     if let Some(f) = args.faults {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        opts.faults = serde_json::from_str::<FaultConfig>(&text).with_context(|| format!("parsing {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        opts.faults = serde_json::from_str::<FaultConfig>(&text)
+            .with_context(|| format!("parsing {}", f.display()))?;
     }
-    let running = cluster::start(opts).await.context("starting the test cluster")?;
+    let running = cluster::start(opts)
+        .await
+        .context("starting the test cluster")?;
     let kubeconfig = running.kubeconfig();
     if let Some(url) = &running.gateway_url {
         eprintln!("kflow-testcluster: gateway on {url}");
@@ -115,9 +124,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "kflow-testcluster: listening on {} (sandbox: {})",
         running.base_url(),
-        if running.sandboxed { "bubblewrap" } else { "none" }
+        if running.sandboxed {
+            "bubblewrap"
+        } else {
+            "none"
+        }
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

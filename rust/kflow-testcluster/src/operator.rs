@@ -62,7 +62,9 @@ fn camel_case_type(t: &str) -> String {
         "ps" => "PS".into(),
         lower => {
             let mut c = lower.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         }
     }
 }
@@ -85,9 +87,14 @@ pub fn default_job(res: &ResourceType, obj: &mut Value) {
                 spec["restartPolicy"] = json!(k.default_restart);
             }
             if let Some(containers) = spec["template"]["spec"]["containers"].as_array_mut() {
-                for c in containers.iter_mut().filter(|c| c["name"] == json!(k.container)) {
+                for c in containers
+                    .iter_mut()
+                    .filter(|c| c["name"] == json!(k.container))
+                {
                     let ports = c["ports"].as_array().cloned().unwrap_or_default();
-                    if !ports.iter().any(|p| p["name"] == json!(k.port_name)) && res.plural != "mpijobs" {
+                    if !ports.iter().any(|p| p["name"] == json!(k.port_name))
+                        && res.plural != "mpijobs"
+                    {
                         let mut ports = ports;
                         ports.push(json!({"name": k.port_name, "containerPort": k.default_port, "protocol": "TCP"}));
                         c["ports"] = json!(ports);
@@ -161,7 +168,10 @@ fn condition(t: &str, reason: &str, message: &str) -> Value {
 }
 
 fn has_condition(status: &Value, t: &str) -> bool {
-    status["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == json!(t) && c["status"] == json!("True")))
+    status["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == json!(t) && c["status"] == json!("True"))
+    })
 }
 
 /// Sets condition `t` True (others keep their history, Running turns False on completion).
@@ -171,7 +181,10 @@ fn set_condition(status: &mut Value, t: &str, reason: &str, message: &str) {
     }
     let mut conds = status["conditions"].as_array().cloned().unwrap_or_default();
     if matches!(t, "Succeeded" | "Failed") {
-        for c in conds.iter_mut().filter(|c| c["type"] == json!("Running") || c["type"] == json!("Restarting")) {
+        for c in conds
+            .iter_mut()
+            .filter(|c| c["type"] == json!("Running") || c["type"] == json!("Restarting"))
+        {
             c["status"] = json!("False");
         }
     }
@@ -183,14 +196,21 @@ fn set_condition(status: &mut Value, t: &str, reason: &str, message: &str) {
 }
 
 fn replica_types(k: &KindSpec, job: &Value) -> Vec<(String, Value)> {
-    let specs = job["spec"][k.specs_field].as_object().cloned().unwrap_or_default();
+    let specs = job["spec"][k.specs_field]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut out: Vec<(String, Value)> = specs.into_iter().collect();
     out.sort_by_key(|(t, _)| k.order.iter().position(|o| o == t).unwrap_or(99));
     out
 }
 
 fn pod_exit(pod: &Value) -> (String, i64) {
-    for cs in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+    for cs in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let t = &cs["state"]["terminated"];
         if let Some(code) = t["exitCode"].as_i64() {
             if code != 0 {
@@ -203,23 +223,46 @@ fn pod_exit(pod: &Value) -> (String, i64) {
 
 pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str) {
     let Some(k) = kind_spec(res) else { return };
-    let Some(job) = store.get(res, ns, name) else { return };
-    let mut status = if job["status"].is_object() { job["status"].clone() } else { json!({}) };
+    let Some(job) = store.get(res, ns, name) else {
+        return;
+    };
+    let mut status = if job["status"].is_object() {
+        job["status"].clone()
+    } else {
+        json!({})
+    };
     // A finished job keeps its conditions; only replicaStatuses follow the remaining pods.
     let finished = has_condition(&status, "Succeeded") || has_condition(&status, "Failed");
     if finished {
         clean_pods(store, &job, &k);
     }
     if !finished && !has_condition(&status, "Created") {
-        set_condition(&mut status, "Created", &format!("{}Created", res.kind), &format!("{} {name} is created.", res.kind));
-        events::record(store, &job, "Normal", &format!("{}Created", res.kind), &format!("{} {name} is created.", res.kind), k.operator_name);
+        set_condition(
+            &mut status,
+            "Created",
+            &format!("{}Created", res.kind),
+            &format!("{} {name} is created.", res.kind),
+        );
+        events::record(
+            store,
+            &job,
+            "Normal",
+            &format!("{}Created", res.kind),
+            &format!("{} {name} is created.", res.kind),
+            k.operator_name,
+        );
     }
     let types = replica_types(&k, &job);
-    let total: i64 = types.iter().map(|(_, s)| s["replicas"].as_i64().unwrap_or(1)).sum();
+    let total: i64 = types
+        .iter()
+        .map(|(_, s)| s["replicas"].as_i64().unwrap_or(1))
+        .sum();
     if res.plural == "mpijobs" && !finished {
         ensure_mpi_config(store, &job, &types);
     }
-    let has_master_type = types.iter().any(|(t, _)| matches!(t.as_str(), "Master" | "Chief" | "Launcher"));
+    let has_master_type = types
+        .iter()
+        .any(|(t, _)| matches!(t.as_str(), "Master" | "Chief" | "Launcher"));
     let mut replica_statuses = Map::new();
     let mut failures: Vec<String> = Vec::new();
     let mut any_running = false;
@@ -243,7 +286,11 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
             };
             restarts_total += pod["status"]["containerStatuses"]
                 .as_array()
-                .map(|a| a.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum::<i64>())
+                .map(|a| {
+                    a.iter()
+                        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                        .sum::<i64>()
+                })
                 .unwrap_or(0);
             match pod["status"]["phase"].as_str().unwrap_or("Pending") {
                 "Succeeded" => succeeded += 1,
@@ -279,11 +326,26 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
             workers_all_succeeded = false;
         }
         if !finished && failed > 0 && !failures.is_empty() {
-            let msg = format!("{} {name} is failed because {failed} {rtype} replica(s) failed.", res.kind);
+            let msg = format!(
+                "{} {name} is failed because {failed} {rtype} replica(s) failed.",
+                res.kind
+            );
             let detail = failures.join("; ");
             if !has_condition(&status, "Failed") {
-                set_condition(&mut status, "Failed", &format!("{}Failed", res.kind), &format!("{msg} ({detail})"));
-                events::record(store, &job, "Warning", &format!("{}Failed", res.kind), &msg, k.operator_name);
+                set_condition(
+                    &mut status,
+                    "Failed",
+                    &format!("{}Failed", res.kind),
+                    &format!("{msg} ({detail})"),
+                );
+                events::record(
+                    store,
+                    &job,
+                    "Warning",
+                    &format!("{}Failed", res.kind),
+                    &msg,
+                    k.operator_name,
+                );
             }
         }
     }
@@ -293,24 +355,58 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
     }
     if !finished && !has_condition(&status, "Failed") {
         if let Some(limit) = backoff_limit.filter(|l| restarts_total > *l) {
-            let msg = format!("{} {name} has failed because it has reached the specified backoff limit ({limit})", res.kind);
+            let msg = format!(
+                "{} {name} has failed because it has reached the specified backoff limit ({limit})",
+                res.kind
+            );
             set_condition(&mut status, "Failed", &format!("{}Failed", res.kind), &msg);
         }
     }
-    let succeeded = if has_master_type { master_succeeded == Some(true) } else { workers_all_succeeded && total > 0 };
+    let succeeded = if has_master_type {
+        master_succeeded == Some(true)
+    } else {
+        workers_all_succeeded && total > 0
+    };
     if !finished && !has_condition(&status, "Failed") {
         if succeeded {
             let msg = format!("{} {name} is successfully completed.", res.kind);
-            set_condition(&mut status, "Succeeded", &format!("{}Succeeded", res.kind), &msg);
-            events::record(store, &job, "Normal", &format!("{}Succeeded", res.kind), &msg, k.operator_name);
+            set_condition(
+                &mut status,
+                "Succeeded",
+                &format!("{}Succeeded", res.kind),
+                &msg,
+            );
+            events::record(
+                store,
+                &job,
+                "Normal",
+                &format!("{}Succeeded", res.kind),
+                &msg,
+                k.operator_name,
+            );
         } else if restarting {
-            let msg = format!("{} {name} is restarting because a replica failed with a retryable exit code.", res.kind);
-            set_condition(&mut status, "Restarting", &format!("{}Restarting", res.kind), &msg);
+            let msg = format!(
+                "{} {name} is restarting because a replica failed with a retryable exit code.",
+                res.kind
+            );
+            set_condition(
+                &mut status,
+                "Restarting",
+                &format!("{}Restarting", res.kind),
+                &msg,
+            );
         } else if any_running {
-            set_condition(&mut status, "Running", &format!("{}Running", res.kind), &format!("{} {name} is running.", res.kind));
+            set_condition(
+                &mut status,
+                "Running",
+                &format!("{}Running", res.kind),
+                &format!("{} {name} is running.", res.kind),
+            );
         }
     }
-    if (has_condition(&status, "Succeeded") || has_condition(&status, "Failed")) && status["completionTime"].is_null() {
+    if (has_condition(&status, "Succeeded") || has_condition(&status, "Failed"))
+        && status["completionTime"].is_null()
+    {
         status["completionTime"] = json!(now_rfc3339());
     }
     let _ = store.update_with(res, ns, name, false, |old| {
@@ -322,7 +418,9 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
 
 /// cleanPodPolicy on a finished job: All deletes every pod, Running the ones still running.
 fn clean_pods(store: &Store, job: &Value, k: &KindSpec) {
-    let policy = job["spec"]["runPolicy"]["cleanPodPolicy"].as_str().unwrap_or("None");
+    let policy = job["spec"]["runPolicy"]["cleanPodPolicy"]
+        .as_str()
+        .unwrap_or("None");
     if policy == "None" {
         return;
     }
@@ -330,9 +428,13 @@ fn clean_pods(store: &Store, job: &Value, k: &KindSpec) {
     let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
     let selector = |p: &Value| {
         p["metadata"]["labels"]["training.kubeflow.org/job-name"] == json!(name)
-            && p["metadata"]["labels"]["training.kubeflow.org/operator-name"] == json!(k.operator_name)
+            && p["metadata"]["labels"]["training.kubeflow.org/operator-name"]
+                == json!(k.operator_name)
     };
-    for pod in store.list(resources::pods(), Some(ns), None, None, &selector).items {
+    for pod in store
+        .list(resources::pods(), Some(ns), None, None, &selector)
+        .items
+    {
         let phase = pod["status"]["phase"].as_str().unwrap_or("");
         if policy == "All" || matches!(phase, "Running" | "Pending") {
             let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
@@ -378,12 +480,24 @@ fn create_replica(
     let lower = rtype.to_ascii_lowercase();
     let pod_name = format!("{name}-{lower}-{index}");
     let template = &rspec["template"];
-    let mut labels = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
-    labels.insert("training.kubeflow.org/operator-name".into(), json!(k.operator_name));
+    let mut labels = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(
+        "training.kubeflow.org/operator-name".into(),
+        json!(k.operator_name),
+    );
     labels.insert("training.kubeflow.org/job-name".into(), json!(name));
     labels.insert("training.kubeflow.org/replica-type".into(), json!(lower));
-    labels.insert("training.kubeflow.org/replica-index".into(), json!(index.to_string()));
-    let master_type = types.iter().map(|(t, _)| t.as_str()).find(|t| matches!(*t, "Master" | "Chief" | "Launcher"));
+    labels.insert(
+        "training.kubeflow.org/replica-index".into(),
+        json!(index.to_string()),
+    );
+    let master_type = types
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .find(|t| matches!(*t, "Master" | "Chief" | "Launcher"));
     let is_master = match master_type {
         Some(m) => m == rtype,
         None => rtype == "Worker" && index == 0,
@@ -394,7 +508,11 @@ fn create_replica(
     let mut spec = template["spec"].clone();
     let policy = rspec["restartPolicy"].as_str().unwrap_or(k.default_restart);
     // ExitCode is the operator's policy: the pod itself never restarts, the operator recreates it.
-    spec["restartPolicy"] = json!(if policy == "ExitCode" { "Never" } else { policy });
+    spec["restartPolicy"] = json!(if policy == "ExitCode" {
+        "Never"
+    } else {
+        policy
+    });
     spec["hostname"] = json!(pod_name);
     spec["subdomain"] = json!(name);
     let env = replica_env(res, k, job, rtype, index, types, total);
@@ -425,10 +543,31 @@ fn create_replica(
         "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "ownerReferences": owner},
         "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": k.port_name, "port": port, "targetPort": port, "protocol": "TCP"}]},
         "status": {"loadBalancer": {}}});
-    let _ = store.create(resources::find("", "v1", "services").expect("services is served"), service, false);
+    let _ = store.create(
+        resources::find("", "v1", "services").expect("services is served"),
+        service,
+        false,
+    );
     match store.create(resources::pods(), pod, false) {
-        Ok(p) => events::record(store, job, "Normal", "SuccessfulCreatePod", &format!("Created pod: {}", p["metadata"]["name"].as_str().unwrap_or("")), k.operator_name),
-        Err(e) => events::record(store, job, "Warning", "FailedCreatePod", &format!("Error creating: {}", e.message), k.operator_name),
+        Ok(p) => events::record(
+            store,
+            job,
+            "Normal",
+            "SuccessfulCreatePod",
+            &format!(
+                "Created pod: {}",
+                p["metadata"]["name"].as_str().unwrap_or("")
+            ),
+            k.operator_name,
+        ),
+        Err(e) => events::record(
+            store,
+            job,
+            "Warning",
+            "FailedCreatePod",
+            &format!("Error creating: {}", e.message),
+            k.operator_name,
+        ),
     }
 }
 
@@ -443,9 +582,17 @@ fn ensure_mpi_config(store: &Store, job: &Value, types: &[(String, Value)]) {
         return;
     }
     let slots = job["spec"]["slotsPerWorker"].as_i64().unwrap_or(1);
-    let workers = types.iter().find(|(t, _)| t == "Worker").and_then(|(_, s)| s["replicas"].as_i64()).unwrap_or(0);
-    let hostfile: String = (0..workers).map(|i| format!("{name}-worker-{i} slots={slots}\n")).collect();
-    let discover: String = (0..workers).map(|i| format!("echo {name}-worker-{i}:{slots}\n")).collect();
+    let workers = types
+        .iter()
+        .find(|(t, _)| t == "Worker")
+        .and_then(|(_, s)| s["replicas"].as_i64())
+        .unwrap_or(0);
+    let hostfile: String = (0..workers)
+        .map(|i| format!("{name}-worker-{i} slots={slots}\n"))
+        .collect();
+    let discover: String = (0..workers)
+        .map(|i| format!("echo {name}-worker-{i}:{slots}\n"))
+        .collect();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": cm_name, "namespace": ns, "labels": {"training.kubeflow.org/job-name": name},
             "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "name": name, "uid": job["metadata"]["uid"],
@@ -457,10 +604,12 @@ fn ensure_mpi_config(store: &Store, job: &Value, types: &[(String, Value)]) {
 
 fn mount_mpi_config(spec: &mut Value, job: &str) {
     let mut volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
-    volumes.push(json!({"name": "mpi-job-config", "configMap": {"name": format!("{job}-config"), "items": [
+    volumes.push(
+        json!({"name": "mpi-job-config", "configMap": {"name": format!("{job}-config"), "items": [
         {"key": "kubexec.sh", "path": "kubexec.sh", "mode": 365},
         {"key": "hostfile", "path": "hostfile", "mode": 292},
-        {"key": "discover_hosts.sh", "path": "discover_hosts.sh", "mode": 365}]}}));
+        {"key": "discover_hosts.sh", "path": "discover_hosts.sh", "mode": 365}]}}),
+    );
     spec["volumes"] = json!(volumes);
     for c in spec["containers"].as_array_mut().into_iter().flatten() {
         let mut mounts = c["volumeMounts"].as_array().cloned().unwrap_or_default();
@@ -470,14 +619,25 @@ fn mount_mpi_config(spec: &mut Value, job: &str) {
 }
 
 /// The env vars the operator injects, per kubeflow-training-facts.md.
-fn replica_env(res: &ResourceType, k: &KindSpec, job: &Value, rtype: &str, index: i64, types: &[(String, Value)], total: i64) -> Vec<(String, String)> {
+fn replica_env(
+    res: &ResourceType,
+    k: &KindSpec,
+    job: &Value,
+    rtype: &str,
+    index: i64,
+    types: &[(String, Value)],
+    total: i64,
+) -> Vec<(String, String)> {
     let name = job["metadata"]["name"].as_str().unwrap_or("");
     let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
     let mut env = Vec::new();
     match res.plural {
         "pytorchjobs" => {
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-            let nproc = job["spec"]["nprocPerNode"].as_str().map(str::to_string).or_else(|| job["spec"]["nprocPerNode"].as_i64().map(|n| n.to_string()));
+            let nproc = job["spec"]["nprocPerNode"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| job["spec"]["nprocPerNode"].as_i64().map(|n| n.to_string()));
             if let Some((_, master)) = types.iter().find(|(t, _)| t == "Master") {
                 let port = container_port(k, master).to_string();
                 let per_node: i64 = nproc.as_deref().and_then(|n| n.parse().ok()).unwrap_or(1);
@@ -509,17 +669,33 @@ fn replica_env(res: &ResourceType, k: &KindSpec, job: &Value, rtype: &str, index
             env.push(("TF_CONFIG".into(), tf_config.to_string()));
         }
         "mpijobs" if rtype == "Launcher" => {
-            let has_gpu = types.iter().find(|(t, _)| t == "Launcher").is_some_and(|(_, s)| {
-                s["template"]["spec"]["containers"].as_array().into_iter().flatten().any(|c| !c["resources"]["limits"]["nvidia.com/gpu"].is_null())
-            });
+            let has_gpu = types
+                .iter()
+                .find(|(t, _)| t == "Launcher")
+                .is_some_and(|(_, s)| {
+                    s["template"]["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| !c["resources"]["limits"]["nvidia.com/gpu"].is_null())
+                });
             if !has_gpu {
                 env.push(("NVIDIA_VISIBLE_DEVICES".into(), String::new()));
                 env.push(("NVIDIA_DRIVER_CAPABILITIES".into(), String::new()));
             }
-            env.push(("OMPI_MCA_plm_rsh_agent".into(), "/etc/mpi/kubexec.sh".into()));
-            env.push(("OMPI_MCA_orte_default_hostfile".into(), "/etc/mpi/hostfile".into()));
+            env.push((
+                "OMPI_MCA_plm_rsh_agent".into(),
+                "/etc/mpi/kubexec.sh".into(),
+            ));
+            env.push((
+                "OMPI_MCA_orte_default_hostfile".into(),
+                "/etc/mpi/hostfile".into(),
+            ));
             env.push(("I_MPI_HYDRA_BOOTSTRAP".into(), "rsh".into()));
-            env.push(("I_MPI_HYDRA_BOOTSTRAP_EXEC".into(), "/etc/mpi/kubexec.sh".into()));
+            env.push((
+                "I_MPI_HYDRA_BOOTSTRAP_EXEC".into(),
+                "/etc/mpi/kubexec.sh".into(),
+            ));
         }
         _ => {}
     }
@@ -539,10 +715,16 @@ mod tests {
         default_job(res, &mut job);
         let specs = &job["spec"]["pytorchReplicaSpecs"];
         assert_eq!(specs["Master"]["restartPolicy"], "OnFailure");
-        assert_eq!(specs["Master"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 23456);
+        assert_eq!(
+            specs["Master"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+            23456
+        );
         let k = kind_spec(res).unwrap();
         let types = replica_types(&k, &job);
-        let env: std::collections::HashMap<_, _> = replica_env(res, &k, &job, "Worker", 1, &types, 3).into_iter().collect();
+        let env: std::collections::HashMap<_, _> =
+            replica_env(res, &k, &job, "Worker", 1, &types, 3)
+                .into_iter()
+                .collect();
         assert_eq!(env["RANK"], "2");
         assert_eq!(env["WORLD_SIZE"], "3");
         assert_eq!(env["MASTER_ADDR"], "j-master-0");

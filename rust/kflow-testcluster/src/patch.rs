@@ -28,8 +28,10 @@ impl PatchKind {
 pub fn parse_body(kind: PatchKind, body: &[u8]) -> ApiResult<Value> {
     match kind {
         // Apply bodies are YAML (a superset of JSON).
-        PatchKind::Apply => serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
-        _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
+        PatchKind::Apply => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+        _ => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
     }
 }
 
@@ -43,12 +45,15 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value, builtin: bool) -> A
         PatchKind::Json => {
             let p: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
-            json_patch::patch(&mut out, &p)
-                .map_err(|e| ApiError::invalid("Patch", "", "", vec![("patch".into(), e.to_string())]))?;
+            json_patch::patch(&mut out, &p).map_err(|e| {
+                ApiError::invalid("Patch", "", "", vec![("patch".into(), e.to_string())])
+            })?;
         }
         PatchKind::Strategic => {
             if !builtin {
-                return Err(ApiError::unsupported_media("application/strategic-merge-patch+json"));
+                return Err(ApiError::unsupported_media(
+                    "application/strategic-merge-patch+json",
+                ));
             }
             strategic_merge(&mut out, patch);
         }
@@ -62,7 +67,8 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value, builtin: bool) -> A
 /// The merge keys kubectl relies on for the kinds served here.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "volumes" | "env" | "volumeMounts" | "imagePullSecrets" => Some("name"),
+        "containers" | "initContainers" | "volumes" | "env" | "volumeMounts"
+        | "imagePullSecrets" => Some("name"),
         "ports" => Some("containerPort"),
         "conditions" => Some("type"),
         _ => None,
@@ -101,7 +107,9 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
                     let pk = &pitem[key];
                     if pitem.get("$patch").and_then(|v| v.as_str()) == Some("delete") {
                         tlist.retain(|t| &t[key] != pk);
-                    } else if let Some(t) = tlist.iter_mut().find(|t| !pk.is_null() && &t[key] == pk) {
+                    } else if let Some(t) =
+                        tlist.iter_mut().find(|t| !pk.is_null() && &t[key] == pk)
+                    {
                         strategic_merge(t, pitem);
                     } else {
                         let mut p = pitem.clone();
@@ -139,11 +147,23 @@ mod tests {
     #[test]
     fn merge_and_json_patch() {
         let t = json!({"a": 1, "b": {"c": 2}});
-        assert_eq!(apply(PatchKind::Merge, &t, &json!({"b": {"c": null, "d": 3}}), false).unwrap(), json!({"a": 1, "b": {"d": 3}}));
+        assert_eq!(
+            apply(
+                PatchKind::Merge,
+                &t,
+                &json!({"b": {"c": null, "d": 3}}),
+                false
+            )
+            .unwrap(),
+            json!({"a": 1, "b": {"d": 3}})
+        );
         let p = json!([{"op": "replace", "path": "/a", "value": 5}]);
         assert_eq!(apply(PatchKind::Json, &t, &p, false).unwrap()["a"], 5);
         let bad = json!([{"op": "remove", "path": "/zzz"}]);
-        assert_eq!(apply(PatchKind::Json, &t, &bad, false).unwrap_err().code, 422);
+        assert_eq!(
+            apply(PatchKind::Json, &t, &bad, false).unwrap_err().code,
+            422
+        );
     }
 
     #[test]
@@ -151,7 +171,13 @@ mod tests {
         let t = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
         let p = json!({"spec": {"containers": [{"name": "b", "image": "z"}], "$setElementOrder/containers": []}});
         let out = apply(PatchKind::Strategic, &t, &p, true).unwrap();
-        assert_eq!(out, json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]}}));
-        assert_eq!(apply(PatchKind::Strategic, &t, &p, false).unwrap_err().code, 415);
+        assert_eq!(
+            out,
+            json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]}})
+        );
+        assert_eq!(
+            apply(PatchKind::Strategic, &t, &p, false).unwrap_err().code,
+            415
+        );
     }
 }

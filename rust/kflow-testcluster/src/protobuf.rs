@@ -43,7 +43,10 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, ProtoError> {
             0 => Field::Varint(varint(buf, &mut pos)?),
             2 => {
                 let len = varint(buf, &mut pos)? as usize;
-                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or(ProtoError::Truncated)?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or(ProtoError::Truncated)?;
                 let v = &buf[pos..end];
                 pos = end;
                 Field::Bytes(v)
@@ -139,7 +142,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     let (mut data, mut binary, mut string_data) = (Map::new(), Map::new(), Map::new());
     for (n, f) in fields(raw)? {
         let Field::Bytes(x) = f else {
-            if let (4, Field::Varint(v), "ConfigMap") | (5, Field::Varint(v), "Secret") = (n, &f, kind.as_str()) {
+            if let (4, Field::Varint(v), "ConfigMap") | (5, Field::Varint(v), "Secret") =
+                (n, &f, kind.as_str())
+            {
                 obj["immutable"] = json!(*v != 0);
             }
             continue;
@@ -177,10 +182,17 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
             (other, _) => return Err(ProtoError::Unsupported(other.to_string())),
         }
     }
-    if !matches!(kind.as_str(), "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount") {
+    if !matches!(
+        kind.as_str(),
+        "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount"
+    ) {
         return Err(ProtoError::Unsupported(kind));
     }
-    for (key, m) in [("data", data), ("binaryData", binary), ("stringData", string_data)] {
+    for (key, m) in [
+        ("data", data),
+        ("binaryData", binary),
+        ("stringData", string_data),
+    ] {
         if !m.is_empty() {
             obj[key] = Value::Object(m);
         }
@@ -200,14 +212,26 @@ mod tests {
 
     #[test]
     fn configmap_roundtrip() {
-        let meta = [ld(1, b"cfg"), ld(11, &[ld(1, b"app"), ld(2, b"x")].concat())].concat();
+        let meta = [
+            ld(1, b"cfg"),
+            ld(11, &[ld(1, b"app"), ld(2, b"x")].concat()),
+        ]
+        .concat();
         let raw = [ld(1, &meta), ld(2, &[ld(1, b"k"), ld(2, b"v")].concat())].concat();
         let tm = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
         let body = [b"k8s\0".to_vec(), ld(1, &tm), ld(2, &raw)].concat();
         let v = decode(&body).unwrap();
-        assert_eq!(v, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "x"}}, "data": {"k": "v"}}));
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "x"}}, "data": {"k": "v"}})
+        );
         assert_eq!(decode(b"{}"), Err(ProtoError::NoEnvelope));
-        let pod = [b"k8s\0".to_vec(), ld(1, &[ld(1, b"v1"), ld(2, b"Pod")].concat()), ld(2, &ld(1, b""))].concat();
+        let pod = [
+            b"k8s\0".to_vec(),
+            ld(1, &[ld(1, b"v1"), ld(2, b"Pod")].concat()),
+            ld(2, &ld(1, b"")),
+        ]
+        .concat();
         assert!(matches!(decode(&pod), Err(ProtoError::Unsupported(_))));
     }
 }

@@ -73,14 +73,42 @@ const fn kubeflow(
 }
 
 pub static RESOURCES: &[ResourceType] = &[
-    core("namespaces", "namespace", "Namespace", false, &["ns"], &["status"]),
+    core(
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &["ns"],
+        &["status"],
+    ),
     core("pods", "pod", "Pod", true, &["po"], &["status", "log"]),
-    core("services", "service", "Service", true, &["svc"], &["status"]),
+    core(
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        &["status"],
+    ),
     core("events", "event", "Event", true, &["ev"], &[]),
-    core("persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    core(
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &["status"],
+    ),
     core("configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
     core("secrets", "secret", "Secret", true, &[], &[]),
-    core("serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[]),
+    core(
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        &[],
+    ),
     kubeflow("v1", "pytorchjobs", "pytorchjob", "PyTorchJob"),
     kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
     kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
@@ -110,7 +138,9 @@ pub fn by_key(key: &str) -> Option<&'static ResourceType> {
 }
 
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES.iter().find(|r| r.api_version() == api_version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// Group/versions in discovery order (the first version listed is the preferred one).

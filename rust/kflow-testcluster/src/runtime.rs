@@ -24,10 +24,12 @@ pub enum RuntimeError {
     BadMapping(String),
 }
 
-/// The real interpreter behind `python3` (pyenv shims do not work inside the sandbox).
+/// The real interpreter behind `python3`: pyenv shims do not work inside the sandbox, and a
+/// virtualenv's python (perhaps under /tmp, which pods do not see) is resolved to its base, so
+/// pods get the machine's Python and never the test runner's environment.
 pub fn host_python() -> PathBuf {
     std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
+        .args(["-c", "import os, sys; print(os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable))"])
         .stderr(Stdio::null())
         .output()
         .ok()
@@ -56,7 +58,9 @@ impl ImageTable {
 
     /// Adds `PATTERN=python[:INTERPRETER]` or `PATTERN=shell` in front of the table.
     pub fn prepend(&mut self, spec: &str, python: &Path) -> Result<(), RuntimeError> {
-        let (pattern, rt) = spec.split_once('=').ok_or_else(|| RuntimeError::BadMapping(spec.into()))?;
+        let (pattern, rt) = spec
+            .split_once('=')
+            .ok_or_else(|| RuntimeError::BadMapping(spec.into()))?;
         let rt = match rt.split_once(':') {
             Some(("python", interp)) => Runtime::Python(PathBuf::from(interp)),
             None if rt == "python" => Runtime::Python(python.to_path_buf()),
@@ -68,7 +72,10 @@ impl ImageTable {
     }
 
     pub fn resolve(&self, image: &str) -> Option<&Runtime> {
-        self.0.iter().find(|(p, _)| image.contains(p.as_str())).map(|(_, r)| r)
+        self.0
+            .iter()
+            .find(|(p, _)| image.contains(p.as_str()))
+            .map(|(_, r)| r)
     }
 }
 
@@ -79,7 +86,18 @@ pub fn bwrap_available() -> bool {
         return false;
     }
     std::process::Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--", "true"])
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-pid",
+            "--",
+            "true",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -99,17 +117,27 @@ pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
         }
         use std::os::unix::fs::PermissionsExt;
         let pip = dir.join("pip");
-        std::fs::write(&pip, format!("#!/bin/sh\nexec {} -m pip \"$@\"\n", interp.display()))?;
+        std::fs::write(
+            &pip,
+            format!("#!/bin/sh\nexec {} -m pip \"$@\"\n", interp.display()),
+        )?;
         std::fs::set_permissions(&pip, std::fs::Permissions::from_mode(0o755))?;
         let pip3 = dir.join("pip3");
         let _ = std::fs::remove_file(&pip3);
         std::os::unix::fs::symlink("pip", &pip3)?;
         let torchrun = dir.join("torchrun");
         let _ = std::fs::remove_file(&torchrun);
-        match interp.parent().map(|d| d.join("torchrun")).filter(|t| t.exists()) {
+        match interp
+            .parent()
+            .map(|d| d.join("torchrun"))
+            .filter(|t| t.exists())
+        {
             Some(real) => std::os::unix::fs::symlink(real, &torchrun)?,
             None => {
-                std::fs::write(&torchrun, format!("#!{}\n{TORCHRUN_STANDIN}", interp.display()))?;
+                std::fs::write(
+                    &torchrun,
+                    format!("#!{}\n{TORCHRUN_STANDIN}", interp.display()),
+                )?;
                 std::fs::set_permissions(&torchrun, std::fs::Permissions::from_mode(0o755))?;
             }
         }
@@ -179,10 +207,16 @@ const PRIVATE_TOP: &[&str] = &["proc", "dev", "tmp", "run", "sys", "lost+found"]
 /// it (so new mountPaths such as /workspace can be created) and symlinks (/bin -> usr/bin)
 /// are recreated.
 pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
-    let mut a: Vec<String> = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&["--hostname", spec.hostname]);
     if let Ok(entries) = std::fs::read_dir("/") {
@@ -201,15 +235,31 @@ pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
             }
         }
     }
-    push(&["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]);
+    push(&[
+        "--ro-bind",
+        "/sys",
+        "/sys",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/run",
+    ]);
     // A mountPath (or workingDir) that does not exist inside a read-only host dir (`/etc/mpi`)
     // cannot be created there: that dir becomes a tmpfs holding read-only binds of its entries.
     let mut wanted: Vec<&str> = spec.mounts.iter().map(|m| m.target.as_str()).collect();
     wanted.extend(spec.working_dir);
     let mut opened: Vec<PathBuf> = Vec::new();
     for target in wanted {
-        let Some(dir) = existing_ancestor(Path::new(target)) else { continue };
-        let private = dir == Path::new("/") || dir.starts_with("/tmp") || dir.starts_with("/run") || dir.starts_with("/proc") || dir.starts_with("/dev");
+        let Some(dir) = existing_ancestor(Path::new(target)) else {
+            continue;
+        };
+        let private = dir == Path::new("/")
+            || dir.starts_with("/tmp")
+            || dir.starts_with("/run")
+            || dir.starts_with("/proc")
+            || dir.starts_with("/dev");
         if private || opened.iter().any(|o| o == &dir) {
             continue;
         }
@@ -227,7 +277,11 @@ pub fn bwrap_argv(spec: &SandboxSpec) -> Vec<String> {
         opened.push(dir);
     }
     push(&["--bind", &spec.tmp_dir.to_string_lossy(), "/tmp"]);
-    push(&["--ro-bind", &spec.hosts_file.to_string_lossy(), "/etc/hosts"]);
+    push(&[
+        "--ro-bind",
+        &spec.hosts_file.to_string_lossy(),
+        "/etc/hosts",
+    ]);
     push(&["--ro-bind", &spec.bin_dir.to_string_lossy(), SANDBOX_BIN]);
     for m in spec.mounts {
         let flag = if m.read_only { "--ro-bind" } else { "--bind" };
@@ -266,8 +320,16 @@ fn existing_ancestor(target: &Path) -> Option<PathBuf> {
 pub fn parse_quantity(q: &str) -> Option<u64> {
     let q = q.trim();
     let suffixes: &[(&str, f64)] = &[
-        ("Ki", 1024.0), ("Mi", 1048576.0), ("Gi", 1073741824.0), ("Ti", 1099511627776.0),
-        ("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("m", 1e-3),
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("K", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("m", 1e-3),
     ];
     for (s, mult) in suffixes {
         if let Some(num) = q.strip_suffix(s) {
@@ -284,10 +346,16 @@ pub fn tree_rss(pid: u32) -> u64 {
     let page = 4096u64;
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
             // Fields after the parenthesised command: state ppid ... rss is field 24 overall.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
             let f: Vec<&str> = rest.split_whitespace().collect();
             let ppid = f.get(1).and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
             let pages = f.get(21).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
@@ -321,7 +389,10 @@ mod tests {
     #[test]
     fn image_table() {
         let mut t = ImageTable::default_table(PathBuf::from("/usr/bin/python3"));
-        assert!(matches!(t.resolve("docker.io/pytorch/pytorch:2.3"), Some(Runtime::Python(_))));
+        assert!(matches!(
+            t.resolve("docker.io/pytorch/pytorch:2.3"),
+            Some(Runtime::Python(_))
+        ));
         assert_eq!(t.resolve("busybox:1.36"), Some(&Runtime::Shell));
         assert_eq!(t.resolve("nosuch/image:1"), None);
         t.prepend("myorg/=shell", Path::new("/x")).unwrap();

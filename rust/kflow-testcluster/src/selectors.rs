@@ -35,7 +35,10 @@ fn split_top(s: &str) -> Vec<String> {
         cur.push(c);
     }
     out.push(cur);
-    out.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    out.into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn set_values(rest: &str, raw: &str) -> ApiResult<Vec<String>> {
@@ -44,7 +47,11 @@ fn set_values(rest: &str, raw: &str) -> ApiResult<Vec<String>> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {raw}")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -63,10 +70,15 @@ impl LabelSelector {
                 LabelReq::NotIn(k.trim().into(), set_values(rest, &part)?)
             } else if let Some((k, rest)) = part.split_once(" in ") {
                 LabelReq::In(k.trim().into(), set_values(rest, &part)?)
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 LabelReq::Exists(part.clone())
             } else {
-                return Err(ApiError::bad_request(format!("unable to parse requirement: {part}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {part}"
+                )));
             };
             reqs.push(req);
         }
@@ -103,7 +115,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
             reqs.push((path, eq, value.trim().to_string()));
@@ -148,8 +162,12 @@ mod tests {
     #[test]
     fn field_selector_paths() {
         let o = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("metadata.name=p,status.phase!=Failed").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("status.phase=Pending").unwrap().matches(&o));
+        assert!(FieldSelector::parse("metadata.name=p,status.phase!=Failed")
+            .unwrap()
+            .matches(&o));
+        assert!(!FieldSelector::parse("status.phase=Pending")
+            .unwrap()
+            .matches(&o));
         assert!(FieldSelector::parse("nonsense").is_err());
     }
 }

@@ -15,9 +15,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::discovery;
-use crate::idp;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::Faults;
+use crate::idp;
 use crate::logs::{self, LogOptions};
 use crate::operator;
 use crate::patch::{self, PatchKind};
@@ -63,23 +63,62 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(|| async { "ok" }))
         .route("/livez", axum::routing::get(|| async { "ok" }))
-        .route("/admin/faults", axum::routing::put(crate::faults::put_faults).get(crate::faults::get_faults))
+        .route(
+            "/admin/faults",
+            axum::routing::put(crate::faults::put_faults).get(crate::faults::get_faults),
+        )
         .route("/admin/compact", axum::routing::post(admin_compact))
-        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", axum::routing::get(crate::exec::exec).post(crate::exec::exec))
-        .route("/realms/{realm}/.well-known/openid-configuration", axum::routing::get(idp::discovery))
-        .route("/realms/{realm}/protocol/openid-connect/auth", axum::routing::get(idp::auth))
-        .route("/realms/{realm}/login-actions/authenticate", axum::routing::post(idp::authenticate))
-        .route("/realms/{realm}/protocol/openid-connect/token", axum::routing::post(idp::token))
-        .route("/realms/{realm}/protocol/openid-connect/certs", axum::routing::get(idp::certs))
-        .route("/realms/{realm}/protocol/openid-connect/userinfo", axum::routing::get(idp::userinfo))
-        .route("/realms/{realm}/protocol/openid-connect/logout", axum::routing::get(idp::logout).post(idp::logout))
-        .route("/dex/.well-known/openid-configuration", axum::routing::get(crate::dex::discovery))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            axum::routing::get(crate::exec::exec).post(crate::exec::exec),
+        )
+        .route(
+            "/realms/{realm}/.well-known/openid-configuration",
+            axum::routing::get(idp::discovery),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/auth",
+            axum::routing::get(idp::auth),
+        )
+        .route(
+            "/realms/{realm}/login-actions/authenticate",
+            axum::routing::post(idp::authenticate),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/token",
+            axum::routing::post(idp::token),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/certs",
+            axum::routing::get(idp::certs),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/userinfo",
+            axum::routing::get(idp::userinfo),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/logout",
+            axum::routing::get(idp::logout).post(idp::logout),
+        )
+        .route(
+            "/dex/.well-known/openid-configuration",
+            axum::routing::get(crate::dex::discovery),
+        )
         .route("/dex/keys", axum::routing::get(crate::dex::keys))
         .route("/dex/auth", axum::routing::get(crate::dex::auth))
-        .route("/dex/auth/local/login", axum::routing::get(crate::dex::local_login_page).post(crate::dex::local_login))
-        .route("/dex/auth/{connector}", axum::routing::get(crate::dex::connector))
+        .route(
+            "/dex/auth/local/login",
+            axum::routing::get(crate::dex::local_login_page).post(crate::dex::local_login),
+        )
+        .route(
+            "/dex/auth/{connector}",
+            axum::routing::get(crate::dex::connector),
+        )
         .route("/dex/callback", axum::routing::get(crate::dex::callback))
-        .route("/dex/approval", axum::routing::get(crate::dex::approval_page).post(crate::dex::approval))
+        .route(
+            "/dex/approval",
+            axum::routing::get(crate::dex::approval_page).post(crate::dex::approval),
+        )
         .route("/dex/token", axum::routing::post(crate::dex::token))
         .fallback(dispatch)
         .with_state(cluster)
@@ -104,16 +143,27 @@ pub fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
     if c.faults.is_revoked(token) {
         return None;
     }
-    if c.tokens.read().map(|t| t.iter().any(|x| x == token)).unwrap_or(false) {
+    if c.tokens
+        .read()
+        .map(|t| t.iter().any(|x| x == token))
+        .unwrap_or(false)
+    {
         return Some(Identity::Admin);
     }
-    c.idp.as_ref().and_then(|i| i.verify_bearer(token)).map(Identity::User)
+    c.idp
+        .as_ref()
+        .and_then(|i| i.verify_bearer(token))
+        .map(Identity::User)
 }
 
 /// Simple RBAC for realm users: everything inside their namespaces, nothing outside.
 pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
     let Identity::User(u) = id else { return Ok(()) };
-    let ns = if rp.res.plural == "namespaces" { rp.name.as_ref() } else { rp.namespace.as_ref() };
+    let ns = if rp.res.plural == "namespaces" {
+        rp.name.as_ref()
+    } else {
+        rp.namespace.as_ref()
+    };
     let own = ns.is_some_and(|n| u.namespaces.contains(n));
     if own && (rp.res.plural != "namespaces" || *method == Method::GET) {
         return Ok(());
@@ -136,7 +186,11 @@ pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool)
         Some(n) => format!("in the namespace \"{n}\""),
         None => "at the cluster scope".to_string(),
     };
-    let named = rp.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    let named = rp
+        .name
+        .as_ref()
+        .map(|n| format!(" \"{n}\""))
+        .unwrap_or_default();
     Err(ApiError::forbidden(format!(
         "{}{named} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
         rp.res.plural, u.username, rp.res.group
@@ -146,7 +200,9 @@ pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool)
 async fn dispatch(State(c): State<Arc<Cluster>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     if let Some(resp) = c.faults.before_request(parts.method.as_str(), &path).await {
         return resp;
     }
@@ -184,23 +240,29 @@ async fn handle(
         if method != Method::GET {
             return Err(ApiError::method_not_allowed());
         }
-        v.map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found)
+        v.map(|v| json_response(200, &v))
+            .ok_or_else(ApiError::path_not_found)
     };
     match target {
         Target::Version => get_only(Some(discovery::version())),
         Target::CoreVersions => get_only(Some(discovery::core_versions(&c.server_addr))),
         Target::GroupList => get_only(Some(discovery::group_list())),
         Target::Group(g) => get_only(discovery::group(&g)),
-        Target::ResourceList { group, version } => get_only(discovery::resource_list(&group, &version)),
+        Target::ResourceList { group, version } => {
+            get_only(discovery::resource_list(&group, &version))
+        }
         Target::OpenApiRoot => get_only(Some(discovery::openapi_root())),
-        Target::OpenApiGroupVersion { group, version } => get_only(discovery::openapi_group_version(&group, &version)),
+        Target::OpenApiGroupVersion { group, version } => {
+            get_only(discovery::openapi_group_version(&group, &version))
+        }
         Target::Resource(rp) => resource(c, method, headers, rp, query, body, path).await,
     }
 }
 
 /// Boolean query parameters: Go clients send `true`/`1`, the Python client sends `True`.
 fn flag(q: &Query, k: &str) -> bool {
-    q.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    q.get(k)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 fn dry_run(q: &Query) -> bool {
@@ -208,7 +270,11 @@ fn dry_run(q: &Query) -> bool {
 }
 
 fn accept(headers: &HeaderMap) -> String {
-    headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }
 
 async fn resource(
@@ -222,31 +288,47 @@ async fn resource(
 ) -> ApiResult<Response> {
     let res = rp.res;
     let ns = rp.namespace.clone().unwrap_or_default();
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     // Typed client-go clients (e.g. `kubectl create configmap`) send protobuf: the kinds they
     // create are decoded, other protobuf bodies get 415.
     let parse_json = |body: &[u8]| -> ApiResult<Value> {
         if content_type.contains("protobuf") {
             return crate::protobuf::decode(body).map_err(|e| match e {
-                crate::protobuf::ProtoError::Unsupported(_) => ApiError::unsupported_media(&format!("{content_type} ({e})")),
+                crate::protobuf::ProtoError::Unsupported(_) => {
+                    ApiError::unsupported_media(&format!("{content_type} ({e})"))
+                }
                 other => ApiError::bad_request(other.to_string()),
             });
         }
         if content_type.contains("yaml") {
-            return serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+            return serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
         }
         parse_json(body)
     };
     let as_table = table::wants_table(&accept(headers));
-    let include_object = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
+    let include_object = q
+        .get("includeObject")
+        .cloned()
+        .unwrap_or_else(|| "Metadata".into());
     match (method.clone(), rp.name.as_deref(), rp.sub.as_deref()) {
         (Method::GET, None, None) if flag(q, "watch") => {
             let drop_after = c.faults.watch_drop_after(path);
-            Ok(watch::start(c.store.clone(), watch_request(res, &rp, q, as_table, include_object, drop_after)?))
+            Ok(watch::start(
+                c.store.clone(),
+                watch_request(res, &rp, q, as_table, include_object, drop_after)?,
+            ))
         }
         (Method::GET, Some(_), None) if flag(q, "watch") => {
             let drop_after = c.faults.watch_drop_after(path);
-            Ok(watch::start(c.store.clone(), watch_request(res, &rp, q, as_table, include_object, drop_after)?))
+            Ok(watch::start(
+                c.store.clone(),
+                watch_request(res, &rp, q, as_table, include_object, drop_after)?,
+            ))
         }
         (Method::GET, None, None) => list(c, res, &rp, q, as_table, &include_object),
         (Method::POST, None, None) => {
@@ -258,10 +340,14 @@ async fn resource(
             Ok(json_response(201, &created))
         }
         (Method::DELETE, None, None) => {
-            let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-            let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+            let labels =
+                LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+            let fields =
+                FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
             let keep = |o: &Value| labels.matches(o) && fields.matches(o);
-            let found = c.store.list(res, rp.namespace.as_deref(), None, None, &keep);
+            let found = c
+                .store
+                .list(res, rp.namespace.as_deref(), None, None, &keep);
             let mut gone = Vec::new();
             for o in found.items {
                 let n = o["metadata"]["name"].as_str().unwrap_or("");
@@ -270,13 +356,22 @@ async fn resource(
                     gone.push(d);
                 }
             }
-            Ok(json_response(200, &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {}, "items": gone})))
+            Ok(json_response(
+                200,
+                &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {}, "items": gone}),
+            ))
         }
         (Method::GET, Some(name), None | Some("status")) => {
-            let obj = c.store.get(res, &ns, name).ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
+            let obj = c
+                .store
+                .get(res, &ns, name)
+                .ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
             if as_table {
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-                return Ok(json_response(200, &table::table(res, &[obj], &include_object, meta)));
+                return Ok(json_response(
+                    200,
+                    &table::table(res, &[obj], &include_object, meta),
+                ));
             }
             Ok(json_response(200, &obj))
         }
@@ -284,7 +379,14 @@ async fn resource(
             let opts = log_options(q)?;
             let mut opts = opts;
             opts.drop_after = c.faults.log_drop_after(path);
-            logs::serve(c.store.clone(), c.state_dir.clone(), ns, name.to_string(), opts).await
+            logs::serve(
+                c.store.clone(),
+                c.state_dir.clone(),
+                ns,
+                name.to_string(),
+                opts,
+            )
+            .await
         }
         (Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             let new = parse_json(body)?;
@@ -297,7 +399,10 @@ async fn resource(
             Ok(json_response(200, &updated))
         }
         (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let kind = PatchKind::from_content_type(ct)?;
             let p = patch::parse_body(kind, body)?;
             if kind == PatchKind::Apply && c.store.get(res, &ns, name).is_none() {
@@ -313,14 +418,33 @@ async fn resource(
             Ok(json_response(200, &updated))
         }
         (Method::DELETE, Some(name), None) => {
-            let opts: Value = if body.is_empty() { json!({}) } else { parse_json(body)? };
-            let dry = dry_run(q) || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
-            let policy = q.get("propagationPolicy").cloned().or_else(|| opts["propagationPolicy"].as_str().map(str::to_string));
-            let orphan = policy.as_deref() == Some("Orphan") || opts["orphanDependents"] == json!(true);
+            let opts: Value = if body.is_empty() {
+                json!({})
+            } else {
+                parse_json(body)?
+            };
+            let dry = dry_run(q)
+                || opts["dryRun"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let policy = q
+                .get("propagationPolicy")
+                .cloned()
+                .or_else(|| opts["propagationPolicy"].as_str().map(str::to_string));
+            let orphan =
+                policy.as_deref() == Some("Orphan") || opts["orphanDependents"] == json!(true);
             if let Some(uid) = opts["preconditions"]["uid"].as_str() {
-                let current = c.store.get(res, &ns, name).ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
+                let current = c
+                    .store
+                    .get(res, &ns, name)
+                    .ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
                 if current["metadata"]["uid"].as_str() != Some(uid) {
-                    return Err(ApiError::conflict(res.plural, res.group, name, "Precondition failed: UID in precondition does not match the UID in record"));
+                    return Err(ApiError::conflict(
+                        res.plural,
+                        res.group,
+                        name,
+                        "Precondition failed: UID in precondition does not match the UID in record",
+                    ));
                 }
             }
             let gone = c.store.delete(res, &ns, name, dry, !orphan)?;
@@ -331,7 +455,9 @@ async fn resource(
 }
 
 fn parse_json(body: &[u8]) -> ApiResult<Value> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
     if !v.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -379,7 +505,8 @@ fn carry_status(res: &ResourceType, old: &Value, mut new: Value, sub: Option<&st
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn random_suffix() -> String {
-    let mut x = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ 0x2545_F491_4F6C_DD1D;
+    let mut x =
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ 0x2545_F491_4F6C_DD1D;
     (0..5)
         .map(|_| {
             x ^= x << 13;
@@ -391,7 +518,13 @@ fn random_suffix() -> String {
 }
 
 /// Create as the apiserver does: check apiVersion/kind and namespace, generateName, admission.
-pub fn create(c: &Cluster, res: &'static ResourceType, ns: &str, mut obj: Value, dry: bool) -> ApiResult<Value> {
+pub fn create(
+    c: &Cluster,
+    res: &'static ResourceType,
+    ns: &str,
+    mut obj: Value,
+    dry: bool,
+) -> ApiResult<Value> {
     let want_av = res.api_version();
     match obj["apiVersion"].as_str() {
         None => obj["apiVersion"] = json!(want_av),
@@ -403,7 +536,10 @@ pub fn create(c: &Cluster, res: &'static ResourceType, ns: &str, mut obj: Value,
     match obj["kind"].as_str() {
         None => obj["kind"] = json!(res.kind),
         Some(k) if k != res.kind => {
-            return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({})", res.kind)))
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                res.kind
+            )))
         }
         _ => {}
     }
@@ -425,7 +561,13 @@ pub fn create(c: &Cluster, res: &'static ResourceType, ns: &str, mut obj: Value,
             obj["metadata"]["name"] = json!(format!("{g}{}", random_suffix()));
         }
     }
-    for f in ["resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "managedFields"] {
+    for f in [
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "managedFields",
+    ] {
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove(f);
         }
@@ -474,11 +616,22 @@ struct ContinueToken {
     name: String,
 }
 
-fn list(c: &Cluster, res: &'static ResourceType, rp: &ResourcePath, q: &Query, as_table: bool, include_object: &str) -> ApiResult<Response> {
+fn list(
+    c: &Cluster,
+    res: &'static ResourceType,
+    rp: &ResourcePath,
+    q: &Query,
+    as_table: bool,
+    include_object: &str,
+) -> ApiResult<Response> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
     let limit = match q.get("limit") {
-        Some(l) if !l.is_empty() => Some(l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?).filter(|l| *l > 0),
+        Some(l) if !l.is_empty() => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+        )
+        .filter(|l| *l > 0),
         _ => None,
     };
     let after = match q.get("continue").filter(|s| !s.is_empty()) {
@@ -486,9 +639,16 @@ fn list(c: &Cluster, res: &'static ResourceType, rp: &ResourcePath, q: &Query, a
         Some(token) => {
             let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(token)
-                .map_err(|_| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion"))?;
-            let t: ContinueToken = serde_json::from_slice(&bytes)
-                .map_err(|_| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion"))?;
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "continue key is not valid: incorrect encoded start resourceVersion",
+                    )
+                })?;
+            let t: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| {
+                ApiError::bad_request(
+                    "continue key is not valid: incorrect encoded start resourceVersion",
+                )
+            })?;
             if t.rv < c.store.history_floor() {
                 return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."));
             }
@@ -496,20 +656,40 @@ fn list(c: &Cluster, res: &'static ResourceType, rp: &ResourcePath, q: &Query, a
         }
     };
     let keep = |o: &Value| labels.matches(o) && fields.matches(o);
-    let result = c.store.list(res, rp.namespace.as_deref(), after.as_ref(), limit, &keep);
+    let result = c
+        .store
+        .list(res, rp.namespace.as_deref(), after.as_ref(), limit, &keep);
     let mut meta = json!({"resourceVersion": result.resource_version.to_string()});
     if let Some((ns, name)) = result.continue_after {
-        let token = serde_json::to_vec(&ContinueToken { rv: result.resource_version, ns, name }).unwrap_or_default();
+        let token = serde_json::to_vec(&ContinueToken {
+            rv: result.resource_version,
+            ns,
+            name,
+        })
+        .unwrap_or_default();
         meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
         meta["remainingItemCount"] = json!(result.remaining);
     }
     if as_table {
-        return Ok(json_response(200, &table::table(res, &result.items, include_object, meta)));
+        return Ok(json_response(
+            200,
+            &table::table(res, &result.items, include_object, meta),
+        ));
     }
-    Ok(json_response(200, &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta, "items": result.items})))
+    Ok(json_response(
+        200,
+        &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta, "items": result.items}),
+    ))
 }
 
-fn watch_request(res: &'static ResourceType, rp: &ResourcePath, q: &Query, as_table: bool, include_object: String, drop_after: Option<usize>) -> ApiResult<WatchRequest> {
+fn watch_request(
+    res: &'static ResourceType,
+    rp: &ResourcePath,
+    q: &Query,
+    as_table: bool,
+    include_object: String,
+    drop_after: Option<usize>,
+) -> ApiResult<WatchRequest> {
     let mut fields = q.get("fieldSelector").cloned().unwrap_or_default();
     // Watching one object by URL name (`/pods?watch&fieldSelector=metadata.name=x` is the usual
     // form, but clients also put the name in the path).
@@ -521,9 +701,15 @@ fn watch_request(res: &'static ResourceType, rp: &ResourcePath, q: &Query, as_ta
     }
     let rv = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
-    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
     Ok(WatchRequest {
         res,
         namespace: rp.namespace.clone(),
@@ -540,7 +726,12 @@ fn watch_request(res: &'static ResourceType, rp: &ResourcePath, q: &Query, as_ta
 
 fn log_options(q: &Query) -> ApiResult<LogOptions> {
     let int = |k: &str| -> ApiResult<Option<i64>> {
-        q.get(k).map(|v| v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid {k}: {v}")))).transpose()
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid {k}: {v}")))
+            })
+            .transpose()
     };
     Ok(LogOptions {
         container: q.get("container").cloned().filter(|c| !c.is_empty()),
@@ -557,12 +748,15 @@ fn log_options(q: &Query) -> ApiResult<LogOptions> {
 
 /// Secrets: the apiserver folds write-only `stringData` into base64 `data`.
 fn fold_string_data(obj: &mut Value) {
-    let Some(sd) = obj.get("stringData").and_then(|v| v.as_object()).cloned() else { return };
+    let Some(sd) = obj.get("stringData").and_then(|v| v.as_object()).cloned() else {
+        return;
+    };
     if !obj["data"].is_object() {
         obj["data"] = json!({});
     }
     for (k, v) in sd {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or("").as_bytes());
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or("").as_bytes());
         obj["data"][k] = json!(encoded);
     }
     if let Some(o) = obj.as_object_mut() {

@@ -70,11 +70,20 @@ pub struct Store {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("reading state {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parsing state {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("writing state {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub struct ListResult {
@@ -98,10 +107,15 @@ impl Store {
         };
         if let Some(path) = &state_file {
             if path.exists() {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| StoreError::Read { path: path.clone(), source })?;
-                let snap: Value = serde_json::from_str(&text)
-                    .map_err(|source| StoreError::Parse { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let snap: Value =
+                    serde_json::from_str(&text).map_err(|source| StoreError::Parse {
+                        path: path.clone(),
+                        source,
+                    })?;
                 inner.rv = snap["resourceVersion"].as_u64().unwrap_or(1);
                 inner.history_floor = inner.rv;
                 inner.uid_counter = snap["uidCounter"].as_u64().unwrap_or(0);
@@ -113,7 +127,10 @@ impl Store {
                         }
                         let bucket = inner.objects.entry(key.clone()).or_default();
                         for item in items.as_array().into_iter().flatten() {
-                            let ns = item["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                            let ns = item["metadata"]["namespace"]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string();
                             let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
                             bucket.insert((ns, name), item.clone());
                         }
@@ -122,7 +139,12 @@ impl Store {
             }
         }
         let (changes, _) = broadcast::channel(4096);
-        Ok(Arc::new(Store { inner: Mutex::new(inner), changes, state_file, history_limit }))
+        Ok(Arc::new(Store {
+            inner: Mutex::new(inner),
+            changes,
+            state_file,
+            history_limit,
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -140,7 +162,11 @@ impl Store {
 
     pub fn get(&self, res: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
-        inner.objects.get(&res.key())?.get(&(ns.to_string(), name.to_string())).cloned()
+        inner
+            .objects
+            .get(&res.key())?
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Objects of a type, optionally in one namespace, in (namespace, name) order, starting after
@@ -159,9 +185,10 @@ impl Store {
         let mut remaining = 0;
         if let Some(bucket) = inner.objects.get(&res.key()) {
             let range: Box<dyn Iterator<Item = (&ObjectKey, &Value)>> = match after {
-                Some(a) => Box::new(
-                    bucket.range::<ObjectKey, _>((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded)),
-                ),
+                Some(a) => Box::new(bucket.range::<ObjectKey, _>((
+                    std::ops::Bound::Excluded(a.clone()),
+                    std::ops::Bound::Unbounded,
+                ))),
                 None => Box::new(bucket.iter()),
             };
             for (key, obj) in range {
@@ -186,17 +213,34 @@ impl Store {
         if remaining == 0 {
             continue_after = None;
         }
-        ListResult { items, resource_version: inner.rv, continue_after, remaining }
+        ListResult {
+            items,
+            resource_version: inner.rv,
+            continue_after,
+            remaining,
+        }
     }
 
     /// Stores a new object, filling in the metadata the apiserver owns (uid, resourceVersion,
     /// creationTimestamp, generation). With `dry_run` nothing is stored.
-    pub fn create(&self, res: &'static ResourceType, mut obj: Value, dry_run: bool) -> ApiResult<Value> {
+    pub fn create(
+        &self,
+        res: &'static ResourceType,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
         let mut inner = self.lock();
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         let key = (ns.clone(), name.clone());
-        if inner.objects.get(&res.key()).is_some_and(|b| b.contains_key(&key)) {
+        if inner
+            .objects
+            .get(&res.key())
+            .is_some_and(|b| b.contains_key(&key))
+        {
             return Err(ApiError::already_exists(res.plural, res.group, &name));
         }
         if res.namespaced && res.plural != "events" && !inner_has_namespace(&inner, &ns) {
@@ -204,7 +248,9 @@ impl Store {
         }
         inner.uid_counter += 1;
         let uid = make_uid(inner.uid_counter);
-        let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
         meta.insert("uid".into(), json!(uid));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         if res.group == "kubeflow.org" || res.plural == "pods" {
@@ -218,7 +264,11 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        inner.objects.entry(res.key()).or_default().insert(key, obj.clone());
+        inner
+            .objects
+            .entry(res.key())
+            .or_default()
+            .insert(key, obj.clone());
         self.record(&mut inner, res, EventType::Added, &obj);
         Ok(obj)
     }
@@ -243,7 +293,9 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
         let mut new = f(&old)?;
         if new["metadata"]["name"] != old["metadata"]["name"] {
-            return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
         }
         // Metadata the server owns cannot be changed by a client.
         for field in ["uid", "creationTimestamp", "namespace"] {
@@ -274,17 +326,32 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        inner.objects.entry(res.key()).or_default().insert(key, new.clone());
+        inner
+            .objects
+            .entry(res.key())
+            .or_default()
+            .insert(key, new.clone());
         self.record(&mut inner, res, EventType::Modified, &new);
         Ok(new)
     }
 
     /// Deletes one object and, like the garbage collector with background propagation, every
     /// object whose ownerReferences point at a deleted uid.
-    pub fn delete(&self, res: &'static ResourceType, ns: &str, name: &str, dry_run: bool, cascade: bool) -> ApiResult<Value> {
+    pub fn delete(
+        &self,
+        res: &'static ResourceType,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        cascade: bool,
+    ) -> ApiResult<Value> {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
-        let exists = inner.objects.get(&res.key()).and_then(|b| b.get(&key)).cloned();
+        let exists = inner
+            .objects
+            .get(&res.key())
+            .and_then(|b| b.get(&key))
+            .cloned();
         let Some(obj) = exists else {
             return Err(ApiError::not_found(res.plural, res.group, name));
         };
@@ -307,13 +374,19 @@ impl Store {
                     }
                 }
             }
-            let uid = removed["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            let uid = removed["metadata"]["uid"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             for other in resources::RESOURCES.iter().filter(|_| cascade) {
                 if let Some(b) = inner.objects.get(&other.key()) {
                     for (k2, o2) in b.iter() {
-                        let owned = o2["metadata"]["ownerReferences"]
-                            .as_array()
-                            .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str())));
+                        let owned =
+                            o2["metadata"]["ownerReferences"]
+                                .as_array()
+                                .is_some_and(|refs| {
+                                    refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str()))
+                                });
                         if owned {
                             queue.push((other, k2.clone()));
                         }
@@ -332,7 +405,12 @@ impl Store {
     }
 
     fn record(&self, inner: &mut Inner, res: &'static ResourceType, kind: EventType, obj: &Value) {
-        let change = Change { rv: inner.rv, resource: res, kind, object: Arc::new(obj.clone()) };
+        let change = Change {
+            rv: inner.rv,
+            resource: res,
+            kind,
+            object: Arc::new(obj.clone()),
+        };
         inner.history.push_back(change.clone());
         while inner.history.len() > self.history_limit {
             if let Some(dropped) = inner.history.pop_front() {
@@ -346,7 +424,11 @@ impl Store {
 
     /// Everything a watch from `rv` must replay, plus a live receiver subscribed under the same
     /// lock so no change falls between the two. Err(floor) when `rv` is older than the history.
-    pub fn watch_from(&self, res: &ResourceType, rv: u64) -> Result<(Vec<Change>, broadcast::Receiver<Change>), u64> {
+    pub fn watch_from(
+        &self,
+        res: &ResourceType,
+        rv: u64,
+    ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), u64> {
         let inner = self.lock();
         if rv < inner.history_floor {
             return Err(inner.history_floor);
@@ -362,7 +444,10 @@ impl Store {
     }
 
     /// The current objects as synthetic ADDED events plus a live receiver (a watch without rv).
-    pub fn watch_now(&self, res: &'static ResourceType) -> (Vec<Change>, broadcast::Receiver<Change>, u64) {
+    pub fn watch_now(
+        &self,
+        res: &'static ResourceType,
+    ) -> (Vec<Change>, broadcast::Receiver<Change>, u64) {
         let inner = self.lock();
         let rx = self.changes.subscribe();
         let now: Vec<Change> = inner
@@ -370,7 +455,12 @@ impl Store {
             .get(&res.key())
             .map(|b| {
                 b.values()
-                    .map(|o| Change { rv: inner.rv, resource: res, kind: EventType::Added, object: Arc::new(o.clone()) })
+                    .map(|o| Change {
+                        rv: inner.rv,
+                        resource: res,
+                        kind: EventType::Added,
+                        object: Arc::new(o.clone()),
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -390,7 +480,9 @@ impl Store {
 
     /// Writes the snapshot if anything changed since the last write (atomic rename).
     pub fn flush(&self) -> Result<(), StoreError> {
-        let Some(path) = &self.state_file else { return Ok(()) };
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
         let snapshot = {
             let mut inner = self.lock();
             if !inner.dirty {
@@ -409,7 +501,10 @@ impl Store {
             std::fs::write(&tmp, serde_json::to_vec(&snapshot).unwrap_or_default())?;
             std::fs::rename(&tmp, path)
         };
-        write().map_err(|source| StoreError::Write { path: path.clone(), source })
+        write().map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })
     }
 }
 

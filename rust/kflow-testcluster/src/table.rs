@@ -6,9 +6,23 @@ use crate::resources::ResourceType;
 
 fn columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
     match res.plural {
-        "pods" => vec![("Name", "string"), ("Ready", "string"), ("Status", "string"), ("Restarts", "string"), ("Age", "string")],
-        "pytorchjobs" | "tfjobs" | "mpijobs" => vec![("Name", "string"), ("State", "string"), ("Age", "date")],
-        "events" => vec![("Last Seen", "string"), ("Type", "string"), ("Reason", "string"), ("Object", "string"), ("Message", "string")],
+        "pods" => vec![
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+            ("Age", "string"),
+        ],
+        "pytorchjobs" | "tfjobs" | "mpijobs" => {
+            vec![("Name", "string"), ("State", "string"), ("Age", "date")]
+        }
+        "events" => vec![
+            ("Last Seen", "string"),
+            ("Type", "string"),
+            ("Reason", "string"),
+            ("Object", "string"),
+            ("Message", "string"),
+        ],
         "namespaces" => vec![("Name", "string"), ("Status", "string"), ("Age", "string")],
         _ => vec![("Name", "string"), ("Age", "string")],
     }
@@ -16,8 +30,12 @@ fn columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
 
 /// Kubernetes' short human duration ("5s", "3m2s", "4h", "2d").
 pub fn human_age(created: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else { return "<unknown>".into() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),
@@ -33,8 +51,16 @@ pub fn pod_status_text(pod: &Value) -> String {
     if !pod["metadata"]["deletionTimestamp"].is_null() {
         return "Terminating".into();
     }
-    let mut reason = pod["status"]["reason"].as_str().or(pod["status"]["phase"].as_str()).unwrap_or("Pending").to_string();
-    for cs in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+    let mut reason = pod["status"]["reason"]
+        .as_str()
+        .or(pod["status"]["phase"].as_str())
+        .unwrap_or("Pending")
+        .to_string();
+    for cs in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(r) = cs["state"]["waiting"]["reason"].as_str() {
             return r.to_string();
         }
@@ -47,34 +73,74 @@ pub fn pod_status_text(pod: &Value) -> String {
 
 fn cells(res: &ResourceType, obj: &Value) -> Vec<Value> {
     let name = obj["metadata"]["name"].clone();
-    let age = json!(human_age(obj["metadata"]["creationTimestamp"].as_str().unwrap_or("")));
+    let age = json!(human_age(
+        obj["metadata"]["creationTimestamp"].as_str().unwrap_or("")
+    ));
     match res.plural {
         "pods" => {
-            let statuses = obj["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-            let total = obj["spec"]["containers"].as_array().map(|c| c.len()).unwrap_or(0);
-            let ready = statuses.iter().filter(|c| c["ready"] == json!(true)).count();
-            let restarts: i64 = statuses.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
-            vec![name, json!(format!("{ready}/{total}")), json!(pod_status_text(obj)), json!(restarts.to_string()), age]
+            let statuses = obj["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total = obj["spec"]["containers"]
+                .as_array()
+                .map(|c| c.len())
+                .unwrap_or(0);
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"] == json!(true))
+                .count();
+            let restarts: i64 = statuses
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status_text(obj)),
+                json!(restarts.to_string()),
+                age,
+            ]
         }
         "pytorchjobs" | "tfjobs" | "mpijobs" => {
-            let state = obj["status"]["conditions"].as_array().and_then(|c| c.last()).map(|c| c["type"].clone()).unwrap_or(json!(""));
+            let state = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.last())
+                .map(|c| c["type"].clone())
+                .unwrap_or(json!(""));
             vec![name, state, age]
         }
         "events" => vec![
             json!(human_age(obj["lastTimestamp"].as_str().unwrap_or(""))),
             obj["type"].clone(),
             obj["reason"].clone(),
-            json!(format!("{}/{}", obj["involvedObject"]["kind"].as_str().unwrap_or("").to_lowercase(), obj["involvedObject"]["name"].as_str().unwrap_or(""))),
+            json!(format!(
+                "{}/{}",
+                obj["involvedObject"]["kind"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_lowercase(),
+                obj["involvedObject"]["name"].as_str().unwrap_or("")
+            )),
             obj["message"].clone(),
         ],
-        "namespaces" => vec![name, json!(obj["status"]["phase"].as_str().unwrap_or("Active")), age],
+        "namespaces" => vec![
+            name,
+            json!(obj["status"]["phase"].as_str().unwrap_or("Active")),
+            age,
+        ],
         _ => vec![name, age],
     }
 }
 
 /// One Table for a set of objects. `include_object` is the `includeObject` query parameter:
 /// "None", "Object", or the default "Metadata" (a PartialObjectMetadata per row).
-pub fn table(res: &ResourceType, objects: &[Value], include_object: &str, list_meta: Value) -> Value {
+pub fn table(
+    res: &ResourceType,
+    objects: &[Value],
+    include_object: &str,
+    list_meta: Value,
+) -> Value {
     let cols: Vec<Value> = columns(res)
         .iter()
         .enumerate()
@@ -99,5 +165,8 @@ pub fn table(res: &ResourceType, objects: &[Value], include_object: &str, list_m
 
 /// Whether an Accept header asks for a Table (kubectl: `application/json;as=Table;v=v1;g=meta.k8s.io`).
 pub fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
 }

@@ -19,7 +19,10 @@ pub enum TlsError {
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("loading certificates: {0}")]
     Pem(String),
     #[error("TLS config: {0}")]
@@ -32,28 +35,53 @@ pub struct TlsMaterial {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), TlsError> {
-    std::fs::write(path, text).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, text).map_err(|source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads `ca.crt`, `server.crt`, `server.key` from `dir`, creating them on first use.
 pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, TlsError> {
-    let (ca_p, crt_p, key_p) = (dir.join("ca.crt"), dir.join("server.crt"), dir.join("server.key"));
+    let (ca_p, crt_p, key_p) = (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    );
     if !(ca_p.exists() && crt_p.exists() && key_p.exists()) {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "kflow-testcluster-ca");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "kflow-testcluster-ca");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_key = KeyPair::generate()?;
         let ca = ca_params.self_signed(&ca_key)?;
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-        leaf_params.distinguished_name.push(DnType::CommonName, "kflow-testcluster");
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "kflow-testcluster");
         leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        leaf_params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let leaf_key = KeyPair::generate()?;
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
         write(&ca_p, &ca.pem())?;
@@ -61,8 +89,10 @@ pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, TlsError> {
         write(&key_p, &leaf_key.serialize_pem())?;
     }
     let ca_pem = read(&ca_p)?;
-    let cert = CertificateDer::from_pem_slice(read(&crt_p)?.as_bytes()).map_err(|e| TlsError::Pem(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(read(&key_p)?.as_bytes()).map_err(|e| TlsError::Pem(e.to_string()))?;
+    let cert = CertificateDer::from_pem_slice(read(&crt_p)?.as_bytes())
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(read(&key_p)?.as_bytes())
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -70,7 +100,10 @@ pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, TlsError> {
         .with_single_cert(vec![cert], key)?;
     // Only HTTP/1.1 is served; offering h2 would make clients pick it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsMaterial { ca_pem, acceptor: TlsAcceptor::from(Arc::new(config)) })
+    Ok(TlsMaterial {
+        ca_pem,
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+    })
 }
 
 /// An axum listener yielding finished TLS connections; handshakes run in their own tasks so
@@ -97,7 +130,9 @@ impl TlsListener {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
                         let _ = tx.send((tls, peer)).await;
                     }
                 });

@@ -20,7 +20,8 @@ fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -46,7 +47,11 @@ fn name_problem(res: &ResourceType, name: &str) -> Option<String> {
         return None;
     }
     let mut msg = msg.to_string();
-    if name.len() > 63 && res.plural != "configmaps" && res.plural != "secrets" && !msg.contains("subdomain") {
+    if name.len() > 63
+        && res.plural != "configmaps"
+        && res.plural != "secrets"
+        && !msg.contains("subdomain")
+    {
         msg = "must be no more than 63 characters".into();
     }
     Some(format!("Invalid value: \"{name}\": {msg}"))
@@ -57,7 +62,10 @@ pub fn validate(res: &ResourceType, obj: &Value, schemas: &CrdSchemas) -> ApiRes
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let mut causes: Causes = Vec::new();
     if name.is_empty() {
-        causes.push(("metadata.name".into(), "Required value: name or generateName is required".into()));
+        causes.push((
+            "metadata.name".into(),
+            "Required value: name or generateName is required".into(),
+        ));
     } else if let Some(p) = name_problem(res, name) {
         causes.push(("metadata.name".into(), p));
     }
@@ -91,17 +99,28 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
     let containers = spec["containers"].as_array();
     match containers {
         None => causes.push((format!("{path}.containers"), "Required value".into())),
-        Some(cs) if cs.is_empty() => causes.push((format!("{path}.containers"), "Required value".into())),
+        Some(cs) if cs.is_empty() => {
+            causes.push((format!("{path}.containers"), "Required value".into()))
+        }
         Some(cs) => {
             for (i, c) in cs.iter().enumerate() {
                 let n = c["name"].as_str().unwrap_or("");
                 if n.is_empty() {
-                    causes.push((format!("{path}.containers[{i}].name"), "Required value".into()));
+                    causes.push((
+                        format!("{path}.containers[{i}].name"),
+                        "Required value".into(),
+                    ));
                 } else if !is_label(n) {
-                    causes.push((format!("{path}.containers[{i}].name"), format!("Invalid value: \"{n}\": {DNS1123_LABEL_MSG}")));
+                    causes.push((
+                        format!("{path}.containers[{i}].name"),
+                        format!("Invalid value: \"{n}\": {DNS1123_LABEL_MSG}"),
+                    ));
                 }
                 if c["image"].as_str().unwrap_or("").is_empty() {
-                    causes.push((format!("{path}.containers[{i}].image"), "Required value".into()));
+                    causes.push((
+                        format!("{path}.containers[{i}].image"),
+                        "Required value".into(),
+                    ));
                 }
             }
         }
@@ -118,32 +137,63 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
 
 /// The training operator's webhook rules for a job (PyTorchJob, TFJob, MPIJob of kubeflow.org/v1).
 pub fn admit_training_job(res: &ResourceType, obj: &Value) -> ApiResult<()> {
-    let (specs_field, allowed, container, single): (&str, &[&str], Option<&str>, &[&str]) = match res.plural {
-        "pytorchjobs" => ("pytorchReplicaSpecs", &["Master", "Worker"], Some("pytorch"), &["Master"]),
-        "tfjobs" => ("tfReplicaSpecs", &["Chief", "Master", "Worker", "PS", "Evaluator"], Some("tensorflow"), &["Chief", "Master", "Evaluator"]),
-        "mpijobs" => ("mpiReplicaSpecs", &["Launcher", "Worker"], None, &["Launcher"]),
-        _ => return Ok(()),
-    };
+    let (specs_field, allowed, container, single): (&str, &[&str], Option<&str>, &[&str]) =
+        match res.plural {
+            "pytorchjobs" => (
+                "pytorchReplicaSpecs",
+                &["Master", "Worker"],
+                Some("pytorch"),
+                &["Master"],
+            ),
+            "tfjobs" => (
+                "tfReplicaSpecs",
+                &["Chief", "Master", "Worker", "PS", "Evaluator"],
+                Some("tensorflow"),
+                &["Chief", "Master", "Evaluator"],
+            ),
+            "mpijobs" => (
+                "mpiReplicaSpecs",
+                &["Launcher", "Worker"],
+                None,
+                &["Launcher"],
+            ),
+            _ => return Ok(()),
+        };
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let mut causes: Causes = Vec::new();
     let base = format!("spec.{specs_field}");
     match obj["spec"][specs_field].as_object() {
         None => causes.push((base.clone(), "Required value: must be specified".into())),
-        Some(specs) if specs.is_empty() => causes.push((base.clone(), "Required value: must be specified".into())),
+        Some(specs) if specs.is_empty() => {
+            causes.push((base.clone(), "Required value: must be specified".into()))
+        }
         Some(specs) => {
             for (rtype, rspec) in specs {
                 let rpath = format!("{base}[{rtype}]");
                 if !allowed.contains(&rtype.as_str()) {
-                    let supported: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-                    causes.push((base.clone(), format!("Unsupported value: \"{rtype}\": supported values: {}", supported.join(", "))));
+                    let supported: Vec<String> =
+                        allowed.iter().map(|a| format!("\"{a}\"")).collect();
+                    causes.push((
+                        base.clone(),
+                        format!(
+                            "Unsupported value: \"{rtype}\": supported values: {}",
+                            supported.join(", ")
+                        ),
+                    ));
                     continue;
                 }
                 let replicas = rspec["replicas"].as_i64().unwrap_or(1);
-                if single.contains(&rtype.as_str()) && replicas != 1 && !(res.plural == "tfjobs" && replicas == 0) {
+                if single.contains(&rtype.as_str())
+                    && replicas != 1
+                    && !(res.plural == "tfjobs" && replicas == 0)
+                {
                     causes.push((format!("{rpath}.replicas"), "Forbidden: must be 1".into()));
                 }
                 if rtype == "Worker" && replicas < 1 && res.plural == "pytorchjobs" {
-                    causes.push((format!("{rpath}.replicas"), "Invalid value: must be at least 1".into()));
+                    causes.push((
+                        format!("{rpath}.replicas"),
+                        "Invalid value: must be at least 1".into(),
+                    ));
                 }
                 let cpath = format!("{rpath}.template.spec.containers");
                 let containers = rspec["template"]["spec"]["containers"].as_array();
@@ -153,12 +203,20 @@ pub fn admit_training_job(res: &ResourceType, obj: &Value) -> ApiResult<()> {
                 };
                 for (i, c) in containers.iter().enumerate() {
                     if c["image"].as_str().unwrap_or("").is_empty() {
-                        causes.push((format!("{cpath}[{i}].image"), "Required value: must be required".into()));
+                        causes.push((
+                            format!("{cpath}[{i}].image"),
+                            "Required value: must be required".into(),
+                        ));
                     }
                 }
                 if let Some(want) = container {
                     if !containers.iter().any(|c| c["name"].as_str() == Some(want)) {
-                        causes.push((cpath, format!("Required value: must have at least one container with name {want}")));
+                        causes.push((
+                            cpath,
+                            format!(
+                                "Required value: must have at least one container with name {want}"
+                            ),
+                        ));
                     }
                 }
             }
@@ -183,23 +241,41 @@ pub struct CrdSchemas(HashMap<String, Value>, Vec<Value>);
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
     #[error("reading CRD dir {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing CRD {path}: {source}")]
-    Yaml { path: String, source: serde_yaml::Error },
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
 }
 
 impl CrdSchemas {
     pub fn load(dir: &Path) -> Result<Self, CrdError> {
         let mut map = HashMap::new();
         let mut docs = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|source| CrdError::Io { path: dir.display().to_string(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| CrdError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            if !matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|source| CrdError::Io { path: path.display().to_string(), source })?;
-            let crd: Value = serde_yaml::from_str(&text).map_err(|source| CrdError::Yaml { path: path.display().to_string(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| CrdError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let crd: Value = serde_yaml::from_str(&text).map_err(|source| CrdError::Yaml {
+                path: path.display().to_string(),
+                source,
+            })?;
             if crd["kind"] != "CustomResourceDefinition" {
                 continue;
             }
@@ -257,7 +333,13 @@ pub fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Causes) 
     }
     if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
         if !matches!(type_name(v), "integer" | "string") {
-            causes.push((path.into(), format!("Invalid value: \"{}\": {path} in body must be of type integer-or-string", type_name(v))));
+            causes.push((
+                path.into(),
+                format!(
+                    "Invalid value: \"{}\": {path} in body must be of type integer-or-string",
+                    type_name(v)
+                ),
+            ));
         }
         return;
     }
@@ -265,29 +347,53 @@ pub fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Causes) 
         let have = type_name(v);
         let ok = have == want || (want == "number" && have == "integer");
         if !ok {
-            causes.push((path.into(), format!("Invalid value: \"{have}\": {path} in body must be of type {want}: \"{have}\"")));
+            causes.push((
+                path.into(),
+                format!(
+                    "Invalid value: \"{have}\": {path} in body must be of type {want}: \"{have}\""
+                ),
+            ));
             return;
         }
     }
     if let Some(options) = schema["enum"].as_array() {
         if !options.contains(v) {
             let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-            causes.push((path.into(), format!("Unsupported value: {v}: supported values: {}", list.join(", "))));
+            causes.push((
+                path.into(),
+                format!(
+                    "Unsupported value: {v}: supported values: {}",
+                    list.join(", ")
+                ),
+            ));
         }
     }
     if let (Some(min), Some(n)) = (schema["minimum"].as_f64(), v.as_f64()) {
         if n < min {
-            causes.push((path.into(), format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}")));
+            causes.push((
+                path.into(),
+                format!(
+                    "Invalid value: {v}: {path} in body should be greater than or equal to {min}"
+                ),
+            ));
         }
     }
     if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), v.as_f64()) {
         if n > max {
-            causes.push((path.into(), format!("Invalid value: {v}: {path} in body should be less than or equal to {max}")));
+            causes.push((
+                path.into(),
+                format!("Invalid value: {v}: {path} in body should be less than or equal to {max}"),
+            ));
         }
     }
     match v {
         Value::Object(map) => {
-            for req in schema["required"].as_array().into_iter().flatten().filter_map(|r| r.as_str()) {
+            for req in schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+            {
                 if !map.contains_key(req) {
                     causes.push((format!("{path}.{req}"), "Required value".into()));
                 }
@@ -333,9 +439,19 @@ mod tests {
             "c": {"x-kubernetes-int-or-string": true},
             "d": {"type": "array", "items": {"type": "string"}}}});
         let mut causes = Vec::new();
-        check_schema(&schema, &json!({"a": 1, "b": "x", "c": "5", "d": ["q"]}), "spec", &mut causes);
+        check_schema(
+            &schema,
+            &json!({"a": 1, "b": "x", "c": "5", "d": ["q"]}),
+            "spec",
+            &mut causes,
+        );
         assert!(causes.is_empty(), "{causes:?}");
-        check_schema(&schema, &json!({"b": "z", "c": true, "d": [1]}), "spec", &mut causes);
+        check_schema(
+            &schema,
+            &json!({"b": "z", "c": true, "d": [1]}),
+            "spec",
+            &mut causes,
+        );
         let fields: Vec<&str> = causes.iter().map(|c| c.0.as_str()).collect();
         assert_eq!(fields, vec!["spec.a", "spec.b", "spec.c", "spec.d[0]"]);
     }
@@ -352,7 +468,15 @@ mod tests {
         let err = admit_training_job(res, &bad).unwrap_err();
         assert_eq!(err.code, 422);
         assert!(err.message.contains("must be 1"), "{}", err.message);
-        assert!(err.message.contains("container with name pytorch"), "{}", err.message);
-        assert!(err.message.contains("Unsupported value: \"Chief\""), "{}", err.message);
+        assert!(
+            err.message.contains("container with name pytorch"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("Unsupported value: \"Chief\""),
+            "{}",
+            err.message
+        );
     }
 }

@@ -16,14 +16,22 @@ pub enum VolumeError {
     /// The kubelet's wording, shown in a FailedMount event; the kubelet retries.
     #[error("MountVolume.SetUp failed for volume \"{volume}\" : {reason}")]
     SetUp { volume: String, reason: String },
-    #[error("unable to attach or mount volumes: unmounted volumes=[{0}]: volume not found in pod spec")]
+    #[error(
+        "unable to attach or mount volumes: unmounted volumes=[{0}]: volume not found in pod spec"
+    )]
     UnknownVolume(String),
     #[error("writing volume {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
-    move |source| VolumeError::Io { path: path.to_path_buf(), source }
+    move |source| VolumeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub fn pvc_dir(state_dir: &Path, ns: &str, claim: &str) -> PathBuf {
@@ -56,17 +64,31 @@ fn source_files(obj: &Value, secret: bool) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (k, v) in obj["data"].as_object().into_iter().flatten() {
         let s = v.as_str().unwrap_or("");
-        let bytes = if secret { b64.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec()) } else { s.as_bytes().to_vec() };
+        let bytes = if secret {
+            b64.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+        } else {
+            s.as_bytes().to_vec()
+        };
         out.push((k.clone(), bytes));
     }
     for (k, v) in obj["binaryData"].as_object().into_iter().flatten() {
-        out.push((k.clone(), b64.decode(v.as_str().unwrap_or("")).unwrap_or_default()));
+        out.push((
+            k.clone(),
+            b64.decode(v.as_str().unwrap_or("")).unwrap_or_default(),
+        ));
     }
     out
 }
 
-fn select_items(all: Vec<(String, Vec<u8>)>, items: &Value, volume: &str, what: &str) -> Result<Vec<(String, Vec<u8>)>, VolumeError> {
-    let Some(items) = items.as_array() else { return Ok(all) };
+fn select_items(
+    all: Vec<(String, Vec<u8>)>,
+    items: &Value,
+    volume: &str,
+    what: &str,
+) -> Result<Vec<(String, Vec<u8>)>, VolumeError> {
+    let Some(items) = items.as_array() else {
+        return Ok(all);
+    };
     let mut out = Vec::new();
     for it in items {
         let key = it["key"].as_str().unwrap_or("");
@@ -74,7 +96,10 @@ fn select_items(all: Vec<(String, Vec<u8>)>, items: &Value, volume: &str, what: 
         match all.iter().find(|(k, _)| k == key) {
             Some((_, b)) => out.push((path.to_string(), b.clone())),
             None => {
-                return Err(VolumeError::SetUp { volume: volume.into(), reason: format!("{what}: key \"{key}\" not found") });
+                return Err(VolumeError::SetUp {
+                    volume: volume.into(),
+                    reason: format!("{what}: key \"{key}\" not found"),
+                });
             }
         }
     }
@@ -82,32 +107,65 @@ fn select_items(all: Vec<(String, Vec<u8>)>, items: &Value, volume: &str, what: 
 }
 
 /// Materialises every volume of the pod; returns volume name -> host folder.
-pub fn prepare(store: &Store, state_dir: &Path, pod_dir: &Path, pod: &Value) -> Result<Vec<(String, PathBuf)>, VolumeError> {
+pub fn prepare(
+    store: &Store,
+    state_dir: &Path,
+    pod_dir: &Path,
+    pod: &Value,
+) -> Result<Vec<(String, PathBuf)>, VolumeError> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut out = Vec::new();
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
         let name = v["name"].as_str().unwrap_or("").to_string();
         let dir = pod_dir.join("volumes").join(&name);
         let path = if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
-            if store.get(resources::find("", "v1", "persistentvolumeclaims").expect("served"), ns, claim).is_none() {
-                return Err(VolumeError::SetUp { volume: name, reason: format!("persistentvolumeclaim \"{claim}\" not found") });
+            if store
+                .get(
+                    resources::find("", "v1", "persistentvolumeclaims").expect("served"),
+                    ns,
+                    claim,
+                )
+                .is_none()
+            {
+                return Err(VolumeError::SetUp {
+                    volume: name,
+                    reason: format!("persistentvolumeclaim \"{claim}\" not found"),
+                });
             }
             let d = pvc_dir(state_dir, ns, claim);
             std::fs::create_dir_all(&d).map_err(io(&d))?;
             d
         } else if v["configMap"].is_object() || v["secret"].is_object() {
             let secret = v["secret"].is_object();
-            let src = if secret { &v["secret"] } else { &v["configMap"] };
+            let src = if secret {
+                &v["secret"]
+            } else {
+                &v["configMap"]
+            };
             let (plural, obj_name) = if secret {
                 ("secrets", src["secretName"].as_str().unwrap_or(""))
             } else {
                 ("configmaps", src["name"].as_str().unwrap_or(""))
             };
             let what = if secret { "secret" } else { "configmap" };
-            let files = match store.get(resources::find("", "v1", plural).expect("served"), ns, obj_name) {
-                Some(obj) => select_items(source_files(&obj, secret), &src["items"], &name, &format!("{what} \"{obj_name}\""))?,
+            let files = match store.get(
+                resources::find("", "v1", plural).expect("served"),
+                ns,
+                obj_name,
+            ) {
+                Some(obj) => select_items(
+                    source_files(&obj, secret),
+                    &src["items"],
+                    &name,
+                    &format!("{what} \"{obj_name}\""),
+                )?,
                 None if src["optional"] == Value::Bool(true) => Vec::new(),
-                None => return Err(VolumeError::SetUp { volume: name, reason: format!("{what} \"{obj_name}\" not found") }),
+                None => {
+                    return Err(VolumeError::SetUp {
+                        volume: name,
+                        reason: format!("{what} \"{obj_name}\" not found"),
+                    })
+                }
             };
             write_files(&dir, files)?;
             dir
@@ -124,13 +182,22 @@ pub fn prepare(store: &Store, state_dir: &Path, pod_dir: &Path, pod: &Value) -> 
 }
 
 /// The binds for one container's volumeMounts.
-pub fn mounts_for(container: &Value, volumes: &[(String, PathBuf)]) -> Result<Vec<Mount>, VolumeError> {
+pub fn mounts_for(
+    container: &Value,
+    volumes: &[(String, PathBuf)],
+) -> Result<Vec<Mount>, VolumeError> {
     let mut out = Vec::new();
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
         let name = m["name"].as_str().unwrap_or("");
-        let (_, base) = volumes.iter().find(|(n, _)| n == name).ok_or_else(|| VolumeError::UnknownVolume(name.into()))?;
+        let (_, base) = volumes
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| VolumeError::UnknownVolume(name.into()))?;
         let mut source = base.clone();
-        if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty() && !s.split('/').any(|p| p == "..")) {
+        if let Some(sub) = m["subPath"]
+            .as_str()
+            .filter(|s| !s.is_empty() && !s.split('/').any(|p| p == ".."))
+        {
             source = source.join(sub);
             if !source.exists() {
                 std::fs::create_dir_all(&source).map_err(io(&source))?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::Response;
 use axum::body::Bytes;
+use axum::response::Response;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
@@ -33,14 +33,22 @@ pub struct WatchRequest {
 
 fn matches(req: &WatchRequest, c: &Change) -> bool {
     c.resource == req.res
-        && req.namespace.as_deref().is_none_or(|ns| c.namespace() == ns)
+        && req
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| c.namespace() == ns)
         && req.labels.matches(&c.object)
         && req.fields.matches(&c.object)
 }
 
 fn encode(req: &WatchRequest, c: &Change) -> Bytes {
     let object = if req.as_table {
-        table::table(req.res, std::slice::from_ref(&*c.object), &req.include_object, json!({"resourceVersion": c.rv.to_string()}))
+        table::table(
+            req.res,
+            std::slice::from_ref(&*c.object),
+            &req.include_object,
+            json!({"resourceVersion": c.rv.to_string()}),
+        )
     } else {
         (*c.object).clone()
     };
@@ -56,7 +64,9 @@ fn line(v: &Value) -> Bytes {
 pub fn start(store: Arc<Store>, req: WatchRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     let initial = match req.resource_version {
-        Some(rv) if rv > 0 => store.watch_from(req.res, rv).map(|(past, live)| (past, live, rv)),
+        Some(rv) if rv > 0 => store
+            .watch_from(req.res, rv)
+            .map(|(past, live)| (past, live, rv)),
         _ => Ok(store.watch_now(req.res)),
     };
     tokio::spawn(async move {
@@ -68,7 +78,9 @@ pub fn start(store: Arc<Store>, req: WatchRequest) -> Response {
                     req.resource_version.unwrap_or(0)
                 ))
                 .status_json();
-                let _ = tx.send(Ok(line(&json!({"type": "ERROR", "object": status})))).await;
+                let _ = tx
+                    .send(Ok(line(&json!({"type": "ERROR", "object": status}))))
+                    .await;
                 return;
             }
         };
@@ -88,7 +100,8 @@ pub fn start(store: Arc<Store>, req: WatchRequest) -> Response {
             if req.drop_after.is_some_and(|n| sent >= n) {
                 return;
             }
-            let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let sleep_until =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => return,
                 _ = tx.closed() => return,

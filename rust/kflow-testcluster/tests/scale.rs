@@ -32,20 +32,42 @@ fn list_5000_and_50_watchers() {
     let took = t.elapsed();
     assert_eq!(code, 200);
     assert_eq!(all["items"].as_array().unwrap().len(), 5000);
-    assert!(took < Duration::from_millis(900), "listing 5000 took {took:?}");
+    assert!(
+        took < Duration::from_millis(900),
+        "listing 5000 took {took:?}"
+    );
     let (_, shard) = api.get(&format!("{NOTEBOOKS}?labelSelector=shard%3D3"));
     assert_eq!(shard["items"].as_array().unwrap().len(), 500);
 
-    let rv = all["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = all["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let watchers: Vec<_> = (0..50)
-        .map(|_| api.req(Method::GET, &format!("{NOTEBOOKS}?watch=true&resourceVersion={rv}")).send().unwrap())
+        .map(|_| {
+            api.req(
+                Method::GET,
+                &format!("{NOTEBOOKS}?watch=true&resourceVersion={rv}"),
+            )
+            .send()
+            .unwrap()
+        })
         .collect();
-    api.post(NOTEBOOKS, &json!({"metadata": {"name": "late"}, "spec": {}}));
+    api.post(
+        NOTEBOOKS,
+        &json!({"metadata": {"name": "late"}, "spec": {}}),
+    );
     std::thread::scope(|s| {
         for w in watchers {
             s.spawn(move || {
                 let ev = read_events(w, 1);
-                assert_eq!((ev[0]["type"].as_str(), ev[0]["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("late")));
+                assert_eq!(
+                    (
+                        ev[0]["type"].as_str(),
+                        ev[0]["object"]["metadata"]["name"].as_str()
+                    ),
+                    (Some("ADDED"), Some("late"))
+                );
             });
         }
     });

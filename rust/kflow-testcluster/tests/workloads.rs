@@ -14,11 +14,19 @@ fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 fn condition_true(t: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    move |v| {
+        v["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    }
 }
 
 fn logs(api: &Api, pod: &str, query: &str) -> String {
-    api.req(Method::GET, &format!("{PODS}/{pod}/log?{query}")).send().unwrap().text().unwrap()
+    api.req(Method::GET, &format!("{PODS}/{pod}/log?{query}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
 }
 
 fn replica(name: &str, replicas: i64, cmd: &str, policy: &str) -> Value {
@@ -37,7 +45,14 @@ fn pytorchjob_runs_both_replicas_and_succeeds() {
     assert_eq!(code, 201, "{created}");
     let done = api.wait_for(&format!("{JOBS}/pj"), 30, condition_true("Succeeded"));
     assert_eq!(done["status"]["conditions"][0]["type"], "Created");
-    assert_eq!(done["status"]["conditions"].as_array().unwrap().last().unwrap()["reason"], "PyTorchJobSucceeded");
+    assert_eq!(
+        done["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["reason"],
+        "PyTorchJobSucceeded"
+    );
     api.wait_for(&format!("{PODS}/pj-worker-0"), 30, phase_is("Succeeded"));
     assert_eq!(logs(&api, "pj-master-0", ""), "0 2 pj-master-0 23456 2 1\n");
     assert_eq!(logs(&api, "pj-worker-0", ""), "1 2 pj-master-0 23456 2 1\n");
@@ -46,13 +61,22 @@ fn pytorchjob_runs_both_replicas_and_succeeds() {
     assert_eq!(labels["training.kubeflow.org/job-name"], "pj");
     assert_eq!(labels["training.kubeflow.org/replica-type"], "master");
     assert_eq!(labels["training.kubeflow.org/replica-index"], "0");
-    assert_eq!(labels["training.kubeflow.org/operator-name"], "pytorchjob-controller");
+    assert_eq!(
+        labels["training.kubeflow.org/operator-name"],
+        "pytorchjob-controller"
+    );
     assert_eq!(labels["training.kubeflow.org/job-role"], "master");
-    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["uid"],
+        created["metadata"]["uid"]
+    );
     // Deleting the job cascades to its pods and services.
     assert_eq!(api.call(Method::DELETE, &format!("{JOBS}/pj"), None).0, 200);
     assert_eq!(api.get(&format!("{PODS}/pj-master-0")).0, 404);
-    assert_eq!(api.get("/api/v1/namespaces/default/services/pj-worker-0").0, 404);
+    assert_eq!(
+        api.get("/api/v1/namespaces/default/services/pj-worker-0").0,
+        404
+    );
 }
 
 #[test]
@@ -63,14 +87,25 @@ fn failing_replica_fails_the_job_with_reason() {
         "spec": {"pytorchReplicaSpecs": {"Master": replica("m", 1, "import sys; print('oops'); sys.exit(3)", "Never")}}});
     assert_eq!(api.post(JOBS, &job).0, 201);
     let failed = api.wait_for(&format!("{JOBS}/bad"), 30, condition_true("Failed"));
-    let cond = failed["status"]["conditions"].as_array().unwrap().last().unwrap().clone();
+    let cond = failed["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(cond["reason"], "PyTorchJobFailed");
     let msg = cond["message"].as_str().unwrap();
-    assert!(msg.starts_with("PyTorchJob bad is failed because 1 Master replica(s) failed."), "{msg}");
+    assert!(
+        msg.starts_with("PyTorchJob bad is failed because 1 Master replica(s) failed."),
+        "{msg}"
+    );
     assert!(msg.contains("exit code 3"), "{msg}");
     let (_, pod) = api.get(&format!("{PODS}/bad-master-0"));
     let term = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!((term["exitCode"].as_i64(), term["reason"].as_str()), (Some(3), Some("Error")));
+    assert_eq!(
+        (term["exitCode"].as_i64(), term["reason"].as_str()),
+        (Some(3), Some("Error"))
+    );
 }
 
 fn pod(name: &str, policy: &str, image: &str, cmd: &[&str]) -> Value {
@@ -82,30 +117,74 @@ fn pod(name: &str, policy: &str, image: &str, cmd: &[&str]) -> Value {
 fn bad_image_crashloop_and_oom() {
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start(dir.path());
-    api.post(PODS, &pod("img", "Always", "registry.invalid/none:1", &["true"]));
-    api.post(PODS, &pod("crash", "OnFailure", "busybox", &["sh", "-c", "echo attempt; exit 1"]));
-    let mut oom = pod("oom", "Never", "python:3.12", &["python", "-c", "import time\nx = 'a' * (400 * 1024 * 1024)\ntime.sleep(10)"]);
+    api.post(
+        PODS,
+        &pod("img", "Always", "registry.invalid/none:1", &["true"]),
+    );
+    api.post(
+        PODS,
+        &pod(
+            "crash",
+            "OnFailure",
+            "busybox",
+            &["sh", "-c", "echo attempt; exit 1"],
+        ),
+    );
+    let mut oom = pod(
+        "oom",
+        "Never",
+        "python:3.12",
+        &[
+            "python",
+            "-c",
+            "import time\nx = 'a' * (400 * 1024 * 1024)\ntime.sleep(10)",
+        ],
+    );
     oom["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "64Mi"}});
     api.post(PODS, &oom);
 
-    let img = api.wait_for(&format!("{PODS}/img"), 20, |p| p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff");
+    let img = api.wait_for(&format!("{PODS}/img"), 20, |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
     assert_eq!(img["status"]["phase"], "Pending");
-    assert!(img["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap().contains("registry.invalid/none:1"));
+    assert!(
+        img["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry.invalid/none:1")
+    );
     let (code, err) = api.get(&format!("{PODS}/img/log"));
     assert_eq!(code, 400, "{err}");
 
-    let crash = api.wait_for(&format!("{PODS}/crash"), 20, |p| p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(2));
+    let crash = api.wait_for(&format!("{PODS}/crash"), 20, |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(2)
+    });
     assert_eq!(crash["status"]["phase"], "Running");
-    assert_eq!(crash["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(
+        crash["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
     assert_eq!(logs(&api, "crash", "previous=true"), "attempt\n");
 
     let oom = api.wait_for(&format!("{PODS}/oom"), 20, phase_is("Failed"));
     let term = &oom["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!((term["reason"].as_str(), term["exitCode"].as_i64()), (Some("OOMKilled"), Some(137)));
+    assert_eq!(
+        (term["reason"].as_str(), term["exitCode"].as_i64()),
+        (Some("OOMKilled"), Some(137))
+    );
 
-    let (_, events) = api.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dimg");
-    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
-    assert!(reasons.contains(&"Scheduled") && reasons.contains(&"BackOff"), "{reasons:?}");
+    let (_, events) =
+        api.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dimg");
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"Scheduled") && reasons.contains(&"BackOff"),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -116,21 +195,30 @@ fn logs_options_and_follow() {
     let mut p = pod("talk", "Never", "python", &["python", "-u", "-c", script]);
     p["spec"]["containers"][0]["env"] = json!([{"name": "PYTHONUNBUFFERED", "value": "1"}]);
     api.post(PODS, &p);
-    api.wait_for(&format!("{PODS}/talk"), 20, |p| p["status"]["phase"] != "Pending");
+    api.wait_for(&format!("{PODS}/talk"), 20, |p| {
+        p["status"]["phase"] != "Pending"
+    });
     // follow streams until the container exits
     let followed = logs(&api, "talk", "follow=true");
     assert_eq!(followed, "line 0\nline 1\nline 2\nline 3\nline 4\n");
     assert_eq!(logs(&api, "talk", "tailLines=2"), "line 3\nline 4\n");
     let stamped = logs(&api, "talk", "timestamps=true&tailLines=1");
     let (ts, text) = stamped.trim_end().split_once(' ').unwrap();
-    assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.contains('.'), "{ts}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.contains('.'),
+        "{ts}"
+    );
     assert_eq!(text, "line 4");
     assert_eq!(logs(&api, "talk", "sinceTime=2999-01-01T00:00:00Z"), "");
     assert_eq!(logs(&api, "talk", "limitBytes=3"), "lin");
     let (code, _) = api.get(&format!("{PODS}/talk/log?container=nope"));
     assert_eq!(code, 400);
     // Fault injection: log streams cut after N lines.
-    api.call(Method::PUT, "/admin/faults", Some(&json!({"logDropAfter": 2})));
+    api.call(
+        Method::PUT,
+        "/admin/faults",
+        Some(&json!({"logDropAfter": 2})),
+    );
     assert_eq!(logs(&api, "talk", ""), "line 0\nline 1\n");
 }
 
@@ -140,9 +228,15 @@ fn volumes_env_and_sandbox() {
     let api = Api::start(dir.path());
     let ns = "/api/v1/namespaces/default";
     api.post(&format!("{ns}/configmaps"), &json!({"metadata": {"name": "cfg"}, "data": {"a.txt": "hello"}, "binaryData": {"b.bin": "AAEC"}}));
-    api.post(&format!("{ns}/secrets"), &json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}}));
-    api.post(&format!("{ns}/persistentvolumeclaims"), &json!({"metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    api.post(
+        &format!("{ns}/secrets"),
+        &json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}}),
+    );
+    api.post(
+        &format!("{ns}/persistentvolumeclaims"),
+        &json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
     let script = if api.cluster.sandboxed {
         "import os\n\
 print(open('/etc/kflow-cfg/a.txt').read(), list(open('/etc/kflow-cfg/b.bin','rb').read()), open('/sec/key').read(), os.environ['TOKEN'], os.environ['POD'])\n\
@@ -164,7 +258,9 @@ print(os.getcwd(), os.path.exists('/etc/passwd'))"
                     {"name": "v", "persistentVolumeClaim": {"claimName": "data"}},
                     {"name": "w", "emptyDir": {}}]}});
     assert_eq!(api.post(PODS, &p).0, 201);
-    let done = api.wait_for(&format!("{PODS}/vols"), 30, |p| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")));
+    let done = api.wait_for(&format!("{PODS}/vols"), 30, |p| {
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    });
     let out = logs(&api, "vols", "");
     assert_eq!(done["status"]["phase"], "Succeeded", "{out}");
     if api.cluster.sandboxed {
@@ -186,13 +282,23 @@ fn tfjob_gets_tf_config_and_succeeds_when_workers_do() {
             {"name": "tensorflow", "image": "tensorflow/tensorflow:2.15", "command": ["python", "-c", cmd]}]}}}}}});
     let (code, created) = api.post("/apis/kubeflow.org/v1/namespaces/default/tfjobs", &job);
     assert_eq!(code, 201, "{created}");
-    assert_eq!(created["spec"]["tfReplicaSpecs"]["Worker"]["restartPolicy"], "Never", "defaulted");
-    let done = api.wait_for("/apis/kubeflow.org/v1/namespaces/default/tfjobs/tf", 30, condition_true("Succeeded"));
+    assert_eq!(
+        created["spec"]["tfReplicaSpecs"]["Worker"]["restartPolicy"], "Never",
+        "defaulted"
+    );
+    let done = api.wait_for(
+        "/apis/kubeflow.org/v1/namespaces/default/tfjobs/tf",
+        30,
+        condition_true("Succeeded"),
+    );
     assert_eq!(done["status"]["replicaStatuses"]["Worker"]["succeeded"], 2);
     let hosts = "tf-worker-0.default.svc:2222,tf-worker-1.default.svc:2222";
     assert_eq!(logs(&api, "tf-worker-1", ""), format!("worker 1 {hosts}\n"));
     let (_, pod) = api.get(&format!("{PODS}/tf-worker-0"));
-    assert_eq!(pod["metadata"]["labels"]["training.kubeflow.org/job-role"], "master", "Worker-0 leads without a Chief");
+    assert_eq!(
+        pod["metadata"]["labels"]["training.kubeflow.org/job-role"], "master",
+        "Worker-0 leads without a Chief"
+    );
 }
 
 #[test]
@@ -203,21 +309,31 @@ fn exit_code_policy_recreates_pod_on_retryable_code() {
         eprintln!("skipping: needs bubblewrap for the PVC mount that carries state between pods");
         return;
     }
-    api.post("/api/v1/namespaces/default/persistentvolumeclaims", &json!({"metadata": {"name": "marks"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    api.post(
+        "/api/v1/namespaces/default/persistentvolumeclaims",
+        &json!({"metadata": {"name": "marks"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
     // First run: leave a mark and die like SIGTERM (143, retryable); second run: succeed.
     let cmd = "import os,sys\nif os.path.exists('/m/x'):\n  print('second')\nelse:\n  open('/m/x','w').write('1'); sys.exit(143)";
     let mut spec = replica("m", 1, cmd, "ExitCode");
-    spec["template"]["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "m", "mountPath": "/m"}]);
-    spec["template"]["spec"]["volumes"] = json!([{"name": "m", "persistentVolumeClaim": {"claimName": "marks"}}]);
+    spec["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "m", "mountPath": "/m"}]);
+    spec["template"]["spec"]["volumes"] =
+        json!([{"name": "m", "persistentVolumeClaim": {"claimName": "marks"}}]);
     let job = json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "ec"},
         "spec": {"pytorchReplicaSpecs": {"Master": spec}}});
     assert_eq!(api.post(JOBS, &job).0, 201);
-    let done = api.wait_for(&format!("{JOBS}/ec"), 30, |j| condition_true("Succeeded")(j) || condition_true("Failed")(j));
+    let done = api.wait_for(&format!("{JOBS}/ec"), 30, |j| {
+        condition_true("Succeeded")(j) || condition_true("Failed")(j)
+    });
     assert!(condition_true("Succeeded")(&done), "{done}");
     assert_eq!(logs(&api, "ec-master-0", ""), "second\n");
     let (_, pod) = api.get(&format!("{PODS}/ec-master-0"));
-    assert_eq!(pod["spec"]["restartPolicy"], "Never", "ExitCode pods never restart in place");
+    assert_eq!(
+        pod["spec"]["restartPolicy"], "Never",
+        "ExitCode pods never restart in place"
+    );
 }
 
 #[test]
@@ -233,15 +349,32 @@ fn mpijob_launcher_gets_hostfile_and_env() {
         "spec": {"slotsPerWorker": 2, "mpiReplicaSpecs": {
             "Launcher": {"replicas": 1, "template": {"spec": {"containers": [{"name": "mpi", "image": "python", "command": ["python", "-c", launcher_cmd]}]}}},
             "Worker": {"replicas": 2, "template": {"spec": {"containers": [{"name": "mpi", "image": "busybox", "command": ["true"]}]}}}}}});
-    assert_eq!(api.post("/apis/kubeflow.org/v1/namespaces/default/mpijobs", &job).0, 201);
-    api.wait_for("/apis/kubeflow.org/v1/namespaces/default/mpijobs/mpi", 30, condition_true("Succeeded"));
+    assert_eq!(
+        api.post("/apis/kubeflow.org/v1/namespaces/default/mpijobs", &job)
+            .0,
+        201
+    );
+    api.wait_for(
+        "/apis/kubeflow.org/v1/namespaces/default/mpijobs/mpi",
+        30,
+        condition_true("Succeeded"),
+    );
     let out = logs(&api, "mpi-launcher-0", "");
     if api.cluster.sandboxed {
-        assert_eq!(out, "mpi-worker-0 slots=2,mpi-worker-1 slots=2 /etc/mpi/kubexec.sh\n");
+        assert_eq!(
+            out,
+            "mpi-worker-0 slots=2,mpi-worker-1 slots=2 /etc/mpi/kubexec.sh\n"
+        );
     } else {
         assert_eq!(out, "/etc/mpi/kubexec.sh\n");
     }
     let (_, launcher) = api.get(&format!("{PODS}/mpi-launcher-0"));
-    assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/job-role"], "master");
-    assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/operator-name"], "mpijob-controller");
+    assert_eq!(
+        launcher["metadata"]["labels"]["training.kubeflow.org/job-role"],
+        "master"
+    );
+    assert_eq!(
+        launcher["metadata"]["labels"]["training.kubeflow.org/operator-name"],
+        "mpijob-controller"
+    );
 }

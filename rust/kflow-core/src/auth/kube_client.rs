@@ -93,6 +93,18 @@ pub fn client(session: &Session, namespace: &str) -> Result<kube::Client> {
     Ok(builder.with_layer(&BufferLayer::new(1024)).with_layer(&AsyncFilterLayer::new(SessionAuth(session.clone()))).build())
 }
 
+/// The cluster backend's connection for a session (`Client::with_cluster_source`): the kube
+/// client is made inside the backend's runtime and asks the session for a token per request.
+pub fn cluster_source(session: &Session, namespace: &str) -> crate::backend::cluster::Source {
+    let s = session.clone();
+    let ns = namespace.to_string();
+    crate::backend::cluster::Source::Client {
+        make: std::sync::Arc::new(move || client(&s, &ns)),
+        namespace: namespace.to_string(),
+        label: format!("Kubeflow session of {} at {}", session.username(), session.endpoints().api_server),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

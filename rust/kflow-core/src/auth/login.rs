@@ -103,6 +103,17 @@ fn scrub(text: &str, creds: &Credentials) -> String {
     }
 }
 
+/// The login form came back after the credentials were posted: no redirect and the form still
+/// there means they were refused; the page's message tells a disabled account apart.
+fn rejected(ep: &Endpoints, creds: &Credentials, page_error: Option<&str>) -> Error {
+    let msg = scrub(page_error.unwrap_or(""), creds);
+    if msg.to_ascii_lowercase().contains("disabled") {
+        return Error::AccountDisabled { url: ep.url.clone(), username: creds.username.clone(), message: msg };
+    }
+    let message = if msg.is_empty() { String::new() } else { format!(" (it said: {msg:?})") };
+    Error::WrongCredentials { url: ep.url.clone(), username: creds.username.clone(), message }
+}
+
 /// Follows redirects by hand from `start`, posting the credentials once into a login form.
 /// `seen` collects every URL visited (for learning the issuer).
 async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Credentials, back_to: Option<&str>, seen: &mut Vec<Url>) -> Result<Stop> {
@@ -144,12 +155,7 @@ async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Cred
         match form::classify(&body, &url) {
             Page::Login(f) => {
                 if submitted {
-                    let msg = scrub(f.error.as_deref().unwrap_or(""), creds);
-                    if msg.to_ascii_lowercase().contains("disabled") {
-                        return Err(Error::AccountDisabled { url: ep.url.clone(), username: creds.username.clone(), message: msg });
-                    }
-                    let message = if msg.is_empty() { String::new() } else { format!(" (it said: {msg:?})") };
-                    return Err(Error::WrongCredentials { url: ep.url.clone(), username: creds.username.clone(), message });
+                    return Err(rejected(ep, creds, f.error.as_deref()));
                 }
                 let mut fields: Vec<(String, String)> = f.extra.clone();
                 fields.push((f.username_field.clone(), creds.username.clone()));
@@ -361,5 +367,36 @@ impl TokenSet {
             lifetime: expires_at.saturating_sub(now).max(1),
             refresh_expires_at: resp.extra_fields().refresh_expires_in.filter(|s| *s > 0).map(|s| now + s),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_login_is_wrong_credentials_or_disabled_and_never_echoes_the_password() {
+        let ep = Endpoints::new("https://kf.example.com").unwrap();
+        let creds = Credentials { username: "me".into(), password: Zeroizing::new("s3cret-Pa55".into()) };
+        let e = rejected(&ep, &creds, Some("Account is disabled, contact your administrator."));
+        assert!(matches!(e, Error::AccountDisabled { .. }) && e.to_string().contains("is disabled"), "{e}");
+        let e = rejected(&ep, &creds, Some("Invalid password s3cret-Pa55 for me"));
+        assert!(matches!(e, Error::WrongCredentials { .. }));
+        assert!(!e.to_string().contains("s3cret-Pa55") && e.to_string().contains("***"), "{e}");
+        assert!(!format!("{creds:?}").contains("s3cret"));
+        let e = rejected(&ep, &creds, None);
+        assert!(e.to_string().contains("rejected the username or password for \"me\". Fix"), "{e}");
+    }
+
+    #[test]
+    fn connector_choice() {
+        let mut ep = Endpoints::new("https://kf.example.com").unwrap();
+        let u = |p: &str| Url::parse(&format!("https://kf.example.com/dex/auth/{p}?req=1")).unwrap();
+        let links = vec![("Log in with Email".to_string(), u("local")), ("Log in with Keycloak".to_string(), u("keycloak"))];
+        assert_eq!(pick_connector(&ep, &links), Some(u("keycloak")));
+        ep.connector = Some("local".into());
+        assert_eq!(pick_connector(&ep, &links), Some(u("local")));
+        ep.connector = Some("ldap".into());
+        assert_eq!(pick_connector(&ep, &links), None);
     }
 }

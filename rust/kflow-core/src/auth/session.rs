@@ -232,6 +232,21 @@ impl Session {
         Ok(Some(session))
     }
 
+    /// The tokens as the secret store has them now (None with nothing stored or unreadable).
+    fn stored_tokens(&self) -> Option<TokenSet> {
+        let i = &self.inner;
+        let blob = i.store.load(&account(&i.endpoints, &i.username, "session")).ok()??;
+        let stored: Stored = serde_json::from_str(&blob).ok()?;
+        Some(TokenSet {
+            id_token: Zeroizing::new(stored.id_token),
+            access_token: Zeroizing::new(stored.access_token),
+            refresh_token: stored.refresh_token.map(Zeroizing::new),
+            expires_at: stored.expires_at,
+            lifetime: stored.lifetime,
+            refresh_expires_at: stored.refresh_expires_at,
+        })
+    }
+
     fn tokens(&self) -> TokenSet {
         self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -428,6 +443,20 @@ impl Session {
                             delay *= 2;
                         }
                     }
+                }
+            }
+        }
+        // Another kflow process (VS Code's backend, a kernel) may have renewed the session and
+        // stored a newer refresh token (Keycloak revokes used ones when rotation is on).
+        if let Some(stored) = self.stored_tokens().filter(|t| t.refresh_token != before.refresh_token) {
+            if !stored.needs_refresh(now_secs()) {
+                *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) = stored.clone();
+                self.inner.expiry.send_replace(stored.expires_at);
+                return Ok(stored.id_token);
+            }
+            if let Some(rt) = stored.refresh_token.clone() {
+                if let Ok(new) = login::refresh(&self.inner.endpoints, &self.inner.client, &rt, &stored).await {
+                    return self.install(new, false);
                 }
             }
         }

@@ -42,7 +42,9 @@ impl Api {
     }
 
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http.request(method, self.url(path)).bearer_auth(&self.cluster.token)
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.cluster.token)
     }
 
     /// (status code, JSON body)
@@ -54,7 +56,10 @@ impl Api {
         let resp = r.send().expect("request");
         let code = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
@@ -84,7 +89,10 @@ impl Api {
             if code == 200 && pred(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting on {path}; last: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}; last: {v}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

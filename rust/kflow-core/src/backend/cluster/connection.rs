@@ -21,6 +21,9 @@ pub enum Source {
     Auto,
     /// A config built in memory, e.g. from a sign-in session; never written to disk.
     Config { config: Box<kube::Config>, label: String },
+    /// A client made by the caller (say one whose auth layer refreshes a session's token),
+    /// built inside the backend's runtime so its background tasks live there.
+    Client { make: MakeClient, namespace: String, label: String },
     /// A kubeconfig file (None: KUBECONFIG, else ~/.kube/config) and an optional context.
     Kubeconfig { path: Option<PathBuf>, context: Option<String> },
     /// A service-account folder (token, ca.crt, namespace) and the API server's address.
@@ -32,12 +35,14 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Auto => f.write_str("Auto"),
-            Source::Config { label, .. } => write!(f, "Config({label})"),
+            Source::Config { label, .. } | Source::Client { label, .. } => write!(f, "Config({label})"),
             Source::Kubeconfig { path, context } => write!(f, "Kubeconfig({path:?}, {context:?})"),
             Source::InCluster { dir, .. } => write!(f, "InCluster({})", dir.display()),
         }
     }
 }
+
+pub type MakeClient = std::sync::Arc<dyn Fn() -> Result<kube::Client> + Send + Sync>;
 
 /// A resolved config plus a human description of where it came from (for `doctor` and errors).
 pub struct Resolved {
@@ -50,6 +55,11 @@ pub struct Resolved {
 pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<Resolved> {
     match source {
         Source::Config { config, label } => Ok(Resolved { config: (**config).clone(), description: label.clone() }),
+        // ClusterBackend::connect uses such a client as it is; there is no config to give.
+        Source::Client { label, .. } => Err(Error::ClusterConfig {
+            problem: format!("connection {label:?} is a ready-made client, not a config"),
+            fix: "connect through ClusterBackend::connect, which uses the client as it is".into(),
+        }),
         Source::Kubeconfig { path, context } => from_kubeconfig(path.as_deref(), context.clone().or_else(|| env_context(env)), env).await,
         Source::InCluster { dir, server } => in_cluster(dir, server.clone(), env),
         Source::Auto => {

@@ -26,7 +26,7 @@ use crate::records::RunDir;
 
 use super::retry::{retry, status_code};
 use super::status::{container_finished, container_started, main_container, replica_name};
-use super::{ClusterBackend, JOB_NAME_LABEL};
+use super::{pod_selector, ClusterBackend};
 
 pub(crate) enum Msg {
     Line(LogLine),
@@ -110,15 +110,17 @@ impl Drop for ClusterLogStream {
 }
 
 impl ClusterLogStream {
-    pub fn start(backend: Arc<ClusterBackend>, jobs: Api<DynamicObject>, ns: &str, name: &str, dir: RunDir, replicas: Vec<String>, follow: bool) -> ClusterLogStream {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(backend: Arc<ClusterBackend>, jobs: Api<DynamicObject>, ns: &str, name: &str, run_id: &str, dir: RunDir, replicas: Vec<String>, follow: bool) -> ClusterLogStream {
         let (tx, rx) = mpsc::channel();
         let pods: Api<Pod> = Api::namespaced(backend.client().clone(), ns);
         let name = name.to_string();
+        let selector = pod_selector(&name, run_id);
         let logs_dir = dir.logs();
         let task = if follow {
-            backend.runtime().spawn(follow_job(jobs, pods, name, logs_dir, tx))
+            backend.runtime().spawn(follow_job(jobs, pods, name, selector, logs_dir, tx))
         } else {
-            backend.runtime().spawn(snapshot(pods, name, logs_dir, tx))
+            backend.runtime().spawn(snapshot(pods, selector, logs_dir, tx))
         };
         ClusterLogStream { rx, ready: VecDeque::new(), local: None, dir, replicas, done: false, task: Some(task), _backend: backend }
     }
@@ -202,8 +204,8 @@ fn open_copy(path: &std::path::Path) -> Option<std::fs::File> {
 
 /// The whole log of every started replica once, without following. When the pods are gone,
 /// the local copy is the log.
-pub(crate) async fn snapshot(pods: Api<Pod>, job: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
-    let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let lp = ListParams::default().labels(&selector);
     let list = match retry(|| pods.list(&lp)).await {
         Ok(l) => l.items,
         Err(_) => Vec::new(),
@@ -244,8 +246,8 @@ pub(crate) async fn snapshot(pods: Api<Pod>, job: String, logs_dir: PathBuf, tx:
 }
 
 /// Follows the job until it has ended and every started replica's log is drained.
-async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
-    let mut pod_events = watcher::watcher(pods.clone(), watcher::Config::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selector: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let mut pod_events = watcher::watcher(pods.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .boxed();
     let mut job_events = watcher::watcher(jobs, watcher::Config::default().fields(&format!("metadata.name={job}"))).default_backoff().boxed();
@@ -285,7 +287,7 @@ async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, logs_
         if ended {
             // The job's end may arrive before the pod update that shows a container started:
             // one last list makes sure every replica that ran is followed to its end.
-            let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+            let lp = ListParams::default().labels(&selector);
             if let Ok(list) = retry(|| pods.list(&lp)).await {
                 if list.items.is_empty() && followed.is_empty() {
                     let _ = tx.send(Msg::UseLocalCopy);

@@ -34,6 +34,12 @@ use crate::spec::{JobKind, RunSpec};
 pub const RECORD_ANNOTATION: &str = "kflow.dev/run-record";
 pub const JOB_NAME_LABEL: &str = "training.kubeflow.org/job-name";
 
+/// The pods of one run: by job name and run id, so pods of an earlier run of the same name
+/// that the garbage collector has not removed yet are never mistaken for this run's.
+pub fn pod_selector(job: &str, run_id: &str) -> String {
+    format!("{JOB_NAME_LABEL}={job},{}={run_id}", crate::manifest::RUN_ID_LABEL)
+}
+
 /// A live connection: the runtime it runs on, the client, and what the cluster serves.
 pub struct ClusterBackend {
     // Declared first so it is dropped last: the client's connections belong to it.
@@ -62,6 +68,9 @@ impl ClusterBackend {
             .build()
             .map_err(|source| Error::Spawn { what: "the cluster backend's runtime".into(), fix: "free some threads or memory".into(), source })?;
         let (client, namespace, description) = rt.block_on(async {
+            if let Source::Client { make, namespace, label } = source {
+                return Ok((make()?, namespace.clone(), label.clone()));
+            }
             let resolved = connection::resolve(source, env).await?;
             let server = resolved.config.cluster_url.to_string();
             let namespace = resolved.config.default_namespace.clone();

@@ -18,7 +18,7 @@ use crate::spec::{JobKind, RunSpec};
 
 use super::retry::{api_error, retry, status_code};
 use super::status;
-use super::{job_resource, ClusterBackend, JOB_NAME_LABEL, RECORD_ANNOTATION};
+use super::{job_resource, pod_selector, ClusterBackend, RECORD_ANNOTATION};
 
 /// The job API of a recorded run: kind and API version come from its manifest.
 pub fn jobs_api(backend: &ClusterBackend, record: &RunRecord) -> (Api<DynamicObject>, String) {
@@ -86,7 +86,7 @@ async fn look(jobs: &Api<DynamicObject>, pods: &Api<Pod>, ns: &str, record: &Run
     if job.metadata.labels.as_ref().and_then(|l| l.get(manifest::RUN_ID_LABEL)) != Some(&record.spec.run_id) {
         return Ok(None);
     }
-    let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}"));
+    let lp = ListParams::default().labels(&pod_selector(name, &record.spec.run_id));
     let list = retry(|| pods.list(&lp)).await.map_err(|e| api_error(e, "list", "pods", ns))?;
     Ok(Some(status::derive(&serde_json::to_value(&job).unwrap_or_default(), &list.items, &replicas(&record.spec))))
 }
@@ -106,7 +106,8 @@ fn watched(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Arc<St
     backend.runtime().spawn(async move {
         let expected = replicas(&record.spec);
         let mut ended = None;
-        status::watch(jobs.clone(), pods.clone(), &record.spec.name, &expected, &mut |s: JobStatus| {
+        let selector = pod_selector(&record.spec.name, &record.spec.run_id);
+        status::watch(jobs.clone(), pods.clone(), &record.spec.name, &selector, &expected, &mut |s: JobStatus| {
             if s.phase.is_terminal() {
                 ended = Some(s);
             } else {
@@ -210,7 +211,7 @@ fn snapshot_logs(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) {
     let ns = backend.namespace_for(&record.spec);
     let pods: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let (tx, _rx) = std::sync::mpsc::channel();
-    backend.block_on(super::logs::snapshot(pods, record.spec.name.clone(), dir.logs(), tx));
+    backend.block_on(super::logs::snapshot(pods, pod_selector(&record.spec.name, &record.spec.run_id), dir.logs(), tx));
 }
 
 /// Deletes the job and, with `wait`, returns once it and its code ConfigMap are gone (so the

@@ -13,7 +13,6 @@ use serde_json::Value;
 
 use crate::backend::{JobStatus, Phase, ReplicaStatus};
 
-use super::JOB_NAME_LABEL;
 
 /// `master-0`, `worker-1`, `launcher-0`: from the operator's labels.
 pub fn replica_name(pod: &Pod) -> Option<String> {
@@ -193,9 +192,10 @@ pub fn deleted(last: Option<JobStatus>) -> JobStatus {
 
 /// Watches the job and its pods and hands every new status to `sink`, until the job ends or
 /// is deleted (the last status handed over is then terminal).
-pub async fn watch(jobs: Api<DynamicObject>, pods: Api<Pod>, name: &str, expected: &[String], sink: &mut (dyn FnMut(JobStatus) + Send)) {
+/// `selector` picks the run's pods (see `pod_selector`).
+pub async fn watch(jobs: Api<DynamicObject>, pods: Api<Pod>, name: &str, selector: &str, expected: &[String], sink: &mut (dyn FnMut(JobStatus) + Send)) {
     let mut job_events = watcher::watcher(jobs, watcher::Config::default().fields(&format!("metadata.name={name}"))).default_backoff().boxed();
-    let mut pod_events = watcher::watcher(pods, watcher::Config::default().labels(&format!("{JOB_NAME_LABEL}={name}"))).default_backoff().boxed();
+    let mut pod_events = watcher::watcher(pods, watcher::Config::default().labels(selector)).default_backoff().boxed();
     let mut job: Option<Value> = None;
     let mut seen_job = false;
     let mut listed_job = false;
