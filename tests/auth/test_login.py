@@ -244,3 +244,21 @@ def test_without_a_terminal_nothing_is_prompted(realm, sandbox):
     assert "pass password=" in res.stdout, res.stdout + res.stderr
     helptext = kflow(["login", "--help"], sandbox["env"]).stdout
     assert "--password-stdin" in helptext and "--password " not in helptext
+
+
+def test_signed_in_session_runs_cluster_jobs_without_a_kubeconfig(realm, secret_service, sandbox, sentinel, tmp_path):
+    """Zero kubectl, zero kubeconfig: after `kflow login`, `kflow run --cluster` connects through
+    the session (its token, refreshed in place) to the user's profile namespace."""
+    env = secret_service.env(sandbox["env"])
+    env.pop("KUBECONFIG", None)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n")
+    assert kflow(["login", "--url", realm.url, "--username", USER, "--password-stdin"], env, input=sentinel + "\n").returncode == 0
+    run = kflow(["run", "--cluster", "--workers", "2", str(project / "train.py")], env)
+    assert run.returncode == 0, run.stderr
+    assert "[master-0] rank 0 of 2" in run.stdout and "[worker-0] rank 1 of 2" in run.stdout
+    jobs = json.loads(kflow(["jobs", "--json"], env).stdout)
+    assert jobs[0]["backend"] == "cluster" and jobs[0]["phase"] == "Succeeded"
+    assert sentinel not in run.stdout + run.stderr
+    kflow(["logout"], env)

@@ -34,12 +34,26 @@ REALM_CONFIG = {
 }
 
 
+NS = "kubeflow-user-example-com"
+WEB_FIXTURE = {
+    "pipelines": [{"pipeline_id": f"p{i}", "display_name": f"pipeline {i}", "namespace": NS} for i in range(3)]
+                 + [{"pipeline_id": "shared", "display_name": "shared pipeline"}],
+    "experiments": [{"experiment_id": "e1", "display_name": "exp", "namespace": NS},
+                    {"experiment_id": "e2", "display_name": "other", "namespace": "someone-else"}],
+    "runs": [{"run_id": "r1", "display_name": "run 1", "experiment_id": "e1", "namespace": NS, "state": "SUCCEEDED"}],
+    "registeredModels": [{"id": "1", "name": "mnist", "state": "LIVE"}],
+    "modelVersions": [{"id": "10", "name": "v1", "registeredModelId": "1"}, {"id": "11", "name": "v2", "registeredModelId": "1"}],
+}
+
+
 @pytest.fixture(scope="module")
 def realm(tmp_path_factory):
     base = tmp_path_factory.mktemp("idp")
     cfg = base / "realm.yaml"
     cfg.write_text(yaml.safe_dump(REALM_CONFIG))
-    cluster = Cluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0"])
+    web = base / "web.yaml"
+    web.write_text(yaml.safe_dump(WEB_FIXTURE))
+    cluster = Cluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0", "--web-fixture", str(web)])
     kc = yaml.safe_load(open(cluster.kubeconfig))
     server = kc["clusters"][0]["cluster"]["server"]
     ca = base / "ca.crt"
@@ -207,3 +221,30 @@ def test_gateway_redirects_logs_in_and_serves_web_apis(realm):
     assert s.get(f"{gw}/jupyter/api/namespaces/default/notebooks").status_code == 403
     s.get(f"{gw}/oauth2/sign_out", allow_redirects=False)
     assert s.get(f"{gw}/api/workgroup/env-info", allow_redirects=False).status_code == 401
+
+
+def test_web_apis_behind_gateway_with_bearer(realm):
+    s = browser(realm)
+    r, verifier = start_login(realm, s)
+    ok = s.post(form_action(r.text, "kc-form-login"), data={"username": "user@example.com", "password": "12341234"}, allow_redirects=False)
+    token = exchange(realm, code_from(ok), verifier).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    gw = realm["gateway"]
+
+    def get(path, **params):
+        return requests.get(gw + path, params=params, headers=h, verify=realm["ca"])
+
+    first = get("/pipeline/apis/v2beta1/pipelines", namespace=NS, page_size=2).json()
+    assert first["total_size"] == 4 and len(first["pipelines"]) == 2 and first["next_page_token"]
+    rest = get("/pipeline/apis/v2beta1/pipelines", namespace=NS, page_size=2, page_token=first["next_page_token"]).json()
+    assert [p["pipeline_id"] for p in rest["pipelines"]] == ["p2", "shared"] and rest["next_page_token"] == ""
+    assert [e["experiment_id"] for e in get("/pipeline/apis/v2beta1/experiments").json()["experiments"]] == ["e1"]
+    assert get("/pipeline/apis/v2beta1/runs", namespace=NS, experiment_id="e1").json()["runs"][0]["state"] == "SUCCEEDED"
+    assert get("/pipeline/apis/v2beta1/runs", namespace="someone-else").status_code == 403
+    assert get("/pipeline/apis/v2beta1/runs/nope").status_code == 404
+    models = get("/api/model_registry/v1alpha3/registered_models").json()
+    assert models["items"][0]["name"] == "mnist"
+    versions = get("/api/model_registry/v1alpha3/registered_models/1/versions").json()
+    assert [v["name"] for v in versions["items"]] == ["v1", "v2"]
+    assert get(f"/volumes/api/namespaces/{NS}/pvcs").json()["success"] is True
+    assert get("/volumes/api/namespaces/default/pvcs").status_code == 403

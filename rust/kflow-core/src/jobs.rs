@@ -80,8 +80,11 @@ pub struct Preview {
 }
 
 impl Client {
+    /// Cluster runs go through the signed-in Kubeflow session when there is one (`kflow
+    /// login`), else KUBECONFIG / ~/.kube/config, else the pod's service account.
     pub fn new(ctx: Context, launcher: Launcher) -> Client {
-        let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone());
+        let session_ctx = ctx.clone();
+        let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone()).preferring(move || signed_in_source(&session_ctx));
         Client { ctx, local: LocalBackend { launcher }, cluster }
     }
 
@@ -326,6 +329,19 @@ impl Client {
 
 /// Cluster code travels in ConfigMaps (sliced when large, see `cluster::chunks`), so the
 /// project is capped well below what would flood the API server.
+/// The connection of the signed-in session, in the configured namespace or else the user's
+/// first Kubeflow profile namespace.
+fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
+    let session = crate::auth::session(ctx).ok()?;
+    let namespace = ctx
+        .settings()
+        .ok()
+        .and_then(|s| s.default_namespace)
+        .or_else(|| session.kubeflow_namespaces().ok().and_then(|ns| ns.into_iter().next()))
+        .unwrap_or_else(|| "default".to_string());
+    Some(crate::auth::kube_client::cluster_source(&session, &namespace))
+}
+
 fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
     let opts = match spec.code_mode {
         CodeMode::Targz => PackOptions {

@@ -40,6 +40,8 @@ pub struct Options {
     pub idp: Option<crate::idp::IdpConfig>,
     /// With `idp`: also run the oauth2-proxy-style gateway on this port (0 = any free port).
     pub gateway_port: Option<u16>,
+    /// Seed data for the web APIs behind the gateway (Pipelines, model registry).
+    pub web_fixture: Option<serde_json::Value>,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             tls: true,
             idp: None,
             gateway_port: None,
+            web_fixture: None,
         }
     }
 }
@@ -264,12 +267,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .local_addr()
             .map_err(|source| StartError::Bind { port, source })?;
         let url = format!("https://localhost:{}", gaddr.port());
-        let gw = Arc::new(crate::gateway::Gateway::new(
+        let mut gw = crate::gateway::Gateway::new(
             idp.clone(),
             cluster.dex.clone(),
             store.clone(),
             url.clone(),
-        ));
+        );
+        gw.web = opts.web_fixture.clone().unwrap_or(serde_json::Value::Null);
+        let gw = Arc::new(gw);
         let listener = crate::tls::TlsListener::new(tcp, t.acceptor.clone())
             .map_err(|source| StartError::Bind { port, source })?;
         tokio::spawn(async move {

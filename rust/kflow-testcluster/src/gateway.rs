@@ -34,6 +34,8 @@ pub struct Gateway {
     /// (127.0.0.1), so cookie jars keep the two apart as in a real deployment.
     pub base_url: String,
     pub cookie_seconds: i64,
+    /// Seed data for the Pipelines and model registry APIs (see `webapps`).
+    pub web: crate::webapps::WebFixture,
     sessions: Mutex<HashMap<String, (String, i64)>>,
     /// state nonce -> (PKCE verifier, rd)
     pending: Mutex<HashMap<String, (String, String)>>,
@@ -51,6 +53,7 @@ impl Gateway {
             dex,
             store,
             base_url,
+            web: Value::Null,
             cookie_seconds: 24 * 3600,
             sessions: Mutex::default(),
             pending: Mutex::default(),
@@ -314,6 +317,10 @@ async fn protected(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
                 .collect();
             Json(json!({"notebooks": rows, "success": true, "status": 200, "user": user.username})).into_response()
         }
-        _ => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
+        other => {
+            let query: HashMap<String, String> = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
+            crate::webapps::serve(&gw.web, &gw.store, &user, other, &query)
+                .unwrap_or_else(|| (StatusCode::NOT_FOUND, "404 page not found").into_response())
+        }
     }
 }

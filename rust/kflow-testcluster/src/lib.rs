@@ -32,3 +32,4 @@ pub mod idp;
 pub mod jwt;
 pub mod protobuf;
 pub mod tls;
+pub mod webapps;

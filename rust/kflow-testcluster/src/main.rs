@@ -58,6 +58,10 @@ struct Args {
     /// port); its URL is printed on stderr and written to <state-dir>/gateway-url.
     #[arg(long)]
     gateway_port: Option<u16>,
+    /// Seed data (JSON or YAML) for the web APIs behind the gateway: pipelines, experiments,
+    /// runs, registeredModels, modelVersions.
+    #[arg(long)]
+    web_fixture: Option<PathBuf>,
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -96,6 +100,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         opts.idp = Some(Default::default());
     }
     opts.gateway_port = args.gateway_port;
+    if let Some(f) = &args.web_fixture {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        opts.web_fixture = Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
+    }
     if let Some(f) = args.faults {
         let text =
             std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;

@@ -127,6 +127,8 @@ pub fn job_resource(kind: JobKind, api_version: &str) -> ApiResource {
 pub struct ClusterHandle {
     source: Source,
     env: BTreeMap<String, String>,
+    /// Asked at connect time, before `source`: a signed-in session's connection, if any.
+    preferred: Option<Arc<dyn Fn() -> Option<Source> + Send + Sync>>,
     cell: Arc<Mutex<Option<Arc<ClusterBackend>>>>,
 }
 
@@ -138,7 +140,14 @@ impl std::fmt::Debug for ClusterHandle {
 
 impl ClusterHandle {
     pub fn new(source: Source, env: BTreeMap<String, String>) -> ClusterHandle {
-        ClusterHandle { source, env, cell: Arc::new(Mutex::new(None)) }
+        ClusterHandle { source, env, preferred: None, cell: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Connects through `preferred()` when it gives a source (it is asked once, lazily, so
+    /// local runs never touch the keyring or the network).
+    pub fn preferring(mut self, preferred: impl Fn() -> Option<Source> + Send + Sync + 'static) -> ClusterHandle {
+        self.preferred = Some(Arc::new(preferred));
+        self
     }
 
     pub fn get(&self) -> Result<Arc<ClusterBackend>> {
@@ -146,7 +155,8 @@ impl ClusterHandle {
         if let Some(b) = cell.as_ref() {
             return Ok(b.clone());
         }
-        let backend = Arc::new(ClusterBackend::connect(&self.source, &self.env)?);
+        let preferred = self.preferred.as_ref().and_then(|p| p());
+        let backend = Arc::new(ClusterBackend::connect(preferred.as_ref().unwrap_or(&self.source), &self.env)?);
         *cell = Some(backend.clone());
         Ok(backend)
     }
