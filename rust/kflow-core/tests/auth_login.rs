@@ -234,8 +234,8 @@ fn ended_session_needs_login_unless_the_password_is_stored() {
     assert!(files_containing(state.path(), SENTINEL).is_empty());
 }
 
-/// The done-when of the issue, shortened: a job's log stream through the cluster backend, fed by
-/// a session with 20-second tokens, runs across several refreshes with no prompt and no error.
+/// The done-when of the issue: a 3-minute log stream through the cluster backend, fed by a
+/// session with 20-second tokens, runs across every refresh with no prompt and no error.
 #[test]
 fn job_log_stream_outlives_several_token_lifetimes() {
     let r = realm(20, 600);
@@ -244,7 +244,7 @@ fn job_log_stream_outlives_several_token_lifetimes() {
     let root = tempfile::tempdir().unwrap();
     let project = root.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("slow.py"), "import time\nfor i in range(34):\n    print('tick', i, flush=True)\n    time.sleep(1)\n").unwrap();
+    std::fs::write(project.join("slow.py"), "import time\nfor i in range(180):\n    print('tick', i, flush=True)\n    time.sleep(1)\n").unwrap();
     let ctx = kflow_core::Context {
         dirs: kflow_core::paths::Dirs { config: root.path().join("config"), state: root.path().join("state"), cache: root.path().join("cache") },
         cwd: project.clone(),
@@ -264,12 +264,12 @@ fn job_log_stream_outlives_several_token_lifetimes() {
         })
         .expect("submitted with the session's token");
     let lines: Vec<String> = job.logs(true).map(|l| l.text).collect();
-    let status = job.wait(Some(Duration::from_secs(60)), &mut || false).unwrap();
+    let status = job.wait(Some(Duration::from_secs(120)), &mut || false).unwrap();
     eprintln!("{:?}: {} lines, {} refreshes", start.elapsed(), lines.len(), s.refresh_count());
     assert_eq!(status.phase, kflow_core::Phase::Succeeded, "{status:?}");
     let ticks: Vec<&String> = lines.iter().filter(|l| l.starts_with("tick ")).collect();
-    assert_eq!(ticks.len(), 34, "every line once: {lines:?}");
-    assert!(s.refresh_count() >= 2, "only {} refreshes", s.refresh_count());
+    assert_eq!(ticks.len(), 180, "every line once: {lines:?}");
+    assert!(s.refresh_count() >= 8, "only {} refreshes", s.refresh_count());
     assert_eq!(s.relogin_count(), 0);
 }
 

@@ -42,6 +42,8 @@ pub struct Options {
     pub gateway_port: Option<u16>,
     /// Seed data for the web APIs behind the gateway (Pipelines, model registry).
     pub web_fixture: Option<serde_json::Value>,
+    /// Serve mpi-operator's `kubeflow.org/v2beta1` MPIJob instead of the training operator's v1.
+    pub mpi_v2beta1: bool,
 }
 
 impl Options {
@@ -61,6 +63,7 @@ impl Options {
             idp: None,
             gateway_port: None,
             web_fixture: None,
+            mpi_v2beta1: false,
         }
     }
 }
@@ -154,7 +157,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         Some(d) => CrdSchemas::load(d)?,
         None => CrdSchemas::default(),
     };
-    register_crds(&store, &crds);
+    let unserved_mpi = if opts.mpi_v2beta1 { "v1" } else { "v2beta1" };
+    let hidden: Vec<&'static crate::resources::ResourceType> =
+        resources::find("kubeflow.org", unserved_mpi, "mpijobs")
+            .into_iter()
+            .collect();
+    register_crds(&store, &crds, &hidden);
     let python = runtime::host_python();
     let mut images = ImageTable::default_table(python.clone());
     for m in opts.image_map.iter().rev() {
@@ -235,6 +243,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         server_addr: addr.to_string(),
         faults: Faults::new(opts.faults.clone()),
         kubelet: kubelet.clone(),
+        hidden,
         dex: idp.as_ref().and_then(|i| {
             i.config
                 .dex
@@ -322,19 +331,30 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 
 /// Makes the CustomResourceDefinitions of the served kubeflow.org kinds visible, as installed
 /// on a Kubeflow cluster: the CRD files' documents when loaded, else minimal ones.
-fn register_crds(store: &Store, crds: &CrdSchemas) {
+fn register_crds(store: &Store, crds: &CrdSchemas, hidden: &[&crate::resources::ResourceType]) {
     let served = resources::RESOURCES
         .iter()
-        .filter(|r| r.group == "kubeflow.org");
+        .filter(|r| r.group == "kubeflow.org" && !hidden.contains(r));
+    let has_version = |d: &serde_json::Value, v: &str| {
+        d["spec"]["versions"]
+            .as_array()
+            .is_some_and(|vs| vs.iter().any(|x| x["name"] == json!(v)))
+    };
     for res in served {
         let name = format!("{}.{}", res.plural, res.group);
-        if store.get(resources::crds(), "", &name).is_some() {
-            continue;
+        match store.get(resources::crds(), "", &name) {
+            Some(existing) if has_version(&existing, res.version) => continue,
+            // State from a run that served the other MPIJob version.
+            Some(_) => {
+                let _ = store.delete(resources::crds(), "", &name, false, false);
+            }
+            None => {}
         }
+        // A CRD file only counts when it defines the version served here.
         let from_file = crds
             .documents()
             .iter()
-            .find(|d| d["metadata"]["name"] == json!(name))
+            .find(|d| d["metadata"]["name"] == json!(name) && has_version(d, res.version))
             .cloned();
         let mut crd = from_file.unwrap_or_else(|| {
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",

@@ -27,16 +27,16 @@ fn group_doc(group: &str, versions: &[&str]) -> Value {
     json!({"name": group, "versions": vs, "preferredVersion": vs[0].clone()})
 }
 
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::group_versions()
+pub fn group_list(hidden: &[&ResourceType]) -> Value {
+    let groups: Vec<Value> = resources::group_versions(hidden)
         .iter()
         .map(|(g, vs)| group_doc(g, vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(name: &str) -> Option<Value> {
-    resources::group_versions()
+pub fn group(name: &str, hidden: &[&ResourceType]) -> Option<Value> {
+    resources::group_versions(hidden)
         .into_iter()
         .find(|(g, _)| *g == name)
         .map(|(g, vs)| {
@@ -64,10 +64,10 @@ fn verbs(sub: Option<&str>) -> Value {
     }
 }
 
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(group: &str, version: &str, hidden: &[&ResourceType]) -> Option<Value> {
     let rs: Vec<&ResourceType> = resources::RESOURCES
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group == group && r.version == version && !hidden.contains(r))
         .collect();
     if rs.is_empty() {
         return None;
@@ -101,13 +101,13 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
 }
 
 /// `/openapi/v3`: one entry per group/version served.
-pub fn openapi_root() -> Value {
+pub fn openapi_root(hidden: &[&ResourceType]) -> Value {
     let mut paths = serde_json::Map::new();
     paths.insert(
         "api/v1".into(),
         json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=kflow1"}),
     );
-    for (g, vs) in resources::group_versions() {
+    for (g, vs) in resources::group_versions(hidden) {
         for v in vs {
             paths.insert(
                 format!("apis/{g}/{v}"),
@@ -120,10 +120,14 @@ pub fn openapi_root() -> Value {
 
 /// `/openapi/v3/<gv>`: only the PATCH operations with their `fieldValidation` parameter, which is
 /// what kubectl's query-param verifier looks for before leaving validation to the server.
-pub fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
+pub fn openapi_group_version(
+    group: &str,
+    version: &str,
+    hidden: &[&ResourceType],
+) -> Option<Value> {
     let rs: Vec<&ResourceType> = resources::RESOURCES
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group == group && r.version == version && !hidden.contains(r))
         .collect();
     if rs.is_empty() {
         return None;

@@ -62,6 +62,9 @@ struct Args {
     /// runs, registeredModels, modelVersions.
     #[arg(long)]
     web_fixture: Option<PathBuf>,
+    /// Serve mpi-operator's kubeflow.org/v2beta1 MPIJob instead of the training operator's v1.
+    #[arg(long)]
+    mpi_v2beta1: bool,
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -100,9 +103,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         opts.idp = Some(Default::default());
     }
     opts.gateway_port = args.gateway_port;
+    opts.mpi_v2beta1 = args.mpi_v2beta1;
     if let Some(f) = &args.web_fixture {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        opts.web_fixture = Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        opts.web_fixture =
+            Some(serde_yaml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?);
     }
     if let Some(f) = args.faults {
         let text =

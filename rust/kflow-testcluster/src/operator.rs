@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -22,9 +23,23 @@ struct KindSpec {
     default_restart: &'static str,
     /// Replica types in the order the operator creates them; the first is the "master" role.
     order: &'static [&'static str],
+    /// mpi-operator's MPIJob v2beta1 (job-role launcher/worker, FQDN hostfile, one service).
+    v2: bool,
 }
 
 fn kind_spec(res: &ResourceType) -> Option<KindSpec> {
+    if res.plural == "mpijobs" && res.version == "v2beta1" {
+        return Some(KindSpec {
+            specs_field: "mpiReplicaSpecs",
+            operator_name: "mpi-operator",
+            container: "mpi",
+            port_name: "mpi-port",
+            default_port: 9999,
+            default_restart: "Never",
+            order: &["Launcher", "Worker"],
+            v2: true,
+        });
+    }
     match res.plural {
         "pytorchjobs" => Some(KindSpec {
             specs_field: "pytorchReplicaSpecs",
@@ -34,6 +49,7 @@ fn kind_spec(res: &ResourceType) -> Option<KindSpec> {
             default_port: 23456,
             default_restart: "OnFailure",
             order: &["Master", "Worker"],
+            v2: false,
         }),
         "tfjobs" => Some(KindSpec {
             specs_field: "tfReplicaSpecs",
@@ -43,6 +59,7 @@ fn kind_spec(res: &ResourceType) -> Option<KindSpec> {
             default_port: 2222,
             default_restart: "Never",
             order: &["Chief", "Master", "PS", "Worker", "Evaluator"],
+            v2: false,
         }),
         "mpijobs" => Some(KindSpec {
             specs_field: "mpiReplicaSpecs",
@@ -52,6 +69,7 @@ fn kind_spec(res: &ResourceType) -> Option<KindSpec> {
             default_port: 9999,
             default_restart: "Never",
             order: &["Launcher", "Worker"],
+            v2: false,
         }),
         _ => None,
     }
@@ -105,6 +123,19 @@ pub fn default_job(res: &ResourceType, obj: &mut Value) {
         }
         obj["spec"][k.specs_field] = Value::Object(fixed);
     }
+    if k.v2 && obj["spec"].is_object() {
+        // mpi-operator's defaults.
+        for (field, value) in [
+            ("slotsPerWorker", json!(1)),
+            ("sshAuthMountPath", json!("/root/.ssh")),
+            ("mpiImplementation", json!("OpenMPI")),
+            ("launcherCreationPolicy", json!("AtStartup")),
+        ] {
+            if obj["spec"][field].is_null() {
+                obj["spec"][field] = value;
+            }
+        }
+    }
     if obj["spec"].is_object() && obj["spec"]["runPolicy"]["cleanPodPolicy"].is_null() {
         if !obj["spec"]["runPolicy"].is_object() {
             obj["spec"]["runPolicy"] = json!({});
@@ -146,6 +177,7 @@ fn job_resource(operator_name: &str) -> Option<&'static ResourceType> {
         "pytorchjob-controller" => "pytorchjobs",
         "tfjob-controller" => "tfjobs",
         "mpijob-controller" => "mpijobs",
+        "mpi-operator" => return resources::find("kubeflow.org", "v2beta1", "mpijobs"),
         _ => return None,
     };
     resources::find("kubeflow.org", "v1", plural)
@@ -258,7 +290,7 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
         .map(|(_, s)| s["replicas"].as_i64().unwrap_or(1))
         .sum();
     if res.plural == "mpijobs" && !finished {
-        ensure_mpi_config(store, &job, &types);
+        ensure_mpi_config(store, res, &k, &job, &types);
     }
     let has_master_type = types
         .iter()
@@ -276,7 +308,7 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
         let policy = rspec["restartPolicy"].as_str().unwrap_or(k.default_restart);
         let (mut active, mut succeeded, mut failed) = (0, 0, 0);
         for i in 0..replicas {
-            let pod_name = format!("{name}-{}-{i}", rtype.to_ascii_lowercase());
+            let pod_name = replica_pod_name(&k, name, rtype, i);
             let Some(pod) = store.get(resources::pods(), ns, &pod_name) else {
                 if !finished {
                     create_replica(store, res, &k, &job, rtype, rspec, i, &types, total);
@@ -478,7 +510,7 @@ fn create_replica(
     let name = job["metadata"]["name"].as_str().unwrap_or("");
     let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
     let lower = rtype.to_ascii_lowercase();
-    let pod_name = format!("{name}-{lower}-{index}");
+    let pod_name = replica_pod_name(k, name, rtype, index);
     let template = &rspec["template"];
     let mut labels = template["metadata"]["labels"]
         .as_object()
@@ -489,11 +521,22 @@ fn create_replica(
         json!(k.operator_name),
     );
     labels.insert("training.kubeflow.org/job-name".into(), json!(name));
-    labels.insert("training.kubeflow.org/replica-type".into(), json!(lower));
-    labels.insert(
-        "training.kubeflow.org/replica-index".into(),
-        json!(index.to_string()),
-    );
+    if k.v2 {
+        // mpi-operator labels roles, not replica types; only workers carry an index.
+        labels.insert("training.kubeflow.org/job-role".into(), json!(lower));
+        if rtype == "Worker" {
+            labels.insert(
+                "training.kubeflow.org/replica-index".into(),
+                json!(index.to_string()),
+            );
+        }
+    } else {
+        labels.insert("training.kubeflow.org/replica-type".into(), json!(lower));
+        labels.insert(
+            "training.kubeflow.org/replica-index".into(),
+            json!(index.to_string()),
+        );
+    }
     let master_type = types
         .iter()
         .map(|(t, _)| t.as_str())
@@ -502,7 +545,7 @@ fn create_replica(
         Some(m) => m == rtype,
         None => rtype == "Worker" && index == 0,
     };
-    if is_master {
+    if is_master && !k.v2 {
         labels.insert("training.kubeflow.org/job-role".into(), json!("master"));
     }
     let mut spec = template["spec"].clone();
@@ -543,11 +586,14 @@ fn create_replica(
         "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "ownerReferences": owner},
         "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": k.port_name, "port": port, "targetPort": port, "protocol": "TCP"}]},
         "status": {"loadBalancer": {}}});
-    let _ = store.create(
-        resources::find("", "v1", "services").expect("services is served"),
-        service,
-        false,
-    );
+    // mpi-operator makes one headless service for the job (see ensure_mpi_config) instead.
+    if !k.v2 {
+        let _ = store.create(
+            resources::find("", "v1", "services").expect("services is served"),
+            service,
+            false,
+        );
+    }
     match store.create(resources::pods(), pod, false) {
         Ok(p) => events::record(
             store,
@@ -571,9 +617,24 @@ fn create_replica(
     }
 }
 
-/// MPIJob v1: the `<job>-config` ConfigMap (hostfile, kubexec.sh, discover_hosts.sh) the
+/// `<job>-<type>-<i>`; mpi-operator v2's launcher is `<job>-launcher`.
+fn replica_pod_name(k: &KindSpec, job: &str, rtype: &str, index: i64) -> String {
+    if k.v2 && rtype == "Launcher" {
+        format!("{job}-launcher")
+    } else {
+        format!("{job}-{}-{index}", rtype.to_ascii_lowercase())
+    }
+}
+
+/// MPIJob: the `<job>-config` ConfigMap (hostfile, kubexec.sh, discover_hosts.sh) the
 /// launcher finds at /etc/mpi.
-fn ensure_mpi_config(store: &Store, job: &Value, types: &[(String, Value)]) {
+fn ensure_mpi_config(
+    store: &Store,
+    res: &ResourceType,
+    k: &KindSpec,
+    job: &Value,
+    types: &[(String, Value)],
+) {
     let name = job["metadata"]["name"].as_str().unwrap_or("");
     let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
     let cms = resources::find("", "v1", "configmaps").expect("configmaps is served");
@@ -581,22 +642,52 @@ fn ensure_mpi_config(store: &Store, job: &Value, types: &[(String, Value)]) {
     if store.get(cms, ns, &cm_name).is_some() {
         return;
     }
+    let owner = json!([{"apiVersion": res.api_version(), "kind": res.kind, "name": name, "uid": job["metadata"]["uid"],
+                        "controller": true, "blockOwnerDeletion": true}]);
+    if k.v2 {
+        // mpi-operator v2: workers reached over SSH by FQDN through one headless service.
+        let selector = json!({"training.kubeflow.org/job-name": name, "training.kubeflow.org/job-role": "worker",
+                              "training.kubeflow.org/operator-name": k.operator_name});
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "ownerReferences": owner},
+            "spec": {"clusterIP": "None", "selector": selector, "publishNotReadyAddresses": true}, "status": {"loadBalancer": {}}});
+        let _ = store.create(
+            resources::find("", "v1", "services").expect("services is served"),
+            svc,
+            false,
+        );
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/ssh-auth",
+            "metadata": {"name": format!("{name}-ssh"), "namespace": ns, "ownerReferences": owner},
+            "data": {"ssh-privatekey": b64("kflow-testcluster: not a real key\n"), "ssh-publickey": b64("ssh-ed25519 AAAA kflow-testcluster\n")}});
+        let _ = store.create(
+            resources::find("", "v1", "secrets").expect("secrets is served"),
+            secret,
+            false,
+        );
+    }
     let slots = job["spec"]["slotsPerWorker"].as_i64().unwrap_or(1);
     let workers = types
         .iter()
         .find(|(t, _)| t == "Worker")
         .and_then(|(_, s)| s["replicas"].as_i64())
         .unwrap_or(0);
+    // v1 names workers by pod name; mpi-operator v2 by FQDN through the job's service.
+    let host = |i: i64| {
+        if k.v2 {
+            format!("{name}-worker-{i}.{name}.{ns}.svc")
+        } else {
+            format!("{name}-worker-{i}")
+        }
+    };
     let hostfile: String = (0..workers)
-        .map(|i| format!("{name}-worker-{i} slots={slots}\n"))
+        .map(|i| format!("{} slots={slots}\n", host(i)))
         .collect();
     let discover: String = (0..workers)
-        .map(|i| format!("echo {name}-worker-{i}:{slots}\n"))
+        .map(|i| format!("echo {}:{slots}\n", host(i)))
         .collect();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": cm_name, "namespace": ns, "labels": {"training.kubeflow.org/job-name": name},
-            "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "name": name, "uid": job["metadata"]["uid"],
-                                 "controller": true, "blockOwnerDeletion": true}]},
+            "ownerReferences": owner},
         "data": {"hostfile": hostfile, "discover_hosts.sh": format!("#!/bin/sh\n{discover}"),
                  "kubexec.sh": "#!/bin/sh\nset -x\nPOD_NAME=$1\nshift\n/opt/kube/kubectl exec ${POD_NAME} -- /bin/sh -c \"$*\""}});
     let _ = store.create(cms, cm, false);
@@ -667,6 +758,25 @@ fn replica_env(
             }
             let tf_config = json!({"cluster": cluster, "task": {"type": rtype.to_ascii_lowercase(), "index": index}, "environment": "cloud"});
             env.push(("TF_CONFIG".into(), tf_config.to_string()));
+        }
+        "mpijobs" if k.v2 => {
+            env.push(("K_MPI_JOB_ROLE".into(), rtype.to_ascii_lowercase()));
+            if rtype == "Launcher" {
+                let slots = job["spec"]["slotsPerWorker"]
+                    .as_i64()
+                    .unwrap_or(1)
+                    .to_string();
+                env.push(("OMPI_MCA_orte_keep_fqdn_hostnames".into(), "true".into()));
+                env.push((
+                    "OMPI_MCA_orte_default_hostfile".into(),
+                    "/etc/mpi/hostfile".into(),
+                ));
+                env.push((
+                    "OMPI_MCA_plm_rsh_args".into(),
+                    "-o ConnectionAttempts=10".into(),
+                ));
+                env.push(("OMPI_MCA_orte_set_default_slots".into(), slots));
+            }
         }
         "mpijobs" if rtype == "Launcher" => {
             let has_gpu = types

@@ -113,6 +113,8 @@ pub static RESOURCES: &[ResourceType] = &[
     kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
     kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
     kubeflow("v1beta1", "notebooks", "notebook", "Notebook"),
+    // mpi-operator's MPIJob; served instead of the v1 one with `Options::mpi_v2beta1`.
+    kubeflow("v2beta1", "mpijobs", "mpijob", "MPIJob"),
     // Read by clients that detect which Kubeflow kinds a cluster serves.
     ResourceType {
         group: "apiextensions.k8s.io",
@@ -143,10 +145,14 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
-/// Group/versions in discovery order (the first version listed is the preferred one).
-pub fn group_versions() -> Vec<(&'static str, Vec<&'static str>)> {
+/// Group/versions in discovery order (the first version listed is the preferred one), leaving
+/// out types this cluster does not serve.
+pub fn group_versions(hidden: &[&ResourceType]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| !r.group.is_empty() && !hidden.contains(r))
+    {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) => {
                 if !versions.contains(&r.version) {

@@ -45,6 +45,8 @@ pub struct Cluster {
     pub dex: Option<Arc<crate::dex::Dex>>,
     /// The kubelet, for pods/exec.
     pub kubelet: Arc<crate::kubelet::Kubelet>,
+    /// Types in the table this cluster does not serve (one of the two MPIJob versions).
+    pub hidden: Vec<&'static ResourceType>,
 }
 
 /// Who is calling: the static token is cluster-admin; realm users act in their namespaces.
@@ -246,15 +248,16 @@ async fn handle(
     match target {
         Target::Version => get_only(Some(discovery::version())),
         Target::CoreVersions => get_only(Some(discovery::core_versions(&c.server_addr))),
-        Target::GroupList => get_only(Some(discovery::group_list())),
-        Target::Group(g) => get_only(discovery::group(&g)),
+        Target::GroupList => get_only(Some(discovery::group_list(&c.hidden))),
+        Target::Group(g) => get_only(discovery::group(&g, &c.hidden)),
         Target::ResourceList { group, version } => {
-            get_only(discovery::resource_list(&group, &version))
+            get_only(discovery::resource_list(&group, &version, &c.hidden))
         }
-        Target::OpenApiRoot => get_only(Some(discovery::openapi_root())),
-        Target::OpenApiGroupVersion { group, version } => {
-            get_only(discovery::openapi_group_version(&group, &version))
-        }
+        Target::OpenApiRoot => get_only(Some(discovery::openapi_root(&c.hidden))),
+        Target::OpenApiGroupVersion { group, version } => get_only(
+            discovery::openapi_group_version(&group, &version, &c.hidden),
+        ),
+        Target::Resource(rp) if c.hidden.contains(&rp.res) => Err(ApiError::path_not_found()),
         Target::Resource(rp) => resource(c, method, headers, rp, query, body, path).await,
     }
 }

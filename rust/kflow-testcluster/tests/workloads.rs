@@ -378,3 +378,61 @@ fn mpijob_launcher_gets_hostfile_and_env() {
         "mpijob-controller"
     );
 }
+
+#[test]
+fn mpijob_v2beta1_by_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = common::options(dir.path(), false);
+    opts.mpi_v2beta1 = true;
+    let api = Api::start_with(opts);
+    // Only one MPIJob version is served, as on a cluster with mpi-operator v2 installed.
+    assert_eq!(
+        api.get("/apis/kubeflow.org/v1/namespaces/default/mpijobs")
+            .0,
+        404
+    );
+    let (_, v1) = api.get("/apis/kubeflow.org/v1");
+    assert!(!v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "mpijobs"));
+    let (code, crd) =
+        api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mpijobs.kubeflow.org");
+    assert_eq!(
+        (code, crd["spec"]["versions"][0]["name"].as_str()),
+        (200, Some("v2beta1"))
+    );
+
+    let cmd = if api.cluster.sandboxed {
+        "import os;print(open('/etc/mpi/hostfile').read().strip(), os.environ['K_MPI_JOB_ROLE'], os.environ['OMPI_MCA_orte_keep_fqdn_hostnames'])"
+    } else {
+        "import os;print(os.environ['K_MPI_JOB_ROLE'], os.environ['OMPI_MCA_orte_keep_fqdn_hostnames'])"
+    };
+    let job = json!({"apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "metadata": {"name": "m2"},
+        "spec": {"slotsPerWorker": 1, "mpiReplicaSpecs": {
+            "Launcher": {"replicas": 1, "template": {"spec": {"containers": [{"name": "mpi", "image": "python", "command": ["python", "-c", cmd]}]}}},
+            "Worker": {"replicas": 1, "template": {"spec": {"containers": [{"name": "mpi", "image": "busybox", "command": ["true"]}]}}}}}});
+    let base = "/apis/kubeflow.org/v2beta1/namespaces/default/mpijobs";
+    let (code, created) = api.post(base, &job);
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["mpiImplementation"], "OpenMPI", "defaulted");
+    api.wait_for(&format!("{base}/m2"), 30, condition_true("Succeeded"));
+    let out = logs(&api, "m2-launcher", "");
+    if api.cluster.sandboxed {
+        assert_eq!(out, "m2-worker-0.m2.default.svc slots=1 launcher true\n");
+    } else {
+        assert_eq!(out, "launcher true\n");
+    }
+    let (_, w) = api.get(&format!("{PODS}/m2-worker-0"));
+    assert_eq!(
+        w["metadata"]["labels"]["training.kubeflow.org/job-role"],
+        "worker"
+    );
+    assert_eq!(
+        w["metadata"]["labels"]["training.kubeflow.org/operator-name"],
+        "mpi-operator"
+    );
+    assert_eq!(api.get("/api/v1/namespaces/default/services/m2").0, 200);
+    assert_eq!(api.get("/api/v1/namespaces/default/secrets/m2-ssh").0, 200);
+}
