@@ -167,7 +167,9 @@ def test_required_action_page_is_reported_not_filled(realm, sandbox, user, passw
 
 
 def test_without_a_keyring_the_session_lives_in_memory_and_the_user_is_told(realm, sandbox, sentinel):
-    env = dict(sandbox["env"])  # no DBUS_SESSION_BUS_ADDRESS: no Secret Service
+    # No DBUS_SESSION_BUS_ADDRESS (no Secret Service) and the kernel keyring ruled out, as on a
+    # machine whose seccomp profile forbids keyctl.
+    env = dict(sandbox["env"], KFLOW_KEYRING="none")
     code = (
         "import json, sys, warnings, kflow\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
@@ -190,6 +192,23 @@ def test_without_a_keyring_the_session_lives_in_memory_and_the_user_is_told(real
     assert not (sandbox["dirs"]["state"] / "auth.json").exists()
     assert files_containing(sandbox["root"], [sentinel]) == []
     assert sentinel not in res.stdout + res.stderr
+
+
+def test_without_a_secret_service_the_kernel_keyring_is_next(realm, sandbox, sentinel):
+    env = dict(sandbox["env"])  # no DBUS_SESSION_BUS_ADDRESS: no Secret Service
+    probe = subprocess.run(["sh", "-c", "cat /proc/keys >/dev/null"], capture_output=True)
+    res = kflow(["login", "--url", realm.url, "-u", USER, "--password-stdin", "--json"], env, input=sentinel)
+    assert res.returncode == 0, res.stderr
+    store = json.loads(res.stdout)["store"]
+    if store == "memory":
+        pytest.skip(f"the kernel keyring is not usable here ({probe.returncode})")
+    assert store == "kernel-keyring"
+    # Another process of this login session finds it; nothing is on disk.
+    who = json.loads(kflow(["whoami", "--json"], env).stdout)
+    assert who["signed_in"] and who["store"] == "kernel-keyring"
+    assert files_containing(sandbox["root"], [sentinel]) == []
+    assert kflow(["logout"], env).returncode == 0
+    assert json.loads(kflow(["whoami", "--json"], env).stdout)["signed_in"] is False
 
 
 def test_forced_memory_store(realm, secret_service, sandbox, sentinel):

@@ -1,6 +1,7 @@
 //! Where secrets live: the OS keyring (Secret Service on Linux — the store VS Code's
-//! SecretStorage uses —, Keychain on macOS, Credential Manager on Windows), else this process's
-//! memory. Never a file. The store is probed once per process; when there is none, the caller is
+//! SecretStorage uses —, Keychain on macOS, Credential Manager on Windows); on Linux without a
+//! Secret Service (a server, a container) the kernel keyring, kept until reboot; else this
+//! process's memory. Never a file. The store is probed once per process; when there is none, the caller is
 //! told once (`SecretStore::take_memory_notice`).
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ fn chunk_limit() -> usize {
 pub enum StoreKind {
     /// The platform's keyring; the name says which.
     Keyring(&'static str),
+    /// Linux's kernel keyring (keyutils): shared by this login's processes, gone at reboot.
+    KernelKeyring,
     /// No keyring: secrets live in this process only.
     Memory,
 }
@@ -38,6 +41,7 @@ impl StoreKind {
     pub fn describe(&self) -> String {
         match self {
             StoreKind::Keyring(name) => format!("OS keyring ({name})"),
+            StoreKind::KernelKeyring => "Linux kernel keyring (no Secret Service; kept until reboot)".into(),
             StoreKind::Memory => "memory only (no OS keyring: the session ends with this process)".into(),
         }
     }
@@ -45,6 +49,7 @@ impl StoreKind {
     pub fn short(&self) -> &'static str {
         match self {
             StoreKind::Keyring(_) => "keyring",
+            StoreKind::KernelKeyring => "kernel-keyring",
             StoreKind::Memory => "memory",
         }
     }
@@ -68,27 +73,46 @@ fn memory() -> std::sync::MutexGuard<'static, HashMap<String, Zeroizing<String>>
     MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `KFLOW_KEYRING=none` forces the memory store (tests, or users who want nothing persisted).
-fn forced_memory() -> bool {
-    std::env::var("KFLOW_KEYRING").is_ok_and(|v| matches!(v.as_str(), "none" | "memory" | "off"))
+/// `KFLOW_KEYRING` picks a store: `none` (nothing persisted), `kernel` (skip the Secret
+/// Service); unset, the best that works.
+fn forced() -> Option<StoreKind> {
+    match std::env::var("KFLOW_KEYRING").ok()?.as_str() {
+        "none" | "memory" | "off" => Some(StoreKind::Memory),
+        "kernel" | "keyutils" if cfg!(target_os = "linux") => Some(StoreKind::KernelKeyring),
+        _ => None,
+    }
 }
 
-/// Asks the platform store for an entry that does not exist: "no entry" means it works.
-fn probe() -> StoreKind {
-    if forced_memory() {
-        return StoreKind::Memory;
+/// The keyring entry of `account` in the store `kind` (not Memory).
+fn entry(kind: StoreKind, account: &str) -> keyring::Result<keyring::Entry> {
+    match kind {
+        #[cfg(target_os = "linux")]
+        StoreKind::KernelKeyring => {
+            let credential = keyring::keyutils::KeyutilsCredential::new_with_target(None, SERVICE, account)?;
+            Ok(keyring::Entry::new_with_credential(Box::new(credential)))
+        }
+        _ => keyring::Entry::new(SERVICE, account),
     }
-    let works = keyring::Entry::new(SERVICE, "kflow-probe")
+}
+
+/// Asks a store for an entry that does not exist: "no entry" means it works.
+fn works(kind: StoreKind) -> bool {
+    entry(kind, "kflow-probe")
         .and_then(|e| match e.get_password() {
             Ok(_) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(e),
         })
-        .is_ok();
-    if works {
-        StoreKind::Keyring(platform_store())
-    } else {
-        StoreKind::Memory
-    }
+        .is_ok()
+}
+
+fn probe() -> StoreKind {
+    let candidates: Vec<StoreKind> = match forced() {
+        Some(StoreKind::Memory) => return StoreKind::Memory,
+        Some(kind) => vec![kind],
+        None if cfg!(target_os = "linux") => vec![StoreKind::Keyring(platform_store()), StoreKind::KernelKeyring],
+        None => vec![StoreKind::Keyring(platform_store())],
+    };
+    candidates.into_iter().find(|k| works(*k)).unwrap_or(StoreKind::Memory)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +206,7 @@ impl SecretStore {
                 memory().insert(account.to_string(), Zeroizing::new(secret.to_string()));
                 Ok(())
             }
-            StoreKind::Keyring(_) => keyring::Entry::new(SERVICE, account)
+            kind => entry(kind, account)
                 .and_then(|e| e.set_password(secret))
                 .map_err(|e| self.fail("save the session", e)),
         }
@@ -191,7 +215,7 @@ impl SecretStore {
     fn load_raw(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
         match self.kind {
             StoreKind::Memory => Ok(memory().get(account).cloned()),
-            StoreKind::Keyring(_) => match keyring::Entry::new(SERVICE, account).and_then(|e| e.get_password()) {
+            kind => match entry(kind, account).and_then(|e| e.get_password()) {
                 Ok(s) => Ok(Some(Zeroizing::new(s))),
                 Err(keyring::Error::NoEntry) => Ok(None),
                 Err(e) => Err(self.fail("read the session", e)),
@@ -205,7 +229,7 @@ impl SecretStore {
                 memory().remove(account);
                 Ok(())
             }
-            StoreKind::Keyring(_) => match keyring::Entry::new(SERVICE, account).and_then(|e| e.delete_credential()) {
+            kind => match entry(kind, account).and_then(|e| e.delete_credential()) {
                 Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
                 Err(e) => Err(self.fail("delete the session", e)),
             },
@@ -216,6 +240,21 @@ impl SecretStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_keyring_round_trip_where_the_kernel_allows_it() {
+        if !works(StoreKind::KernelKeyring) {
+            eprintln!("skipped: keyctl is not permitted here (seccomp or no keyutils)");
+            return;
+        }
+        let s = SecretStore { kind: StoreKind::KernelKeyring };
+        let account = format!("test/{}", std::process::id());
+        s.save(&account, "kernel-secret").unwrap();
+        assert_eq!(s.load(&account).unwrap().as_deref().map(String::as_str), Some("kernel-secret"));
+        s.delete(&account).unwrap();
+        assert!(s.load(&account).unwrap().is_none());
+    }
 
     #[test]
     fn memory_store_round_trip_and_one_notice() {
