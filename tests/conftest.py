@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-KFLOW = [sys.executable, "-m", "kflow"]
 
 
 @pytest.fixture

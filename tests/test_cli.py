@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import KFLOW
+KFLOW = [sys.executable, "-m", "kflow"]
 
 
 def kflow_cmd(*args, **kw):

@@ -21,7 +21,7 @@ from ._native import (
     WaitTimeoutError,
     __version__,
 )
-from ._api import get, jobs, login, logout, manifests, run, templates, whoami, yaml
+from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "ValidationError",
     "WaitTimeoutError",
     "__version__",
+    "doctor",
     "get",
     "jobs",
     "login",

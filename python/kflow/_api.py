@@ -76,6 +76,13 @@ def jobs() -> List[JobSummary]:
     return [JobSummary(**j) for j in json.loads(_native.jobs_json())]
 
 
+def doctor() -> Dict[str, Any]:
+    """Which cluster connection kflow uses (session, kubeconfig + context, or in-cluster), the
+    API server, the user, the namespace and the Kubeflow kinds served; with no cluster
+    configured, says that runs use the local backend. Never holds a token."""
+    return json.loads(_native.doctor_json())
+
+
 def templates(project_root: Optional[PathLike] = None) -> List[Dict[str, str]]:
     """The job templates of the project (default: current folder) and of the user."""
     root = None if project_root is None else str(project_root)

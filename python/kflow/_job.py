@@ -115,6 +115,12 @@ class Job:
         """Runs the job again with the same stored spec and code, under the same name."""
         return Job(self._native.restart())
 
+    def describe(self) -> Dict[str, Any]:
+        """Everything that explains this job: spec, status, conditions, each pod (phase,
+        container state and reason, exit code, restarts, node), the job's and pods' events, and
+        the last 20 log lines of each replica (local jobs: spec, status and lines)."""
+        return json.loads(_native.describe_json(self.name))
+
     def manifest(self) -> str:
         """The Kubernetes manifests of this run, as YAML (read-only preview)."""
         return self._native.manifest_yaml()

@@ -47,6 +47,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Explain a job: spec, conditions, pods, events and the last log lines of each replica.
+    Describe {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the jobs kflow knows.
     Jobs {
         #[arg(long)]
@@ -61,6 +67,11 @@ pub enum Command {
         name: String,
         #[arg(long, short = 'd')]
         detach: bool,
+    },
+    /// Show which cluster connection kflow uses, who as, and which Kubeflow kinds it serves.
+    Doctor {
+        #[arg(long)]
+        json: bool,
     },
     /// Manage the Jupyter kernel's registration.
     Kernel {

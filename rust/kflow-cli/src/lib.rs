@@ -101,6 +101,15 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             Ok(0)
         }
+        Command::Describe { name, json } => {
+            let description = client.get(&name)?.describe()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&description).unwrap_or_default());
+            } else {
+                out.describe(&description);
+            }
+            Ok(0)
+        }
         Command::Jobs { json } => {
             let jobs = client.list();
             if json {
@@ -127,6 +136,15 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
                 return Ok(0);
             }
             follow(&job, out)
+        }
+        Command::Doctor { json } => {
+            let doctor = client.doctor();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doctor).unwrap_or_default());
+            } else {
+                out.doctor(&doctor);
+            }
+            Ok(doctor.exit_code())
         }
         Command::Kernel { action: KernelAction::Install { user: _, sys_prefix, prefix, name, display_name } } => {
             let kernels = match (sys_prefix, prefix) {

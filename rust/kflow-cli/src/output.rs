@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kflow_core::{events, Client, Error, Job, JobStatus, JobSummary, LogLine, Phase, Severity};
+use kflow_core::{events, Client, Description, Doctor, Error, Job, JobStatus, JobSummary, LogLine, Phase, Severity};
 
 pub struct Printer {
     color_out: bool,
@@ -120,6 +120,97 @@ impl Printer {
         println!("{:<28} {:<11} {:<8} {:<10} {:<24} SCRIPT", "NAME", "KIND", "BACKEND", "PHASE", "CREATED");
         for j in jobs {
             println!("{:<28} {:<11} {:<8} {:<10} {:<24} {}", j.name, j.kind, j.backend, j.phase, &j.created_at[..j.created_at.len().min(23)], j.script);
+        }
+    }
+
+    pub fn doctor(&self, d: &Doctor) {
+        println!("backend:    {} (where runs go unless they choose)", d.backend);
+        match &d.connection {
+            None => println!("cluster:    {}", if d.cluster_configured { "configured, but the connection failed" } else { "not configured" }),
+            Some(c) => {
+                let via = match c.via.as_str() {
+                    "session" => "signed-in Kubeflow session (`kflow login`)".to_string(),
+                    "kubeconfig" => format!("kubeconfig {}", c.files.join(":")),
+                    "in-cluster" => "in-cluster service account".to_string(),
+                    other => other.to_string(),
+                };
+                println!("connection: {via}");
+                if let Some(ctx) = &c.context {
+                    println!("context:    {ctx}");
+                }
+                println!("server:     {}", if c.server.is_empty() { "(from the session)" } else { &c.server });
+                println!("user:       {}", c.user.as_deref().unwrap_or("(unknown)"));
+                println!("namespace:  {}", c.namespace);
+                let kinds = if d.kinds.is_empty() { "none".to_string() } else { d.kinds.join(", ") };
+                println!("kinds:      {kinds}");
+                println!("notebooks:  {}", d.notebook.as_deref().map(|v| format!("Notebook ({v})")).unwrap_or_else(|| "not served".into()));
+            }
+        }
+        for n in &d.notes {
+            self.note(n);
+        }
+        if let Some(p) = &d.problem {
+            eprintln!("{} {p}", self.paint(self.color_err, RED, "problem:"));
+        }
+    }
+
+    /// `kflow describe`, in the order a person reads to find out why: what, how it stands,
+    /// the pods, what happened to them, what they printed last.
+    pub fn describe(&self, d: &Description) {
+        let spec = &d.spec;
+        let field = |k: &str| spec[k].as_str().unwrap_or("").to_string();
+        println!("name:      {}", d.name);
+        println!("kind:      {}  ({} backend{})", d.kind, d.backend, d.namespace.as_deref().map(|n| format!(", namespace {n}")).unwrap_or_default());
+        let args: Vec<String> = spec["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        println!("script:    {} {}", field("script"), args.join(" "));
+        if !field("image").is_empty() {
+            println!("image:     {}", field("image"));
+        }
+        println!("phase:     {}{}", d.status.phase.as_str(), d.status.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+        if let Some(m) = &d.status.message {
+            println!("message:   {m}");
+        }
+        if !d.conditions.is_empty() {
+            println!("\nConditions:");
+            for c in &d.conditions {
+                println!("  {:<10} {:<6} {:<24} {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""));
+            }
+        }
+        if !d.pods.is_empty() {
+            println!("\nPods:");
+            println!("  {:<36} {:<10} {:<10} {:<22} {:<5} {:<8} NODE", "NAME", "PHASE", "STATE", "REASON", "EXIT", "RESTARTS");
+            for p in &d.pods {
+                let exit = p.exit_code.map(|c| c.to_string()).unwrap_or_default();
+                println!(
+                    "  {:<36} {:<10} {:<10} {:<22} {:<5} {:<8} {}",
+                    p.name,
+                    p.phase,
+                    p.state.as_deref().unwrap_or(""),
+                    p.reason.as_deref().unwrap_or(""),
+                    exit,
+                    p.restarts,
+                    p.node.as_deref().unwrap_or("")
+                );
+                if let Some(m) = p.message.as_deref().filter(|m| !m.is_empty()) {
+                    println!("    {m}");
+                }
+            }
+        }
+        if !d.events.is_empty() {
+            println!("\nEvents:");
+            for e in &d.events {
+                let line = format!("  {:<8} {:<22} {:<36} {}", e.type_, e.reason, e.object, e.message);
+                println!("{}", if e.type_ == "Warning" { self.paint(self.color_out, YELLOW, &line) } else { line });
+            }
+        }
+        for (replica, lines) in &d.logs {
+            println!("\nLast log lines of {replica}:");
+            if lines.is_empty() {
+                println!("  (none yet)");
+            }
+            for l in lines {
+                println!("  {l}");
+            }
         }
     }
 }

@@ -95,6 +95,12 @@ impl Client {
         self
     }
 
+    /// Which cluster connection runs would use, who as, and what the cluster serves; with no
+    /// cluster configured, says that runs use the local backend. Never fails.
+    pub fn doctor(&self) -> cluster::doctor::Doctor {
+        cluster::doctor::run(&self.cluster, &self.ctx)
+    }
+
     /// The cluster connection (opened now if it was not yet).
     pub fn cluster(&self) -> Result<std::sync::Arc<ClusterBackend>> {
         self.cluster.get()
@@ -499,6 +505,18 @@ impl Job {
         let mut spec = record.spec.clone();
         spec.run_id = spec::random_id(16);
         create_on_cluster(handle, &self.dir, spec, record.attempt + 1)
+    }
+
+    /// Spec, status, conditions, pods, events and the last log lines of each replica (the
+    /// cluster-only parts are empty for a local run).
+    pub fn describe(&self) -> Result<cluster::describe::Description> {
+        match &self.backend {
+            JobBackend::Local(local) => {
+                let status = local.status(&self.dir)?;
+                Ok(cluster::describe::local(&self.dir, &self.record, status, &self.replica_names()))
+            }
+            JobBackend::Cluster(c) => cluster::describe::cluster(&*c.get()?, &self.dir, &self.record),
+        }
     }
 
     pub fn manifest_yaml(&self) -> &str {

@@ -16,5 +16,7 @@ pub mod spec;
 pub use backend::local::Launcher;
 pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus, Severity};
 pub use error::{Error, ErrorKind, Result};
+pub use backend::cluster::describe::Description;
+pub use backend::cluster::doctor::Doctor;
 pub use jobs::{Client, Job, JobSummary, LogStream, Preview};
 pub use spec::{BackendKind, CodeMode, Context, JobKind, RunOptions, RunSpec};

@@ -207,9 +207,23 @@ fn get(py: Python<'_>, name: &str) -> PyResult<NativeJob> {
     client(py)?.get(name).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
 }
 
+/// `kflow describe NAME --json`: spec, status, conditions, pods, events, last log lines.
+#[pyfunction]
+fn describe_json(py: Python<'_>, name: &str) -> PyResult<String> {
+    let job = client(py)?.get(name).map_err(|e| to_py(py, e))?;
+    py.detach(|| job.describe()).map(|d| to_json(&d)).map_err(|e| to_py(py, e))
+}
+
 #[pyfunction]
 fn jobs_json(py: Python<'_>) -> PyResult<String> {
     Ok(to_json(&client(py)?.list()))
+}
+
+/// `kflow doctor` as JSON: connection, user, namespace, served kinds (never a token).
+#[pyfunction]
+fn doctor_json(py: Python<'_>) -> PyResult<String> {
+    let client = client(py)?;
+    Ok(to_json(&py.detach(|| client.doctor())))
 }
 
 #[pyfunction]
@@ -314,6 +328,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(preview, m)?,
         wrap_pyfunction!(get, m)?,
         wrap_pyfunction!(jobs_json, m)?,
+        wrap_pyfunction!(doctor_json, m)?,
+        wrap_pyfunction!(describe_json, m)?,
         wrap_pyfunction!(templates_json, m)?,
         wrap_pyfunction!(record_event, m)?,
         wrap_pyfunction!(package, m)?,

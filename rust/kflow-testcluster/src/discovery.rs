@@ -79,8 +79,11 @@ pub fn resource_list(group: &str, version: &str, hidden: &[&ResourceType]) -> Op
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if !r.categories.is_empty() || r.plural == "pods" || r.plural == "services" {
+        // `kubectl get all` expands the "all" category: pods and services, as on a real server.
+        if r.plural == "pods" || r.plural == "services" {
             entry["categories"] = json!(["all"]);
+        } else if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
         }
         out.push(entry);
         for sub in r.subresources {

@@ -68,7 +68,8 @@ const fn kubeflow(
         namespaced: true,
         short_names: &[],
         subresources: &["status"],
-        categories: &["all"],
+        // The training operator's CRDs declare no categories.
+        categories: &[],
     }
 }
 

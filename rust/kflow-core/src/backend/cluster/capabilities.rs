@@ -66,7 +66,7 @@ impl Capabilities {
 }
 
 /// Resource plurals of one group/version; a group/version that is not served is an empty list.
-async fn resources(client: &kube::Client, group_version: &str) -> Result<Vec<String>> {
+pub(crate) async fn resources(client: &kube::Client, group_version: &str) -> Result<Vec<String>> {
     match client.list_api_group_resources(group_version).await {
         Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),

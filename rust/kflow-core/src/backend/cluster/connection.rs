@@ -48,13 +48,32 @@ pub type MakeClient = std::sync::Arc<dyn Fn() -> Result<kube::Client> + Send + S
 pub struct Resolved {
     pub config: kube::Config,
     pub description: String,
+    pub identity: Identity,
+}
+
+/// Who a connection acts as and through what, for `kflow doctor`. Holds names only: never a
+/// token, password or certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    /// "session" (signed in with `kflow login`), "kubeconfig", "in-cluster" or "config".
+    pub via: String,
+    /// The session's username, the kubeconfig context's user entry, or the service account.
+    pub user: Option<String>,
+    /// The kubeconfig context in use.
+    pub context: Option<String>,
+    /// The kubeconfig file(s) read.
+    pub files: Vec<String>,
 }
 
 /// Turns a source into a kube config. `env` is the caller's environment (KUBECONFIG, HOME,
 /// KUBERNETES_SERVICE_HOST/PORT, KFLOW_CONTEXT), passed in so tests never read the machine's own.
 pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<Resolved> {
     match source {
-        Source::Config { config, label } => Ok(Resolved { config: (**config).clone(), description: label.clone() }),
+        Source::Config { config, label } => Ok(Resolved {
+            config: (**config).clone(),
+            description: label.clone(),
+            identity: Identity { via: "config".into(), ..Default::default() },
+        }),
         // ClusterBackend::connect uses such a client as it is; there is no config to give.
         Source::Client { label, .. } => Err(Error::ClusterConfig {
             problem: format!("connection {label:?} is a ready-made client, not a config"),
@@ -79,6 +98,11 @@ pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<
             }
         }
     }
+}
+
+/// Whether `Source::Auto` finds a connection: a kubeconfig file, or a pod's service account.
+pub fn auto_available(env: &BTreeMap<String, String>) -> bool {
+    kubeconfig_paths(None, env).iter().any(|p| p.is_file()) || Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file()
 }
 
 fn env_context(env: &BTreeMap<String, String>) -> Option<String> {
@@ -127,12 +151,20 @@ async fn from_kubeconfig(explicit: Option<&Path>, context: Option<String>, env: 
         }
     }
     let chosen = context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    // The user entry's name (not its credentials) says who kflow acts as.
+    let context_user = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == chosen)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone());
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| Error::ClusterConfig { problem: format!("kubeconfig context {chosen:?}: {e}"), fix: fix_file.into() })?;
-    let files = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    Ok(Resolved { config, description: format!("kubeconfig {files}, context {chosen:?}") })
+    let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let identity = Identity { via: "kubeconfig".into(), user: context_user.filter(|u| !u.is_empty()), context: Some(chosen.clone()), files: files.clone() };
+    Ok(Resolved { config, description: format!("kubeconfig {}, context {chosen:?}", files.join(":")), identity })
 }
 
 /// The pod's service account: token (re-read by kube as it rotates), CA and namespace files.
@@ -169,7 +201,22 @@ pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, Str
             config.default_namespace = ns.trim().to_string();
         }
     }
-    Ok(Resolved { config, description: format!("in-cluster service account ({})", dir.display()) })
+    let identity = Identity { via: "in-cluster".into(), user: Some(service_account(&token)), ..Default::default() };
+    Ok(Resolved { config, description: format!("in-cluster service account ({})", dir.display()), identity })
+}
+
+/// The service account a pod's token names (its `sub` claim, e.g.
+/// "system:serviceaccount:kubeflow-user:default-editor"). Only that claim is read and kept;
+/// the token itself never leaves this function.
+fn service_account(token_file: &Path) -> String {
+    let unknown = "the pod's service account".to_string();
+    let Ok(token) = std::fs::read_to_string(token_file) else { return unknown };
+    let Some(payload) = token.trim().split('.').nth(1) else { return unknown };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else { return unknown };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["sub"].as_str().map(str::to_string))
+        .unwrap_or(unknown)
 }
 
 /// DER bytes of each certificate in a PEM bundle.
@@ -215,6 +262,9 @@ mod tests {
         let ok = resolve(&Source::Auto, &env).await.unwrap();
         assert_eq!(ok.config.default_namespace, "team");
         assert!(ok.description.contains("context \"a\""), "{}", ok.description);
+        // doctor's identity: names only, never the token.
+        assert_eq!(ok.identity, Identity { via: "kubeconfig".into(), user: Some("u".into()), context: Some("a".into()), files: vec![file.display().to_string()] });
+        assert!(auto_available(&env));
         let err = resolve(&Source::Kubeconfig { path: None, context: Some("b".into()) }, &env).await.err().unwrap().to_string();
         assert!(err.contains("context \"b\" is not in the kubeconfig (it has: a)"), "{err}");
     }
@@ -231,6 +281,12 @@ mod tests {
         assert_eq!(r.config.default_namespace, "kubeflow-user");
         assert_eq!(r.config.root_cert, Some(vec![vec![0, 1, 2]]));
         assert!(r.config.auth_info.token_file.unwrap().ends_with("token"));
+        // A non-JWT token gives no name; a JWT gives its `sub` claim and nothing else.
+        assert_eq!(r.identity.user.as_deref(), Some("the pod's service account"));
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"system:serviceaccount:kubeflow-user:default-editor"}"#);
+        std::fs::write(dir.path().join("token"), format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2ln")).unwrap();
+        let r = in_cluster(dir.path(), None, &env).unwrap();
+        assert_eq!((r.identity.via.as_str(), r.identity.user.as_deref()), ("in-cluster", Some("system:serviceaccount:kubeflow-user:default-editor")));
         let err = in_cluster(dir.path(), None, &BTreeMap::new()).err().unwrap().to_string();
         assert!(err.contains("KUBERNETES_SERVICE_HOST"), "{err}");
     }

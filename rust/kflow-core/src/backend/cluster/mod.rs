@@ -10,6 +10,8 @@
 pub mod capabilities;
 pub mod chunks;
 pub mod connection;
+pub mod describe;
+pub mod doctor;
 pub mod logs;
 pub mod ops;
 pub mod retry;
@@ -23,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use kube::api::ApiResource;
 
 pub use capabilities::Capabilities;
-pub use connection::Source;
+pub use connection::{Identity, Source};
 pub use logs::ClusterLogStream;
 
 use crate::error::{Error, Result};
@@ -46,6 +48,9 @@ pub struct ClusterBackend {
     client: kube::Client,
     pub namespace: String,
     pub description: String,
+    /// The API server's address ("" for a ready-made client, whose address kube keeps to itself).
+    pub server: String,
+    pub identity: Identity,
     caps: Mutex<Option<Capabilities>>,
     /// One status watch per run (by run id), shared by every handle and call: `status()` and
     /// `wait()` read it instead of asking the API server again.
@@ -67,18 +72,29 @@ impl ClusterBackend {
             .enable_all()
             .build()
             .map_err(|source| Error::Spawn { what: "the cluster backend's runtime".into(), fix: "free some threads or memory".into(), source })?;
-        let (client, namespace, description) = rt.block_on(async {
+        let (client, namespace, description, server, identity) = rt.block_on(async {
             if let Source::Client { make, namespace, label } = source {
-                return Ok((make()?, namespace.clone(), label.clone()));
+                // The only ready-made clients are signed-in sessions' (see `auth::kube_client`).
+                let identity = Identity { via: "session".into(), ..Default::default() };
+                return Ok((make()?, namespace.clone(), label.clone(), String::new(), identity));
             }
             let resolved = connection::resolve(source, env).await?;
             let server = resolved.config.cluster_url.to_string();
             let namespace = resolved.config.default_namespace.clone();
             let client = kube::Client::try_from(resolved.config)
-                .map_err(|e| Error::ClusterUnreachable { server, problem: e.to_string() })?;
-            Ok::<_, Error>((client, namespace, resolved.description))
+                .map_err(|e| Error::ClusterUnreachable { server: server.clone(), problem: e.to_string() })?;
+            Ok::<_, Error>((client, namespace, resolved.description, server, resolved.identity))
         })?;
-        Ok(ClusterBackend { client, namespace, description, caps: Mutex::new(None), watches: Mutex::new(Default::default()), rt })
+        Ok(ClusterBackend {
+            client,
+            namespace,
+            description,
+            server,
+            identity,
+            caps: Mutex::new(None),
+            watches: Mutex::new(Default::default()),
+            rt,
+        })
     }
 
     pub fn client(&self) -> &kube::Client {
