@@ -4,16 +4,12 @@ no test reaches the network."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from kflow_testsupport import build_wheel
 
 
 @pytest.fixture
@@ -39,29 +35,6 @@ def project(tmp_path):
 
     write.root = root  # type: ignore[attr-defined]
     return write
-
-
-def _record_line(path: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{path},sha256={digest},{len(data)}"
-
-
-def build_wheel(folder: Path, name: str, version: str, module_source: str) -> Path:
-    """A minimal pure-Python wheel, written by hand so tests need neither network nor build tools."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-{version}"
-    files = {
-        f"{name}/__init__.py": module_source.encode(),
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: kflow-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [_record_line(p, d) for p, d in files.items()] + [f"{dist}.dist-info/RECORD,,"]
-    files[f"{dist}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
-    path = folder / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return path
 
 
 @pytest.fixture

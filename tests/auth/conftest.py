@@ -10,24 +10,15 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import yaml
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from kflow_testsupport import testcluster_binary
+
 REALM = "kubeflow"
-
-
-def _testcluster_binary() -> str:
-    explicit = os.environ.get("KFLOW_TESTCLUSTER_BIN")
-    if explicit:
-        return explicit
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    subprocess.run(["cargo", "build", "-q", "-p", "kflow-testcluster"], cwd=REPO, check=True)
-    return str(target / "debug" / "kflow-testcluster")
 
 
 class Realm:
@@ -52,7 +43,7 @@ class Realm:
         kubeconfig = base / "admin-kubeconfig"
         self.log = open(base / "cluster.log", "wb")
         self.proc = subprocess.Popen(
-            [_testcluster_binary(), "--port", "0", "--state-dir", str(state), "--kubeconfig-out", str(kubeconfig),
+            [testcluster_binary(), "--port", "0", "--state-dir", str(state), "--kubeconfig-out", str(kubeconfig),
              "--idp-config", str(base / "realm.yaml"), "--gateway-port", "0"],
             stdout=subprocess.DEVNULL, stderr=self.log,
         )

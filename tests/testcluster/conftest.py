@@ -14,17 +14,7 @@ import uuid
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _binary() -> str:
-    explicit = os.environ.get("KFLOW_TESTCLUSTER_BIN")
-    if explicit:
-        return explicit
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    # cargo is a no-op when the binary is fresh, and keeps a stale one from being tested.
-    subprocess.run(["cargo", "build", "-q", "-p", "kflow-testcluster"], cwd=REPO, check=True)
-    return str(target / "debug" / "kflow-testcluster")
+from kflow_testsupport import REPO, testcluster_binary
 
 
 class Cluster:
@@ -39,7 +29,7 @@ class Cluster:
             env["KFLOW_CRD_DIR"] = str(crds)
         self.log = open(state_dir.parent / f"{state_dir.name}.server.log", "wb")
         self.proc = subprocess.Popen(
-            [_binary(), "--port", "0", "--state-dir", str(state_dir),
+            [testcluster_binary(), "--port", "0", "--state-dir", str(state_dir),
              "--kubeconfig-out", self.kubeconfig, "--restart-backoff-ms", "200", *extra_args],
             stdout=subprocess.DEVNULL, stderr=self.log, env=env,
         )

@@ -4,6 +4,13 @@
 //! precision on real kubelets, so lines at or before the last one seen are skipped by their
 //! full timestamp, and none is repeated or lost. Each replica's lines are also written to the
 //! run folder (`logs/<replica>.log`, as the local backend does), so logs outlive the pods.
+//!
+//! A container that restarted in place (restartPolicy OnFailure) is read from its previous
+//! instance first (`previous=true`, the one instance the kubelet keeps), so what it printed
+//! before dying is not lost. While a replica is pending, each change of what it waits for
+//! comes as one line of that replica, marked `kflow: ` (`waiting for worker-0:
+//! ContainerCreating`); those lines are not written to the local copy, which holds only what
+//! the job printed.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -26,6 +33,37 @@ use crate::records::RunDir;
 
 use super::retry::{retry, status_code};
 use super::status::{container_finished, container_started, main_container, replica_name};
+
+/// What kflow's own lines in a job's log start with, so the CLI and the kernel can show them
+/// apart from the job's output.
+pub const KFLOW_LINE_PREFIX: &str = "kflow: ";
+
+/// How many times the container has restarted in its pod.
+pub fn restart_count(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == container))
+        .map(|c| c.restart_count)
+        .unwrap_or(0)
+}
+
+/// What a pod that has not started yet waits for: its container's waiting reason
+/// (ContainerCreating, ImagePullBackOff…), or why it is not scheduled, else "Pending".
+pub fn waiting_reason(pod: &Pod, container: &str) -> String {
+    let status = pod.status.as_ref();
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == container))
+        .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    let unscheduled = || {
+        status?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False").map(|c| match &c.message {
+            Some(m) if !m.is_empty() => format!("{} ({m})", c.reason.clone().unwrap_or_else(|| "Unschedulable".into())),
+            _ => c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
+        })
+    };
+    waiting.or_else(unscheduled).unwrap_or_else(|| "Pending".into())
+}
 use super::{pod_selector, ClusterBackend};
 
 pub(crate) enum Msg {
@@ -226,7 +264,10 @@ pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let mut cursor = Cursor::default();
         let mut lines = Vec::new();
-        if !drain(&pods, &pod_name, &container, &mut cursor, &mut |t| lines.push(t.to_string())).await {
+        if restart_count(pod, &container) > 0 {
+            drain(&pods, &pod_name, &container, true, &mut cursor, &mut |t| lines.push(t.to_string())).await;
+        }
+        if !drain(&pods, &pod_name, &container, false, &mut cursor, &mut |t| lines.push(t.to_string())).await {
             let _ = tx.send(Msg::UseLocalCopy);
             let _ = tx.send(Msg::Done);
             return;
@@ -254,6 +295,8 @@ async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selec
     let mut followers: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     // Pod uids already followed: a replaced pod (same name, new uid) gets a new follower.
     let mut followed: HashSet<String> = HashSet::new();
+    // The last waiting reason shown per replica: one line per change, not per pod update.
+    let mut waiting: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut ended = false;
     let mut seen_job = false;
     let start_follower = |pod: &Pod, followers: &mut tokio::task::JoinSet<()>, followed: &mut HashSet<String>| {
@@ -269,6 +312,16 @@ async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selec
         tokio::select! {
             Some(ev) = pod_events.next() => {
                 if let Ok(Event::Apply(p) | Event::InitApply(p)) = ev {
+                    if let (Some(replica), Some(container)) = (replica_name(&p), main_container(&p)) {
+                        if !container_started(&p, &container) && !container_finished(&p, &container) {
+                            let reason = waiting_reason(&p, &container);
+                            if waiting.get(&replica) != Some(&reason) {
+                                let text = format!("{KFLOW_LINE_PREFIX}waiting for {replica}: {reason}");
+                                let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text }));
+                                waiting.insert(replica, reason);
+                            }
+                        }
+                    }
                     start_follower(&p, &mut followers, &mut followed);
                 }
             }
@@ -320,9 +373,20 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text: text.to_string() }));
     };
     let mut failures = 0u32;
+    // The restart count of the container instance read last (None: none read yet).
+    let mut instance: Option<i32> = None;
     loop {
+        // A restart since the last read (or before the first): the previous instance's rest
+        // first, else what it printed after the last line seen would be lost.
+        if let Ok(Some(p)) = retry(|| pods.get_opt(&pod)).await {
+            let restarts = restart_count(&p, &container);
+            if instance.map_or(restarts > 0, |n| restarts > n) {
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+            }
+            instance = Some(restarts);
+        }
         let client = pods.clone().into_client();
-        match client.request_stream(log_request(&pods, &pod, &container, true, cursor.since())).await {
+        match client.request_stream(log_request(&pods, &pod, &container, true, false, cursor.since())).await {
             Ok(stream) => {
                 failures = 0;
                 let mut stream = std::pin::pin!(stream);
@@ -363,7 +427,10 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         };
         if container_finished(&current, &container) {
             // Whatever came after a drop and before the end: fetched again, deduplicated.
-            drain(&pods, &pod, &container, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+            if restart_count(&current, &container) > instance.unwrap_or(0) {
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+            }
+            drain(&pods, &pod, &container, false, &mut cursor, &mut |t| emit(t, &mut copy)).await;
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -373,10 +440,13 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
 /// A pods/log request. Built here rather than with kube's LogParams because kube rounds
 /// sinceTime to the nearest second, which can skip up to half a second of lines on a resume;
 /// the full-precision instant (or a kubelet's truncation of it) never does.
-fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, since: Option<Timestamp>) -> http::Request<Vec<u8>> {
+fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, previous: bool, since: Option<Timestamp>) -> http::Request<Vec<u8>> {
     let mut url = format!("{}/{pod}/log?container={container}&timestamps=true", pods.resource_url());
     if follow {
         url.push_str("&follow=true");
+    }
+    if previous {
+        url.push_str("&previous=true");
     }
     if let Some(t) = since {
         // RFC 3339 in UTC: digits, '-', ':', '.', 'T', 'Z', all safe in a query.
@@ -385,17 +455,18 @@ fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, since:
     http::Request::get(url).body(Vec::new()).expect("log request")
 }
 
-async fn fetch_text(pods: &Api<Pod>, pod: &str, container: &str, since: Option<Timestamp>) -> kube::Result<String> {
+async fn fetch_text(pods: &Api<Pod>, pod: &str, container: &str, previous: bool, since: Option<Timestamp>) -> kube::Result<String> {
     let client = pods.clone().into_client();
-    retry(|| client.request_text(log_request(pods, pod, container, false, since))).await
+    retry(|| client.request_text(log_request(pods, pod, container, false, previous, since))).await
 }
 
 /// Reads a finished container's log from `cursor` on with plain (non-follow) requests until
 /// one brings nothing new: a response cut short is simply continued.
 /// False when not even the first request succeeded.
-async fn drain(pods: &Api<Pod>, pod: &str, container: &str, cursor: &mut Cursor, emit: &mut (dyn FnMut(&str) + Send)) -> bool {
+/// With `previous`, reads the instance before the last restart.
+async fn drain(pods: &Api<Pod>, pod: &str, container: &str, previous: bool, cursor: &mut Cursor, emit: &mut (dyn FnMut(&str) + Send)) -> bool {
     for round in 0..10_000 {
-        let Ok(text) = fetch_text(pods, pod, container, cursor.since()).await else { return round > 0 };
+        let Ok(text) = fetch_text(pods, pod, container, previous, cursor.since()).await else { return round > 0 };
         let mut reader = cursor.reader();
         let mut new = 0;
         for line in text.lines() {
