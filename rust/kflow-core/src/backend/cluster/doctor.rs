@@ -106,7 +106,7 @@ pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
     }
     doctor.connection = Some(conn);
     if backend == BackendKind::Local {
-        doctor.notes.push("runs use the local backend unless they ask for the cluster (--cluster, backend=\"cluster\", or `backend = \"cluster\"` in kflow's settings)".into());
+        doctor.notes.push("runs use the local backend unless they ask for the cluster (--cluster, backend=\"cluster\", KFLOW_BACKEND=cluster, or `backend = \"cluster\"` in kflow's config.toml)".into());
     }
     // Asked afresh (not the connection's cached answer): doctor is run to see the present.
     let probed = cluster.block_on(async {

@@ -1,0 +1,223 @@
+"""The cluster backend side by side with its peers, against one kflow-testcluster started here
+(loopback only): submit latency, listing 5,000 PyTorchJobs, and log throughput.
+
+    python bench/bench_cluster.py [--jobs 5000] [--lines 200000] [--mb 10] [--repeat 3]
+
+The test cluster is target/debug/kflow-testcluster, or $KFLOW_TESTCLUSTER_BIN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import pathlib
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+class TestCluster:
+    def __init__(self, state: pathlib.Path):
+        binary = os.environ.get("KFLOW_TESTCLUSTER_BIN") or str(REPO / "target" / "debug" / "kflow-testcluster")
+        env = dict(os.environ)
+        crds = REPO.parent / "shared" / "crds"
+        if "KFLOW_CRD_DIR" not in env and crds.is_dir():
+            env["KFLOW_CRD_DIR"] = str(crds)
+        self.kubeconfig = str(state / "kubeconfig")
+        self.log = open(state.parent / "testcluster.log", "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--port", "0", "--state-dir", str(state), "--kubeconfig-out", self.kubeconfig, "--watch-history", "20000"],
+            stdout=subprocess.DEVNULL, stderr=self.log, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.kubeconfig):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"kflow-testcluster did not start (see {state.parent / 'testcluster.log'})")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def interleaved(tools, repeat: int):
+    """Median seconds per tool, the tools taking turns each round, so a cluster that is busier
+    early (pods starting, events) weighs on all of them alike. One warm-up round first."""
+    runs = {name: [] for name, _ in tools}
+    for i in range(repeat + 1):
+        for name, fn in tools:
+            start = time.perf_counter()
+            fn(i)
+            if i > 0:
+                runs[name].append(time.perf_counter() - start)
+    return [(name, statistics.median(runs[name])) for name, _ in tools]
+
+
+def generate_project(root: pathlib.Path, mb: int) -> pathlib.Path:
+    """~mb MiB: source-like text in many files plus some incompressible data, and train.py."""
+    rng = random.Random(3)
+    root.mkdir(parents=True)
+    words = "import torch model loss optimizer epoch batch tensor grad step def return self".split()
+    text_target = mb * 1024 * 1024 // 2
+    written = i = 0
+    while written < text_target:
+        body = "".join(" ".join(rng.choice(words) for _ in range(10)) + "\n" for _ in range(800))
+        (root / f"module_{i}.py").write_text(body)
+        written += len(body)
+        i += 1
+    (root / "data.bin").write_bytes(os.urandom(mb * 1024 * 1024 - written))
+    (root / "train.py").write_text("print('ok')\n")
+    return root / "train.py"
+
+
+def train_func():
+    print("ok")
+
+
+def bench_submit(kubeconfig: str, tmp: pathlib.Path, mb: int, repeat: int):
+    import kflow
+    from kubeflow.training import TrainingClient
+
+    script = generate_project(tmp / "project", mb)
+    size = sum(p.stat().st_size for p in script.parent.rglob("*") if p.is_file()) / 1024 / 1024
+
+    def kflow_submit(i):
+        kflow.run(str(script), name=f"bench-kflow-{i}", backend="cluster", workers=2)
+
+    tc = TrainingClient(config_file=kubeconfig, namespace="default")
+
+    def training_client_submit(i):
+        tc.create_job(name=f"bench-tc-{i}", train_func=train_func, base_image="python:3.11", num_workers=2)
+
+    return interleaved([
+        (f"kflow.run, {size:.0f} MiB project (package + upload + create)", kflow_submit),
+        ("TrainingClient.create_job(train_func=..., base_image=...) (function source in args; no project)", training_client_submit),
+    ], repeat)
+
+
+def create_jobs(kubeconfig: str, n: int):
+    """n PyTorchJobs straight through the API (16 in flight). The image is one the test cluster
+    cannot pull, so their pods wait and run nothing."""
+    from kubernetes import client, config
+
+    api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
+    pod = {"spec": {"containers": [{"name": "pytorch", "image": "registry.invalid/none:1", "command": ["true"]}]}}
+
+    def make(i):
+        body = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": f"listed-{i:05d}"},
+                "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "restartPolicy": "Never", "template": pod}}}}
+        api.create_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", body)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(make, range(n)))
+
+
+def bench_list(kubeconfig: str, n: int, repeat: int):
+    import kflow
+    from kubernetes import client, config
+
+    start = time.perf_counter()
+    create_jobs(kubeconfig, n)
+    print(f"created {n} PyTorchJobs in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl"
+
+    def kflow_list(_):
+        kflow.jobs()
+
+    def kubectl_list(_):
+        out = subprocess.run([kubectl, "--kubeconfig", kubeconfig, "get", "pytorchjobs", "-n", "default", "-o", "name"],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.count("\n") >= n, out[-200:]
+
+    def python_list(_):
+        api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
+        items = api.list_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs")["items"]
+        assert len(items) >= n
+
+    os.environ["KFLOW_BACKEND"] = "cluster"
+    try:
+        return interleaved([
+            ("kflow.jobs() (cluster listing, pages of 500)", kflow_list),
+            ("kubectl get pytorchjobs -o name", kubectl_list),
+            ("kubernetes client list_namespaced_custom_object", python_list),
+        ], repeat)
+    finally:
+        del os.environ["KFLOW_BACKEND"]
+
+
+def bench_logs(kubeconfig: str, tmp: pathlib.Path, lines: int, repeat: int):
+    import kflow
+
+    project = tmp / "logs-project"
+    project.mkdir()
+    script = project / "chatty.py"
+    script.write_text(f"import sys\nw = sys.stdout.write\nfor i in range({lines}):\n    w(f'line {{i}} of the training log\\n')\n")
+    job = kflow.run(str(script), name="bench-logs", backend="cluster")
+    assert job.wait(timeout=300).phase == "Succeeded"
+    pod = "bench-logs-master-0"
+    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl"
+
+    def kflow_follow(_):
+        got = sum(1 for _ in kflow.get("bench-logs").logs(follow=True))
+        assert got == lines, got
+
+    def kubectl_follow(_):
+        out = subprocess.run([kubectl, "--kubeconfig", kubeconfig, "logs", "-f", pod, "-n", "default"],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.count("\n") == lines, out.count("\n")
+
+    def kflow_cli_follow(_):
+        out = subprocess.run([sys.executable, "-m", "kflow", "logs", "bench-logs", "-f"], capture_output=True, text=True, check=True).stdout
+        assert out.count("\n") == lines, out.count("\n")
+
+    return interleaved([
+        ("kflow Job.logs(follow=True) (Python iterator, a str per line)", kflow_follow),
+        ("kflow logs -f (CLI)", kflow_cli_follow),
+        ("kubectl logs -f", kubectl_follow),
+    ], repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--mb", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for var, sub in [("KFLOW_STATE_DIR", "state"), ("KFLOW_CACHE_DIR", "cache"), ("KFLOW_CONFIG_DIR", "config")]:
+            os.environ[var] = str(tmp / "kflow" / sub)
+        (tmp / "cluster").mkdir()
+        cluster = TestCluster(tmp / "cluster")
+        os.environ["KUBECONFIG"] = cluster.kubeconfig
+        try:
+            submit = bench_submit(cluster.kubeconfig, tmp, args.mb, args.repeat)
+            logs = bench_logs(cluster.kubeconfig, tmp, args.lines, args.repeat)
+            listing = bench_list(cluster.kubeconfig, args.jobs, args.repeat)
+        finally:
+            cluster.stop()
+    print(f"cluster backend vs peers on kflow-testcluster (loopback), median of {args.repeat} after a warm-up, tools taking turns")
+    print("| what | tool | seconds | rate |")
+    print("|---|---|---:|---:|")
+    for name, s in submit:
+        print(f"| submit | {name} | {s:.3f} | |")
+    for name, s in listing:
+        print(f"| list {args.jobs} PyTorchJobs | {name} | {s:.3f} | {args.jobs / s:,.0f} jobs/s |")
+    for name, s in logs:
+        print(f"| follow a {args.lines:,}-line log | {name} | {s:.3f} | {args.lines / s:,.0f} lines/s |")
+
+
+if __name__ == "__main__":
+    main()
