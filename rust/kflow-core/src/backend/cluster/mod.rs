@@ -55,7 +55,19 @@ pub struct ClusterBackend {
     /// One status watch per run (by run id), shared by every handle and call: `status()` and
     /// `wait()` read it instead of asking the API server again.
     pub(crate) watches: Mutex<std::collections::HashMap<String, Arc<ops::StatusCell>>>,
-    rt: tokio::runtime::Runtime,
+    /// Always Some until drop (see `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ClusterBackend {
+    /// A plain drop of a runtime blocks until its tasks end, which tokio forbids (and panics on)
+    /// when the last handle goes away inside another runtime's task — as in the Jupyter kernel.
+    /// Shutting down in the background is allowed anywhere.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for ClusterBackend {
@@ -93,7 +105,7 @@ impl ClusterBackend {
             identity,
             caps: Mutex::new(None),
             watches: Mutex::new(Default::default()),
-            rt,
+            rt: Some(rt),
         })
     }
 
@@ -102,11 +114,11 @@ impl ClusterBackend {
     }
 
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        self.runtime().block_on(f)
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.rt
+        self.rt.as_ref().expect("the runtime lives until drop")
     }
 
     /// Discovery, once per connection.
