@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import pathlib
+import ssl
 import subprocess
+import tempfile
+import time
+import urllib.request
 import zipfile
+
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -45,3 +52,55 @@ def build_wheel(folder: pathlib.Path, name: str, version: str, source: str) -> p
         for p, d in files.items():
             zf.writestr(p, d)
     return path
+
+
+class TestCluster:
+    """A running kflow-testcluster process: `kubeconfig` is a file kubectl, the kubernetes client
+    and kflow accept; `admin()` drives its admin API (faults, compaction) with the static token."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, state_dir: pathlib.Path, extra_args=()):
+        self.state_dir = state_dir
+        self.kubeconfig = str(state_dir / "kubeconfig")
+        env = dict(os.environ)
+        crds = REPO.parent / "shared" / "crds"
+        if "KFLOW_CRD_DIR" not in env and crds.is_dir():
+            env["KFLOW_CRD_DIR"] = str(crds)
+        self.log = open(state_dir.parent / f"{state_dir.name}.server.log", "wb")
+        self.proc = subprocess.Popen(
+            [testcluster_binary(), "--port", "0", "--state-dir", str(state_dir),
+             "--kubeconfig-out", self.kubeconfig, "--restart-backoff-ms", "200", *extra_args],
+            stdout=subprocess.DEVNULL, stderr=self.log, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.kubeconfig):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kflow-testcluster exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("kflow-testcluster did not start")
+            time.sleep(0.02)
+
+    def admin(self, method: str, path: str, body=None):
+        kc = yaml.safe_load(open(self.kubeconfig))
+        cluster = kc["clusters"][0]["cluster"]
+        token = kc["users"][0]["user"]["token"]
+        ctx = None
+        if "certificate-authority-data" in cluster:
+            with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as f:
+                f.write(base64.b64decode(cluster["certificate-authority-data"]))
+            ctx = ssl.create_default_context(cafile=f.name)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(cluster["server"] + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

@@ -13,7 +13,7 @@ import yaml
 
 requests = pytest.importorskip("requests")
 
-from conftest import Cluster  # noqa: E402
+from kflow_testsupport import TestCluster  # noqa: E402
 from test_identity import REDIRECT, browser, form_action  # noqa: E402
 
 CONFIG = {
@@ -30,7 +30,7 @@ def dex(tmp_path_factory):
     base = tmp_path_factory.mktemp("dex")
     cfg = base / "realm.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
-    cluster = Cluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0"])
+    cluster = TestCluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0"])
     kc = yaml.safe_load(open(cluster.kubeconfig))
     server = kc["clusters"][0]["cluster"]["server"]
     ca = base / "ca.crt"

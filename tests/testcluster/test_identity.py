@@ -16,7 +16,7 @@ import yaml
 
 requests = pytest.importorskip("requests")
 
-from conftest import Cluster  # noqa: E402
+from kflow_testsupport import TestCluster  # noqa: E402
 
 REDIRECT = "http://127.0.0.1:9/callback"
 REALM_CONFIG = {
@@ -53,7 +53,7 @@ def realm(tmp_path_factory):
     cfg.write_text(yaml.safe_dump(REALM_CONFIG))
     web = base / "web.yaml"
     web.write_text(yaml.safe_dump(WEB_FIXTURE))
-    cluster = Cluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0", "--web-fixture", str(web)])
+    cluster = TestCluster(base / "state", extra_args=["--idp-config", str(cfg), "--gateway-port", "0", "--web-fixture", str(web)])
     kc = yaml.safe_load(open(cluster.kubeconfig))
     server = kc["clusters"][0]["cluster"]["server"]
     ca = base / "ca.crt"
