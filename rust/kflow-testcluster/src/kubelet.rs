@@ -774,8 +774,13 @@ impl Kubelet {
         let bin_dir = inst_dir.join("bin");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| StartError::Spawn(e.to_string()))?;
         runtime::write_bin_dir(&bin_dir, rt).map_err(|e| StartError::Spawn(e.to_string()))?;
-        let mounts =
+        let mut mounts =
             volumes::mounts_for(c, volumes).map_err(|e| StartError::Config(e.to_string()))?;
+        // Pods get a private /tmp; a wheel folder under the host's /tmp (a checkout there, say)
+        // would vanish behind it, so it is bound back in, read-only, at the same path.
+        if let Some(w) = self.cfg.wheel_dir.as_ref().filter(|w| w.starts_with("/tmp")) {
+            mounts.push(runtime::Mount { source: w.clone(), target: w.to_string_lossy().into_owned(), read_only: true });
+        }
         let hostname = pod["spec"]["hostname"]
             .as_str()
             .unwrap_or(name_of(pod).as_str())
