@@ -454,9 +454,7 @@ pub async fn token(
         return StatusCode::NOT_FOUND.into_response();
     };
     let client_id = f.get("client_id").cloned().unwrap_or_default();
-    let err = |status: StatusCode, e: &str, desc: &str| {
-        (status, Json(json!({"error": e, "error_description": desc}))).into_response()
-    };
+    let err = crate::idp::oauth_error;
     match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = f.get("code").cloned().unwrap_or_default();

@@ -77,7 +77,7 @@ impl Gateway {
         if let Some(u) = bearer.and_then(|t| self.idp.verify_bearer(t.trim())) {
             return Some(u);
         }
-        let session = cookies(headers).remove(COOKIE)?;
+        let session = crate::idp::cookies(headers).remove(COOKIE)?;
         let username = {
             let sessions = self.sessions.lock().ok()?;
             let (user, expires) = sessions.get(&session)?;
@@ -96,20 +96,6 @@ impl Gateway {
             namespaces,
         })
     }
-}
-
-fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
-    headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| {
-            kv.trim()
-                .split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 fn redirect(location: &str, set_cookies: &[String]) -> Response {
@@ -190,7 +176,7 @@ async fn callback(
 ) -> Response {
     let state = q.get("state").cloned().unwrap_or_default();
     let (nonce, _) = state.split_once(':').unwrap_or((state.as_str(), "/"));
-    let csrf = cookies(&headers).remove(&format!("{COOKIE}_csrf"));
+    let csrf = crate::idp::cookies(&headers).remove(&format!("{COOKIE}_csrf"));
     if csrf.as_deref() != Some(nonce) {
         return (
             StatusCode::FORBIDDEN,
@@ -253,7 +239,7 @@ async fn sign_out(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(s) = cookies(&headers).remove(COOKIE) {
+    if let Some(s) = crate::idp::cookies(&headers).remove(COOKIE) {
         if let Ok(mut sessions) = gw.sessions.lock() {
             sessions.remove(&s);
         }

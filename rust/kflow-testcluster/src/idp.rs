@@ -477,7 +477,8 @@ fn redirect(location: &str, cookies: Vec<String>) -> Response {
     resp
 }
 
-fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
+/// The request's cookies by name (the gateway reads its session cookie the same way).
+pub(crate) fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
     headers
         .get_all("cookie")
         .iter()
@@ -491,7 +492,7 @@ fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
         .collect()
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "error_description": description})),
