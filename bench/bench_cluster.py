@@ -21,34 +21,8 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-class TestCluster:
-    def __init__(self, state: pathlib.Path):
-        binary = os.environ.get("KFLOW_TESTCLUSTER_BIN") or str(REPO / "target" / "debug" / "kflow-testcluster")
-        env = dict(os.environ)
-        crds = REPO.parent / "shared" / "crds"
-        if "KFLOW_CRD_DIR" not in env and crds.is_dir():
-            env["KFLOW_CRD_DIR"] = str(crds)
-        self.kubeconfig = str(state / "kubeconfig")
-        self.log = open(state.parent / "testcluster.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--state-dir", str(state), "--kubeconfig-out", self.kubeconfig, "--watch-history", "20000"],
-            stdout=subprocess.DEVNULL, stderr=self.log, env=env,
-        )
-        deadline = time.monotonic() + 30
-        while not os.path.exists(self.kubeconfig):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"kflow-testcluster did not start (see {state.parent / 'testcluster.log'})")
-            time.sleep(0.02)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+sys.path.insert(0, str(REPO / "tests"))
+from kflow_testsupport import TestCluster  # noqa: E402  (the tests' one: same flags, same start-up)
 
 
 def interleaved(tools, repeat: int):
@@ -194,18 +168,23 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--mb", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="submit,logs,list", help="comma-separated: submit, logs, list")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         for var, sub in [("KFLOW_STATE_DIR", "state"), ("KFLOW_CACHE_DIR", "cache"), ("KFLOW_CONFIG_DIR", "config")]:
             os.environ[var] = str(tmp / "kflow" / sub)
-        (tmp / "cluster").mkdir()
-        cluster = TestCluster(tmp / "cluster")
+        cluster = TestCluster(tmp / "cluster", ["--watch-history", "20000"])
         os.environ["KUBECONFIG"] = cluster.kubeconfig
+        submit, logs, listing = [], [], []
         try:
-            submit = bench_submit(cluster.kubeconfig, tmp, args.mb, args.repeat)
-            logs = bench_logs(cluster.kubeconfig, tmp, args.lines, args.repeat)
-            listing = bench_list(cluster.kubeconfig, args.jobs, args.repeat)
+            if "submit" in only:
+                submit = bench_submit(cluster.kubeconfig, tmp, args.mb, args.repeat)
+            if "logs" in only:
+                logs = bench_logs(cluster.kubeconfig, tmp, args.lines, args.repeat)
+            if "list" in only:
+                listing = bench_list(cluster.kubeconfig, args.jobs, args.repeat)
         finally:
             cluster.stop()
     print(f"cluster backend vs peers on kflow-testcluster (loopback), median of {args.repeat} after a warm-up, tools taking turns")

@@ -57,6 +57,7 @@ class Realm:
         # The Kubeflow URL is the oauth2-proxy-style gateway (https://localhost:…); the API
         # server and the realm live on https://127.0.0.1:…, as in a real deployment.
         self.api = cluster["server"]
+        self.admin_kubeconfig = kubeconfig
         gateway = state / "gateway-url"
         while not gateway.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

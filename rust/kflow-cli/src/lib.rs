@@ -79,12 +79,9 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         Command::Logs { name, follow: keep, json } => {
             let job = client.get(&name)?;
             let prefixed = job.replica_names().len() > 1;
-            for line in job.logs(keep) {
-                if json {
-                    println!("{}", serde_json::json!({ "replica": line.replica, "text": line.text, "severity": line.severity() }));
-                } else {
-                    out.log_line(&line, prefixed);
-                }
+            let mut logs = job.logs(keep);
+            while let Some(lines) = logs.poll_wait(LOG_WAIT)? {
+                out.log_lines(&lines, prefixed, json);
             }
             Ok(0)
         }
@@ -253,6 +250,9 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
     }
 }
 
+/// How long one wait for log lines lasts before Ctrl-C and the pending spinner are looked at.
+const LOG_WAIT: Duration = Duration::from_millis(100);
+
 /// Streams the job's logs until it ends; Ctrl-C asks whether to cancel the job or detach.
 fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -271,7 +271,7 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
             out.note(&format!("detached; the job keeps running. Follow it again with `kflow logs {} -f`", job.name()));
             return Ok(130);
         }
-        match logs.poll()? {
+        match logs.poll_wait(LOG_WAIT)? {
             None => break,
             Some(lines) if lines.is_empty() => {
                 if !pending.is_finished() {
@@ -281,13 +281,10 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
                         }
                     }
                 }
-                std::thread::sleep(Duration::from_millis(30));
             }
             Some(lines) => {
                 pending.finish_and_clear();
-                for line in lines {
-                    out.log_line(&line, prefixed);
-                }
+                out.log_lines(&lines, prefixed, false);
             }
         }
     }

@@ -32,14 +32,25 @@ impl Printer {
         }
     }
 
-    pub fn log_line(&self, line: &LogLine, prefixed: bool) {
-        let text = line.render(prefixed);
-        let text = match line.severity() {
-            Severity::Error => self.paint(self.color_out, RED, &text),
-            Severity::Warning => self.paint(self.color_out, YELLOW, &text),
-            Severity::Normal => text,
-        };
-        println!("{text}");
+    /// Prints a batch of log lines with one write: a fast log is not a syscall per line.
+    pub fn log_lines(&self, lines: &[LogLine], prefixed: bool, json: bool) {
+        use std::io::Write;
+        let mut buf = String::with_capacity(lines.len() * 64);
+        for line in lines {
+            if json {
+                buf.push_str(&serde_json::json!({ "replica": line.replica, "text": line.text, "severity": line.severity() }).to_string());
+            } else {
+                let text = line.render(prefixed);
+                match line.severity() {
+                    Severity::Error => buf.push_str(&self.paint(self.color_out, RED, &text)),
+                    Severity::Warning => buf.push_str(&self.paint(self.color_out, YELLOW, &text)),
+                    Severity::Normal => buf.push_str(&text),
+                }
+            }
+            buf.push('\n');
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(buf.as_bytes()).and_then(|()| stdout.flush());
     }
 
     pub fn note(&self, text: &str) {

@@ -49,6 +49,27 @@ impl LogStream {
     }
 }
 
+impl LogStream {
+    /// Like `poll`, but waits up to `wait` for the first line (the cluster's lines come over a
+    /// channel and wake the waiter at once; the local backend's files are looked at every 25 ms).
+    pub fn poll_wait(&mut self, wait: std::time::Duration) -> Result<Option<Vec<LogLine>>> {
+        match self {
+            LogStream::Cluster(s) => s.poll_wait(wait),
+            LogStream::Local(s) => {
+                let deadline = std::time::Instant::now() + wait;
+                loop {
+                    match s.poll()? {
+                        Some(lines) if lines.is_empty() && std::time::Instant::now() < deadline => {
+                            std::thread::sleep(std::time::Duration::from_millis(25));
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Iterator for LogStream {
     type Item = LogLine;
 
@@ -177,13 +198,15 @@ impl Client {
     }
 }
 
-/// Cluster submission: connect, check the kind is served, package (a restart reuses the stored
+/// Cluster submission: connect, check the kind is served and the user may create it, package (a restart reuses the stored
 /// archive), record locally, then create the PVC, the code ConfigMap(s) and the job.
 fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, attempt: u32) -> Result<Job> {
     let backend = handle.get()?;
     let mpi = backend.capabilities()?.require(spec.kind)?;
     // The record names the namespace, so status and restart find the job from anywhere.
     spec.namespace = Some(backend.namespace_for(&spec));
+    let ns = spec.namespace.clone().unwrap_or_default();
+    backend.block_on(cluster::access::check(backend.client(), &ns, &cluster::access::submission_needs(spec.kind)))?;
     std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
     if !dir.archive().is_file() {
         package_cluster(&spec, &dir.archive())?;
@@ -215,7 +238,6 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
     let mut annotation = serde_json::to_value(&record).expect("record serializes");
     // The manifest is on the cluster already; the annotation keeps what restart needs.
     annotation["manifest_yaml"] = serde_json::json!("");
-    let ns = record.spec.namespace.clone().unwrap_or_default();
     let submission = cluster::submit::Submission {
         manifests: &manifests,
         namespace: &ns,

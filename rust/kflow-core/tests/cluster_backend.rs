@@ -245,11 +245,13 @@ fn missing_operator_and_in_cluster_connection() {
 #[test]
 fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
     let env = Env::start();
-    env.project(&[("many.py", "for i in range(300):\n    print('n', i, flush=True)\n")]);
+    env.project(&[("many.py", "for i in range(3000):\n    print('n', i, flush=True)\n")]);
     let client = env.client();
     // Discovery first, while the API is healthy (capabilities are cached per connection).
     client.cluster().unwrap().capabilities().unwrap();
-    env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/", "errorRate": 0.3, "errorCode": 500}], "logDropAfter": 40}));
+    // The numbers: 30% of API calls fail and every log stream is cut after 1,000 lines
+    // (tests/cluster cuts every 25 lines too, without the errors).
+    env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/", "errorRate": 0.3, "errorCode": 500}], "logDropAfter": 1000}));
     let t0 = std::time::Instant::now();
     let job = client.submit(opts("pt-flaky", "many.py")).expect("submitted despite 30% errors");
     let lines: Vec<_> = job.logs(true).collect();
@@ -259,7 +261,7 @@ fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     for replica in ["master-0", "worker-0"] {
         let texts: Vec<String> = lines.iter().filter(|l| l.replica == replica && !l.text.starts_with("kflow: ")).map(|l| l.text.clone()).collect();
-        assert_eq!(texts, (0..300).map(|i| format!("n {i}")).collect::<Vec<_>>(), "{replica}");
+        assert_eq!(texts, (0..3000).map(|i| format!("n {i}")).collect::<Vec<_>>(), "{replica}");
     }
     let backend = client.cluster().unwrap();
     let ar = cluster::job_resource(kflow_core::JobKind::PyTorchJob, "kubeflow.org/v1");

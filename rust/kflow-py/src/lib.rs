@@ -150,17 +150,8 @@ impl LogIter {
             if let Some(line) = self.pending.lock().expect("log lock").pop_front() {
                 return Ok(Some((line.replica, line.text)));
             }
-            let polled = py.detach(|| {
-                let mut stream = self.stream.lock().expect("log lock");
-                // Wait up to ~200 ms for lines, then return to check for Ctrl-C.
-                for _ in 0..8 {
-                    match stream.poll() {
-                        Ok(Some(lines)) if lines.is_empty() => std::thread::sleep(Duration::from_millis(25)),
-                        other => return other,
-                    }
-                }
-                Ok(Some(Vec::new()))
-            });
+            // Wait up to 200 ms for lines, then come back to check for Ctrl-C.
+            let polled = py.detach(|| self.stream.lock().expect("log lock").poll_wait(Duration::from_millis(200)));
             match polled.map_err(|e| to_py(py, e))? {
                 None => return Ok(None),
                 Some(lines) => self.pending.lock().expect("log lock").extend(lines),

@@ -171,6 +171,53 @@ impl Filter {
     }
 }
 
+/// The response body of one log read. Lines are coalesced into chunks of up to `CHUNK` bytes,
+/// sent when full or when no more lines are at hand, as the real API server's 32 KiB copy
+/// buffer does when it proxies the kubelet's stream; a chunk per line would make clients pay
+/// for framing the real server never sends.
+struct LineSink {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    /// limitBytes left.
+    budget: usize,
+    /// Fault injection: lines left before the stream is cut.
+    drop_budget: usize,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 32 << 10;
+
+impl LineSink {
+    /// Adds a line; false when the stream ends here (limitBytes spent, injected cut, client gone).
+    async fn push(&mut self, mut line: String) -> bool {
+        let mut done = false;
+        if line.len() >= self.budget {
+            line.truncate(self.budget);
+            done = true;
+        }
+        self.budget -= line.len();
+        // Fault injection: the line that uses up the budget is the last one sent.
+        self.drop_budget = self.drop_budget.saturating_sub(1);
+        if self.drop_budget == 0 {
+            done = true;
+        }
+        self.buf.extend_from_slice(line.as_bytes());
+        if done {
+            self.flush().await;
+            return false;
+        }
+        self.buf.len() < CHUNK || self.flush().await
+    }
+
+    /// Sends what is buffered; false when the client has gone.
+    async fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.send(Ok(chunk)).await.is_ok()
+    }
+}
+
 pub async fn serve(
     store: Arc<Store>,
     state_dir: PathBuf,
@@ -211,33 +258,20 @@ pub async fn serve(
         let cut = lines.len().saturating_sub(n);
         lines.drain(..cut);
     }
-    let mut budget = opts.limit_bytes.unwrap_or(usize::MAX);
-    let mut drop_budget = opts.drop_after.unwrap_or(usize::MAX).max(1);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let mut sink = LineSink {
+        tx,
+        budget: opts.limit_bytes.unwrap_or(usize::MAX),
+        drop_budget: opts.drop_after.unwrap_or(usize::MAX).max(1),
+        buf: Vec::new(),
+    };
     tokio::spawn(async move {
-        let mut send = |l: String| {
-            let tx = tx.clone();
-            let mut l = l;
-            let mut done = false;
-            if l.len() >= budget {
-                l.truncate(budget);
-                done = true;
-            }
-            budget -= l.len();
-            // Fault injection: the line that uses up the budget is the last one sent.
-            drop_budget = drop_budget.saturating_sub(1);
-            if drop_budget == 0 {
-                done = true;
-            }
-            async move { (tx.send(Ok(Bytes::from(l))).await.is_ok(), done) }
-        };
         for l in lines {
-            let (ok, done) = send(l).await;
-            if !ok || done {
+            if !sink.push(l).await {
                 return;
             }
         }
-        if !opts.follow {
+        if !sink.flush().await || !opts.follow {
             return;
         }
         let mut offset = complete_len as u64;
@@ -252,14 +286,17 @@ pub async fn serve(
             }
             offset += chunk.len() as u64;
             partial.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(i) = partial.find('\n') {
-                let l: String = partial.drain(..=i).collect();
-                if let Some(out) = filter.apply(l.trim_end_matches('\n')) {
-                    let (ok, done) = send(out).await;
-                    if !ok || done {
+            let complete = partial.rfind('\n').map_or(0, |i| i + 1);
+            for l in partial[..complete].split_terminator('\n') {
+                if let Some(out) = filter.apply(l) {
+                    if !sink.push(out).await {
                         return;
                     }
                 }
+            }
+            partial.drain(..complete);
+            if !sink.flush().await {
+                return;
             }
             // Checked before reading, so output written just before the exit is never lost.
             if !running {
@@ -267,7 +304,7 @@ pub async fn serve(
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = tx.closed() => return,
+                _ = sink.tx.closed() => return,
             }
         }
     });

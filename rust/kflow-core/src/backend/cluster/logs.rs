@@ -68,6 +68,8 @@ use super::{pod_selector, ClusterBackend};
 
 pub(crate) enum Msg {
     Line(LogLine),
+    /// Lines that arrived together (one read of a stream): one hand-over, not one per line.
+    Lines(Vec<LogLine>),
     /// The cluster has nothing for this job (pods gone): read the local copy instead.
     UseLocalCopy,
     Done,
@@ -178,6 +180,7 @@ impl ClusterLogStream {
         loop {
             match self.rx.try_recv() {
                 Ok(Msg::Line(l)) => lines.push(l),
+                Ok(Msg::Lines(batch)) => lines.extend(batch),
                 Ok(Msg::UseLocalCopy) => {
                     self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false));
                     break;
@@ -200,6 +203,28 @@ impl ClusterLogStream {
         Ok(Some(lines))
     }
 
+    /// Like `poll`, but waits up to `wait` for the first line instead of returning empty at once.
+    pub fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
+        if self.local.is_none() && self.ready.is_empty() && !self.done {
+            match self.rx.recv_timeout(wait) {
+                Ok(Msg::Line(l)) => self.ready.push_back(l),
+                Ok(Msg::Lines(batch)) => self.ready.extend(batch),
+                Ok(Msg::UseLocalCopy) => self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false)),
+                Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => self.done = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        let mut lines: Vec<LogLine> = self.ready.drain(..).collect();
+        match self.poll()? {
+            Some(more) => {
+                lines.extend(more);
+                Ok(Some(lines))
+            }
+            None if lines.is_empty() => Ok(None),
+            None => Ok(Some(lines)),
+        }
+    }
+
     fn wait_next(&mut self) -> Option<LogLine> {
         loop {
             if let Some(l) = self.ready.pop_front() {
@@ -213,6 +238,7 @@ impl ClusterLogStream {
             }
             match self.rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Msg::Line(l)) => return Some(l),
+                Ok(Msg::Lines(batch)) => self.ready.extend(batch),
                 Ok(Msg::UseLocalCopy) => self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false)),
                 Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => self.done = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -275,12 +301,9 @@ pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf
         fetched.push((replica.clone(), lines));
     }
     for (replica, lines) in fetched {
-        let mut copy = open_copy(&log_file(&logs_dir, &replica));
-        for text in lines {
-            if let Some(f) = copy.as_mut() {
-                let _ = writeln!(f, "{text}");
-            }
-            let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text }));
+        let mut copy = LogCopy::new(&log_file(&logs_dir, &replica), &replica, tx.clone());
+        for text in &lines {
+            copy.push(text);
         }
     }
     let _ = tx.send(Msg::Done);
@@ -362,16 +385,49 @@ fn job_ended(job: &DynamicObject) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| (c["type"] == "Succeeded" || c["type"] == "Failed") && c["status"] == "True"))
 }
 
+/// One replica's lines on their way out: appended to its local copy through a buffer and
+/// collected into one batch per read, so a fast log costs a write and a channel hand-over per
+/// network read, not per line. `flush` also runs on drop, so nothing buffered is lost.
+struct LogCopy {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    replica: String,
+    batch: Vec<LogLine>,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl LogCopy {
+    fn new(path: &std::path::Path, replica: &str, tx: mpsc::Sender<Msg>) -> LogCopy {
+        let file = open_copy(path).map(|f| std::io::BufWriter::with_capacity(64 << 10, f));
+        LogCopy { file, replica: replica.to_string(), batch: Vec::new(), tx }
+    }
+
+    fn push(&mut self, text: &str) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = writeln!(f, "{text}");
+        }
+        self.batch.push(LogLine { replica: self.replica.clone(), text: text.to_string() });
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
+        if !self.batch.is_empty() {
+            let _ = self.tx.send(Msg::Lines(std::mem::take(&mut self.batch)));
+        }
+    }
+}
+
+impl Drop for LogCopy {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// One pod's container log, from its first line to its last, across dropped streams.
 async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: String, copy_path: PathBuf, tx: mpsc::Sender<Msg>) {
     let mut cursor = Cursor::default();
-    let mut copy = open_copy(&copy_path);
-    let emit = |text: &str, copy: &mut Option<std::fs::File>| {
-        if let Some(f) = copy.as_mut() {
-            let _ = writeln!(f, "{text}");
-        }
-        let _ = tx.send(Msg::Line(LogLine { replica: replica.clone(), text: text.to_string() }));
-    };
+    let mut copy = LogCopy::new(&copy_path, &replica, tx);
     let mut failures = 0u32;
     // The restart count of the container instance read last (None: none read yet).
     let mut instance: Option<i32> = None;
@@ -381,7 +437,8 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         if let Ok(Some(p)) = retry(|| pods.get_opt(&pod)).await {
             let restarts = restart_count(&p, &container);
             if instance.map_or(restarts > 0, |n| restarts > n) {
-                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| copy.push(t)).await;
+                copy.flush();
             }
             instance = Some(restarts);
         }
@@ -389,7 +446,7 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         match client.request_stream(log_request(&pods, &pod, &container, true, false, cursor.since())).await {
             Ok(stream) => {
                 failures = 0;
-                let mut stream = std::pin::pin!(stream);
+                let mut stream = std::pin::pin!(futures::io::BufReader::with_capacity(256 << 10, stream));
                 let mut reader = cursor.reader();
                 let mut buf = Vec::new();
                 loop {
@@ -397,15 +454,20 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
                     match stream.read_until(b'\n', &mut buf).await {
                         // Only whole lines count: a line cut by a dropped stream comes again.
                         Ok(n) if n > 0 && buf.ends_with(b"\n") => {
-                            let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
+                            let line = String::from_utf8_lossy(&buf[..buf.len() - 1]);
                             let line = line.strip_suffix('\r').unwrap_or(&line);
                             if let Some(t) = reader.accept(line) {
-                                emit(t, &mut copy);
+                                copy.push(t);
+                            }
+                            // Hand over what this read brought before waiting for the next.
+                            if stream.buffer().is_empty() {
+                                copy.flush();
                             }
                         }
                         _ => break,
                     }
                 }
+                copy.flush();
             }
             Err(e) if status_code(&e) == Some(404) => return,
             Err(_) => {
@@ -428,9 +490,10 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         if container_finished(&current, &container) {
             // Whatever came after a drop and before the end: fetched again, deduplicated.
             if restart_count(&current, &container) > instance.unwrap_or(0) {
-                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| copy.push(t)).await;
             }
-            drain(&pods, &pod, &container, false, &mut cursor, &mut |t| emit(t, &mut copy)).await;
+            drain(&pods, &pod, &container, false, &mut cursor, &mut |t| copy.push(t)).await;
+            copy.flush();
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,11 +2,12 @@
 //! is synchronous, so this backend owns a tokio runtime and blocks on it; log followers run as
 //! tasks on that runtime and hand lines over a channel.
 //!
-//! Modules: `connection` (where the config comes from), `capabilities` (what is served),
+//! Modules: `access` (may the user submit here), `connection` (where the config comes from), `capabilities` (what is served),
 //! `submit` (PVC, code ConfigMap, job, owner references, run record), `status` (job + pods ->
 //! JobStatus, watched), `logs` (every replica, resumed, copied locally), `ops` (cancel, delete,
 //! restart, adopt), `retry` (errors and back-off).
 
+pub mod access;
 pub mod capabilities;
 pub mod chunks;
 pub mod connection;

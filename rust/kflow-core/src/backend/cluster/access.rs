@@ -1,0 +1,71 @@
+//! The access check before a submission: one SelfSubjectAccessReview per verb and resource the
+//! submission needs, so a user without rights learns it before kflow packages and uploads
+//! anything, and nothing is half-created. The API server stays the judge: a cluster that does
+//! not serve the review (or refuses it) is simply not asked, and the creations themselves then
+//! report any 403 with the same message.
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
+
+use crate::error::{Error, Result};
+use crate::spec::JobKind;
+
+/// One permission a submission needs: `verb` on `resource` of API `group` ("" is core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+}
+
+/// What creating a job of `kind` with its code ConfigMaps takes (the pip-cache PVC is not
+/// asked for: using an existing claim needs no create right).
+pub fn submission_needs(kind: JobKind) -> [Need; 3] {
+    let job_plural = match kind {
+        JobKind::PyTorchJob => "pytorchjobs",
+        JobKind::TFJob => "tfjobs",
+        JobKind::MPIJob => "mpijobs",
+    };
+    [
+        Need { verb: "create", group: "kubeflow.org", resource: job_plural },
+        Need { verb: "create", group: "", resource: "configmaps" },
+        Need { verb: "patch", group: "", resource: "configmaps" },
+    ]
+}
+
+/// The first need the API server denies, as `Error::Forbidden`.
+pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Result<()> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let pp = PostParams::default();
+    for need in needs {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    verb: Some(need.verb.to_string()),
+                    group: Some(need.group.to_string()),
+                    resource: Some(need.resource.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = match super::retry::retry(|| reviews.create(&pp, &review)).await {
+            Ok(answer) => answer,
+            // Not served, or the user may not even ask: the real calls will tell.
+            Err(_) => return Ok(()),
+        };
+        let Some(status) = answer.status else { return Ok(()) };
+        if !status.allowed {
+            let why = status.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "the cluster's access review denied it".into());
+            return Err(Error::Forbidden {
+                verb: need.verb.into(),
+                resource: need.resource.into(),
+                namespace: namespace.into(),
+                message: why,
+            });
+        }
+    }
+    Ok(())
+}
