@@ -29,6 +29,7 @@ def test_doctor_names_kubeconfig_context_user_namespace_and_kinds(cluster):
     assert c["namespace"] == ctx["context"].get("namespace", "default")
     assert d["kinds"] == ["PyTorchJob (kubeflow.org/v1)", "TFJob (kubeflow.org/v1)", "MPIJob (kubeflow.org/v1)"]
     assert d["notebook"] == "kubeflow.org/v1beta1"
+    assert d["can_submit"] is True  # the API server's SelfSubjectAccessReview for the namespace
 
     human = cli("doctor")
     assert human.returncode == 0, human.stderr
@@ -36,6 +37,7 @@ def test_doctor_names_kubeconfig_context_user_namespace_and_kinds(cluster):
     assert f"user:       {ctx['context']['user']}" in human.stdout
     assert "kinds:      PyTorchJob (kubeflow.org/v1), TFJob (kubeflow.org/v1), MPIJob (kubeflow.org/v1)" in human.stdout
     assert "notebooks:  Notebook (kubeflow.org/v1beta1)" in human.stdout
+    assert f"submit:     allowed in {c['namespace']}" in human.stdout
     as_json = cli("doctor", "--json")
     assert json.loads(as_json.stdout) == d
     # Never a credential, in any form.

@@ -289,7 +289,12 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
         }
     }
     pending.finish_and_clear();
-    let status = job.status()?;
+    // The logs end when the job has ended, seen through their own watch; the status watch may
+    // hear of it a moment later, so wait for it rather than read a stale "Running".
+    let status = match job.wait(Some(Duration::from_secs(30)), &mut || interrupted.load(Ordering::SeqCst)) {
+        Ok(status) => status,
+        Err(_) => job.status()?,
+    };
     out.outcome(job, &status);
     Ok(status.phase.exit_code())
 }

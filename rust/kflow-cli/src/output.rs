@@ -155,6 +155,9 @@ impl Printer {
                 let kinds = if d.kinds.is_empty() { "none".to_string() } else { d.kinds.join(", ") };
                 println!("kinds:      {kinds}");
                 println!("notebooks:  {}", d.notebook.as_deref().map(|v| format!("Notebook ({v})")).unwrap_or_else(|| "not served".into()));
+                if let Some(may) = d.can_submit {
+                    println!("submit:     {}", if may { format!("allowed in {}", c.namespace) } else { format!("NOT allowed in {} (see problem)", c.namespace) });
+                }
             }
         }
         for n in &d.notes {

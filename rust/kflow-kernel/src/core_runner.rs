@@ -149,9 +149,8 @@ fn follow(job: &Job, sink: &mut dyn OutputSink, cancel: &CancelToken, show_statu
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        match logs.poll() {
+        match logs.poll_wait(POLL) {
             Ok(Some(lines)) => {
-                let idle = lines.is_empty();
                 emit(sink, lines, replicas);
                 if show_status && start.elapsed() >= STATUS_AFTER {
                     if let Ok(s) = job.status() {
@@ -162,15 +161,16 @@ fn follow(job: &Job, sink: &mut dyn OutputSink, cancel: &CancelToken, show_statu
                         }
                     }
                 }
-                if idle {
-                    cancel.sleep(POLL);
-                }
             }
             Ok(None) => break,
             Err(e) => return Err(e.to_string()),
         }
     }
-    let s = job.status().map_err(|e| e.to_string())?;
+    // The logs' own watch may see the end before the status watch does: wait for the latter.
+    let s = match job.wait(Some(Duration::from_secs(30)), &mut || cancel.is_cancelled()) {
+        Ok(s) => s,
+        Err(_) => job.status().map_err(|e| e.to_string())?,
+    };
     if shown.is_some() {
         sink.status_line(Some(&status_text(job, &s)));
     }

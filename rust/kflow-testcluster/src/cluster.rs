@@ -44,6 +44,10 @@ pub struct Options {
     pub web_fixture: Option<serde_json::Value>,
     /// Serve mpi-operator's `kubeflow.org/v2beta1` MPIJob instead of the training operator's v1.
     pub mpi_v2beta1: bool,
+    /// The node's capacity (what the scheduler fits pods into).
+    pub node: crate::node::NodeConfig,
+    /// The kubectl binary MPI launchers get at /opt/kube/kubectl; None searches PATH.
+    pub kubectl: Option<PathBuf>,
 }
 
 impl Options {
@@ -64,6 +68,8 @@ impl Options {
             gateway_port: None,
             web_fixture: None,
             mpi_v2beta1: false,
+            node: crate::node::NodeConfig::default(),
+            kubectl: None,
         }
     }
 }
@@ -87,6 +93,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Jwt(#[from] crate::jwt::JwtError),
+    #[error(transparent)]
+    Kubectl(#[from] crate::kubectl_bin::KubectlError),
     #[error("test cluster thread: {0}")]
     Thread(String),
 }
@@ -163,6 +171,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .into_iter()
             .collect();
     register_crds(&store, &crds, &hidden);
+    crate::node::register(&store, &opts.node);
+    let kubectl = crate::kubectl_bin::find(opts.kubectl.as_deref())?;
     let python = runtime::host_python();
     let mut images = ImageTable::default_table(python.clone());
     for m in opts.image_map.iter().rev() {
@@ -224,6 +234,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         }
         None => None,
     };
+    let sa_tokens = Arc::new(crate::serviceaccount::TokenIssuer::new(&token));
     let kubelet = Kubelet::new(
         store.clone(),
         KubeletConfig {
@@ -233,12 +244,18 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             api_port: addr.port(),
             backoff: opts.restart_backoff,
             wheel_dir: opts.wheel_dir.clone(),
+            injector: crate::injected::Injector {
+                tokens: sa_tokens.clone(),
+                ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
+                kubectl,
+            },
         },
     );
     let cluster = Arc::new(Cluster {
         store: store.clone(),
         state_dir: opts.state_dir.clone(),
         tokens: std::sync::RwLock::new(vec![token.clone()]),
+        sa_tokens,
         crds,
         server_addr: addr.to_string(),
         faults: Faults::new(opts.faults.clone()),

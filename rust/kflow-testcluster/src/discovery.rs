@@ -75,7 +75,8 @@ pub fn resource_list(group: &str, version: &str, hidden: &[&ResourceType]) -> Op
     let mut out = Vec::new();
     for r in rs {
         let mut entry = json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": verbs(None), "storageVersionHash": ""});
+            "kind": r.kind, "verbs": if r.is_review() { json!(["create"]) } else { verbs(None) },
+            "storageVersionHash": ""});
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }

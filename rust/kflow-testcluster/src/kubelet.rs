@@ -14,9 +14,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 
 use crate::events;
+use crate::injected::Injector;
 use crate::logs::log_file;
 use crate::resources;
 use crate::runtime::{self, ImageTable, Runtime, SandboxSpec};
+use crate::scheduler::{Decision, Scheduler};
 use crate::store::{now_rfc3339, now_rfc3339_nanos, EventType, Store};
 use crate::volumes;
 
@@ -32,6 +34,8 @@ pub struct KubeletConfig {
     pub backoff: Duration,
     /// A folder of wheels pods may `pip install` from (PIP_FIND_LINKS); pip never uses an index.
     pub wheel_dir: Option<PathBuf>,
+    /// Service-account files and MPI launchers' kubectl.
+    pub injector: Injector,
 }
 
 pub struct Kubelet {
@@ -42,6 +46,7 @@ pub struct Kubelet {
     hosts_lock: Mutex<()>,
     /// (pod uid, container) -> how its current instance runs, for pods/exec.
     exec_contexts: Mutex<HashMap<(String, String), Arc<ExecContext>>>,
+    scheduler: Scheduler,
 }
 
 /// Everything needed to start a process inside a container's sandbox: its mounts, /tmp, PATH
@@ -125,6 +130,7 @@ impl Kubelet {
             running: Mutex::new(HashMap::new()),
             hosts_lock: Mutex::new(()),
             exec_contexts: Mutex::new(HashMap::new()),
+            scheduler: Scheduler::default(),
         })
     }
 
@@ -135,10 +141,28 @@ impl Kubelet {
             match rx.recv().await {
                 Ok(c) if c.resource.plural == "pods" => match c.kind {
                     EventType::Deleted => {
-                        self.stop(c.object["metadata"]["uid"].as_str().unwrap_or(""))
+                        self.stop(c.object["metadata"]["uid"].as_str().unwrap_or(""));
+                        self.scheduler.capacity_freed();
+                        // Logs are per pod: a new pod of the same name (an MPIJob or
+                        // PyTorchJob run again) must not show the old one's.
+                        let any = log_file(&self.cfg.state_dir, c.namespace(), c.name(), "c", 0);
+                        if let (Some(dir), false) =
+                            (any.parent().and_then(Path::parent), c.name().is_empty())
+                        {
+                            let _ = std::fs::remove_dir_all(dir);
+                        }
                     }
-                    _ => self.ensure(&c.object),
+                    _ => {
+                        if matches!(
+                            c.object["status"]["phase"].as_str(),
+                            Some("Succeeded" | "Failed")
+                        ) {
+                            self.scheduler.capacity_freed();
+                        }
+                        self.ensure(&c.object)
+                    }
                 },
+                Ok(c) if c.resource.plural == "nodes" => self.scheduler.capacity_freed(),
                 Ok(c) if c.resource.plural == "services" => self.write_hosts(),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => self.resync(),
@@ -313,8 +337,10 @@ impl Kubelet {
             json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
                    "restartCount": 0, "state": {"waiting": {"reason": reason}}, "lastState": {}})
         };
+        if !self.wait_until_bound(&ns, &name, &uid, &mut cancel).await {
+            return;
+        }
         let scheduled = self.update_pod(&ns, &name, &uid, |p| {
-            p["spec"]["nodeName"] = json!(NODE_NAME);
             let now = now_rfc3339();
             p["status"] = json!({
                 "phase": "Pending", "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
@@ -522,6 +548,31 @@ impl Kubelet {
         }
         for h in handles {
             let _ = h.await;
+        }
+    }
+
+    /// The scheduler's loop for one pod: bind when it fits, else stay Pending (Unschedulable)
+    /// and try again when capacity frees. False when the pod went away.
+    async fn wait_until_bound(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            let mut freed = self.scheduler.subscribe();
+            match self.scheduler.try_bind(&self.store, ns, name, uid) {
+                Decision::Bound => return true,
+                Decision::Gone => return false,
+                Decision::Unschedulable(_) => {}
+            }
+            // The timer is a backstop, as the real scheduler's periodic flush of unschedulable pods.
+            tokio::select! {
+                _ = freed.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = cancel.changed() => return false,
+            }
         }
     }
 
@@ -776,10 +827,25 @@ impl Kubelet {
         runtime::write_bin_dir(&bin_dir, rt).map_err(|e| StartError::Spawn(e.to_string()))?;
         let mut mounts =
             volumes::mounts_for(c, volumes).map_err(|e| StartError::Config(e.to_string()))?;
+        mounts.extend(
+            self.cfg
+                .injector
+                .mounts(&self.store, pod, pod_dir)
+                .map_err(|e| StartError::Spawn(format!("writing service-account files: {e}")))?,
+        );
         // Pods get a private /tmp; a wheel folder under the host's /tmp (a checkout there, say)
         // would vanish behind it, so it is bound back in, read-only, at the same path.
-        if let Some(w) = self.cfg.wheel_dir.as_ref().filter(|w| w.starts_with("/tmp")) {
-            mounts.push(runtime::Mount { source: w.clone(), target: w.to_string_lossy().into_owned(), read_only: true });
+        if let Some(w) = self
+            .cfg
+            .wheel_dir
+            .as_ref()
+            .filter(|w| w.starts_with("/tmp"))
+        {
+            mounts.push(runtime::Mount {
+                source: w.clone(),
+                target: w.to_string_lossy().into_owned(),
+                read_only: true,
+            });
         }
         let hostname = pod["spec"]["hostname"]
             .as_str()

@@ -4,13 +4,17 @@
 //!
 //! Modules, one concept each:
 //! - API server: `store` (objects, resourceVersions, history, snapshots), `watch`, `discovery`,
-//!   `routing`, `server` (verbs, auth), `validation` (names, CRD schemas, operator webhook),
-//!   `patch`, `selectors`, `table`, `protobuf` (typed client bodies), `error` (Status), `tls`.
-//! - Controllers: `operator` (training operator), `kubelet` with `runtime` (image table,
-//!   bubblewrap) and `volumes`, `logs`, `exec`, `events`.
+//!   `routing`, `server` (verbs, auth), `rbac` (the authorization rule) and `access_review`
+//!   (`kubectl auth can-i`), `validation` (names, CRD schemas, operator webhook), `patch`,
+//!   `selectors`, `table`, `protobuf` (typed client bodies), `error` (Status), `tls`.
+//! - Controllers: `operator` (training operator), `node` (the one Node), `scheduler`,
+//!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun stand-ins), `volumes`,
+//!   `injected` (service-account files, launchers' kubectl) with `serviceaccount` and
+//!   `kubectl_bin`, `logs`, `exec`, `events`.
 //! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`,
 //!   `jwt`.
 //! - Test support: `faults`, `cluster` (start/stop, kubeconfig, `TestCluster`).
+pub mod access_review;
 pub mod cluster;
 pub mod dex;
 pub mod discovery;
@@ -20,17 +24,23 @@ pub mod exec;
 pub mod faults;
 pub mod gateway;
 pub mod idp;
+pub mod injected;
 pub mod jwt;
+pub mod kubectl_bin;
 pub mod kubelet;
 pub mod logs;
+pub mod node;
 pub mod operator;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac;
 pub mod resources;
 pub mod routing;
 pub mod runtime;
+pub mod scheduler;
 pub mod selectors;
 pub mod server;
+pub mod serviceaccount;
 pub mod store;
 pub mod table;
 pub mod tls;

@@ -65,6 +65,22 @@ struct Args {
     /// Serve mpi-operator's kubeflow.org/v2beta1 MPIJob instead of the training operator's v1.
     #[arg(long)]
     mpi_v2beta1: bool,
+    /// The node's allocatable CPU (a quantity: "64", "7500m").
+    #[arg(long, default_value = "64")]
+    node_cpu: String,
+    /// The node's allocatable memory (a quantity: "256Gi").
+    #[arg(long, default_value = "256Gi")]
+    node_memory: String,
+    /// The node's `nvidia.com/gpu` count (pods asking for more stay Pending, Unschedulable).
+    #[arg(long, default_value_t = 0)]
+    node_gpus: u32,
+    /// Pods the node holds at once.
+    #[arg(long, default_value_t = 250)]
+    node_pods: u32,
+    /// kubectl binary for MPI launchers' /opt/kube/kubectl (default: the one on PATH; a pyenv
+    /// shim or script wrapper is resolved to the binary behind it).
+    #[arg(long)]
+    kubectl: Option<PathBuf>,
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -104,6 +120,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     opts.gateway_port = args.gateway_port;
     opts.mpi_v2beta1 = args.mpi_v2beta1;
+    for (flag, q) in [
+        ("--node-cpu", &args.node_cpu),
+        ("--node-memory", &args.node_memory),
+    ] {
+        if kflow_testcluster::scheduler::quantity_milli(&serde_json::json!(q)).is_none() {
+            anyhow::bail!("{flag} {q:?} is not a Kubernetes quantity (e.g. 64, 7500m, 256Gi)");
+        }
+    }
+    opts.node = kflow_testcluster::node::NodeConfig {
+        cpu: args.node_cpu,
+        memory: args.node_memory,
+        pods: args.node_pods,
+        gpus: args.node_gpus,
+    };
+    opts.kubectl = args.kubectl;
     if let Some(f) = &args.web_fixture {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;

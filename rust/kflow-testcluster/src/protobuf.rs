@@ -119,6 +119,44 @@ fn object_meta(b: &[u8]) -> Result<Value, ProtoError> {
     Ok(Value::Object(meta))
 }
 
+/// `SelfSubjectAccessReviewSpec`: resourceAttributes (1: namespace, verb, group, version,
+/// resource, subresource, name) or nonResourceAttributes (2: path, verb).
+fn access_review_spec(b: &[u8]) -> Result<Value, ProtoError> {
+    let strings = |x: &[u8], names: &[&str]| -> Result<Value, ProtoError> {
+        let mut m = Map::new();
+        for (n, f) in fields(x)? {
+            if let (Some(name), Field::Bytes(v)) =
+                ((n as usize).checked_sub(1).and_then(|i| names.get(i)), f)
+            {
+                m.insert((*name).into(), json!(text(v)));
+            }
+        }
+        Ok(Value::Object(m))
+    };
+    let mut spec = json!({});
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(x)) => {
+                spec["resourceAttributes"] = strings(
+                    x,
+                    &[
+                        "namespace",
+                        "verb",
+                        "group",
+                        "version",
+                        "resource",
+                        "subresource",
+                        "name",
+                    ],
+                )?
+            }
+            (2, Field::Bytes(x)) => spec["nonResourceAttributes"] = strings(x, &["path", "verb"])?,
+            _ => {}
+        }
+    }
+    Ok(spec)
+}
+
 /// Decodes an envelope-wrapped object of a supported kind into JSON.
 pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     let inner = body.strip_prefix(b"k8s\0").ok_or(ProtoError::NoEnvelope)?;
@@ -178,13 +216,17 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
                     .collect();
                 obj["spec"] = json!({"finalizers": finals});
             }
-            ("ConfigMap" | "Secret" | "Namespace" | "ServiceAccount", _) => {}
+            ("SelfSubjectAccessReview", 2) => obj["spec"] = access_review_spec(x)?,
+            (
+                "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount" | "SelfSubjectAccessReview",
+                _,
+            ) => {}
             (other, _) => return Err(ProtoError::Unsupported(other.to_string())),
         }
     }
     if !matches!(
         kind.as_str(),
-        "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount"
+        "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount" | "SelfSubjectAccessReview"
     ) {
         return Err(ProtoError::Unsupported(kind));
     }

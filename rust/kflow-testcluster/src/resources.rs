@@ -27,6 +27,10 @@ impl ResourceType {
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.group, self.version, self.plural)
     }
+    /// Review kinds (authorization.k8s.io) are create-only and answered, not stored.
+    pub fn is_review(&self) -> bool {
+        self.group == "authorization.k8s.io"
+    }
     pub fn is_training_job(&self) -> bool {
         self.group == "kubeflow.org" && matches!(self.plural, "pytorchjobs" | "tfjobs" | "mpijobs")
     }
@@ -110,12 +114,25 @@ pub static RESOURCES: &[ResourceType] = &[
         &["sa"],
         &[],
     ),
+    core("nodes", "node", "Node", false, &["no"], &["status"]),
     kubeflow("v1", "pytorchjobs", "pytorchjob", "PyTorchJob"),
     kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
     kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
     kubeflow("v1beta1", "notebooks", "notebook", "Notebook"),
     // mpi-operator's MPIJob; served instead of the v1 one with `Options::mpi_v2beta1`.
     kubeflow("v2beta1", "mpijobs", "mpijob", "MPIJob"),
+    // `kubectl auth can-i`: evaluated, never stored.
+    ResourceType {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+        singular: "",
+        kind: "SelfSubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
     // Read by clients that detect which Kubeflow kinds a cluster serves.
     ResourceType {
         group: "apiextensions.k8s.io",
@@ -174,6 +191,9 @@ pub fn events() -> &'static ResourceType {
 }
 pub fn crds() -> &'static ResourceType {
     find("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are in the table")
+}
+pub fn nodes() -> &'static ResourceType {
+    find("", "v1", "nodes").expect("nodes is in the table")
 }
 pub fn namespaces() -> &'static ResourceType {
     find("", "v1", "namespaces").expect("namespaces is in the table")

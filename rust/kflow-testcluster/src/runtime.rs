@@ -48,6 +48,8 @@ impl ImageTable {
             ("torch".into(), py.clone()),
             ("tensorflow".into(), py.clone()),
             ("jupyter".into(), py.clone()),
+            // Horovod's images are Python + Open MPI: what MPIJob clients default to.
+            ("horovod".into(), py.clone()),
             ("kubeflow".into(), py),
             ("busybox".into(), Runtime::Shell),
             ("ubuntu".into(), Runtime::Shell),
@@ -141,9 +143,31 @@ pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
                 std::fs::set_permissions(&torchrun, std::fs::Permissions::from_mode(0o755))?;
             }
         }
+        // Always the stand-in: a host's real Open MPI would need its libraries and orted in
+        // every pod, which the test cluster does not provide.
+        let mpirun = dir.join("mpirun");
+        let _ = std::fs::remove_file(&mpirun);
+        std::fs::write(
+            &mpirun,
+            format!(
+                "#!{}
+{MPIRUN_STANDIN}",
+                interp.display()
+            ),
+        )?;
+        std::fs::set_permissions(&mpirun, std::fs::Permissions::from_mode(0o755))?;
+        for alias in ["mpiexec", "orterun"] {
+            let link = dir.join(alias);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink("mpirun", &link)?;
+        }
     }
     Ok(())
 }
+
+/// `mpirun` for MPIJob launchers: ranks on the hostfile's slots, started through the rsh agent
+/// (see the script's docstring).
+const MPIRUN_STANDIN: &str = include_str!("mpirun_standin.py");
 
 /// `torchrun` where the runtime has no torch (the Kubeflow SDKs launch multi-node jobs with it):
 /// skips torchrun's own options and runs the script once in this process, i.e. one process per

@@ -35,6 +35,8 @@ pub struct Cluster {
     pub state_dir: PathBuf,
     /// Bearer tokens the API server accepts.
     pub tokens: std::sync::RwLock<Vec<String>>,
+    /// Pods' service-account tokens.
+    pub sa_tokens: Arc<crate::serviceaccount::TokenIssuer>,
     pub crds: CrdSchemas,
     /// `host:port` the server listens on, for discovery's serverAddressByClientCIDRs.
     pub server_addr: String,
@@ -49,7 +51,8 @@ pub struct Cluster {
     pub hidden: Vec<&'static ResourceType>,
 }
 
-/// Who is calling: the static token is cluster-admin; realm users act in their namespaces.
+/// Who is calling: the static token is cluster-admin; realm users and pods' service accounts
+/// act in their namespaces.
 #[derive(Debug, Clone)]
 pub enum Identity {
     Admin,
@@ -152,22 +155,19 @@ pub fn authenticate(c: &Cluster, headers: &HeaderMap) -> Option<Identity> {
     {
         return Some(Identity::Admin);
     }
+    if let Some(sa) = c.sa_tokens.verify(token) {
+        return Some(Identity::User(sa));
+    }
     c.idp
         .as_ref()
         .and_then(|i| i.verify_bearer(token))
         .map(Identity::User)
 }
 
-/// Simple RBAC for realm users: everything inside their namespaces, nothing outside.
+/// The request as RBAC attributes, decided by `rbac::decide` (the rule access reviews answer).
 pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
-    let Identity::User(u) = id else { return Ok(()) };
-    let ns = if rp.res.plural == "namespaces" {
-        rp.name.as_ref()
-    } else {
-        rp.namespace.as_ref()
-    };
-    let own = ns.is_some_and(|n| u.namespaces.contains(n));
-    if own && (rp.res.plural != "namespaces" || *method == Method::GET) {
+    // Every authenticated user may ask what it may do (system:basic-user).
+    if rp.res.is_review() && *method == Method::POST {
         return Ok(());
     }
     let verb = match (method.as_str(), rp.name.is_some()) {
@@ -180,23 +180,17 @@ pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool)
         ("DELETE", true) => "delete",
         _ => "deletecollection",
     };
-    let resource = match &rp.sub {
-        Some(sub) => format!("{}/{sub}", rp.res.plural),
-        None => rp.res.plural.to_string(),
+    let attrs = crate::rbac::Attributes {
+        verb: verb.into(),
+        group: rp.res.group.into(),
+        resource: rp.res.plural.into(),
+        subresource: rp.sub.clone(),
+        namespace: rp.namespace.clone(),
+        name: rp.name.clone(),
     };
-    let scope = match rp.namespace.as_ref() {
-        Some(n) => format!("in the namespace \"{n}\""),
-        None => "at the cluster scope".to_string(),
-    };
-    let named = rp
-        .name
-        .as_ref()
-        .map(|n| format!(" \"{n}\""))
-        .unwrap_or_default();
-    Err(ApiError::forbidden(format!(
-        "{}{named} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
-        rp.res.plural, u.username, rp.res.group
-    )))
+    crate::rbac::decide(id, &attrs)
+        .map(drop)
+        .map_err(ApiError::forbidden)
 }
 
 async fn dispatch(State(c): State<Arc<Cluster>>, req: Request) -> Response {
@@ -224,20 +218,34 @@ async fn dispatch(State(c): State<Arc<Cluster>>, req: Request) -> Response {
     };
     let result = match target {
         None => Err(ApiError::path_not_found()),
-        Some(t) => handle(&c, &parts.method, &parts.headers, t, &query, &body, &path).await,
+        Some(t) => {
+            let req = Req {
+                method: &parts.method,
+                headers: &parts.headers,
+                identity: identity.as_ref(),
+                query: &query,
+                body: &body,
+                path: &path,
+            };
+            handle(&c, t, &req).await
+        }
     };
     result.unwrap_or_else(|e| e.into_response())
 }
 
-async fn handle(
-    c: &Arc<Cluster>,
-    method: &Method,
-    headers: &HeaderMap,
-    target: Target,
-    query: &Query,
-    body: &[u8],
-    path: &str,
-) -> ApiResult<Response> {
+/// One API request, as the verb handlers see it.
+struct Req<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    /// None only for the unauthenticated `/version`.
+    identity: Option<&'a Identity>,
+    query: &'a Query,
+    body: &'a [u8],
+    path: &'a str,
+}
+
+async fn handle(c: &Arc<Cluster>, target: Target, req: &Req<'_>) -> ApiResult<Response> {
+    let method = req.method;
     let get_only = |v: Option<Value>| -> ApiResult<Response> {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed());
@@ -258,8 +266,33 @@ async fn handle(
             discovery::openapi_group_version(&group, &version, &c.hidden),
         ),
         Target::Resource(rp) if c.hidden.contains(&rp.res) => Err(ApiError::path_not_found()),
-        Target::Resource(rp) => resource(c, method, headers, rp, query, body, path).await,
+        Target::Resource(rp) if rp.res.is_review() => review(rp, req),
+        Target::Resource(rp) => {
+            resource(c, method, req.headers, rp, req.query, req.body, req.path).await
+        }
     }
+}
+
+/// Access reviews: POST to the collection only; answered, never stored.
+fn review(rp: ResourcePath, req: &Req<'_>) -> ApiResult<Response> {
+    if *req.method != Method::POST || rp.name.is_some() {
+        return Err(ApiError::method_not_allowed());
+    }
+    let id = req.identity.ok_or_else(ApiError::unauthorized)?;
+    let content_type = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let obj = if content_type.contains("protobuf") {
+        crate::protobuf::decode(req.body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    } else if content_type.contains("yaml") {
+        serde_yaml::from_slice(req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        parse_json(req.body)?
+    };
+    Ok(json_response(201, &crate::access_review::review(id, obj)?))
 }
 
 /// Boolean query parameters: Go clients send `true`/`1`, the Python client sends `True`.

@@ -24,6 +24,13 @@ fn columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
             ("Message", "string"),
         ],
         "namespaces" => vec![("Name", "string"), ("Status", "string"), ("Age", "string")],
+        "nodes" => vec![
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Roles", "string"),
+            ("Age", "string"),
+            ("Version", "string"),
+        ],
         _ => vec![("Name", "string"), ("Age", "string")],
     }
 }
@@ -129,6 +136,34 @@ fn cells(res: &ResourceType, obj: &Value) -> Vec<Value> {
             json!(obj["status"]["phase"].as_str().unwrap_or("Active")),
             age,
         ],
+        "nodes" => {
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == json!("Ready") && c["status"] == json!("True"));
+            let mut status = if ready { "Ready" } else { "NotReady" }.to_string();
+            if obj["spec"]["unschedulable"] == json!(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<&str> = obj["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
+                .collect();
+            vec![
+                name,
+                json!(status),
+                json!(if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                }),
+                age,
+                obj["status"]["nodeInfo"]["kubeletVersion"].clone(),
+            ]
+        }
         _ => vec![name, age],
     }
 }

@@ -38,13 +38,18 @@ pub fn pvc_dir(state_dir: &Path, ns: &str, claim: &str) -> PathBuf {
     state_dir.join("pvcs").join(ns).join(claim)
 }
 
-/// Writes `files` (relative path -> bytes) under `dir`, replacing what was there.
-fn write_files(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<(), VolumeError> {
+/// A file of a ConfigMap/Secret volume: relative path, bytes, permission bits.
+type VolumeFile = (String, Vec<u8>, u32);
+
+/// Writes `files` under `dir`, replacing what was there. Modes matter: MPI's kubexec.sh is
+/// run as a program (items mode 0555).
+fn write_files(dir: &Path, files: Vec<VolumeFile>) -> Result<(), VolumeError> {
+    use std::os::unix::fs::PermissionsExt;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for (rel, bytes) in files {
+    for (rel, bytes, mode) in files {
         // A key cannot escape the volume folder.
         if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
             continue;
@@ -54,6 +59,8 @@ fn write_files(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<(), VolumeEr
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         std::fs::write(&path, bytes).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
+            .map_err(io(&path))?;
     }
     Ok(())
 }
@@ -80,21 +87,26 @@ fn source_files(obj: &Value, secret: bool) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The files `items` asks for (all keys when absent), with `items[].mode` or `default_mode`.
 fn select_items(
     all: Vec<(String, Vec<u8>)>,
     items: &Value,
+    default_mode: u32,
     volume: &str,
     what: &str,
-) -> Result<Vec<(String, Vec<u8>)>, VolumeError> {
+) -> Result<Vec<VolumeFile>, VolumeError> {
     let Some(items) = items.as_array() else {
-        return Ok(all);
+        return Ok(all.into_iter().map(|(k, b)| (k, b, default_mode)).collect());
     };
     let mut out = Vec::new();
     for it in items {
         let key = it["key"].as_str().unwrap_or("");
         let path = it["path"].as_str().unwrap_or(key);
         match all.iter().find(|(k, _)| k == key) {
-            Some((_, b)) => out.push((path.to_string(), b.clone())),
+            Some((_, b)) => {
+                let mode = it["mode"].as_u64().map_or(default_mode, |m| m as u32);
+                out.push((path.to_string(), b.clone(), mode))
+            }
             None => {
                 return Err(VolumeError::SetUp {
                     volume: volume.into(),
@@ -156,6 +168,7 @@ pub fn prepare(
                 Some(obj) => select_items(
                     source_files(&obj, secret),
                     &src["items"],
+                    src["defaultMode"].as_u64().map_or(0o644, |m| m as u32),
                     &name,
                     &format!("{what} \"{obj_name}\""),
                 )?,

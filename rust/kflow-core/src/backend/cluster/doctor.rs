@@ -1,12 +1,13 @@
 //! `kflow doctor`: which connection cluster runs would use (signed-in session, kubeconfig file
 //! and context, or the pod's service account), the API server, who kflow acts as, the
-//! namespace, and which Kubeflow kinds the cluster serves. It reports names only — never a
+//! namespace, which Kubeflow kinds the cluster serves, and whether the user may submit there. It reports names only — never a
 //! token — and never fails: what goes wrong becomes its `problem`, with the fix.
 
 use serde::Serialize;
 
-use crate::spec::{BackendKind, Context};
+use crate::spec::{BackendKind, Context, JobKind};
 
+use super::access;
 use super::capabilities::{self, Capabilities};
 use super::connection::{self, Source};
 use super::ClusterHandle;
@@ -22,6 +23,9 @@ pub struct Doctor {
     pub kinds: Vec<String>,
     /// The Notebook API served (e.g. "kubeflow.org/v1"), if any.
     pub notebook: Option<String>,
+    /// Whether the user may submit a job (the first served kind, with its code ConfigMaps) in
+    /// the connection's namespace, by the API server's access review; None when not asked.
+    pub can_submit: Option<bool>,
     /// Why the cluster could not be checked, with what to do; None when all is well.
     pub problem: Option<String>,
     /// Remarks for the user (e.g. that runs use the local backend).
@@ -68,6 +72,7 @@ pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
         connection: None,
         kinds: Vec::new(),
         notebook: None,
+        can_submit: None,
         problem: None,
         notes: Vec::new(),
     };
@@ -126,6 +131,15 @@ pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
             doctor.notebook = notebook;
             if doctor.kinds.is_empty() {
                 doctor.problem = Some(crate::error::Error::OperatorMissing { what: "no Kubeflow training job kind (PyTorchJob, TFJob, MPIJob)".into() }.to_string());
+            } else if let Some(kind) = [JobKind::PyTorchJob, JobKind::TFJob, JobKind::MPIJob].into_iter().find(|k| caps.require(*k).is_ok()) {
+                let ns = cluster.namespace.clone();
+                match cluster.block_on(access::check(cluster.client(), &ns, &access::submission_needs(kind))) {
+                    Ok(()) => doctor.can_submit = Some(true),
+                    Err(e) => {
+                        doctor.can_submit = Some(false);
+                        doctor.problem = Some(e.to_string());
+                    }
+                }
             }
         }
         Err(e) => doctor.problem = Some(e.to_string()),
