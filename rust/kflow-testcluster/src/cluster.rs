@@ -272,15 +272,24 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     tokio::spawn(crate::operator::run(store.clone()));
     tokio::spawn(kubelet.clone().run());
     let flusher = store.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tick.tick().await;
-            if let Err(e) = flusher.flush() {
-                eprintln!("kflow-testcluster: {e}");
+    // A thread of its own: serialising a large store must not hold up the runtime that
+    // serves the API. It holds the store weakly and ends with it.
+    let flusher = Arc::downgrade(&flusher);
+    std::thread::Builder::new()
+        .name("store-flush".into())
+        .spawn(move || {
+            while let Some(store) = flusher.upgrade() {
+                // Every 200 ms, or less often when a large store takes long to write:
+                // persistence gets at most a tenth of the time, however many objects there are.
+                let started = std::time::Instant::now();
+                if let Err(e) = store.flush() {
+                    eprintln!("kflow-testcluster: {e}");
+                }
+                drop(store);
+                std::thread::sleep(Duration::from_millis(200).max(started.elapsed() * 10));
             }
-        }
-    });
+        })
+        .map_err(|e| StartError::Thread(format!("the store's flush thread: {e}")))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = server::router(cluster.clone());
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());

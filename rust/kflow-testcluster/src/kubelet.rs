@@ -64,6 +64,8 @@ pub struct Kubelet {
     /// Pods being run, by uid; sending `true` stops them (the pod was deleted).
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     hosts_lock: Mutex<()>,
+    /// A deferred /etc/hosts rewrite is on its way (see `write_hosts_soon`).
+    hosts_pending: std::sync::atomic::AtomicBool,
     /// (pod uid, container) -> how its current instance runs, for pods/exec.
     exec_contexts: Mutex<HashMap<(String, String), Arc<ExecContext>>>,
     scheduler: Scheduler,
@@ -76,6 +78,7 @@ impl Kubelet {
             cfg,
             running: Mutex::new(HashMap::new()),
             hosts_lock: Mutex::new(()),
+            hosts_pending: Default::default(),
             exec_contexts: Mutex::new(HashMap::new()),
             scheduler: Scheduler::default(),
         })
@@ -110,7 +113,7 @@ impl Kubelet {
                     }
                 },
                 Ok(c) if c.resource.plural == "nodes" => self.scheduler.capacity_freed(),
-                Ok(c) if c.resource.plural == "services" => self.write_hosts(),
+                Ok(c) if c.resource.plural == "services" => self.write_hosts_soon(),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => self.resync(),
                 Err(RecvError::Closed) => return,

@@ -145,10 +145,14 @@ pub fn default_job(res: &ResourceType, obj: &mut Value) {
 }
 
 /// Runs the operator until the store's change channel closes.
+const RESYNC: Duration = Duration::from_secs(2);
+
 pub async fn run(store: Arc<Store>) {
     let mut rx = store.subscribe();
-    resync(&store);
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    resync_off_runtime(&store).await;
+    // The periodic full pass runs every 2 s, or less often when it takes long (thousands of
+    // jobs): it then gets at most a tenth of the time, and events still reconcile at once.
+    let mut next_resync = tokio::time::Instant::now() + RESYNC;
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -164,10 +168,14 @@ pub async fn run(store: Arc<Store>) {
                     }
                 }
                 // Missed events are made up for by a full pass.
-                Err(RecvError::Lagged(_)) => resync(&store),
+                Err(RecvError::Lagged(_)) => resync_off_runtime(&store).await,
                 Err(RecvError::Closed) => return,
             },
-            _ = tick.tick() => resync(&store),
+            _ = tokio::time::sleep_until(next_resync) => {
+                let started = std::time::Instant::now();
+                resync_off_runtime(&store).await;
+                next_resync = tokio::time::Instant::now() + RESYNC.max(started.elapsed() * 10);
+            }
         }
     }
 }
@@ -181,6 +189,13 @@ fn job_resource(operator_name: &str) -> Option<&'static ResourceType> {
         _ => return None,
     };
     resources::find("kubeflow.org", "v1", plural)
+}
+
+/// A full pass on a blocking thread: with thousands of jobs it takes long enough to starve the
+/// runtime's few workers, which also serve the API (TLS handshakes time out).
+async fn resync_off_runtime(store: &Arc<Store>) {
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || resync(&store)).await;
 }
 
 fn resync(store: &Store) {

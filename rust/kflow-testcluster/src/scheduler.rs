@@ -88,7 +88,7 @@ pub fn pod_requests(pod: &Value) -> Amounts {
 
 /// Whether a pod holds node resources: bound here and not finished.
 fn holds_resources(pod: &Value) -> bool {
-    pod["spec"]["nodeName"] == json!(NODE_NAME)
+    pod["spec"]["nodeName"].as_str() == Some(NODE_NAME)
         && !matches!(
             pod["status"]["phase"].as_str(),
             Some("Succeeded" | "Failed")
@@ -138,6 +138,9 @@ pub struct Scheduler {
     bind_lock: Mutex<()>,
     /// Bumped whenever capacity may have freed (a pod finished or was deleted, the node changed).
     freed: watch::Sender<u64>,
+    /// What bound pods use, kept between attempts (a bind adds to it) and summed afresh after
+    /// capacity frees: thousands of pending pods retrying must not each walk every pod.
+    used: Mutex<Option<Amounts>>,
 }
 
 impl Default for Scheduler {
@@ -145,12 +148,14 @@ impl Default for Scheduler {
         Scheduler {
             bind_lock: Mutex::new(()),
             freed: watch::channel(0).0,
+            used: Mutex::new(None),
         }
     }
 }
 
 impl Scheduler {
     pub fn capacity_freed(&self) {
+        *self.used.lock().expect("scheduler lock") = None;
         self.freed.send_modify(|n| *n += 1);
     }
 
@@ -172,16 +177,20 @@ impl Scheduler {
         if pod["spec"]["nodeName"] == json!(NODE_NAME) {
             return Decision::Bound;
         }
-        let mut used = Amounts::new();
-        for p in store
-            .list(resources::pods(), None, None, None, &holds_resources)
-            .items
-        {
-            for (k, v) in pod_requests(&p) {
-                *used.entry(k).or_default() += v;
-            }
-        }
-        let message = misfit(&node::allocatable(store), &used, &pod_requests(&pod));
+        let mut cached = self.used.lock().expect("scheduler lock");
+        let used = cached.get_or_insert_with(|| {
+            let mut used = Amounts::new();
+            store.visit(resources::pods(), &mut |p| {
+                if holds_resources(p) {
+                    for (k, v) in pod_requests(p) {
+                        *used.entry(k).or_default() += v;
+                    }
+                }
+            });
+            used
+        });
+        let wanted = pod_requests(&pod);
+        let message = misfit(&node::allocatable(store), used, &wanted);
         let mut changed = false;
         let result = store.update_with(resources::pods(), ns, name, false, |old| {
             if old["metadata"]["uid"] != json!(uid) {
@@ -211,7 +220,12 @@ impl Scheduler {
             return Decision::Gone;
         };
         match message {
-            None => Decision::Bound,
+            None => {
+                for (k, v) in wanted {
+                    *used.entry(k).or_default() += v;
+                }
+                Decision::Bound
+            }
             Some(msg) => {
                 if changed {
                     events::record(

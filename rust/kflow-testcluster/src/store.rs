@@ -169,6 +169,20 @@ impl Store {
             .cloned()
     }
 
+    /// Calls `f` with every object of a type, without copying any: for sums over many objects
+    /// (the scheduler's view of what the node's pods use).
+    pub fn visit(&self, res: &ResourceType, f: &mut dyn FnMut(&Value)) {
+        let inner = self.lock();
+        for obj in inner
+            .objects
+            .get(&res.key())
+            .into_iter()
+            .flat_map(|b| b.values())
+        {
+            f(obj);
+        }
+    }
+
     /// Objects of a type, optionally in one namespace, in (namespace, name) order, starting after
     /// `after`, keeping those `keep` accepts, at most `limit` of them.
     pub fn list(

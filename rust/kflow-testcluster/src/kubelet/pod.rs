@@ -200,10 +200,11 @@ impl Kubelet {
                 Decision::Gone => return false,
                 Decision::Unschedulable(_) => {}
             }
-            // The timer is a backstop, as the real scheduler's periodic flush of unschedulable pods.
+            // The timer is a backstop, as the real scheduler's periodic flush of unschedulable
+            // pods; it is long because thousands of pending pods each re-check on it.
             tokio::select! {
                 _ = freed.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = cancel.changed() => return false,
             }
         }

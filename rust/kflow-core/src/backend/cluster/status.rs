@@ -17,9 +17,18 @@ use crate::backend::{JobStatus, Phase, ReplicaStatus};
 /// `master-0`, `worker-1`, `launcher-0`: from the operator's labels.
 pub fn replica_name(pod: &Pod) -> Option<String> {
     let labels = pod.metadata.labels.as_ref()?;
-    let rtype = labels.get("training.kubeflow.org/replica-type")?;
-    let index = labels.get("training.kubeflow.org/replica-index")?;
-    Some(format!("{}-{}", rtype.to_ascii_lowercase(), index))
+    let index = labels.get("training.kubeflow.org/replica-index");
+    if let Some(rtype) = labels.get("training.kubeflow.org/replica-type") {
+        return Some(format!("{}-{}", rtype.to_ascii_lowercase(), index?));
+    }
+    // mpi-operator (MPIJob v2beta1) labels roles, not replica types, and its one launcher has
+    // no index.
+    let role = labels.get("training.kubeflow.org/job-role")?;
+    match (role.as_str(), index) {
+        ("launcher", _) => Some("launcher-0".into()),
+        ("worker", Some(i)) => Some(format!("worker-{i}")),
+        _ => None,
+    }
 }
 
 /// The training container: the first one (kflow's pods have one).
@@ -260,6 +269,18 @@ mod tests {
 
     fn cs(state: Value) -> Value {
         json!({"name": "pytorch", "image": "python:3.12", "imageID": "", "ready": false, "restartCount": 0, "state": state})
+    }
+
+    #[test]
+    fn replica_names_from_v1_types_and_v2beta1_roles() {
+        let labelled = |labels: Value| -> Pod { serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap() };
+        let v1 = labelled(json!({"training.kubeflow.org/replica-type": "Worker", "training.kubeflow.org/replica-index": "1"}));
+        assert_eq!(replica_name(&v1).as_deref(), Some("worker-1"));
+        let launcher = labelled(json!({"training.kubeflow.org/job-role": "launcher"}));
+        assert_eq!(replica_name(&launcher).as_deref(), Some("launcher-0"));
+        let worker = labelled(json!({"training.kubeflow.org/job-role": "worker", "training.kubeflow.org/replica-index": "0"}));
+        assert_eq!(replica_name(&worker).as_deref(), Some("worker-0"));
+        assert_eq!(replica_name(&labelled(json!({"app": "x"}))), None);
     }
 
     #[test]
