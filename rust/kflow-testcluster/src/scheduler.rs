@@ -192,15 +192,7 @@ impl Scheduler {
         let wanted = pod_requests(&pod);
         let message = misfit(&node::allocatable(store), used, &wanted);
         let mut changed = false;
-        let result = store.update_with(resources::pods(), ns, name, false, |old| {
-            if old["metadata"]["uid"] != json!(uid) {
-                return Err(crate::error::ApiError::conflict(
-                    "pods",
-                    "",
-                    name,
-                    "pod was replaced",
-                ));
-            }
+        let result = store.update_instance(resources::pods(), ns, name, uid, |old| {
             let mut new = old.clone();
             match &message {
                 None => new["spec"]["nodeName"] = json!(NODE_NAME),
@@ -214,7 +206,7 @@ impl Scheduler {
                     }
                 }
             }
-            Ok(new)
+            new
         });
         let Ok(updated) = result else {
             return Decision::Gone;

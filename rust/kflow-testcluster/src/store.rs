@@ -287,6 +287,29 @@ impl Store {
         Ok(obj)
     }
 
+    /// `update_with` for one instance of an object: a conflict when the name now belongs to
+    /// another (deleted and created again meanwhile), so a late writer never touches its successor.
+    pub fn update_instance(
+        &self,
+        res: &'static ResourceType,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        f: impl FnOnce(&Value) -> Value,
+    ) -> ApiResult<Value> {
+        self.update_with(res, ns, name, false, |old| {
+            if old["metadata"]["uid"].as_str() != Some(uid) {
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    name,
+                    "the object was replaced",
+                ));
+            }
+            Ok(f(old))
+        })
+    }
+
     /// Read-modify-write of one object under the store lock, so concurrent writers (clients, the
     /// operator, the kubelet) never lose each other's updates. `f` returns the new object.
     pub fn update_with(

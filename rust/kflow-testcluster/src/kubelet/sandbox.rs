@@ -79,20 +79,16 @@ impl Kubelet {
         let cname = c["name"].as_str().unwrap_or("");
         let env = self.container_env(pod, c)?;
         let expand = |s: &str| expand_vars(s, &env);
-        let command: Vec<String> = c["command"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
-            .map(expand)
-            .collect();
-        let args: Vec<String> = c["args"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
-            .map(expand)
-            .collect();
+        let words = |key: &str| -> Vec<String> {
+            c[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .map(expand)
+                .collect()
+        };
+        let (command, args) = (words("command"), words("args"));
         let argv: Vec<String> = match (command.is_empty(), args.is_empty()) {
             (false, _) => command.into_iter().chain(args).collect(),
             (true, false) => args,

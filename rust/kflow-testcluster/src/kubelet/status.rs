@@ -17,19 +17,11 @@ impl Kubelet {
         f: impl FnOnce(&mut Value),
     ) -> bool {
         self.store
-            .update_with(resources::pods(), ns, name, false, |old| {
-                if old["metadata"]["uid"].as_str() != Some(uid) {
-                    return Err(crate::error::ApiError::conflict(
-                        "pods",
-                        "",
-                        name,
-                        "pod was replaced",
-                    ));
-                }
+            .update_instance(resources::pods(), ns, name, uid, |old| {
                 let mut new = old.clone();
                 f(&mut new);
                 recompute_phase(&mut new);
-                Ok(new)
+                new
             })
             .is_ok()
     }
