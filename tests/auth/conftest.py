@@ -16,7 +16,7 @@ import uuid
 import pytest
 import yaml
 
-from kflow_testsupport import testcluster_binary
+from kflow_testsupport import TestCluster
 
 REALM = "kubeflow"
 
@@ -40,27 +40,17 @@ class Realm:
         }
         (base / "realm.yaml").write_text(yaml.safe_dump(cfg))
         state = base / "cluster"
-        kubeconfig = base / "admin-kubeconfig"
-        self.log = open(base / "cluster.log", "wb")
-        self.proc = subprocess.Popen(
-            [testcluster_binary(), "--port", "0", "--state-dir", str(state), "--kubeconfig-out", str(kubeconfig),
-             "--idp-config", str(base / "realm.yaml"), "--gateway-port", "0"],
-            stdout=subprocess.DEVNULL, stderr=self.log,
-        )
-        deadline = time.monotonic() + 30
-        while not kubeconfig.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"kflow-testcluster did not start: {(base / 'cluster.log').read_text()}")
-            time.sleep(0.02)
-        kc = yaml.safe_load(kubeconfig.read_text())
+        self.cluster = TestCluster(state, ["--idp-config", str(base / "realm.yaml"), "--gateway-port", "0"])
+        self.admin_kubeconfig = self.cluster.kubeconfig
+        kc = yaml.safe_load(open(self.admin_kubeconfig))
         cluster = kc["clusters"][0]["cluster"]
         # The Kubeflow URL is the oauth2-proxy-style gateway (https://localhost:…); the API
         # server and the realm live on https://127.0.0.1:…, as in a real deployment.
         self.api = cluster["server"]
-        self.admin_kubeconfig = kubeconfig
         gateway = state / "gateway-url"
+        deadline = time.monotonic() + 30
         while not gateway.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.cluster.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("kflow-testcluster wrote no gateway-url")
             time.sleep(0.02)
         self.url = gateway.read_text().strip()
@@ -68,12 +58,7 @@ class Realm:
         self.ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.cluster.stop()
 
 
 @pytest.fixture(scope="module")

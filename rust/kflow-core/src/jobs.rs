@@ -47,25 +47,13 @@ impl LogStream {
             LogStream::Cluster(s) => s.poll(),
         }
     }
-}
 
-impl LogStream {
     /// Like `poll`, but waits up to `wait` for the first line (the cluster's lines come over a
-    /// channel and wake the waiter at once; the local backend's files are looked at every 25 ms).
+    /// channel and wake the waiter at once; the local backend's files are looked at every 30 ms).
     pub fn poll_wait(&mut self, wait: std::time::Duration) -> Result<Option<Vec<LogLine>>> {
         match self {
+            LogStream::Local(s) => s.poll_wait(wait),
             LogStream::Cluster(s) => s.poll_wait(wait),
-            LogStream::Local(s) => {
-                let deadline = std::time::Instant::now() + wait;
-                loop {
-                    match s.poll()? {
-                        Some(lines) if lines.is_empty() && std::time::Instant::now() < deadline => {
-                            std::thread::sleep(std::time::Duration::from_millis(25));
-                        }
-                        other => return Ok(other),
-                    }
-                }
-            }
         }
     }
 }

@@ -79,6 +79,21 @@ struct Stored {
     cookies: String,
 }
 
+impl Stored {
+    /// The token part (moved, not copied: no stray plain copy of a token); the cookies go to
+    /// the client's jar separately.
+    fn into_tokens(self) -> TokenSet {
+        TokenSet {
+            id_token: Zeroizing::new(self.id_token),
+            access_token: Zeroizing::new(self.access_token),
+            refresh_token: self.refresh_token.map(Zeroizing::new),
+            expires_at: self.expires_at,
+            lifetime: self.lifetime,
+            refresh_expires_at: self.refresh_expires_at,
+        }
+    }
+}
+
 /// What is kept on disk: nothing secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
@@ -203,14 +218,7 @@ impl Session {
         let jar = http::jar_from_json(&stored.cookies);
         let client = http::client(&ep, jar.clone())?;
         let expires_at = stored.expires_at;
-        let tokens = TokenSet {
-            id_token: Zeroizing::new(stored.id_token),
-            access_token: Zeroizing::new(stored.access_token),
-            refresh_token: stored.refresh_token.map(Zeroizing::new),
-            expires_at: stored.expires_at,
-            lifetime: stored.lifetime,
-            refresh_expires_at: stored.refresh_expires_at,
-        };
+        let tokens = stored.into_tokens();
         let session = Session {
             inner: Arc::new(Inner {
                 endpoints: ep,
@@ -237,14 +245,7 @@ impl Session {
         let i = &self.inner;
         let blob = i.store.load(&account(&i.endpoints, &i.username, "session")).ok()??;
         let stored: Stored = serde_json::from_str(&blob).ok()?;
-        Some(TokenSet {
-            id_token: Zeroizing::new(stored.id_token),
-            access_token: Zeroizing::new(stored.access_token),
-            refresh_token: stored.refresh_token.map(Zeroizing::new),
-            expires_at: stored.expires_at,
-            lifetime: stored.lifetime,
-            refresh_expires_at: stored.refresh_expires_at,
-        })
+        Some(stored.into_tokens())
     }
 
     fn tokens(&self) -> TokenSet {

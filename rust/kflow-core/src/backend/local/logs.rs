@@ -109,6 +109,19 @@ impl LogStream {
     }
 }
 
+impl LogStream {
+    /// Like `poll`, but looks again every `POLL` for up to `wait` while nothing new is there.
+    pub fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match self.poll()? {
+                Some(lines) if lines.is_empty() && std::time::Instant::now() < deadline => std::thread::sleep(POLL),
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
 impl Iterator for LogStream {
     type Item = LogLine;
 
