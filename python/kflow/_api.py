@@ -46,7 +46,13 @@ def run(
         pip=pip, apt=apt, env=env, args=args, namespace=namespace, template=template, project_root=project_root,
         code_mode=code_mode, pip_cache=pip_cache, pip_cache_size=pip_cache_size, backend=backend,
     )
-    job = Job(_native.submit(options))
+    native = _native.submit(options)
+    if native.warnings():
+        import warnings
+
+        for warning in native.warnings():
+            warnings.warn(warning, UserWarning, stacklevel=2)
+    job = Job(native)
     if wait:
         job.stream()
     return job

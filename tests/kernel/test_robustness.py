@@ -143,3 +143,70 @@ def test_random_frames_fuzz(raw) -> None:
     # And a real cell still runs as a job.
     reply, msgs = run_cell(kc, "print('still here')")
     assert stream_text(msgs) == "still here\n"
+
+
+ZMTP_GREETING = b"\xff" + b"\x00" * 7 + b"\x01\x7f" + b"\x03\x00" + b"NULL" + b"\x00" * 16 + b"\x00" + b"\x00" * 31
+# 73 bytes: a greeting, then one frame header announcing 2^62 bytes. A ZeroMQ codec that
+# reserves the announced size aborts on it.
+HUGE_FRAME_ATTACK = ZMTP_GREETING + b"\x02" + (1 << 62).to_bytes(8, "big")
+
+
+def _send_raw(host: str, port: int, payload: bytes, read_back: bool = False) -> None:
+    import socket
+
+    with socket.create_connection((host, port), timeout=5) as s:
+        try:
+            s.sendall(payload)
+            if read_back:
+                s.settimeout(0.5)
+                s.recv(4096)
+        except OSError:
+            pass  # the kernel closing on us is the expected answer
+
+
+def test_raw_tcp_garbage_on_every_port(raw) -> None:
+    """Bytes from any local process, without the key: the kernel drops the connection and
+    goes on; nothing runs."""
+    km, kc, key, socks, info = raw
+    rng = random.Random(99)
+    host = info["ip"]
+    ports = [info[f"{name}_port"] for name in ("shell", "iopub", "stdin", "control", "hb")]
+    ready = b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER"
+    payloads = [
+        HUGE_FRAME_ATTACK,
+        ZMTP_GREETING + ready + b"\x02" + (1 << 62).to_bytes(8, "big"),
+        ZMTP_GREETING + ready + b"\x06" + (1 << 40).to_bytes(8, "big"),  # a huge command
+        ZMTP_GREETING + ready + b"\xf8\x05hello",  # reserved flag bits
+        ZMTP_GREETING + ready + b"\x01\x00" * 50_000,  # too many frames
+        ZMTP_GREETING[:20],
+        ZMTP_GREETING.replace(b"NULL", b"CURV"),
+        b"\x00" * 64,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    for port in ports:
+        for payload in payloads:
+            _send_raw(host, port, payload, read_back=True)
+        for _ in range(40):
+            _send_raw(host, port, ZMTP_GREETING[: rng.randrange(0, 64)] + rng.randbytes(rng.randrange(0, 2000)))
+    assert_alive(km, kc, info)
+    # The earlier sockets still work too: the kernel kept serving every other peer.
+    socks["shell"].send_multipart(frames(key, "kernel_info_request", {}))
+    r = recv_reply(socks["shell"])
+    assert r and r["header"]["msg_type"] == "kernel_info_reply"
+
+
+def test_a_replayed_request_runs_once(raw) -> None:
+    km, kc, key, socks, info = raw
+    shell = socks["shell"]
+    request = frames(key, "execute_request", {"code": "print('once')", "silent": False, "store_history": True,
+                                             "user_expressions": {}, "allow_stdin": False})
+    for _ in range(3):
+        shell.send_multipart(request)
+    first = recv_reply(shell, 60_000)
+    assert first and first["header"]["msg_type"] == "execute_reply"
+    assert recv_reply(shell, 3000) is None, "a replayed execute_request must not run again"
+    # A new message with its own signature is answered as usual.
+    shell.send_multipart(frames(key, "kernel_info_request", {}))
+    r = recv_reply(shell)
+    assert r and r["header"]["msg_type"] == "kernel_info_reply"
+    assert_alive(km, kc, info)

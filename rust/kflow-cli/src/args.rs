@@ -171,10 +171,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub gpu: Option<u32>,
     /// CPU per replica, e.g. 2 or 500m.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu: Option<String>,
     /// Memory per replica, e.g. 16Gi.
-    #[arg(long = "mem", alias = "memory")]
+    #[arg(long = "mem", alias = "memory", allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Replicas in all (PyTorchJob: one master plus workers-1 workers).
     #[arg(long)]
@@ -182,6 +182,9 @@ pub struct RunArgs {
     /// A pip requirement; repeat for more.
     #[arg(long = "pip", value_name = "SPEC")]
     pub pip: Vec<String>,
+    /// A requirements.txt; its requirements join --pip.
+    #[arg(long, value_name = "FILE")]
+    pub requirements: Option<PathBuf>,
     /// A Debian package; repeat for more.
     #[arg(long = "apt", value_name = "PACKAGE")]
     pub apt: Vec<String>,
@@ -202,7 +205,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_pip_cache: bool,
     /// Size of the pip-cache PVC when kflow creates it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub pip_cache_size: Option<String>,
     /// Run on this machine (the default while no cluster is configured).
     #[arg(long, conflicts_with = "cluster")]
@@ -237,6 +240,7 @@ impl RunArgs {
             memory: self.memory.clone(),
             workers: self.workers,
             pip: non_empty(&self.pip),
+            requirements: self.requirements.clone(),
             apt: non_empty(&self.apt),
             env: (!self.env.is_empty()).then(|| self.env.iter().cloned().collect()),
             args: non_empty(&self.args),

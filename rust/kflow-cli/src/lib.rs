@@ -64,6 +64,9 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             let job = out.spinner("packaging the project", || client.submit_spec(spec))?;
             let record = job.record();
+            for warning in job.warnings() {
+                out.warn(&warning);
+            }
             out.note(&format!("submitted {} {} (code sha256 {})", record.spec.kind, job.name(), &record.code_sha256[..12]));
             if detach {
                 println!("{}", job.name());
@@ -73,7 +76,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         }
         Command::Yaml { run } => {
             let preview = client.preview(run.options())?;
-            print!("{}", preview.manifests.to_yaml());
+            print!("{}{}", preview.upload_comment(), preview.manifests.to_yaml());
             Ok(0)
         }
         Command::Logs { name, follow: keep, json } => {

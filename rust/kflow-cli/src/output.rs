@@ -57,6 +57,10 @@ impl Printer {
         eprintln!("{} {text}", self.paint(self.color_err, BOLD, "kflow:"));
     }
 
+    pub fn warn(&self, text: &str) {
+        eprintln!("{} {text}", self.paint(self.color_err, YELLOW, "kflow: warning:"));
+    }
+
     /// Prints the error with its fix and an event ID, and records both in the local log.
     pub fn error(&self, client: &Client, err: &Error) {
         let id = events::record(&client.context().dirs.event_log(), "error", &err.to_string());

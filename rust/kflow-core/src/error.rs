@@ -32,6 +32,12 @@ pub enum Error {
     #[error("{path} is a symbolic link to {target}, which is outside the project folder {root}. Fix: copy the file into the project, or list the link in .kflowignore")]
     SymlinkOutsideProject { path: PathBuf, target: PathBuf, root: PathBuf },
 
+    #[error("{path} is a symbolic link to {target} that {problem}. Fix: repair or remove the link, or list it in .kflowignore")]
+    BrokenSymlink { path: PathBuf, target: PathBuf, problem: &'static str },
+
+    #[error("the project folder {root} is {what}: packaging it would upload everything you own (keys, tokens, other projects). Fix: put the script in a folder of its own and run it from there, or pass --project-root (project_root=) naming the project's folder")]
+    UnsafeProjectRoot { root: PathBuf, what: &'static str },
+
     #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}. Fix: list large data files in .kflowignore (or .gitignore) and read them from a volume instead")]
     ProjectTooLarge { root: PathBuf, size: u64, limit: u64, mode: String, largest: String },
 
@@ -121,7 +127,10 @@ impl Error {
             | Error::EnvInvalid { .. }
             | Error::ConfigInvalid { .. } => ErrorKind::Validation,
             Error::TemplateNotFound { .. } | Error::TemplateInvalid { .. } => ErrorKind::Template,
-            Error::SymlinkOutsideProject { .. } | Error::ProjectTooLarge { .. } => ErrorKind::Packaging,
+            Error::SymlinkOutsideProject { .. }
+            | Error::BrokenSymlink { .. }
+            | Error::UnsafeProjectRoot { .. }
+            | Error::ProjectTooLarge { .. } => ErrorKind::Packaging,
             Error::JobNotFound { .. } => ErrorKind::NotFound,
             Error::JobExists { .. } | Error::JobStillRunning { .. } => ErrorKind::Conflict,
             Error::WaitTimeout { .. } => ErrorKind::Timeout,

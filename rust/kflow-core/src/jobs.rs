@@ -86,6 +86,20 @@ pub struct JobSummary {
 pub struct Preview {
     pub spec: RunSpec,
     pub manifests: Manifests,
+    /// What would travel: file count, sizes, largest files, what was withheld.
+    pub archive: artifacts::Archive,
+}
+
+impl Preview {
+    /// What the upload holds, as YAML comment lines to put before the manifests (comments keep
+    /// the output valid for `kubectl apply`).
+    pub fn upload_comment(&self) -> String {
+        let mut out = format!("# kflow: the project {} travels as {}\n", self.spec.project_root.display(), self.archive.summary());
+        if let Some(warning) = artifacts::withheld_warning(&self.archive.withheld) {
+            out.push_str(&format!("# kflow: {warning}\n"));
+        }
+        out
+    }
 }
 
 impl Client {
@@ -143,8 +157,8 @@ impl Client {
         let result = package_for(&spec, &scratch.join("code.tar.gz"));
         let _ = std::fs::remove_dir_all(&scratch);
         let archive = result?;
-        let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256, bytes: archive.bytes }, MpiApi::V1);
-        Ok(Preview { spec, manifests })
+        let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes }, MpiApi::V1);
+        Ok(Preview { spec, manifests, archive })
     }
 
     /// Checks, packages and starts a run. Nothing is left behind when any step fails.
@@ -174,10 +188,11 @@ impl Client {
         let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes }, MpiApi::V1);
         let record = RunRecord {
             manifest_yaml: manifests.to_yaml(),
-            code_sha256: archive.sha256,
+            code_sha256: archive.sha256.clone(),
             created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             attempt: 1,
             spec,
+            withheld: archive.withheld.clone(),
         };
         dir.write_record(&record)?;
         let job = self.job(dir.clone(), record);
@@ -196,8 +211,9 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
     let ns = spec.namespace.clone().unwrap_or_default();
     backend.block_on(cluster::access::check(backend.client(), &ns, &cluster::access::submission_needs(spec.kind)))?;
     std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+    let mut withheld = Vec::new();
     if !dir.archive().is_file() {
-        package_cluster(&spec, &dir.archive())?;
+        withheld = package_cluster(&spec, &dir.archive())?.withheld;
     }
     let sha256 = artifacts::sha256_file(&dir.archive())?;
     let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
@@ -221,6 +237,7 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
         created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         attempt,
         spec,
+        withheld,
     };
     dir.write_record(&record)?;
     let mut annotation = serde_json::to_value(&record).expect("record serializes");
@@ -363,10 +380,12 @@ fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
         CodeMode::Targz => PackOptions {
             max_bytes: CLUSTER_MAX_BYTES,
             limit_reason: " for a cluster run (the code travels through the API server in ConfigMaps)".into(),
+            entry_script: Some(spec.script.clone().into()),
         },
         CodeMode::Configmap => PackOptions {
             max_bytes: CONFIGMAP_MAX_BYTES,
             limit_reason: " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)".into(),
+            entry_script: Some(spec.script.clone().into()),
         },
     };
     artifacts::package(&spec.project_root, out, &opts)
@@ -377,10 +396,11 @@ const CLUSTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 fn package_for(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
     let opts = match spec.code_mode {
-        CodeMode::Targz => PackOptions::default(),
+        CodeMode::Targz => PackOptions { entry_script: Some(spec.script.clone().into()), ..PackOptions::default() },
         CodeMode::Configmap => PackOptions {
             max_bytes: CONFIGMAP_MAX_BYTES,
             limit_reason: " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)".into(),
+            entry_script: Some(spec.script.clone().into()),
         },
     };
     artifacts::package(&spec.project_root, out, &opts)
@@ -401,6 +421,11 @@ impl Job {
 
     pub fn spec(&self) -> &RunSpec {
         &self.record.spec
+    }
+
+    /// Things the user should be told about this run, such as credentials left out of it.
+    pub fn warnings(&self) -> Vec<String> {
+        artifacts::withheld_warning(&self.record.withheld).into_iter().collect()
     }
 
     pub fn record(&self) -> &RunRecord {

@@ -16,6 +16,9 @@ pub struct RunRecord {
     pub created_at: String,
     /// 1 for the first run, +1 for each restart.
     pub attempt: u32,
+    /// Credential files left out of the upload ("path (why)"), so every surface can say so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
 }
 
 /// The folder of one run: `<state>/runs/<name>/`.

@@ -191,6 +191,9 @@ impl CellRunner for KflowRunner {
             Err(e) => return CellOutcome::error("InvalidRun", e.to_string()),
         };
         self.remember(&job);
+        for warning in job.warnings() {
+            sink.stderr(&format!("kflow: warning: {warning}\n"));
+        }
         match follow(&job, sink, cancel, true) {
             Ok(Some(s)) => match s.phase {
                 Phase::Succeeded => CellOutcome::Ok,
@@ -229,7 +232,8 @@ impl CellRunner for KflowRunner {
         let (opts, temp) = self.run_options(req)?;
         let preview = self.client.preview(opts);
         remove_cell_file(temp);
-        Ok(preview.map_err(|e| e.to_string())?.manifests.to_yaml())
+        let preview = preview.map_err(|e| e.to_string())?;
+        Ok(format!("{}{}", preview.upload_comment(), preview.manifests.to_yaml()))
     }
 
     fn jobs(&self) -> Result<Vec<JobSummary>, String> {

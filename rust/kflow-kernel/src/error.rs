@@ -13,22 +13,18 @@ pub enum KernelError {
     },
     #[error("invalid connection file {path}: {reason}")]
     InvalidConnection { path: PathBuf, reason: String },
-    #[error("zeromq: {0}")]
-    Zmq(#[from] zeromq::ZmqError),
     #[error("malformed message: {0}")]
     Malformed(String),
     #[error("message signature does not match")]
     BadSignature,
+    #[error("message signature was seen before (a replayed message)")]
+    Replayed,
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     Oversized { size: usize, limit: usize },
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Runtime(String),
 }
 
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;

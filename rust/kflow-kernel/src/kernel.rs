@@ -95,7 +95,6 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
 
     let (iopub_tx, iopub_rx) = mpsc::unbounded_channel();
     tokio::spawn(sockets::iopub_task(bound.iopub, signer.clone(), iopub_rx));
-    tokio::spawn(sockets::heartbeat(bound.heartbeat));
 
     let (shell_tx, shell_replies) = mpsc::unbounded_channel();
     let mut shell_rx = sockets::serve_router(bound.shell, signer.clone(), "shell", shell_replies);

@@ -1,5 +1,5 @@
 //! kflow's Jupyter kernel. Layers, bottom up: `connection` (the connection file), `wire`
-//! (framing + HMAC), `messages` (typed contents), `sockets` (zeromq tasks), `kernel` (the
+//! (framing + HMAC), `messages` (typed contents), `zmtp` (the ZeroMQ wire protocol, bounded), `sockets` (the five sockets' tasks), `kernel` (the
 //! request loop), then kflow's semantics: `magics`/`options` (parsing), `cells` (what a cell
 //! does), `assist` (completion, is_complete, inspect) and `runner` (the seam to jobs).
 
@@ -19,6 +19,7 @@ pub mod process_runner;
 pub mod runner;
 pub mod sockets;
 pub mod wire;
+pub mod zmtp;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! Framing and signing: `[ids…, "<IDS|MSG>", hmac, header, parent_header, metadata, content,
 //! buffers…]`. Only the four JSON frames are signed (not the buffers, unlike evcxr).
 
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -12,17 +15,47 @@ use crate::messages::Header;
 
 pub const DELIMITER: &[u8] = b"<IDS|MSG>";
 
-/// Messages larger than this are dropped unread. zeromq has already buffered them by then, so
-/// this only bounds the JSON parsing work and memory that one request can cost us.
+/// Messages larger than this are refused. The socket layer (`zmtp::Limits`) already closes a
+/// connection that announces more, before reading it; this guards callers that decode frames
+/// from elsewhere.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many signatures are remembered to refuse replays, as jupyter_client's Session
+/// (`digest_history_size`); the oldest tenth is forgotten when it is full.
+const SIGNATURE_HISTORY: usize = 1 << 16;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Signs and verifies with the connection file's key. An empty key means "no signing" per the
-/// spec: we then send an empty signature and accept any.
+/// spec: we then send an empty signature and accept any. Clones share one history of the
+/// signatures seen, so a message replayed on any socket is refused.
 #[derive(Clone)]
 pub struct Signer {
     mac: Option<HmacSha256>,
+    seen: Arc<Mutex<SeenSignatures>>,
+}
+
+#[derive(Default)]
+struct SeenSignatures {
+    set: HashSet<Vec<u8>>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl SeenSignatures {
+    /// False when `signature` was seen before.
+    fn insert(&mut self, signature: &[u8]) -> bool {
+        if self.set.contains(signature) {
+            return false;
+        }
+        if self.order.len() >= SIGNATURE_HISTORY {
+            for old in self.order.drain(..SIGNATURE_HISTORY / 10) {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(signature.to_vec());
+        self.order.push_back(signature.to_vec());
+        true
+    }
 }
 
 impl Signer {
@@ -33,7 +66,16 @@ impl Signer {
             // HMAC accepts keys of any length, so this cannot fail.
             HmacSha256::new_from_slice(key.as_bytes()).ok()
         };
-        Signer { mac }
+        Signer { mac, seen: Arc::default() }
+    }
+
+    /// Records a verified signature; false when it was already used (a replay). Without a key
+    /// there is nothing to tell messages apart by, as in jupyter_client.
+    fn first_use(&self, signature: &[u8]) -> bool {
+        if self.mac.is_none() {
+            return true;
+        }
+        self.seen.lock().map(|mut seen| seen.insert(signature)).unwrap_or(false)
     }
 
     pub fn sign(&self, parts: &[&[u8]]) -> String {
@@ -98,6 +140,9 @@ impl Incoming {
         let parts = [&rest[1][..], &rest[2][..], &rest[3][..], &rest[4][..]];
         if !signer.verify(&rest[0], &parts) {
             return Err(KernelError::BadSignature);
+        }
+        if !signer.first_use(&rest[0]) {
+            return Err(KernelError::Replayed);
         }
         let header: Header = serde_json::from_slice(&rest[1])?;
         let parent_header: Value = serde_json::from_slice(&rest[2])?;
@@ -207,6 +252,22 @@ mod tests {
         let mut nonhex = frames;
         nonhex[2] = Bytes::from_static(b"zz");
         assert!(matches!(Incoming::decode(nonhex, &s), Err(KernelError::BadSignature)));
+    }
+
+    #[test]
+    fn a_replayed_message_is_refused() {
+        let s = Signer::new("secret");
+        let frames = sample(&s);
+        assert!(Incoming::decode(frames.clone(), &s).is_ok());
+        assert!(matches!(Incoming::decode(frames.clone(), &s.clone()), Err(KernelError::Replayed)));
+        // A fresh message (new msg_id and date, so a new signature) still goes through.
+        assert!(Incoming::decode(sample(&s), &s).is_ok());
+        let mut seen = SeenSignatures::default();
+        for i in 0..SIGNATURE_HISTORY + 1 {
+            assert!(seen.insert(format!("{i}").as_bytes()));
+        }
+        assert!(seen.order.len() <= SIGNATURE_HISTORY);
+        assert!(!seen.insert(format!("{SIGNATURE_HISTORY}").as_bytes()));
     }
 
     #[test]

@@ -88,6 +88,11 @@ impl NativeJob {
         self.job.status().map(|s| to_json(&s)).map_err(|e| to_py(py, e))
     }
 
+    /// What the user should be told about this run (credentials left out of the upload…).
+    fn warnings(&self) -> Vec<String> {
+        self.job.warnings()
+    }
+
     fn manifest_yaml(&self) -> String {
         self.job.manifest_yaml().to_string()
     }
@@ -190,7 +195,7 @@ fn preview(py: Python<'_>, options_json: &str) -> PyResult<(String, String, Stri
     let client = client(py)?;
     let preview = py.detach(|| client.preview(opts)).map_err(|e| to_py(py, e))?;
     let objects: Vec<&serde_json::Value> = preview.manifests.objects();
-    Ok((to_json(&preview.spec), preview.manifests.to_yaml(), to_json(&objects)))
+    Ok((to_json(&preview.spec), format!("{}{}", preview.upload_comment(), preview.manifests.to_yaml()), to_json(&objects)))
 }
 
 #[pyfunction]

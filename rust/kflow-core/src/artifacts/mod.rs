@@ -13,7 +13,7 @@ use pgzip::ParallelGzWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use walk::{collect, Entry, EntryKind};
+pub use walk::{collect, walk, Entry, EntryKind, Walked, Withheld};
 
 use crate::error::{Error, Result};
 
@@ -35,24 +35,57 @@ pub struct Archive {
     /// Size of the files before compression.
     pub content_bytes: u64,
     pub files: usize,
+    /// The largest files (up to five) with their sizes, for previews.
+    #[serde(default)]
+    pub largest: Vec<(String, u64)>,
+    /// Credential files left out of the archive, as "path (why)" (`.kflowignore`'s `!PATH`
+    /// sends one anyway).
+    #[serde(default)]
+    pub withheld: Vec<String>,
+}
+
+impl Archive {
+    /// One line for a user: "3 files, 12.0 KiB (largest: …)".
+    pub fn summary(&self) -> String {
+        let largest = self.largest.iter().map(|(p, n)| format!("{p} {}", human_bytes(*n))).collect::<Vec<_>>().join(", ");
+        let mut line = format!("{} files, {} ({} packed)", self.files, human_bytes(self.content_bytes), human_bytes(self.bytes));
+        if !largest.is_empty() {
+            line.push_str(&format!("; largest: {largest}"));
+        }
+        line
+    }
+
+}
+
+/// The warning to show when credentials were withheld (items as in [`Archive::withheld`]).
+pub fn withheld_warning(withheld: &[String]) -> Option<String> {
+    if withheld.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "left out of the upload as credentials: {}. To send one anyway, add a line `!PATH` for it to .kflowignore",
+        withheld.join(", ")
+    ))
 }
 
 pub struct PackOptions {
     pub max_bytes: u64,
     /// Shown in the size-limit error, e.g. " for ConfigMap mode".
     pub limit_reason: String,
+    /// The script the run starts, relative to the root (see [`walk`]).
+    pub entry_script: Option<PathBuf>,
 }
 
 impl Default for PackOptions {
     fn default() -> Self {
-        PackOptions { max_bytes: DEFAULT_MAX_BYTES, limit_reason: String::new() }
+        PackOptions { max_bytes: DEFAULT_MAX_BYTES, limit_reason: String::new(), entry_script: None }
     }
 }
 
 /// Packs `root` into `out`. The size cap is checked before anything is compressed, so an
 /// oversized project fails at once and names its largest files.
 pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
-    let entries = collect(root)?;
+    let Walked { entries, withheld } = walk(root, opts.entry_script.as_deref())?;
     check_size(root, &entries, opts)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
@@ -103,7 +136,16 @@ pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
         bytes: hashing.bytes,
         content_bytes,
         files: entries.iter().filter(|e| matches!(e.kind, EntryKind::File { .. })).count(),
+        largest: largest_files(&entries, 5).into_iter().map(|e| (e.relative.display().to_string(), e.size())).collect(),
+        withheld: withheld.into_iter().map(|w| format!("{} ({})", w.relative.display(), w.why)).collect(),
     })
+}
+
+fn largest_files(entries: &[Entry], n: usize) -> Vec<&Entry> {
+    let mut files: Vec<&Entry> = entries.iter().filter(|e| e.size() > 0).collect();
+    files.sort_by(|a, b| b.size().cmp(&a.size()).then(a.relative.cmp(&b.relative)));
+    files.truncate(n);
+    files
 }
 
 fn check_size(root: &Path, entries: &[Entry], opts: &PackOptions) -> Result<()> {
@@ -111,11 +153,8 @@ fn check_size(root: &Path, entries: &[Entry], opts: &PackOptions) -> Result<()> 
     if total <= opts.max_bytes {
         return Ok(());
     }
-    let mut files: Vec<&Entry> = entries.iter().filter(|e| e.size() > 0).collect();
-    files.sort_by(|a, b| b.size().cmp(&a.size()).then(a.relative.cmp(&b.relative)));
-    let largest = files
+    let largest = largest_files(entries, 5)
         .iter()
-        .take(5)
         .map(|e| format!("{} ({})", e.relative.display(), human_bytes(e.size())))
         .collect::<Vec<_>>()
         .join(", ");

@@ -109,9 +109,68 @@ fn size_cap_names_the_largest_files() {
     write(dir.path(), "a.bin", &"a".repeat(3000));
     write(dir.path(), "b.bin", &"b".repeat(2000));
     let out = tempfile::tempdir().unwrap();
-    let opts = PackOptions { max_bytes: 1000, limit_reason: " for ConfigMap mode".into() };
+    let opts = PackOptions { max_bytes: 1000, limit_reason: " for ConfigMap mode".into(), ..Default::default() };
     let err = package(dir.path(), &out.path().join("x.tar.gz"), &opts).unwrap_err().to_string();
     assert!(err.contains("a.bin (2.9 KiB), b.bin (2.0 KiB)"), "{err}");
     assert!(err.contains("for ConfigMap mode") && err.contains(".kflowignore"), "{err}");
     assert!(!out.path().join("x.tar.gz").exists(), "nothing is written when the cap is hit");
+}
+
+#[test]
+fn credentials_are_withheld_and_named_unless_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "train.py", "print(1)\n");
+    write(root, ".ssh/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n");
+    write(root, ".aws/credentials", "[default]\n");
+    write(root, ".env", "TOKEN=x\n");
+    write(root, ".env.example", "TOKEN=\n");
+    write(root, "deploy/key.pem", "# ours\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n");
+    write(root, "notes/keys.md", "How to make a key: ssh-keygen\n");
+    let walked = walk(root, None).unwrap();
+    let names: Vec<String> = walked.entries.iter().map(|e| e.relative.display().to_string()).collect();
+    assert_eq!(names, [".env.example", "deploy", "notes", "notes/keys.md", "train.py"]);
+    let withheld: Vec<String> = walked.withheld.iter().map(|w| w.relative.display().to_string()).collect();
+    assert_eq!(withheld, [".aws", ".env", ".ssh", "deploy/key.pem"]);
+
+    let out = tempfile::tempdir().unwrap();
+    let archive = package(root, &out.path().join("c.tar.gz"), &PackOptions::default()).unwrap();
+    let warning = withheld_warning(&archive.withheld).unwrap();
+    assert!(warning.contains(".ssh (a credentials folder)") && warning.contains("deploy/key.pem (a private key)"), "{warning}");
+    let unpacked = tempfile::tempdir().unwrap();
+    unpack(&archive.path, unpacked.path()).unwrap();
+    assert!(!unpacked.path().join(".ssh").exists() && !unpacked.path().join("deploy/key.pem").exists());
+
+    // `!PATH` in .kflowignore sends one anyway.
+    write(root, ".kflowignore", "!.env\n!deploy/key.pem\n");
+    let withheld: Vec<String> = walk(root, None).unwrap().withheld.iter().map(|w| w.relative.display().to_string()).collect();
+    assert_eq!(withheld, [".aws", ".ssh"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_linked_entry_script_travels_as_its_content_and_broken_links_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    write(elsewhere.path(), "train.py", "print('real')\n");
+    write(elsewhere.path(), ".ssh/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    write(dir.path(), "model.py", "");
+    std::os::unix::fs::symlink(elsewhere.path().join("train.py"), dir.path().join("train.py")).unwrap();
+    let walked = walk(dir.path(), Some(Path::new("train.py"))).unwrap();
+    let names: Vec<String> = walked.entries.iter().map(|e| e.relative.display().to_string()).collect();
+    assert_eq!(names, ["model.py", "train.py"]);
+    assert!(matches!(walked.entries[1].kind, EntryKind::File { size: 14, .. }));
+    // Any other link out of the project is still refused.
+    assert!(matches!(walk(dir.path(), None), Err(Error::SymlinkOutsideProject { .. })));
+
+    let looped = tempfile::tempdir().unwrap();
+    write(looped.path(), "train.py", "");
+    std::os::unix::fs::symlink("b", looped.path().join("a")).unwrap();
+    std::os::unix::fs::symlink("a", looped.path().join("b")).unwrap();
+    let err = collect(looped.path()).unwrap_err().to_string();
+    assert!(err.contains("loop of symbolic links"), "{err}");
+    let dangling = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("missing.py", dangling.path().join("x.py")).unwrap();
+    let err = collect(dangling.path()).unwrap_err().to_string();
+    assert!(err.contains("points to nothing"), "{err}");
 }

@@ -136,10 +136,23 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
         .clone()
         .ok_or_else(|| Error::invalid("script", "", "no script given", "pass the path of the .py file to run"))?;
     let script_path = ctx.absolute(&script_arg);
+    if script_path.is_dir() {
+        return Err(Error::invalid(
+            "script",
+            script_arg.display().to_string(),
+            "is a folder, not a file",
+            format!("pass the .py file to run, e.g. {}", script_arg.join("train.py").display()),
+        ));
+    }
     if !script_path.is_file() {
         return Err(Error::ScriptNotFound { path: script_arg });
     }
-    let script_path = script_path.canonicalize().map_err(Error::io("resolving", &script_path))?;
+    // The project is the folder the script is given in, not where a link to it points: a
+    // link `proj/train.py -> ~/train.py` must not make the home folder the project.
+    let (Some(given_dir), Some(file_name)) = (script_path.parent(), script_path.file_name()) else {
+        return Err(Error::ScriptNotFound { path: script_arg });
+    };
+    let script_path = given_dir.canonicalize().map_err(Error::io("resolving", given_dir))?.join(file_name);
     let project_root = match &explicit.project_root {
         Some(root) => {
             let abs = ctx.absolute(root);
@@ -186,8 +199,15 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
     if gpu > 64 {
         return Err(Error::invalid("gpu", gpu.to_string(), "more GPUs per replica than any node has", "pass GPUs per replica, e.g. 1"));
     }
-    let pip = merged.pip.unwrap_or_default();
+    let mut pip = merged.pip.unwrap_or_default();
     pip.iter().try_for_each(|p| validate::pip_requirement(p))?;
+    if let Some(file) = &merged.requirements {
+        for requirement in validate::requirements_file(&ctx.absolute(file))? {
+            if !pip.contains(&requirement) {
+                pip.push(requirement);
+            }
+        }
+    }
     let apt = merged.apt.unwrap_or_default();
     apt.iter().try_for_each(|p| validate::apt_package(p))?;
     let env = merged.env.unwrap_or_default();
@@ -297,6 +317,22 @@ mod tests {
 
         let spec = resolve(RunOptions { template: Some("t".into()), image: Some("explicit".into()), ..base }, &ctx).unwrap();
         assert_eq!(spec.image, "explicit");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_script_keeps_the_folder_it_is_given_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("train.py"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("project/proj")).unwrap();
+        std::os::unix::fs::symlink(home.path().join("train.py"), dir.path().join("project/proj/train.py")).unwrap();
+        let ctx = context(dir.path());
+        let spec = resolve(RunOptions { script: Some("proj/train.py".into()), ..Default::default() }, &ctx).unwrap();
+        assert_eq!(spec.project_root, dir.path().join("project/proj").canonicalize().unwrap());
+        assert_eq!(spec.script, "train.py");
+        let err = resolve(RunOptions { script: Some("proj".into()), ..Default::default() }, &ctx).unwrap_err().to_string();
+        assert!(err.contains("is a folder, not a file") && err.contains("proj/train.py"), "{err}");
     }
 
     #[test]

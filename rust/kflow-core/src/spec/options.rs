@@ -121,6 +121,8 @@ pub struct RunOptions {
     pub memory: Option<String>,
     pub workers: Option<u32>,
     pub pip: Option<Vec<String>>,
+    /// A requirements.txt whose requirements join `pip`.
+    pub requirements: Option<PathBuf>,
     pub apt: Option<Vec<String>>,
     pub env: Option<BTreeMap<String, String>>,
     pub args: Option<Vec<String>>,
@@ -167,6 +169,7 @@ impl RunOptions {
             memory: self.memory.or(lower.memory),
             workers: self.workers.or(lower.workers),
             pip: join(self.pip, lower.pip),
+            requirements: self.requirements.or(lower.requirements),
             apt: join(self.apt, lower.apt),
             env,
             args: self.args.or(lower.args),

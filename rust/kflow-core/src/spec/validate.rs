@@ -70,49 +70,100 @@ pub fn namespace(ns: &str) -> Result<()> {
     }
 }
 
-/// A Kubernetes CPU quantity: whole or decimal cores, or millicores.
-pub fn cpu(value: &str) -> Result<()> {
-    let number = value.strip_suffix('m').unwrap_or(value);
-    if is_decimal(number) && !(value.ends_with('m') && number.contains('.')) && parse_positive(number) {
-        Ok(())
-    } else {
-        Err(Error::invalid("cpu", value, "not a CPU quantity", "use cores like \"2\" or \"0.5\", or millicores like \"500m\""))
+/// The value of a Kubernetes quantity in its base unit (cores, bytes), in every form the API
+/// server accepts: `<sign><digits>[.<digits>]` then a binary suffix (Ki…Ei), a decimal one
+/// (n, u, m, "", k, M…E) or an exponent (`e3`, `E-2`). None when it is not a quantity.
+pub fn parse_quantity(text: &str) -> Option<f64> {
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1.0, &text[1..]),
+        Some(b'-') => (-1.0, &text[1..]),
+        _ => (1.0, text),
+    };
+    let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(number_len);
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits_ok = |d: &str| d.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
+        return None;
     }
+    let value: f64 = format!("{}.{}", if whole.is_empty() { "0" } else { whole }, if frac.is_empty() { "0" } else { frac })
+        .parse()
+        .ok()?;
+    let multiplier = match suffix {
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        exponent if exponent.starts_with(['e', 'E']) => {
+            let exp = &exponent[1..];
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || !digits_ok(digits) {
+                return None;
+            }
+            10f64.powi(exp.parse::<i32>().ok()?)
+        }
+        _ => return None,
+    };
+    Some(sign * value * multiplier)
 }
 
-/// A Kubernetes memory quantity with a binary or decimal suffix.
+/// No node has more cores or memory than this; a request beyond it is a typo.
+const MAX_NODE_CORES: f64 = 1024.0;
+const MAX_NODE_MEMORY: f64 = 64.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0;
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A CPU request: a Kubernetes quantity of at least 1m and at most what a node can have.
+pub fn cpu(value: &str) -> Result<()> {
+    let fix = "use cores like \"2\" or \"0.5\", or millicores like \"500m\"";
+    let problem = match parse_quantity(value) {
+        None => "not a CPU quantity".to_string(),
+        Some(cores) if cores <= 0.0 => "a CPU request must be more than 0".to_string(),
+        Some(cores) if cores < 1e-3 => "less than 1m, the smallest CPU unit Kubernetes has".to_string(),
+        Some(cores) if cores > MAX_NODE_CORES => format!("{cores:.0} cores is more than any node has"),
+        Some(_) => return Ok(()),
+    };
+    Err(Error::invalid("cpu", value, problem, fix))
+}
+
+/// A memory quantity (memory limit, PVC size): at least 1 Mi and at most what any node or
+/// volume holds. A bare number is bytes to Kubernetes, so "16" is caught as the typo it is.
 pub fn memory(field: &'static str, value: &str) -> Result<()> {
-    const SUFFIXES: [&str; 12] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"];
-    let number = SUFFIXES.iter().find_map(|s| value.strip_suffix(s)).unwrap_or(value);
-    if is_decimal(number) && parse_positive(number) {
-        return Ok(());
-    }
+    let parsed = parse_quantity(value);
+    let problem = match parsed {
+        None => "not a memory quantity".to_string(),
+        Some(bytes) if bytes <= 0.0 => "must be more than 0".to_string(),
+        Some(bytes) if bytes < MIB => format!("{bytes} bytes is less than 1Mi, too little for any process"),
+        Some(bytes) if bytes > MAX_NODE_MEMORY => "more than any node or volume holds (64Ti)".to_string(),
+        Some(_) => return Ok(()),
+    };
     let hint = value.to_ascii_lowercase();
     let fix = if let Some(n) = hint.strip_suffix("gb").or_else(|| hint.strip_suffix('g')) {
         format!("write {n}Gi (Kubernetes spells gibibytes Gi)")
     } else if let Some(n) = hint.strip_suffix("mb").or_else(|| hint.strip_suffix('m')) {
         format!("write {n}Mi (Kubernetes spells mebibytes Mi)")
+    } else if parsed.is_some() && value.chars().all(|c| c.is_ascii_digit()) {
+        format!("a number without a suffix is bytes to Kubernetes: write {value}Gi or {value}Mi")
     } else {
         "use a quantity like \"16Gi\" or \"512Mi\"".to_string()
     };
-    Err(Error::invalid(field, value, "not a memory quantity", fix))
+    Err(Error::invalid(field, value, problem, fix))
 }
 
-fn is_decimal(s: &str) -> bool {
-    let mut parts = s.splitn(2, '.');
-    let whole = parts.next().unwrap_or("");
-    let frac = parts.next();
-    !whole.is_empty()
-        && whole.chars().all(|c| c.is_ascii_digit())
-        && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn parse_positive(s: &str) -> bool {
-    s.parse::<f64>().is_ok_and(|v| v > 0.0)
-}
-
-/// A pip requirement. It reaches pip as one quoted argument whatever it holds; options are
-/// refused because `--index-url` and friends would change where every package comes from.
+/// A pip requirement, parsed as PEP 508 (uv's parser): a name with optional extras, version
+/// specifiers, a URL and environment markers. It reaches pip as one quoted argument; options
+/// are refused because `--index-url` and friends would change where every package comes from.
 pub fn pip_requirement(spec: &str) -> Result<()> {
     if spec.trim().is_empty() {
         return Err(Error::invalid("pip package", spec, "it is empty", "remove the empty entry"));
@@ -125,7 +176,45 @@ pub fn pip_requirement(spec: &str) -> Result<()> {
             "list requirement specifiers only (\"torch>=2.1\"); set PIP_INDEX_URL / PIP_EXTRA_INDEX_URL with --env for another index",
         ));
     }
-    no_control_chars("pip package", spec)
+    no_control_chars("pip package", spec)?;
+    spec.parse::<pep508_rs::Requirement>().map(drop).map_err(|e| {
+        // The parser's message ends with a caret line under the offending spot.
+        let problem = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        Error::invalid(
+            "pip package",
+            spec,
+            format!("not a PEP 508 requirement ({problem})"),
+            "write one requirement per entry, like \"numpy>=1.26\", \"torch[cuda]==2.5.1\" or \"pkg @ https://host/pkg.whl\"",
+        )
+    })
+}
+
+/// The requirements of a requirements.txt, each checked as PEP 508. Comments and blank lines
+/// are skipped; pip options (`-r`, `--index-url`, `-e`) are refused with where they are.
+pub fn requirements_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(
+            "requirements file",
+            path.display().to_string(),
+            format!("cannot be read: {e}"),
+            "pass the path of an existing requirements.txt",
+        )
+    })?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split(" #").next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        pip_requirement(line).map_err(|e| match e {
+            Error::InvalidParameter { problem, fix, .. } => {
+                Error::invalid("requirements file", format!("{}:{}: {line}", path.display(), i + 1), problem, fix)
+            }
+            other => other,
+        })?;
+        out.push(line.to_string());
+    }
+    Ok(out)
 }
 
 /// A Debian package, optionally `=version` or `:arch`. Strict, since apt-get runs as root.
@@ -202,17 +291,46 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for ok in ["1", "0.5", "500m", "16"] {
-            cpu(ok).unwrap();
+        for ok in ["1", "0.5", "500m", "16", "1.5m", "1e3", "+2", ".5"] {
+            cpu(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["", "-1", "two", "1.5m", "0"] {
+        for bad in ["", "-1", "two", "0", "1e29", "0.1m", "1.2.3", "5 m", "1x"] {
             assert!(cpu(bad).is_err(), "{bad}");
         }
-        for ok in ["16Gi", "512Mi", "1G", "1000"] {
-            memory("memory", ok).unwrap();
+        let err = cpu("1e29").unwrap_err().to_string();
+        assert!(err.contains("more than any node"), "{err}");
+        for ok in ["16Gi", "512Mi", "1G", "1000Mi", "1e9", "2E9", "1.5Gi", "64Ti"] {
+            memory("memory", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         let err = memory("memory", "16GB").unwrap_err().to_string();
         assert!(err.contains("16Gi"), "{err}");
+        let err = memory("memory", "16").unwrap_err().to_string();
+        assert!(err.contains("less than 1Mi") && err.contains("write 16Gi"), "{err}");
+        let err = memory("memory", "99999999999Ei").unwrap_err().to_string();
+        assert!(err.contains("more than any node"), "{err}");
+        assert_eq!(parse_quantity("1Ki"), Some(1024.0));
+        assert_eq!(parse_quantity("500m"), Some(0.5));
+        assert_eq!(parse_quantity("1e-3"), Some(0.001));
+        assert_eq!(parse_quantity("Gi"), None);
+        assert_eq!(parse_quantity("1e"), None);
+    }
+
+    #[test]
+    fn pip_requirements_are_pep_508() {
+        for ok in ["numpy", "torch[cuda]==2.5.1", "numpy>=1.26,<3", "pkg @ https://example.com/pkg-1.0-py3-none-any.whl", "rich; python_version >= '3.9'"] {
+            pip_requirement(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let err = pip_requirement("numpy; rm -rf /").unwrap_err().to_string();
+        assert!(err.contains("not a PEP 508 requirement") && err.contains("Fix:"), "{err}");
+        assert!(pip_requirement("numpy==").is_err());
+        assert!(pip_requirement("$(id)").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, "# deps\nnumpy>=1.26  # arrays\n\nrich\n").unwrap();
+        assert_eq!(requirements_file(&path).unwrap(), ["numpy>=1.26", "rich"]);
+        std::fs::write(&path, "numpy\n-r other.txt\n").unwrap();
+        let err = requirements_file(&path).unwrap_err().to_string();
+        assert!(err.contains("requirements.txt:2") && err.contains("pip options"), "{err}");
     }
 
     #[test]
