@@ -141,14 +141,18 @@ def test_pip_dependency_is_installed_once_and_reused(kflow_home, project, wheelh
     assert "answer 42" in out
 
 
-def test_pip_spec_with_shell_metacharacters_reaches_pip_literally(kflow_home, project, wheelhouse, tmp_path):
+def test_pip_spec_with_shell_metacharacters_is_refused_before_anything_runs(kflow_home, project, wheelhouse, tmp_path):
     marker = tmp_path / "pwned"
     script = project("train.py", "print('should not run')\n")
-    job = kflow.run(script, pip=[f"kflowdemo; touch {marker}"])
-    status = job.wait(timeout=120)
-    assert status.phase == "Failed" and status.reason == "DependencyInstallFailed"
+    with pytest.raises(kflow.ValidationError) as err:
+        kflow.run(script, pip=[f"kflowdemo; touch {marker}"])
+    assert "not a PEP 508 requirement" in str(err.value) and err.value.event_id.startswith("KF-")
     assert not marker.exists(), "the spec must never be run by a shell"
-    assert "should not run" not in lines(job, follow=False)
+    assert kflow.jobs() == [], "nothing is created for a refused run"
+    # A valid requirement whose marker holds shell syntax reaches pip as one literal argument.
+    job = kflow.run(script, pip=[f"kflowdemo; sys_platform != '$(touch {marker})'"])
+    assert job.wait(timeout=120).phase == "Succeeded"
+    assert not marker.exists()
 
 
 def test_apt_packages_warn_locally(kflow_home, project):
@@ -173,6 +177,12 @@ def test_apt_packages_warn_locally(kflow_home, project):
         ({"env": {"1BAD": "x"}}, kflow.ValidationError, "variable name"),
         ({"kind": "jax"}, kflow.ValidationError, "pytorch"),
         ({"backend": "cluster"}, kflow.BackendError, "backend"),
+        ({"memory": 16}, kflow.ValidationError, "write 16Gi"),
+        ({"cpu": 1e29}, kflow.ValidationError, "more than any node"),
+        ({"pip": 5}, kflow.ValidationError, "list of strings"),
+        ({"pip": ["numpy; rm -rf /"]}, kflow.ValidationError, "PEP 508"),
+        ({"requirements": b"requirements.txt"}, kflow.ValidationError, "os.fsdecode"),
+        ({"project_root": 3}, kflow.ValidationError, "a path"),
     ],
 )
 def test_bad_input_is_refused_clearly_and_leaves_nothing(kflow_home, project, params, error, needle):
@@ -188,6 +198,11 @@ def test_bad_input_is_refused_clearly_and_leaves_nothing(kflow_home, project, pa
 def test_missing_script_and_unknown_job(kflow_home, tmp_path):
     with pytest.raises(kflow.ValidationError, match="does not exist"):
         kflow.run(tmp_path / "nope.py")
+    with pytest.raises(kflow.ValidationError, match="is a folder, not a file"):
+        kflow.run(tmp_path)
+    with pytest.raises(kflow.ValidationError, match="os.fsdecode"):
+        kflow.run(b"train.py")  # type: ignore[arg-type]
+    assert kflow.jobs() == []
     with pytest.raises(kflow.JobNotFoundError, match="kflow jobs"):
         kflow.get("no-such-job")
 

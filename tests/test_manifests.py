@@ -51,7 +51,8 @@ def test_preview_elides_code_and_shows_digest(kflow_home, project):
 def test_startup_chain_runs_and_passes_user_strings_literally(kflow_home, project, tmp_path):
     """Runs the container script from the manifest with PATH stand-ins that record their argv."""
     script = project("train.py", "print(1)\n")
-    hostile_pip = "numpy; touch PWNED"
+    # Valid PEP 508 (a marker's quoted value may hold anything), still hostile to a shell.
+    hostile_pip = "numpy; sys_platform != '$(touch PWNED)' and os_name != \"`touch PWNED3`\""
     hostile_arg = "$(touch PWNED2)"
     objects = kflow.manifests(script, pip=[hostile_pip, "torch>=2"], apt=["curl"], args=[hostile_arg, "it's"])
     container = objects[-1]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]

@@ -22,6 +22,7 @@ def run(
     memory: Union[str, int, None] = None,
     workers: Optional[int] = None,
     pip: Union[str, Sequence[str], None] = None,
+    requirements: Optional[PathLike] = None,
     apt: Union[str, Sequence[str], None] = None,
     env: Optional[Mapping[str, Any]] = None,
     args: Union[str, Sequence[str], None] = None,
@@ -43,7 +44,7 @@ def run(
     """
     options = to_json(
         script, name=name, kind=kind, image=image, gpu=gpu, cpu=cpu, mem=mem, memory=memory, workers=workers,
-        pip=pip, apt=apt, env=env, args=args, namespace=namespace, template=template, project_root=project_root,
+        pip=pip, requirements=requirements, apt=apt, env=env, args=args, namespace=namespace, template=template, project_root=project_root,
         code_mode=code_mode, pip_cache=pip_cache, pip_cache_size=pip_cache_size, backend=backend,
     )
     native = _native.submit(options)

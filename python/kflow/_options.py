@@ -60,9 +60,12 @@ def _text(name: str, value: Any) -> str:
 
 def _path(name: str, value: Any) -> str:
     try:
-        return os.fspath(value)
+        path = os.fspath(value)
     except TypeError:
         raise _fail(name, value, "a path (str or pathlib.Path)") from None
+    if not isinstance(path, str):
+        raise _fail(name, value, "a path as str or pathlib.Path (for a bytes path, pass os.fsdecode(path))")
+    return path
 
 
 def to_json(script: Optional[PathLike] = None, **params: Any) -> str:
@@ -85,7 +88,7 @@ def to_json(script: Optional[PathLike] = None, **params: Any) -> str:
             opts[key] = _strings(key, value)
         elif key == "env":
             opts[key] = _env(value)
-        elif key == "project_root":
+        elif key in ("project_root", "requirements"):
             opts[key] = _path(key, value)
         elif key == "pip_cache":
             if not isinstance(value, bool):

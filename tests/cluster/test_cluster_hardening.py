@@ -1,0 +1,109 @@
+"""What must never reach the cluster: a home folder's files through a symlinked script,
+credential files and private keys inside a project, and run values that a real API server or
+pip would only reject later. Each case is checked on the test cluster's objects themselves."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+import tarfile
+
+KFLOW = [sys.executable, "-m", "kflow"]
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def kflow_cmd(*args, env=None):
+    return subprocess.run([*KFLOW, *args], capture_output=True, text=True, timeout=180, env=env)
+
+
+def namespace_objects(cluster, ns="default"):
+    """Names of every job, ConfigMap and claim kflow could have made."""
+    out = {}
+    for path in (f"/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs", f"/api/v1/namespaces/{ns}/configmaps",
+                 f"/api/v1/namespaces/{ns}/persistentvolumeclaims"):
+        out[path.rsplit("/", 1)[1]] = sorted(i["metadata"]["name"] for i in cluster.admin("GET", path)["items"])
+    # kube-root-ca.crt is the API server's own.
+    out["configmaps"] = [n for n in out["configmaps"] if n != "kube-root-ca.crt"]
+    return out
+
+
+def uploaded_files(cluster, job, ns="default"):
+    cm = cluster.admin("GET", f"/api/v1/namespaces/{ns}/configmaps/{job}-code")
+    archive = base64.b64decode(next(iter(cm["binaryData"].values())))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()}
+
+
+def test_a_symlinked_script_uploads_its_own_folder_not_the_home_it_points_into(cluster, tmp_path):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(FAKE_KEY)
+    (home / "diary.txt").write_text("private\n")
+    (home / "train.py").write_text("print('trained')\n")
+    proj = home / "proj"
+    proj.mkdir()
+    (proj / "model.py").write_text("W = 1\n")
+    (proj / "train.py").symlink_to(home / "train.py")
+    env = {**os.environ, "HOME": str(home)}
+    result = kflow_cmd("run", "--cluster", "--detach", "--name", "linked", str(proj / "train.py"), env=env)
+    assert result.returncode == 0, result.stderr
+    files = uploaded_files(cluster, "linked")
+    assert set(files) == {"model.py", "train.py"}, files
+    assert files["train.py"] == b"print('trained')\n"
+    assert kflow_cmd("logs", "linked", "-f", env=env).stdout.strip() == "trained"
+
+    # The home folder itself is refused, before anything is made.
+    before = namespace_objects(cluster)
+    (home / "run.py").write_text("print(1)\n")
+    result = kflow_cmd("run", "--cluster", "--detach", str(home / "run.py"), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "your home folder" in result.stderr and "--project-root" in result.stderr
+    assert "error[KF-" in result.stderr and "Traceback" not in result.stderr
+    assert namespace_objects(cluster) == before
+
+
+def test_credentials_in_a_project_stay_behind_and_the_user_is_told(cluster, project):
+    script = project("train.py", "print('ok')\n")
+    project("keys/deploy.pem", FAKE_KEY)
+    project(".env", "TOKEN=sentinel-secret\n")
+    project(".aws/credentials", "[default]\naws_secret_access_key = sentinel-secret\n")
+    project("data.csv", "a,b\n")
+    result = kflow_cmd("run", "--cluster", "--detach", "--name", "creds", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "left out of the upload as credentials" in result.stderr
+    assert "keys/deploy.pem (a private key)" in result.stderr and ".env" in result.stderr and ".aws" in result.stderr
+    files = uploaded_files(cluster, "creds")
+    assert set(files) == {"train.py", "data.csv", "keys"}, files
+    assert not any(b"sentinel-secret" in (data or b"") for data in files.values())
+    # The preview says the same before anything is sent.
+    preview = kflow_cmd("yaml", str(script))
+    assert preview.stdout.startswith("# kflow: the project ")
+    assert "keys/deploy.pem (a private key)" in preview.stdout
+
+
+def test_bad_values_are_refused_before_anything_is_created(cluster, project):
+    script = project("train.py", "print(1)\n")
+    before = namespace_objects(cluster)
+    cases = {
+        ("--pip", "numpy; rm -rf /"): "not a PEP 508 requirement",
+        ("--mem", "16"): "write 16Gi",
+        ("--mem", "99999999999Ei"): "more than any node",
+        ("--cpu", "1e29"): "more than any node",
+        ("--cpu", "-1"): "must be more than 0",
+        ("--pip-cache-size", "10"): "less than 1Mi",
+    }
+    for args, expected in cases.items():
+        result = kflow_cmd("run", "--cluster", "--detach", str(script), *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert expected in result.stderr and "Fix:" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    requirements = project("requirements.txt", "numpy>=1.26\n--index-url http://evil\n")
+    result = kflow_cmd("run", "--cluster", "--detach", str(script), "--requirements", str(requirements))
+    assert result.returncode == 2 and "requirements.txt:2" in result.stderr, result.stderr
+    assert namespace_objects(cluster) == before
+    # Every form Kubernetes accepts is accepted.
+    ok = kflow_cmd("yaml", str(script), "--cpu", "1.5m", "--mem", "1e9")
+    assert ok.returncode == 0, ok.stderr
