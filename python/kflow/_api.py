@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import _native
 from ._job import Job, JobSummary
-from ._options import PathLike, to_json
+from ._options import PathLike, _fail, to_json
 
 
 def run(
@@ -59,18 +59,22 @@ def run(
     return job
 
 
-def _preview(script: PathLike, **params: Any):
-    return _native.preview(to_json(script, **params))
+def _preview(script: PathLike, with_code: bool = False, **params: Any):
+    if not isinstance(with_code, bool):
+        raise _fail("with_code", with_code, "True or False")
+    return _native.preview(to_json(script, **params), with_code)
 
 
-def yaml(script: PathLike, **params: Any) -> str:
-    """The manifests `run` would create, as YAML; nothing is created."""
-    return _preview(script, **params)[1]
+def yaml(script: PathLike, with_code: bool = False, **params: Any) -> str:
+    """The manifests `run` would create, as YAML; nothing is created. Comment lines first say
+    what travels. With `with_code=True` the code ConfigMaps carry the packaged project, so
+    `kubectl apply -f` of the output creates a job that runs."""
+    return _preview(script, with_code, **params)[1]
 
 
-def manifests(script: PathLike, **params: Any) -> List[Dict[str, Any]]:
+def manifests(script: PathLike, with_code: bool = False, **params: Any) -> List[Dict[str, Any]]:
     """The manifests `run` would create, as dicts; nothing is created."""
-    return json.loads(_preview(script, **params)[2])
+    return json.loads(_preview(script, with_code, **params)[2])
 
 
 def get(name: str) -> Job:

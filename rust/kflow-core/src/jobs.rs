@@ -86,20 +86,54 @@ pub struct JobSummary {
 pub struct Preview {
     pub spec: RunSpec,
     pub manifests: Manifests,
+    /// The further code ConfigMaps of a large archive, when the code is included.
+    pub extra_code: Vec<serde_json::Value>,
     /// What would travel: file count, sizes, largest files, what was withheld.
     pub archive: artifacts::Archive,
+    /// Whether the code ConfigMaps carry the archive (`--with-code`).
+    pub with_code: bool,
 }
 
 impl Preview {
-    /// What the upload holds, as YAML comment lines to put before the manifests (comments keep
-    /// the output valid for `kubectl apply`).
-    pub fn upload_comment(&self) -> String {
+    /// Every object in creation order: the pip cache, the code parts, the code, the job.
+    pub fn objects(&self) -> Vec<&serde_json::Value> {
+        let mut objects: Vec<&serde_json::Value> = self.manifests.pip_cache.iter().collect();
+        objects.extend(&self.extra_code);
+        objects.extend([&self.manifests.code, &self.manifests.job]);
+        objects
+    }
+
+    /// The manifests as YAML, after comment lines that say what travels (comments keep the
+    /// output valid for `kubectl apply -f -`).
+    pub fn to_yaml(&self) -> String {
         let mut out = format!("# kflow: the project {} travels as {}\n", self.spec.project_root.display(), self.archive.summary());
         if let Some(warning) = artifacts::withheld_warning(&self.archive.withheld) {
             out.push_str(&format!("# kflow: {warning}\n"));
         }
+        if !self.with_code {
+            out.push_str("# kflow: the code ConfigMap omits the archive (kflow fills it in at submission); `kflow yaml --with-code` includes it for kubectl apply\n");
+        }
+        let objects: Vec<String> = self.objects().iter().map(|o| serde_yaml::to_string(o).unwrap_or_default()).collect();
+        out.push_str(&objects.join("---\n"));
         out
     }
+}
+
+/// The manifests that carry `archive` itself, as a submission creates them: in the code
+/// ConfigMap (or as files in ConfigMap mode), sliced into further ConfigMaps when large.
+fn manifests_with_code(spec: &RunSpec, archive: Vec<u8>, sha256: &str, mpi: MpiApi) -> Result<(Manifests, Vec<serde_json::Value>)> {
+    let payload = match spec.code_mode {
+        CodeMode::Targz => CodePayload::Archive { bytes: archive, sha256: sha256.to_string() },
+        CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&archive)?, sha256: sha256.to_string() },
+    };
+    let mut manifests = manifest::build(spec, &payload, mpi);
+    let mut extra_code = Vec::new();
+    if let CodePayload::Archive { bytes, .. } = &payload {
+        if cluster::chunks::needed(bytes.len()) {
+            extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
+        }
+    }
+    Ok((manifests, extra_code))
 }
 
 impl Client {
@@ -151,14 +185,25 @@ impl Client {
 
     /// The manifests a run would create, from a real packaging of the project (so the digest
     /// and size limits are the ones a submission would meet), without creating anything.
-    pub fn preview(&self, opts: RunOptions) -> Result<Preview> {
+    /// With `with_code`, the code ConfigMaps carry the archive, so `kubectl apply` of the
+    /// output creates a job that runs; without, they say what they omit.
+    pub fn preview(&self, opts: RunOptions, with_code: bool) -> Result<Preview> {
         let spec = self.resolve(opts)?;
         let scratch = std::env::temp_dir().join(format!("kflow-preview-{}-{}", std::process::id(), spec.run_id));
-        let result = package_for(&spec, &scratch.join("code.tar.gz"));
+        let path = scratch.join("code.tar.gz");
+        let result = package_for(&spec, &path).and_then(|archive| {
+            let bytes = if with_code { std::fs::read(&path).map_err(Error::io("reading", &path))? } else { Vec::new() };
+            Ok((archive, bytes))
+        });
         let _ = std::fs::remove_dir_all(&scratch);
-        let archive = result?;
-        let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes }, MpiApi::V1);
-        Ok(Preview { spec, manifests, archive })
+        let (archive, bytes) = result?;
+        let (manifests, extra_code) = if with_code {
+            manifests_with_code(&spec, bytes, &archive.sha256, MpiApi::V1)?
+        } else {
+            let elided = CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes };
+            (manifest::build(&spec, &elided, MpiApi::V1), Vec::new())
+        };
+        Ok(Preview { spec, manifests, extra_code, archive, with_code })
     }
 
     /// Checks, packages and starts a run. Nothing is left behind when any step fails.
@@ -218,18 +263,10 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
     let sha256 = artifacts::sha256_file(&dir.archive())?;
     let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
     let size = bytes.len() as u64;
-    let payload = match spec.code_mode {
-        CodeMode::Targz => CodePayload::Archive { bytes, sha256: sha256.clone() },
-        CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&bytes)?, sha256: sha256.clone() },
-    };
-    let mut manifests = manifest::build(&spec, &payload, mpi);
+    let (manifests, extra_code) = manifests_with_code(&spec, bytes, &sha256, mpi)?;
     let mut elided = manifest::build(&spec, &CodePayload::Elided { sha256: sha256.clone(), bytes: size }, mpi);
-    let mut extra_code = Vec::new();
-    if let CodePayload::Archive { bytes, .. } = &payload {
-        if cluster::chunks::needed(bytes.len()) {
-            extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
-            cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
-        }
+    if !extra_code.is_empty() {
+        cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
     }
     let record = RunRecord {
         manifest_yaml: elided.to_yaml(),

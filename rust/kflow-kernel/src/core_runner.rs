@@ -230,10 +230,10 @@ impl CellRunner for KflowRunner {
 
     fn manifest_yaml(&self, req: &JobRequest) -> Result<String, String> {
         let (opts, temp) = self.run_options(req)?;
-        let preview = self.client.preview(opts);
+        let preview = self.client.preview(opts, false);
         remove_cell_file(temp);
         let preview = preview.map_err(|e| e.to_string())?;
-        Ok(format!("{}{}", preview.upload_comment(), preview.manifests.to_yaml()))
+        Ok(preview.to_yaml())
     }
 
     fn jobs(&self) -> Result<Vec<JobSummary>, String> {

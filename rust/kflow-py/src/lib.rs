@@ -190,12 +190,12 @@ fn submit(py: Python<'_>, options_json: &str) -> PyResult<NativeJob> {
 
 /// `(spec_json, manifests_yaml, manifests_json)` of a run, created nowhere.
 #[pyfunction]
-fn preview(py: Python<'_>, options_json: &str) -> PyResult<(String, String, String)> {
+#[pyo3(signature = (options_json, with_code=false))]
+fn preview(py: Python<'_>, options_json: &str, with_code: bool) -> PyResult<(String, String, String)> {
     let opts = options(py, options_json)?;
     let client = client(py)?;
-    let preview = py.detach(|| client.preview(opts)).map_err(|e| to_py(py, e))?;
-    let objects: Vec<&serde_json::Value> = preview.manifests.objects();
-    Ok((to_json(&preview.spec), format!("{}{}", preview.upload_comment(), preview.manifests.to_yaml()), to_json(&objects)))
+    let preview = py.detach(|| client.preview(opts, with_code)).map_err(|e| to_py(py, e))?;
+    Ok((to_json(&preview.spec), preview.to_yaml(), to_json(&preview.objects())))
 }
 
 #[pyfunction]

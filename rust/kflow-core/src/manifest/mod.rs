@@ -7,7 +7,7 @@ pub mod startup;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::spec::{CodeMode, JobKind, RunSpec, PIP_CACHE_PVC};
+use crate::spec::{JobKind, RunSpec, PIP_CACHE_PVC};
 use startup::{Finale, ARCHIVE_KEY, CODE_MOUNT, PIP_CACHE_MOUNT, WORKSPACE};
 
 pub const GROUP_VERSION: &str = "kubeflow.org/v1";
@@ -64,6 +64,9 @@ impl Manifests {
             .join("---\n")
     }
 }
+
+/// On a previewed code ConfigMap whose archive was left out.
+pub const CODE_OMITTED_ANNOTATION: &str = "kflow.dev/code-omitted";
 
 pub fn code_configmap_name(job: &str) -> String {
     format!("{job}-code")
@@ -226,11 +229,11 @@ pub fn code_configmap(spec: &RunSpec, code: &CodePayload) -> Value {
     match code {
         CodePayload::Archive { bytes, .. } => cm["binaryData"] = json!({ ARCHIVE_KEY: b64(bytes) }),
         CodePayload::Elided { bytes, sha256 } => {
-            let key = match spec.code_mode {
-                CodeMode::Targz => ARCHIVE_KEY,
-                CodeMode::Configmap => "files",
-            };
-            cm["binaryData"] = json!({ key: format!("<{bytes} bytes, sha256 {sha256}, filled in at submission>") });
+            // A note in an annotation and no data: the object stays valid for an API server
+            // (a placeholder in binaryData is not base64), and nobody mistakes it for the code.
+            cm["metadata"]["annotations"][CODE_OMITTED_ANNOTATION] = json!(format!(
+                "the {bytes}-byte archive (sha256 {sha256}) is filled in at submission; `kflow yaml --with-code` includes it"
+            ));
         }
         CodePayload::Files { files, .. } => {
             let mut data = Map::new();
