@@ -81,11 +81,34 @@ impl<W: Write + Send + 'static> Write for ParallelGzWriter<W> {
     }
 }
 
+/// Bytes of each sample that decide whether a block is worth deflating, and how many samples.
+const SAMPLE: usize = 16 * 1024;
+const SAMPLES: usize = 4;
+
+/// Whether deflating `block` would save next to nothing (already-compressed or random data:
+/// weights, images, archives). Judged from a few samples spread over the block, compressed at
+/// the fastest level, so the test costs a few percent of a real compression; it depends on the
+/// bytes alone, which keeps the output reproducible.
+fn incompressible(block: &[u8]) -> bool {
+    if block.len() < SAMPLE * SAMPLES {
+        return false;
+    }
+    let stride = block.len() / SAMPLES;
+    (0..SAMPLES).all(|i| {
+        let sample = &block[i * stride..i * stride + SAMPLE];
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::with_capacity(SAMPLE + 64), Compression::fast());
+        let size = encoder.write_all(sample).and_then(|_| encoder.finish()).map(|v| v.len()).unwrap_or(0);
+        // Deflate keeps less than 3% of such data: stored blocks are then as small, and free.
+        size * 100 >= sample.len() * 97
+    })
+}
+
 fn compress_blocks(blocks: &Mutex<Receiver<Block>>, out: &SyncSender<Block>, level: Compression) {
     loop {
         let next = blocks.lock().map(|rx| rx.recv());
         let Ok(Ok((index, data))) = next else { return };
-        let mut member = GzBuilder::new().mtime(0).write(Vec::with_capacity(data.len() / 2), level);
+        let level = if incompressible(&data) { Compression::none() } else { level };
+        let mut member = GzBuilder::new().mtime(0).write(Vec::with_capacity(data.len() / 2 + 1024), level);
         let compressed = member.write_all(&data).and_then(|_| member.finish());
         match compressed {
             Ok(bytes) => {
@@ -120,6 +143,35 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn random_blocks_are_stored_and_text_is_deflated() {
+        let mut seed: u64 = 0x2545f4914f6cdd1d;
+        let random: Vec<u8> = (0..BLOCK)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect();
+        let text = b"for epoch in range(3): loss = model(batch)\n".repeat(BLOCK / 44);
+        assert!(incompressible(&random));
+        assert!(!incompressible(&text));
+        let mut mixed = text[..BLOCK / 2].to_vec();
+        mixed.extend_from_slice(&random[..BLOCK / 2]);
+        assert!(!incompressible(&mixed), "a block that is partly text is deflated");
+        let mut gz = ParallelGzWriter::new(Vec::new(), Compression::default());
+        gz.write_all(&random).unwrap();
+        gz.write_all(&text).unwrap();
+        let out = gz.finish().unwrap();
+        // Stored: the random block grows by headers only; the text shrinks a lot.
+        assert!(out.len() < random.len() + random.len() / 100 && out.len() > random.len());
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), random.len() + text.len());
+        assert!(back[..random.len()] == random[..] && back[random.len()..] == text[..]);
+    }
 
     #[test]
     fn members_decode_to_the_input_and_output_is_reproducible() {
