@@ -74,9 +74,26 @@ def bench_submit(kubeconfig: str, tmp: pathlib.Path, mb: int, repeat: int):
     def training_client_submit(i):
         tc.create_job(name=f"bench-tc-{i}", train_func=train_func, base_image="python:3.11", num_workers=2)
 
+    def kflow_process(i):
+        subprocess.run([sys.executable, "-m", "kflow", "run", "--cluster", "--detach", "--name", f"bench-cli-{i}",
+                        str(script), "--workers", "2"], check=True, capture_output=True)
+
+    # TrainingClient reads the function's source, so it must live in a file, not in `-c`.
+    tc_script = tmp / "tc_submit.py"
+    tc_script.write_text(
+        "import sys\nfrom kubeflow.training import TrainingClient\n\n\ndef train_func():\n    print('ok')\n\n\n"
+        "TrainingClient(config_file=sys.argv[1], namespace='default').create_job(name=sys.argv[2], "
+        "train_func=train_func, base_image='python:3.11', num_workers=2)\n"
+    )
+
+    def training_client_process(i):
+        subprocess.run([sys.executable, str(tc_script), kubeconfig, f"bench-tcp-{i}"], check=True, capture_output=True)
+
     return interleaved([
         (f"kflow.run, {size:.0f} MiB project (package + upload + create)", kflow_submit),
         ("TrainingClient.create_job(train_func=..., base_image=...) (function source in args; no project)", training_client_submit),
+        (f"`kflow run --detach`, whole process, {size:.0f} MiB project", kflow_process),
+        ("TrainingClient.create_job, whole process (a script)", training_client_process),
     ], repeat)
 
 
