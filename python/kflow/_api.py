@@ -83,8 +83,14 @@ def get(name: str) -> Job:
 
 
 def jobs() -> List[JobSummary]:
-    """The jobs kflow knows, newest first."""
-    return [JobSummary(**j) for j in json.loads(_native.jobs_json())]
+    """The jobs kflow knows, newest first. When a configured cluster cannot be listed, a
+    `RuntimeWarning` says why and its jobs carry `stale=True` (their last known phase)."""
+    listing = json.loads(_native.jobs_json())
+    if listing.get("cluster_problem"):
+        import warnings
+
+        warnings.warn(listing["cluster_problem"], RuntimeWarning, stacklevel=2)
+    return [JobSummary._from_json(j) for j in listing["jobs"]]
 
 
 def doctor() -> Dict[str, Any]:

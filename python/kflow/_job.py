@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import sys
@@ -57,6 +58,14 @@ class JobSummary:
     reason: Optional[str]
     script: str
     created_at: str
+    stale: bool = False
+    """The phase is the last one seen: the cluster could not be asked."""
+
+    @classmethod
+    def _from_json(cls, data: Dict[str, Any]) -> "JobSummary":
+        # Fields a newer core adds are ignored rather than breaking the constructor.
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Job:

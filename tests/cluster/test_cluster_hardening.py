@@ -148,3 +148,30 @@ def test_the_preview_applies_with_kubectl(cluster, project):
     assert conditions.get("Succeeded") == "True", job.get("status")
     log = _kubectl(cluster, "logs", "previewed-master-0")
     assert log.stdout.strip() == "applied 0", log
+
+
+def test_lookups_ask_the_cluster_and_listings_say_when_they_could_not(cluster, project, tmp_path):
+    import json
+
+    script = project("train.py", "print('from elsewhere')\n")
+    assert kflow_cmd("run", "--cluster", "--name", "elsewhere", str(script)).returncode == 0
+    # Another machine: the same kubeconfig, none of this machine's records, no KFLOW_BACKEND.
+    other = {**os.environ, "KFLOW_STATE_DIR": str(tmp_path / "other-state"), "KFLOW_CACHE_DIR": str(tmp_path / "other-cache")}
+    other.pop("KFLOW_BACKEND", None)
+    status = kflow_cmd("status", "elsewhere", "--json", env=other)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["phase"] == "Succeeded"
+    assert "from elsewhere" in kflow_cmd("logs", "elsewhere", env=other).stdout
+    missing = kflow_cmd("status", "never-made", env={**other, "KFLOW_STATE_DIR": str(tmp_path / "third")})
+    assert missing.returncode != 0 and "nor in namespace \"default\" of the cluster at https://" in missing.stderr
+
+    listed = kflow_cmd("jobs", "--json")
+    assert listed.returncode == 0 and not any(j.get("stale") for j in json.loads(listed.stdout))
+    cluster.stop()
+    down = kflow_cmd("jobs")
+    assert down.returncode == 1, down
+    assert "could not be listed" in down.stderr or "cannot reach" in down.stderr, down.stderr
+    assert "elsewhere" in down.stdout
+    down_json = kflow_cmd("jobs", "--json")
+    assert down_json.returncode == 1
+    assert [j["stale"] for j in json.loads(down_json.stdout)] == [True]

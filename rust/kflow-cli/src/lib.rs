@@ -110,13 +110,21 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             Ok(0)
         }
         Command::Jobs { json } => {
-            let jobs = client.list();
+            let listing = client.list();
             if json {
-                println!("{}", serde_json::to_string_pretty(&jobs).unwrap_or_default());
+                println!("{}", serde_json::to_string_pretty(&listing.jobs).unwrap_or_default());
             } else {
-                out.jobs(&jobs);
+                out.jobs(&listing.jobs);
             }
-            Ok(0)
+            match &listing.cluster_problem {
+                // The listing is this command's whole point: an incomplete one must not pass as
+                // complete in a script either.
+                Some(problem) => {
+                    out.warn(&format!("{problem}. Cluster jobs show their last known phase (stale in --json) and jobs submitted from elsewhere are missing"));
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
         }
         Command::Cancel { name } => {
             let status = client.get(&name)?.cancel()?;

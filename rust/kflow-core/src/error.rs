@@ -41,8 +41,8 @@ pub enum Error {
     #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}. Fix: list large data files in .kflowignore (or .gitignore) and read them from a volume instead")]
     ProjectTooLarge { root: PathBuf, size: u64, limit: u64, mode: String, largest: String },
 
-    #[error("no job named {name:?} is known on this machine. Fix: `kflow jobs` lists the jobs kflow knows")]
-    JobNotFound { name: String },
+    #[error("no job named {name:?} is known on this machine{elsewhere}. Fix: `kflow jobs` lists the jobs kflow knows")]
+    JobNotFound { name: String, elsewhere: String },
 
     #[error("a job named {name:?} already exists. Fix: choose another name, or delete the old job first (`kflow delete {name}`)")]
     JobExists { name: String },

@@ -79,6 +79,19 @@ pub struct JobSummary {
     pub reason: Option<String>,
     pub script: String,
     pub created_at: String,
+    /// The phase is the last one seen, not a fresh reading: the cluster could not be asked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+/// What `Client::list` found, and why the cluster's part may be missing or old.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub jobs: Vec<JobSummary>,
+    /// Set when a cluster was configured or has runs but could not be listed: the cluster's
+    /// jobs then show their last known phases (marked `stale`) and jobs made elsewhere are
+    /// missing.
+    pub cluster_problem: Option<String>,
 }
 
 /// A run checked and packaged but not submitted: what `kflow yaml` shows.
@@ -294,11 +307,21 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
 }
 
 impl Client {
-    /// A run this machine knows; when the configured backend is the cluster, also a kflow job
-    /// found there (see `adopt`).
+    /// A run this machine knows, else a kflow job found on the configured cluster (submitted
+    /// from another machine; see `adopt`). Without a cluster configuration only this machine
+    /// is looked at; a cluster that cannot be asked is named in the error.
     pub fn get(&self, name: &str) -> Result<Job> {
         match self.get_local(name) {
-            Err(Error::JobNotFound { .. }) if self.ctx.settings().ok().and_then(|s| s.backend) == Some(BackendKind::Cluster) => self.adopt(name),
+            Err(Error::JobNotFound { .. }) => match self.cluster.get() {
+                Ok(backend) => self.adopt(name).map_err(|e| match e {
+                    Error::JobNotFound { name, .. } => {
+                        Error::JobNotFound { name, elsewhere: format!(" nor in namespace {:?} of the cluster at {}", backend.namespace, backend.server) }
+                    }
+                    other => other,
+                }),
+                Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound { name: name.to_string(), elsewhere: String::new() }),
+                Err(e) => Err(Error::JobNotFound { name: name.to_string(), elsewhere: format!(", and the cluster could not be asked ({e})") }),
+            },
             other => other,
         }
     }
@@ -306,7 +329,7 @@ impl Client {
     fn get_local(&self, name: &str) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
         if spec::validate::job_name(name).is_err() || !dir.exists() {
-            return Err(Error::JobNotFound { name: name.to_string() });
+            return Err(Error::JobNotFound { name: name.to_string(), elsewhere: String::new() });
         }
         let record = dir.read_record()?;
         Ok(self.job(dir, record))
@@ -318,7 +341,7 @@ impl Client {
         if let Ok(job) = self.get_local(name) {
             return Ok(job);
         }
-        let not_found = || Error::JobNotFound { name: name.to_string() };
+        let not_found = || Error::JobNotFound { name: name.to_string(), elsewhere: String::new() };
         spec::validate::job_name(name).map_err(|_| not_found())?;
         let backend = self.cluster.get()?;
         let record = cluster::ops::find_record(&backend, name)?.ok_or_else(not_found)?;
@@ -334,12 +357,25 @@ impl Client {
     /// (or this machine has cluster runs), one paged listing of the cluster's training jobs
     /// gives their phases and adds the kflow jobs submitted elsewhere; an unreachable cluster
     /// leaves the last known phases, never an error.
-    pub fn list(&self) -> Vec<JobSummary> {
+    pub fn list(&self) -> Listing {
         let local = records::list(&self.ctx.dirs.runs());
         let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend) == Some(BackendKind::Cluster)
             || local.iter().any(|(_, r)| r.spec.backend == BackendKind::Cluster);
+        let mut cluster_problem = None;
         let listed = if wants_cluster {
-            self.cluster.get().ok().and_then(|b| cluster::ops::list_jobs(&b).ok().map(|l| (b.namespace.clone(), l)))
+            let listing = match self.cluster.get() {
+                Ok(b) => cluster::ops::list_jobs(&b)
+                    .map(|l| (b.namespace.clone(), l))
+                    .map_err(|e| format!("the cluster at {} could not be listed: {e}", b.server)),
+                Err(e) => Err(e.to_string()),
+            };
+            match listing {
+                Ok(l) => Some(l),
+                Err(problem) => {
+                    cluster_problem = Some(problem);
+                    None
+                }
+            }
         } else {
             None
         };
@@ -376,6 +412,7 @@ impl Client {
                     reason,
                     script: spec.script.clone(),
                     created_at: record.created_at.clone(),
+                    stale: spec.backend == BackendKind::Cluster && listed_here(spec).is_none(),
                 }
             })
             .collect();
@@ -389,11 +426,12 @@ impl Client {
                     reason: j.reason,
                     script: j.script,
                     created_at: j.created_at,
+                    stale: false,
                 });
             }
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.name.cmp(&b.name)));
-        out
+        Listing { jobs: out, cluster_problem }
     }
 }
 
