@@ -135,6 +135,7 @@ def login(
     username: Optional[str] = None,
     password: Optional[str] = None,
     store_password: bool = False,
+    api_server: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Signs in to Kubeflow with a username and password (Keycloak or Dex behind Kubeflow's
     gateway) and keeps the session — refresh token and cookies, never the password unless
@@ -142,6 +143,8 @@ def login(
 
     What is not given is asked for when running interactively (the password with `getpass`).
     `url` defaults to the configured one (`KFLOW_URL`, config.toml) or the last one used.
+    `api_server` is the Kubernetes API server when it is not the Kubeflow URL (also
+    `apiServer` in config.toml or KFLOW_API_SERVER).
     Returns who is signed in (`kflow.whoami()`); nothing secret is in it.
     """
     interactive = _can_prompt()
@@ -159,7 +162,7 @@ def login(
         import getpass
 
         password = getpass.getpass("Password: ")
-    return _identity(_native.auth_login(username, password, url, store_password))
+    return _identity(_native.auth_login(username, password, url, store_password, api_server))
 
 
 def logout() -> Dict[str, Any]:

@@ -87,3 +87,30 @@ def test_a_namespace_that_is_not_yours_is_refused_before_anything_is_uploaded(re
     api = kubernetes.config.new_client_from_config(config_file=str(realm.admin_kubeconfig))
     leftovers = kubernetes.client.CoreV1Api(api).list_namespaced_config_map("someone-else").items
     assert leftovers == []
+
+
+def test_sign_in_with_only_the_kubeflow_url_names_the_api_server_fix(realm, secret_service, sandbox, sentinel, tmp_path):
+    env = secret_service.env(sandbox["env"])
+    env.pop("KFLOW_API_SERVER", None)
+    env.pop("KUBECONFIG", None)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('found the API server')\n")
+    assert kflow(["login", "--url", realm.url, "--username", USER, "--password-stdin"], env, input=sentinel + "\n").returncode == 0
+    try:
+        run = kflow(["run", str(project / "train.py"), "--cluster", "--namespace", NAMESPACE, "--name", "no-api"], env)
+        assert run.returncode != 0
+        assert f"{realm.url} is not a Kubernetes API server" in run.stderr, run.stderr
+        assert "--api-server" in run.stderr and "Traceback" not in run.stderr
+        assert "Training Operator is not installed" not in run.stderr
+        doctor = kflow(["doctor"], env)
+        assert "is not a Kubernetes API server" in doctor.stdout + doctor.stderr, doctor.stdout + doctor.stderr
+        # With the API server named at sign-in, the same run goes through.
+        login = kflow(["login", "--url", realm.url, "--api-server", realm.api, "--username", USER, "--password-stdin"],
+                      env, input=sentinel + "\n")
+        assert login.returncode == 0, login.stderr
+        run = kflow(["run", str(project / "train.py"), "--cluster", "--namespace", NAMESPACE, "--name", "with-api"], env, timeout=180)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "found the API server" in run.stdout
+    finally:
+        kflow(["logout"], env)

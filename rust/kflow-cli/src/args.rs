@@ -98,6 +98,10 @@ pub enum Command {
         /// The username (asked for when not given).
         #[arg(long, short = 'u')]
         username: Option<String>,
+        /// The Kubernetes API server, when it is not the Kubeflow URL (also `apiServer` in
+        /// config.toml, KFLOW_API_SERVER).
+        #[arg(long)]
+        api_server: Option<String>,
         /// Read the password from standard input (for scripts) instead of asking.
         #[arg(long)]
         password_stdin: bool,

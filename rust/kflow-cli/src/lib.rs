@@ -181,7 +181,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             Ok(0)
         }
-        Command::Login { url, username, password_stdin, store_password, json } => {
+        Command::Login { url, username, api_server, password_stdin, store_password, json } => {
             let ctx = client.context();
             let interactive = std::io::stdin().is_terminal();
             let url = match url.or_else(|| kflow_core::auth::default_url(ctx)) {
@@ -201,7 +201,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             } else {
                 return Err(Error::invalid("password", "", "stdin is not a terminal", "pipe the password into `kflow login --password-stdin`"));
             };
-            let req = kflow_core::auth::LoginRequest { url, username, password, store_password };
+            let req = kflow_core::auth::LoginRequest { url, api_server, username, password, store_password };
             let who = out.spinner("signing in", || kflow_core::auth::login(ctx, req))?;
             if let Some(n) = &who.notice {
                 out.note(n);

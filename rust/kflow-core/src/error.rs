@@ -77,6 +77,11 @@ pub enum Error {
     #[error("the Kubeflow Training Operator is not installed here ({what} is not served). Fix: ask the cluster admin to install the training operator (kubeflow/training-operator v1.9, which serves kubeflow.org/v1 PyTorchJob, TFJob and MPIJob), or run with backend=\"local\"")]
     OperatorMissing { what: String },
 
+    /// The address answers, but it is no Kubernetes API server (often the Kubeflow URL used
+    /// as one after `kflow login`).
+    #[error("{server} is not a Kubernetes API server ({problem}). Fix: give the cluster's API server address: `kflow login --api-server https://API-SERVER:6443`, `apiServer = \"…\"` in kflow's config.toml (VS Code: kflow.apiServer), or KFLOW_API_SERVER; `kflow doctor` checks it")]
+    NotKubernetesApi { server: String, problem: String },
+
     /// RBAC refused a call: says what to ask the admin for.
     #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message}). Fix: ask your cluster admin to grant you {verb} on {resource} in {namespace:?} (in Kubeflow: be added as a contributor to that profile, which binds the kubeflow-edit role), or pass a namespace you own with namespace=...")]
     Forbidden { verb: String, resource: String, namespace: String, message: String },
@@ -149,6 +154,7 @@ impl Error {
             | Error::ClusterConfig { .. }
             | Error::ClusterUnreachable { .. }
             | Error::OperatorMissing { .. }
+            | Error::NotKubernetesApi { .. }
             | Error::Forbidden { .. }
             | Error::ClusterApi { .. } => ErrorKind::Backend,
         }

@@ -237,7 +237,7 @@ fn missing_operator_and_in_cluster_connection() {
     let make: cluster::connection::MakeClient = std::sync::Arc::new(move || {
         kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable { server: "test".into(), problem: e.to_string() })
     });
-    let made = env.client().with_cluster_source(Source::Client { make, namespace: "default".into(), label: "made".into() });
+    let made = env.client().with_cluster_source(Source::Client { make, namespace: "default".into(), label: "made".into(), server: String::new() });
     assert_eq!(made.cluster().unwrap().description, "made");
     assert!(made.cluster().unwrap().capabilities().unwrap().mpijob_v1);
 }

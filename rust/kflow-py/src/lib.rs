@@ -286,10 +286,17 @@ fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
 
 /// Signs in to Kubeflow; returns who is signed in as JSON (nothing secret in it).
 #[pyfunction]
-#[pyo3(signature = (username, password, url=None, store_password=false))]
-fn auth_login(py: Python<'_>, username: String, password: String, url: Option<String>, store_password: bool) -> PyResult<String> {
+#[pyo3(signature = (username, password, url=None, store_password=false, api_server=None))]
+fn auth_login(
+    py: Python<'_>,
+    username: String,
+    password: String,
+    url: Option<String>,
+    store_password: bool,
+    api_server: Option<String>,
+) -> PyResult<String> {
     let ctx = Context::from_process();
-    let req = kflow_core::auth::LoginRequest { url, username, password: kflow_core::auth::Zeroizing::new(password), store_password };
+    let req = kflow_core::auth::LoginRequest { url, api_server, username, password: kflow_core::auth::Zeroizing::new(password), store_password };
     py.detach(|| kflow_core::auth::login(&ctx, req)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
 }
 

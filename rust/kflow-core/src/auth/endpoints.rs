@@ -105,7 +105,7 @@ impl Endpoints {
         if let Some(v) = var("KFLOW_AUTH_REDIRECT_URI") {
             ep.redirect_uri = v;
         }
-        if let Some(v) = var("KFLOW_API_SERVER") {
+        if let Some(v) = settings.api_server.or_else(|| var("KFLOW_API_SERVER")) {
             ep.api_server = clean(&v)?;
         }
         if let Some(v) = var("KFLOW_CA_FILE") {
@@ -115,6 +115,14 @@ impl Endpoints {
             ep.connector = Some(v);
         }
         Ok(ep)
+    }
+
+    /// Uses `server` as the Kubernetes API server (checked like the Kubeflow URL).
+    pub fn set_api_server(&mut self, server: &str) -> Result<()> {
+        self.api_server = clean(server).map_err(|_| {
+            Error::invalid("API server", server, "not an http(s) URL", "pass the Kubernetes API server's address, e.g. https://api.example.com:6443")
+        })?;
+        Ok(())
     }
 
     pub fn authorize_url(&self) -> String {

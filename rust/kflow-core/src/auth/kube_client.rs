@@ -102,6 +102,7 @@ pub fn cluster_source(session: &Session, namespace: &str) -> crate::backend::clu
         make: std::sync::Arc::new(move || client(&s, &ns)),
         namespace: namespace.to_string(),
         label: format!("Kubeflow session of {} at {}", session.username(), session.endpoints().api_server),
+        server: session.endpoints().api_server.clone(),
     }
 }
 

@@ -39,6 +39,8 @@ fn current() -> std::sync::MutexGuard<'static, Option<Session>> {
 /// else the one of the stored session.
 pub struct LoginRequest {
     pub url: Option<String>,
+    /// The Kubernetes API server, when it is not the Kubeflow URL (`--api-server`).
+    pub api_server: Option<String>,
     pub username: String,
     pub password: Zeroizing<String>,
     pub store_password: bool,
@@ -130,7 +132,10 @@ pub fn login(ctx: &Context, req: LoginRequest) -> Result<Identity> {
     if req.password.is_empty() {
         return Err(Error::invalid("password", "", "empty", "type the password when asked, or pipe it to --password-stdin"));
     }
-    let endpoints = Endpoints::from_context(ctx, &url)?;
+    let mut endpoints = Endpoints::from_context(ctx, &url)?;
+    if let Some(server) = req.api_server.filter(|s| !s.trim().is_empty()) {
+        endpoints.set_api_server(&server)?;
+    }
     let store = SecretStore::detect();
     let creds = Credentials { username: req.username.trim().to_string(), password: req.password };
     let session = Session::login(endpoints, creds, req.store_password, store, &ctx.dirs.state)?;

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Settings {
     pub url: Option<String>,
+    /// The Kubernetes API server of a signed-in session, when it is not the Kubeflow URL.
+    pub api_server: Option<String>,
     pub verify_ssl: Option<bool>,
     pub keycloak_realm: Option<String>,
     pub default_namespace: Option<String>,
@@ -22,9 +24,20 @@ pub struct Settings {
     pub backend: Option<BackendKind>,
 }
 
+fn describe(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("the string {s:?}"),
+        other => format!("{} {other}", other.type_str()),
+    }
+}
+
+/// Settings whose config value is a TOML boolean; every other one is a string.
+const BOOLEAN_KEYS: [&str; 2] = ["verifySSL", "autoPVCforPip"];
+
 /// (config key, environment variable) for each setting.
-const KEYS: [(&str, &str); 8] = [
+const KEYS: [(&str, &str); 9] = [
     ("url", "KFLOW_URL"),
+    ("apiServer", "KFLOW_API_SERVER"),
     ("verifySSL", "KFLOW_VERIFY_SSL"),
     ("keycloak.realm", "KFLOW_KEYCLOAK_REALM"),
     ("defaultNamespace", "KFLOW_DEFAULT_NAMESPACE"),
@@ -35,7 +48,9 @@ const KEYS: [(&str, &str); 8] = [
 ];
 
 impl Settings {
-    /// Reads `config.toml`; a missing file is an empty layer.
+    /// Reads `config.toml`; a missing file is an empty layer. Values must have the TOML type
+    /// of their key, so `defaultImage = 5` or `autoPVCforPip = "yes"` are refused, not read
+    /// as something the user did not write.
     pub fn from_file(path: &Path) -> Result<Settings> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -43,17 +58,27 @@ impl Settings {
             Err(e) => return Err(Error::io("reading", path)(e)),
         };
         let invalid = |problem: String| Error::ConfigInvalid { path: path.to_path_buf(), problem };
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // The message alone can be empty ("url = " at the end of the file): the full
+            // report names the line and column.
+            let report = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            invalid(if report.is_empty() { "not valid TOML".to_string() } else { report })
+        })?;
         let mut flat = BTreeMap::new();
         flatten("", &table, &mut flat);
         let mut settings = Settings::default();
         for (key, value) in flat {
             let key = key.strip_prefix("kflow.").unwrap_or(&key).to_string();
-            let text = match &value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Integer(i) => i.to_string(),
-                other => return Err(invalid(format!("key {key:?}: expected a string or boolean, got {}", other.type_str()))),
+            let boolean_key = BOOLEAN_KEYS.contains(&key.as_str());
+            let text = match (&value, boolean_key) {
+                (toml::Value::Boolean(b), true) => b.to_string(),
+                (toml::Value::String(s), false) => s.clone(),
+                (other, true) => {
+                    return Err(invalid(format!("key {key:?}: expected true or false (a TOML boolean, without quotes), got {}", describe(other))))
+                }
+                (other, false) => {
+                    return Err(invalid(format!("key {key:?}: expected a string in double quotes, got {}", describe(other))))
+                }
             };
             settings.set(&key, &text).map_err(|problem| invalid(format!("key {key:?}: {problem}")))?;
         }
@@ -81,6 +106,7 @@ impl Settings {
         };
         match key {
             "url" => self.url = Some(value.to_string()),
+            "apiServer" => self.api_server = Some(value.to_string()),
             "verifySSL" => self.verify_ssl = Some(boolean(value)?),
             "keycloak.realm" => self.keycloak_realm = Some(value.to_string()),
             "defaultNamespace" => self.default_namespace = Some(value.to_string()),
@@ -100,6 +126,7 @@ impl Settings {
     pub fn over(self, lower: Settings) -> Settings {
         Settings {
             url: self.url.or(lower.url),
+            api_server: self.api_server.or(lower.api_server),
             verify_ssl: self.verify_ssl.or(lower.verify_ssl),
             keycloak_realm: self.keycloak_realm.or(lower.keycloak_realm),
             default_namespace: self.default_namespace.or(lower.default_namespace),
@@ -161,6 +188,24 @@ mod tests {
         std::fs::write(&path, "defaultNamespce = \"x\"\n").unwrap();
         let err = Settings::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("config.toml") && err.contains("defaultNamespce") && err.contains("defaultNamespace"), "{err}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_and_broken_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        for (text, needle) in [
+            ("defaultImage = 5\n", "key \"defaultImage\": expected a string in double quotes, got integer 5"),
+            ("autoPVCforPip = \"yes\"\n", "key \"autoPVCforPip\": expected true or false (a TOML boolean, without quotes), got the string \"yes\""),
+            ("url = ", "line 1"),
+            ("defaultImage = \"a\"\ndefaultImage = \"b\"\n", "duplicate key"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Settings::from_file(&path).unwrap_err().to_string();
+            assert!(err.contains("config.toml") && err.contains(needle), "{text:?}: {err}");
+        }
+        std::fs::write(&path, "apiServer = \"https://api.example.com:6443\"\n").unwrap();
+        assert_eq!(Settings::from_file(&path).unwrap().api_server.as_deref(), Some("https://api.example.com:6443"));
     }
 
     #[test]

@@ -74,9 +74,21 @@ pub(crate) async fn resources(client: &kube::Client, group_version: &str) -> Res
     }
 }
 
-pub async fn detect(client: &kube::Client) -> Result<Capabilities> {
+/// What the server serves. When it serves no Kubeflow group, it is asked for `/version` too:
+/// an address that is no Kubernetes API (the Kubeflow gateway taken for the API server) must
+/// say so, not read as a cluster without the operator.
+pub async fn detect(client: &kube::Client, server: &str) -> Result<Capabilities> {
     let v1 = resources(client, "kubeflow.org/v1").await?;
     let v2 = resources(client, "kubeflow.org/v2beta1").await?;
+    if v1.is_empty() && v2.is_empty() {
+        if let Err(e) = client.apiserver_version().await {
+            let problem = match &e {
+                kube::Error::Api(status) => format!("GET /version answered HTTP {}", status.code),
+                other => format!("GET /version failed ({other})"),
+            };
+            return Err(Error::NotKubernetesApi { server: server.to_string(), problem });
+        }
+    }
     Ok(Capabilities::from_resources(&v1, &v2))
 }
 

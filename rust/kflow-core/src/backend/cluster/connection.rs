@@ -23,7 +23,7 @@ pub enum Source {
     Config { config: Box<kube::Config>, label: String },
     /// A client made by the caller (say one whose auth layer refreshes a session's token),
     /// built inside the backend's runtime so its background tasks live there.
-    Client { make: MakeClient, namespace: String, label: String },
+    Client { make: MakeClient, namespace: String, label: String, server: String },
     /// A kubeconfig file (None: KUBECONFIG, else ~/.kube/config) and an optional context.
     Kubeconfig { path: Option<PathBuf>, context: Option<String> },
     /// A service-account folder (token, ca.crt, namespace) and the API server's address.

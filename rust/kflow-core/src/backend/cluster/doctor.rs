@@ -115,7 +115,7 @@ pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
     }
     // Asked afresh (not the connection's cached answer): doctor is run to see the present.
     let probed = cluster.block_on(async {
-        let caps = capabilities::detect(cluster.client()).await?;
+        let caps = capabilities::detect(cluster.client(), &cluster.server).await?;
         let mut notebook = None;
         for version in NOTEBOOK_VERSIONS {
             if capabilities::resources(cluster.client(), version).await?.iter().any(|r| r == "notebooks") {

@@ -86,10 +86,10 @@ impl ClusterBackend {
             .build()
             .map_err(|source| Error::Spawn { what: "the cluster backend's runtime".into(), fix: "free some threads or memory".into(), source })?;
         let (client, namespace, description, server, identity) = rt.block_on(async {
-            if let Source::Client { make, namespace, label } = source {
+            if let Source::Client { make, namespace, label, server } = source {
                 // The only ready-made clients are signed-in sessions' (see `auth::kube_client`).
                 let identity = Identity { via: "session".into(), ..Default::default() };
-                return Ok((make()?, namespace.clone(), label.clone(), String::new(), identity));
+                return Ok((make()?, namespace.clone(), label.clone(), server.clone(), identity));
             }
             let resolved = connection::resolve(source, env).await?;
             let server = resolved.config.cluster_url.to_string();
@@ -127,7 +127,7 @@ impl ClusterBackend {
         if let Some(c) = *self.caps.lock().expect("caps lock") {
             return Ok(c);
         }
-        let caps = self.block_on(retry::retry_result(|| capabilities::detect(&self.client)))?;
+        let caps = self.block_on(retry::retry_result(|| capabilities::detect(&self.client, &self.server)))?;
         *self.caps.lock().expect("caps lock") = Some(caps);
         Ok(caps)
     }
