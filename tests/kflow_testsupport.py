@@ -104,3 +104,17 @@ class TestCluster:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+EXAMPLE = REPO / "examples" / "mnist-lite" / "train.py"
+
+
+def final_weights_by_replica(log_lines) -> dict:
+    """The example's closing `final weights … sha256 …` line per replica, from `[replica] text`
+    lines (or bare text for a single replica)."""
+    out = {}
+    for line in log_lines:
+        replica, _, text = line.partition("] ") if line.startswith("[") else ("[master-0", "", line)
+        if text.startswith("final weights "):
+            out[replica.lstrip("[")] = text
+    return out

@@ -245,3 +245,15 @@ def test_duplicate_name_is_a_conflict(kflow_home, project):
 def test_repr_html_shows_phase(kflow_home, project):
     job = kflow.run(project("train.py", "print(1)\n"), wait=True)
     assert "Succeeded" in job._repr_html_() and job.name in repr(job)
+
+
+def test_the_example_trains_data_parallel_and_every_rank_ends_with_the_same_weights(kflow_home):
+    from kflow_testsupport import EXAMPLE, final_weights_by_replica
+
+    job = kflow.run(EXAMPLE, workers=3, args=["--epochs", "2"])
+    assert job.wait(timeout=180).phase == "Succeeded", lines(job, follow=False)
+    out = lines(job, follow=False)
+    assert any("gradients averaged with" in l for l in out)
+    weights = final_weights_by_replica(out)
+    assert sorted(weights) == ["master-0", "worker-0", "worker-1"], out
+    assert len(set(weights.values())) == 1, weights

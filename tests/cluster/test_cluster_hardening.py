@@ -175,3 +175,16 @@ def test_lookups_ask_the_cluster_and_listings_say_when_they_could_not(cluster, p
     down_json = kflow_cmd("jobs", "--json")
     assert down_json.returncode == 1
     assert [j["stale"] for j in json.loads(down_json.stdout)] == [True]
+
+
+def test_the_example_trains_data_parallel_on_the_cluster(cluster):
+    import kflow
+    from kflow_testsupport import EXAMPLE, final_weights_by_replica
+
+    job = kflow.run(EXAMPLE, backend="cluster", workers=3, args=["--epochs", "2"])
+    status = job.wait(timeout=240)
+    out = list(job.logs(follow=False))
+    assert status.phase == "Succeeded", out
+    weights = final_weights_by_replica(out)
+    assert sorted(weights) == ["master-0", "worker-0", "worker-1"], out
+    assert len(set(weights.values())) == 1, weights
