@@ -64,3 +64,17 @@ def test_doctor_with_no_cluster_says_local_backend(kflow_home, tmp_path, monkeyp
     result = cli("doctor")
     assert result.returncode == 0, result.stderr
     assert "cluster:    not configured" in result.stdout and "runs use the local backend" in result.stderr
+
+
+def test_doctor_names_a_broken_config_that_makes_runs_fail(kflow_home, tmp_path, monkeypatch, project):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    config = kflow_home / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("url = ")
+    result = cli("doctor")
+    assert result.returncode != 0
+    assert "config.toml" in result.stderr and "line 1" in result.stderr, result.stderr
+    run = cli("run", str(project("train.py", "print(1)\n")))
+    assert run.returncode == 2 and "config.toml" in run.stderr and "line 1" in run.stderr, run.stderr
+    config.write_text("defaultImage = 5\n")
+    assert 'expected a string in double quotes, got integer 5' in cli("doctor").stderr

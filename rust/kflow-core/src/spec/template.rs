@@ -59,14 +59,57 @@ pub fn load(name: &str, project_root: Option<&Path>, user_templates: &Path) -> R
     Err(Error::TemplateNotFound { name: name.to_string(), searched })
 }
 
+/// The keys of a JSON object in file order, repeats included.
+struct TopLevelKeys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<TopLevelKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(key);
+                }
+                Ok(TopLevelKeys(keys))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
+/// The one name of a setting that has aliases.
+fn canonical_key(key: &str) -> &str {
+    match key {
+        "mem" => "memory",
+        "code_mode" => "codeMode",
+        "autoPVCforPip" => "pipCache",
+        "pvcSize" => "pipCacheSize",
+        other => other,
+    }
+}
+
 pub fn parse(path: &Path) -> Result<RunOptions> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading template", path))?;
     let invalid = |key: &str, problem: String| Error::TemplateInvalid { path: path.to_path_buf(), key: key.to_string(), problem };
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| invalid("(file)", format!("not valid JSON at line {} column {}: {e}", e.line(), e.column())))?;
-    let Value::Object(map) = value else {
+    if !value.is_object() {
         return Err(invalid("(file)", "expected a JSON object like {\"image\": \"…\", \"gpu\": 1}".into()));
-    };
+    }
+    // A JSON object keeps the last of two equal keys; a template that says a thing twice is a
+    // mistake to show, not to settle silently.
+    let TopLevelKeys(keys) = serde_json::from_str(&text).map_err(|e| invalid("(file)", e.to_string()))?;
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(first) = keys[..i].iter().find(|k| canonical_key(k) == canonical_key(key)) {
+            return Err(invalid(key, format!("given twice (as {first:?} and {key:?}); keep one")));
+        }
+    }
+    let Value::Object(map) = value else { unreachable!("checked above") };
     let mut opts = RunOptions::default();
     for (key, value) in &map {
         let string = || value.as_str().map(str::to_string).ok_or_else(|| invalid(key, format!("expected a string, got {value}")));
@@ -140,6 +183,18 @@ mod tests {
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, r#"{"gpu": 1, "image": "a", "gpu": 2}"#).unwrap();
+        let err = parse(&path).unwrap_err().to_string();
+        assert!(err.contains("t.json") && err.contains("given twice"), "{err}");
+        std::fs::write(&path, r#"{"mem": "1Gi", "memory": "2Gi"}"#).unwrap();
+        let err = parse(&path).unwrap_err().to_string();
+        assert!(err.contains(r#"as "mem" and "memory""#), "{err}");
     }
 
     #[test]

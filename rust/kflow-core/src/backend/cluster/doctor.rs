@@ -64,6 +64,18 @@ fn source_available(source: &Source, env: &std::collections::BTreeMap<String, St
 }
 
 pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
+    let mut doctor = probe(handle, ctx);
+    // A broken config.toml or KFLOW_* value makes every `kflow run` fail: it comes first.
+    if let Err(e) = ctx.settings() {
+        doctor.problem = Some(match doctor.problem.take() {
+            Some(other) => format!("{e}; and: {other}"),
+            None => e.to_string(),
+        });
+    }
+    doctor
+}
+
+fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
     let settings = ctx.settings().ok();
     let backend = settings.as_ref().and_then(|s| s.backend).unwrap_or_default();
     let mut doctor = Doctor {
