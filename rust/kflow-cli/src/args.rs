@@ -90,7 +90,9 @@ pub enum Command {
         json: bool,
     },
     /// Sign in to Kubeflow (Keycloak/Dex username + password); the session goes to the OS keyring.
-    #[command(after_help = "Examples:\n  kflow login --url https://kubeflow.example.com --username me@example.com\n  printf %s \"$PW\" | kflow login --username me@example.com --password-stdin\n\nThe password is never accepted as an argument (other users can read process arguments).")]
+    #[command(
+        after_help = "Examples:\n  kflow login --url https://kubeflow.example.com --username me@example.com\n  printf %s \"$PW\" | kflow login --username me@example.com --password-stdin\n\nThe password is never accepted as an argument (other users can read process arguments)."
+    )]
     Login {
         /// The Kubeflow URL (default: the configured `url` / KFLOW_URL, else the last one used).
         #[arg(long)]

@@ -21,13 +21,29 @@ pub fn user_kernels_dir() -> PathBuf {
     } else if cfg!(windows) {
         dirs::data_dir().unwrap_or(home).join("jupyter/kernels")
     } else {
-        dirs::data_dir().unwrap_or_else(|| home.join(".local/share")).join("jupyter/kernels")
+        dirs::data_dir()
+            .unwrap_or_else(|| home.join(".local/share"))
+            .join("jupyter/kernels")
     }
 }
 
-pub fn install(kernels_dir: &Path, name: &str, display_name: &str, python: &Path) -> Result<PathBuf, Error> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-        return Err(Error::invalid("kernel name", name, "Jupyter kernel names use ASCII letters, digits, '-', '.' and '_'", "pass e.g. --name kflow-gpu"));
+pub fn install(
+    kernels_dir: &Path,
+    name: &str,
+    display_name: &str,
+    python: &Path,
+) -> Result<PathBuf, Error> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(Error::invalid(
+            "kernel name",
+            name,
+            "Jupyter kernel names use ASCII letters, digits, '-', '.' and '_'",
+            "pass e.g. --name kflow-gpu",
+        ));
     }
     let dir = kernels_dir.join(name);
     std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;

@@ -67,7 +67,12 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             for warning in job.warnings() {
                 out.warn(&warning);
             }
-            out.note(&format!("submitted {} {} (code sha256 {})", record.spec.kind, job.name(), &record.code_sha256[..12]));
+            out.note(&format!(
+                "submitted {} {} (code sha256 {})",
+                record.spec.kind,
+                job.name(),
+                &record.code_sha256[..12]
+            ));
             if detach {
                 println!("{}", job.name());
                 return Ok(0);
@@ -78,7 +83,11 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             print!("{}", client.preview(run.options(), with_code)?.to_yaml());
             Ok(0)
         }
-        Command::Logs { name, follow: keep, json } => {
+        Command::Logs {
+            name,
+            follow: keep,
+            json,
+        } => {
             let job = client.get(&name)?;
             let prefixed = job.replica_names().len() > 1;
             let mut logs = job.logs(keep);
@@ -94,7 +103,10 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
                 let mut value = serde_json::to_value(&status).unwrap_or_default();
                 value["name"] = serde_json::json!(job.name());
                 value["kind"] = serde_json::json!(job.spec().kind.as_str());
-                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
             } else {
                 out.status(&job, &status);
             }
@@ -103,7 +115,10 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         Command::Describe { name, json } => {
             let description = client.get(&name)?.describe()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&description).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&description).unwrap_or_default()
+                );
             } else {
                 out.describe(&description);
             }
@@ -112,7 +127,10 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         Command::Jobs { json } => {
             let listing = client.list();
             if json {
-                println!("{}", serde_json::to_string_pretty(&listing.jobs).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listing.jobs).unwrap_or_default()
+                );
             } else {
                 out.jobs(&listing.jobs);
             }
@@ -138,7 +156,11 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         }
         Command::Restart { name, detach } => {
             let job = client.get(&name)?.restart()?;
-            out.note(&format!("restarted {} (attempt {})", job.name(), job.record().attempt));
+            out.note(&format!(
+                "restarted {} (attempt {})",
+                job.name(),
+                job.record().attempt
+            ));
             if detach {
                 return Ok(0);
             }
@@ -147,27 +169,45 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         Command::Doctor { json } => {
             let doctor = client.doctor();
             if json {
-                println!("{}", serde_json::to_string_pretty(&doctor).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doctor).unwrap_or_default()
+                );
             } else {
                 out.doctor(&doctor);
             }
             Ok(doctor.exit_code())
         }
-        Command::Kernel { action: KernelAction::Install { user: _, sys_prefix, prefix, name, display_name } } => {
+        Command::Kernel {
+            action:
+                KernelAction::Install {
+                    user: _,
+                    sys_prefix,
+                    prefix,
+                    name,
+                    display_name,
+                },
+        } => {
             let kernels = match (sys_prefix, prefix) {
                 (true, _) => host.prefix.join("share/jupyter/kernels"),
                 (_, Some(prefix)) => prefix.join("share/jupyter/kernels"),
                 _ => kernelspec::user_kernels_dir(),
             };
             let dir = kernelspec::install(&kernels, &name, &display_name, &host.python)?;
-            out.note(&format!("installed kernelspec {name:?} in {}", dir.display()));
+            out.note(&format!(
+                "installed kernelspec {name:?} in {}",
+                dir.display()
+            ));
             Ok(0)
         }
         Command::Templates { project_root, json } => {
             let root = project_root.unwrap_or_else(|| client.context().cwd.clone());
             let templates = client.templates(Some(&root))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&templates).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&templates).unwrap_or_default()
+                );
             } else if templates.is_empty() {
                 out.note(&format!(
                     "no templates; add JSON files to {} or {}",
@@ -181,27 +221,56 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             Ok(0)
         }
-        Command::Login { url, username, api_server, password_stdin, store_password, json } => {
+        Command::Login {
+            url,
+            username,
+            api_server,
+            password_stdin,
+            store_password,
+            json,
+        } => {
             let ctx = client.context();
             let interactive = std::io::stdin().is_terminal();
             let url = match url.or_else(|| kflow_core::auth::default_url(ctx)) {
                 Some(u) => Some(u),
-                None if interactive && !password_stdin => Some(kflow_core::auth::prompt_line("Kubeflow URL: ")?),
+                None if interactive && !password_stdin => {
+                    Some(kflow_core::auth::prompt_line("Kubeflow URL: ")?)
+                }
                 None => None,
             };
             let username = match username {
                 Some(u) => u,
-                None if interactive && !password_stdin => kflow_core::auth::prompt_line("Username: ")?,
-                None => return Err(Error::invalid("username", "", "not given", "pass --username NAME")),
+                None if interactive && !password_stdin => {
+                    kflow_core::auth::prompt_line("Username: ")?
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "username",
+                        "",
+                        "not given",
+                        "pass --username NAME",
+                    ))
+                }
             };
             let password = if password_stdin {
                 kflow_core::auth::read_password_stdin()?
             } else if interactive {
                 kflow_core::auth::prompt_password("Password: ")?
             } else {
-                return Err(Error::invalid("password", "", "stdin is not a terminal", "pipe the password into `kflow login --password-stdin`"));
+                return Err(Error::invalid(
+                    "password",
+                    "",
+                    "stdin is not a terminal",
+                    "pipe the password into `kflow login --password-stdin`",
+                ));
             };
-            let req = kflow_core::auth::LoginRequest { url, api_server, username, password, store_password };
+            let req = kflow_core::auth::LoginRequest {
+                url,
+                api_server,
+                username,
+                password,
+                store_password,
+            };
             let who = out.spinner("signing in", || kflow_core::auth::login(ctx, req))?;
             if let Some(n) = &who.notice {
                 out.note(n);
@@ -214,7 +283,11 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
                     who.url.as_deref().unwrap_or(""),
                     who.username.as_deref().unwrap_or(""),
                     who.store_description,
-                    if who.password_stored { "; password stored for silent sign-in" } else { "" }
+                    if who.password_stored {
+                        "; password stored for silent sign-in"
+                    } else {
+                        ""
+                    }
                 ));
             }
             Ok(0)
@@ -243,11 +316,22 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             if json {
                 println!("{}", serde_json::to_string_pretty(&who).unwrap_or_default());
             } else if who.signed_in {
-                println!("{} at {}", who.username.as_deref().unwrap_or(""), who.url.as_deref().unwrap_or(""));
-                println!("token valid until {} ({} s; renewed automatically)", who.expires_at.as_deref().unwrap_or("?"), who.expires_in_seconds.unwrap_or(0));
+                println!(
+                    "{} at {}",
+                    who.username.as_deref().unwrap_or(""),
+                    who.url.as_deref().unwrap_or("")
+                );
+                println!(
+                    "token valid until {} ({} s; renewed automatically)",
+                    who.expires_at.as_deref().unwrap_or("?"),
+                    who.expires_in_seconds.unwrap_or(0)
+                );
                 println!("secret store: {}", who.store_description);
             } else {
-                println!("not signed in (secret store: {}). Run `kflow login`.", who.store_description);
+                println!(
+                    "not signed in (secret store: {}). Run `kflow login`.",
+                    who.store_description
+                );
             }
             Ok(if who.signed_in { 0 } else { EXIT_FAILED })
         }
@@ -278,7 +362,10 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
                 out.note(&format!("cancelled {}", job.name()));
                 return Ok(status.phase.exit_code());
             }
-            out.note(&format!("detached; the job keeps running. Follow it again with `kflow logs {} -f`", job.name()));
+            out.note(&format!(
+                "detached; the job keeps running. Follow it again with `kflow logs {} -f`",
+                job.name()
+            ));
             return Ok(130);
         }
         match logs.poll_wait(LOG_WAIT)? {
@@ -287,7 +374,11 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
                 if !pending.is_finished() {
                     if let Ok(status) = job.status() {
                         if status.phase == Phase::Pending {
-                            pending.set_message(format!("{} is pending ({})", job.name(), status.reason.unwrap_or_default()));
+                            pending.set_message(format!(
+                                "{} is pending ({})",
+                                job.name(),
+                                status.reason.unwrap_or_default()
+                            ));
                         }
                     }
                 }
@@ -301,7 +392,9 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
     pending.finish_and_clear();
     // The logs end when the job has ended, seen through their own watch; the status watch may
     // hear of it a moment later, so wait for it rather than read a stale "Running".
-    let status = match job.wait(Some(Duration::from_secs(30)), &mut || interrupted.load(Ordering::SeqCst)) {
+    let status = match job.wait(Some(Duration::from_secs(30)), &mut || {
+        interrupted.load(Ordering::SeqCst)
+    }) {
         Ok(status) => status,
         Err(_) => job.status()?,
     };

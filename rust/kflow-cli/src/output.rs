@@ -5,7 +5,10 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kflow_core::{events, Client, Description, Doctor, Error, Job, JobStatus, JobSummary, LogLine, Phase, Severity};
+use kflow_core::{
+    events, Client, Description, Doctor, Error, Job, JobStatus, JobSummary, LogLine, Phase,
+    Severity,
+};
 
 pub struct Printer {
     color_out: bool,
@@ -21,7 +24,10 @@ const RESET: &str = "\x1b[0m";
 impl Printer {
     pub fn new() -> Printer {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Printer { color_out: !no_color && std::io::stdout().is_terminal(), color_err: !no_color && std::io::stderr().is_terminal() }
+        Printer {
+            color_out: !no_color && std::io::stdout().is_terminal(),
+            color_err: !no_color && std::io::stderr().is_terminal(),
+        }
     }
 
     fn paint(&self, on: bool, color: &str, text: &str) -> String {
@@ -50,7 +56,9 @@ impl Printer {
             buf.push('\n');
         }
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(buf.as_bytes()).and_then(|()| stdout.flush());
+        let _ = stdout
+            .write_all(buf.as_bytes())
+            .and_then(|()| stdout.flush());
     }
 
     pub fn note(&self, text: &str) {
@@ -58,18 +66,31 @@ impl Printer {
     }
 
     pub fn warn(&self, text: &str) {
-        eprintln!("{} {text}", self.paint(self.color_err, YELLOW, "kflow: warning:"));
+        eprintln!(
+            "{} {text}",
+            self.paint(self.color_err, YELLOW, "kflow: warning:")
+        );
     }
 
     /// Prints the error with its fix and an event ID, and records both in the local log.
     pub fn error(&self, client: &Client, err: &Error) {
-        let id = events::record(&client.context().dirs.event_log(), "error", &err.to_string());
-        eprintln!("{} {err}", self.paint(self.color_err, RED, &format!("error[{id}]:")));
+        let id = events::record(
+            &client.context().dirs.event_log(),
+            "error",
+            &err.to_string(),
+        );
+        eprintln!(
+            "{} {err}",
+            self.paint(self.color_err, RED, &format!("error[{id}]:"))
+        );
     }
 
     pub fn spinner<T>(&self, message: &str, work: impl FnOnce() -> T) -> T {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));
         let out = work();
@@ -80,7 +101,10 @@ impl Printer {
     /// A spinner for the time a job is pending (installing dependencies, starting).
     pub fn pending_spinner(&self) -> ProgressBar {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_message("starting");
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -99,14 +123,22 @@ impl Printer {
         };
         self.note(&format!("job {} {phase}{detail}", job.name()));
         if status.phase == Phase::Failed {
-            self.note(&format!("logs: kflow logs {}   restart: kflow restart {}", job.name(), job.name()));
+            self.note(&format!(
+                "logs: kflow logs {}   restart: kflow restart {}",
+                job.name(),
+                job.name()
+            ));
         }
     }
 
     pub fn status(&self, job: &Job, status: &JobStatus) {
         let spec = job.spec();
         println!("name:     {}", job.name());
-        println!("kind:     {}  ({} backend)", spec.kind, spec.backend.as_str());
+        println!(
+            "kind:     {}  ({} backend)",
+            spec.kind,
+            spec.backend.as_str()
+        );
         println!("script:   {} {}", spec.script, spec.args.join(" "));
         println!("phase:    {}", status.phase.as_str());
         if let Some(reason) = &status.reason {
@@ -122,7 +154,10 @@ impl Printer {
             println!("finished: {t}");
         }
         for replica in &status.replicas {
-            let code = replica.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default();
+            let code = replica
+                .exit_code
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
             println!("  {:<10} {}{code}", replica.name, replica.phase.as_str());
         }
     }
@@ -132,16 +167,37 @@ impl Printer {
             self.note("no jobs yet; start one with `kflow run train.py`");
             return;
         }
-        println!("{:<28} {:<11} {:<8} {:<10} {:<24} SCRIPT", "NAME", "KIND", "BACKEND", "PHASE", "CREATED");
+        println!(
+            "{:<28} {:<11} {:<8} {:<10} {:<24} SCRIPT",
+            "NAME", "KIND", "BACKEND", "PHASE", "CREATED"
+        );
         for j in jobs {
-            println!("{:<28} {:<11} {:<8} {:<10} {:<24} {}", j.name, j.kind, j.backend, j.phase, &j.created_at[..j.created_at.len().min(23)], j.script);
+            println!(
+                "{:<28} {:<11} {:<8} {:<10} {:<24} {}",
+                j.name,
+                j.kind,
+                j.backend,
+                j.phase,
+                &j.created_at[..j.created_at.len().min(23)],
+                j.script
+            );
         }
     }
 
     pub fn doctor(&self, d: &Doctor) {
-        println!("backend:    {} (where runs go unless they choose)", d.backend);
+        println!(
+            "backend:    {} (where runs go unless they choose)",
+            d.backend
+        );
         match &d.connection {
-            None => println!("cluster:    {}", if d.cluster_configured { "configured, but the connection failed" } else { "not configured" }),
+            None => println!(
+                "cluster:    {}",
+                if d.cluster_configured {
+                    "configured, but the connection failed"
+                } else {
+                    "not configured"
+                }
+            ),
             Some(c) => {
                 let via = match c.via.as_str() {
                     "session" => "signed-in Kubeflow session (`kflow login`)".to_string(),
@@ -153,14 +209,38 @@ impl Printer {
                 if let Some(ctx) = &c.context {
                     println!("context:    {ctx}");
                 }
-                println!("server:     {}", if c.server.is_empty() { "(from the session)" } else { &c.server });
+                println!(
+                    "server:     {}",
+                    if c.server.is_empty() {
+                        "(from the session)"
+                    } else {
+                        &c.server
+                    }
+                );
                 println!("user:       {}", c.user.as_deref().unwrap_or("(unknown)"));
                 println!("namespace:  {}", c.namespace);
-                let kinds = if d.kinds.is_empty() { "none".to_string() } else { d.kinds.join(", ") };
+                let kinds = if d.kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    d.kinds.join(", ")
+                };
                 println!("kinds:      {kinds}");
-                println!("notebooks:  {}", d.notebook.as_deref().map(|v| format!("Notebook ({v})")).unwrap_or_else(|| "not served".into()));
+                println!(
+                    "notebooks:  {}",
+                    d.notebook
+                        .as_deref()
+                        .map(|v| format!("Notebook ({v})"))
+                        .unwrap_or_else(|| "not served".into())
+                );
                 if let Some(may) = d.can_submit {
-                    println!("submit:     {}", if may { format!("allowed in {}", c.namespace) } else { format!("NOT allowed in {} (see problem)", c.namespace) });
+                    println!(
+                        "submit:     {}",
+                        if may {
+                            format!("allowed in {}", c.namespace)
+                        } else {
+                            format!("NOT allowed in {} (see problem)", c.namespace)
+                        }
+                    );
                 }
             }
         }
@@ -178,25 +258,57 @@ impl Printer {
         let spec = &d.spec;
         let field = |k: &str| spec[k].as_str().unwrap_or("").to_string();
         println!("name:      {}", d.name);
-        println!("kind:      {}  ({} backend{})", d.kind, d.backend, d.namespace.as_deref().map(|n| format!(", namespace {n}")).unwrap_or_default());
-        let args: Vec<String> = spec["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        println!(
+            "kind:      {}  ({} backend{})",
+            d.kind,
+            d.backend,
+            d.namespace
+                .as_deref()
+                .map(|n| format!(", namespace {n}"))
+                .unwrap_or_default()
+        );
+        let args: Vec<String> = spec["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         println!("script:    {} {}", field("script"), args.join(" "));
         if !field("image").is_empty() {
             println!("image:     {}", field("image"));
         }
-        println!("phase:     {}{}", d.status.phase.as_str(), d.status.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+        println!(
+            "phase:     {}{}",
+            d.status.phase.as_str(),
+            d.status
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
         if let Some(m) = &d.status.message {
             println!("message:   {m}");
         }
         if !d.conditions.is_empty() {
             println!("\nConditions:");
             for c in &d.conditions {
-                println!("  {:<10} {:<6} {:<24} {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""));
+                println!(
+                    "  {:<10} {:<6} {:<24} {}",
+                    c.type_,
+                    c.status,
+                    c.reason.as_deref().unwrap_or(""),
+                    c.message.as_deref().unwrap_or("")
+                );
             }
         }
         if !d.pods.is_empty() {
             println!("\nPods:");
-            println!("  {:<36} {:<10} {:<10} {:<22} {:<5} {:<8} NODE", "NAME", "PHASE", "STATE", "REASON", "EXIT", "RESTARTS");
+            println!(
+                "  {:<36} {:<10} {:<10} {:<22} {:<5} {:<8} NODE",
+                "NAME", "PHASE", "STATE", "REASON", "EXIT", "RESTARTS"
+            );
             for p in &d.pods {
                 let exit = p.exit_code.map(|c| c.to_string()).unwrap_or_default();
                 println!(
@@ -217,8 +329,18 @@ impl Printer {
         if !d.events.is_empty() {
             println!("\nEvents:");
             for e in &d.events {
-                let line = format!("  {:<8} {:<22} {:<36} {}", e.type_, e.reason, e.object, e.message);
-                println!("{}", if e.type_ == "Warning" { self.paint(self.color_out, YELLOW, &line) } else { line });
+                let line = format!(
+                    "  {:<8} {:<22} {:<36} {}",
+                    e.type_, e.reason, e.object, e.message
+                );
+                println!(
+                    "{}",
+                    if e.type_ == "Warning" {
+                        self.paint(self.color_out, YELLOW, &line)
+                    } else {
+                        line
+                    }
+                );
             }
         }
         for (replica, lines) in &d.logs {

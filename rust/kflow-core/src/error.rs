@@ -9,7 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A run parameter has a value kflow cannot use.
     #[error("invalid {field} {value:?}: {problem}. Fix: {fix}")]
-    InvalidParameter { field: &'static str, value: String, problem: String, fix: String },
+    InvalidParameter {
+        field: &'static str,
+        value: String,
+        problem: String,
+        fix: String,
+    },
 
     #[error("script {path} does not exist. Fix: pass the path of a .py file, relative to the current folder or absolute")]
     ScriptNotFound { path: PathBuf },
@@ -21,25 +26,47 @@ pub enum Error {
     TemplateNotFound { name: String, searched: String },
 
     #[error("template file {path}: key {key:?}: {problem}")]
-    TemplateInvalid { path: PathBuf, key: String, problem: String },
+    TemplateInvalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
 
     #[error("config file {path}: {problem}")]
     ConfigInvalid { path: PathBuf, problem: String },
 
     #[error("environment variable {var}={value:?}: {problem}")]
-    EnvInvalid { var: String, value: String, problem: String },
+    EnvInvalid {
+        var: String,
+        value: String,
+        problem: String,
+    },
 
     #[error("{path} is a symbolic link to {target}, which is outside the project folder {root}. Fix: copy the file into the project, or list the link in .kflowignore")]
-    SymlinkOutsideProject { path: PathBuf, target: PathBuf, root: PathBuf },
+    SymlinkOutsideProject {
+        path: PathBuf,
+        target: PathBuf,
+        root: PathBuf,
+    },
 
     #[error("{path} is a symbolic link to {target} that {problem}. Fix: repair or remove the link, or list it in .kflowignore")]
-    BrokenSymlink { path: PathBuf, target: PathBuf, problem: &'static str },
+    BrokenSymlink {
+        path: PathBuf,
+        target: PathBuf,
+        problem: &'static str,
+    },
 
     #[error("the project folder {root} is {what}: packaging it would upload everything you own (keys, tokens, other projects). Fix: put the script in a folder of its own and run it from there, or pass --project-root (project_root=) naming the project's folder")]
     UnsafeProjectRoot { root: PathBuf, what: &'static str },
 
     #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}. Fix: list large data files in .kflowignore (or .gitignore) and read them from a volume instead")]
-    ProjectTooLarge { root: PathBuf, size: u64, limit: u64, mode: String, largest: String },
+    ProjectTooLarge {
+        root: PathBuf,
+        size: u64,
+        limit: u64,
+        mode: String,
+        largest: String,
+    },
 
     #[error("no job named {name:?} is known on this machine{elsewhere}. Fix: `kflow jobs` lists the jobs kflow knows")]
     JobNotFound { name: String, elsewhere: String },
@@ -51,16 +78,34 @@ pub enum Error {
     JobStillRunning { name: String },
 
     #[error("timed out after {seconds:.1} s waiting for job {name} (it is still {phase}). Fix: wait longer, or check `kflow status {name}`")]
-    WaitTimeout { name: String, seconds: f64, phase: String },
+    WaitTimeout {
+        name: String,
+        seconds: f64,
+        phase: String,
+    },
 
     #[error("the {backend} backend cannot {action}: {reason}")]
-    Unsupported { backend: &'static str, action: &'static str, reason: String },
+    Unsupported {
+        backend: &'static str,
+        action: &'static str,
+        reason: String,
+    },
 
     #[error("could not start {what}: {source}. Fix: {fix}")]
-    Spawn { what: String, fix: String, #[source] source: std::io::Error },
+    Spawn {
+        what: String,
+        fix: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("run record {path} is unreadable: {problem}. Fix: delete that folder; the job cannot be restarted")]
     CorruptRecord { path: PathBuf, problem: String },
@@ -84,43 +129,94 @@ pub enum Error {
 
     /// RBAC refused a call: says what to ask the admin for.
     #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message}). Fix: ask your cluster admin to grant you {verb} on {resource} in {namespace:?} (in Kubeflow: be added as a contributor to that profile, which binds the kubeflow-edit role), or pass a namespace you own with namespace=...")]
-    Forbidden { verb: String, resource: String, namespace: String, message: String },
+    Forbidden {
+        verb: String,
+        resource: String,
+        namespace: String,
+        message: String,
+    },
 
     /// Any other refusal from the API server, with what kflow was doing.
     #[error("the cluster refused to {action}: {message} (HTTP {code}). Fix: {fix}")]
-    ClusterApi { action: String, code: u16, message: String, fix: String },
+    ClusterApi {
+        action: String,
+        code: u16,
+        message: String,
+        fix: String,
+    },
 
     // Sign-in (auth/). None of these ever carries a password, token or cookie value.
     #[error("sign-in to {url} failed: the identity provider rejected the username or password for {username:?}{message}. Fix: check both and run `kflow login` again")]
-    WrongCredentials { url: String, username: String, message: String },
+    WrongCredentials {
+        url: String,
+        username: String,
+        message: String,
+    },
 
     #[error("sign-in to {url} failed: the account {username:?} is disabled ({message}). Fix: ask your Kubeflow administrator to enable it")]
-    AccountDisabled { url: String, username: String, message: String },
+    AccountDisabled {
+        url: String,
+        username: String,
+        message: String,
+    },
 
     #[error("sign-in to {url} stopped: the identity provider asks {username:?} for {action}, which kflow does not fill in. Fix: sign in once in a browser at {url} and complete it, then run `kflow login` again")]
-    LoginActionRequired { url: String, username: String, action: String },
+    LoginActionRequired {
+        url: String,
+        username: String,
+        action: String,
+    },
 
     #[error("sign-in to {url} failed: {problem}. Fix: {fix}")]
-    LoginFailed { url: String, problem: String, fix: String },
+    LoginFailed {
+        url: String,
+        problem: String,
+        fix: String,
+    },
 
     #[error("the Kubeflow session for {username:?} at {url} has expired and could not be renewed ({reason}). Fix: run `kflow login`")]
-    SessionExpired { url: String, username: String, reason: String },
+    SessionExpired {
+        url: String,
+        username: String,
+        reason: String,
+    },
 
     #[error("not signed in to Kubeflow. Fix: run `kflow login` (or `kflow.login()` in Python)")]
     NotLoggedIn,
 
     #[error("the OS keyring ({store}) failed to {action}: {problem}. Fix: unlock the keyring, or run `kflow logout` and sign in again")]
-    Keyring { store: String, action: &'static str, problem: String },
+    Keyring {
+        store: String,
+        action: &'static str,
+        problem: String,
+    },
 }
 
 impl Error {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     }
 
-    pub fn invalid(field: &'static str, value: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Error {
-        Error::InvalidParameter { field, value: value.into(), problem: problem.into(), fix: fix.into() }
+    pub fn invalid(
+        field: &'static str,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Error {
+        Error::InvalidParameter {
+            field,
+            value: value.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     /// A short stable category, used by the surfaces to pick an exception class or exit code.

@@ -15,7 +15,9 @@ impl EventId {
         // Crockford-style alphabet: no I, L, O, U, so an ID read aloud or retyped stays exact.
         const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
         let mut rng = rand::rng();
-        let id: String = (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+        let id: String = (0..6)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
         EventId(format!("KF-{id}"))
     }
 
@@ -45,7 +47,11 @@ pub fn record(log: &Path, level: &str, message: &str) -> EventId {
     if let Some(dir) = log.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
         let _ = file.write_all(line.as_bytes());
     }
     id

@@ -119,14 +119,22 @@ impl Preview {
     /// The manifests as YAML, after comment lines that say what travels (comments keep the
     /// output valid for `kubectl apply -f -`).
     pub fn to_yaml(&self) -> String {
-        let mut out = format!("# kflow: the project {} travels as {}\n", self.spec.project_root.display(), self.archive.summary());
+        let mut out = format!(
+            "# kflow: the project {} travels as {}\n",
+            self.spec.project_root.display(),
+            self.archive.summary()
+        );
         if let Some(warning) = artifacts::withheld_warning(&self.archive.withheld) {
             out.push_str(&format!("# kflow: {warning}\n"));
         }
         if !self.with_code {
             out.push_str("# kflow: the code ConfigMap omits the archive (kflow fills it in at submission); `kflow yaml --with-code` includes it for kubectl apply\n");
         }
-        let objects: Vec<String> = self.objects().iter().map(|o| serde_yaml::to_string(o).unwrap_or_default()).collect();
+        let objects: Vec<String> = self
+            .objects()
+            .iter()
+            .map(|o| serde_yaml::to_string(o).unwrap_or_default())
+            .collect();
         out.push_str(&objects.join("---\n"));
         out
     }
@@ -134,10 +142,21 @@ impl Preview {
 
 /// The manifests that carry `archive` itself, as a submission creates them: in the code
 /// ConfigMap (or as files in ConfigMap mode), sliced into further ConfigMaps when large.
-fn manifests_with_code(spec: &RunSpec, archive: Vec<u8>, sha256: &str, mpi: MpiApi) -> Result<(Manifests, Vec<serde_json::Value>)> {
+fn manifests_with_code(
+    spec: &RunSpec,
+    archive: Vec<u8>,
+    sha256: &str,
+    mpi: MpiApi,
+) -> Result<(Manifests, Vec<serde_json::Value>)> {
     let payload = match spec.code_mode {
-        CodeMode::Targz => CodePayload::Archive { bytes: archive, sha256: sha256.to_string() },
-        CodeMode::Configmap => CodePayload::Files { files: cluster::submit::archive_files(&archive)?, sha256: sha256.to_string() },
+        CodeMode::Targz => CodePayload::Archive {
+            bytes: archive,
+            sha256: sha256.to_string(),
+        },
+        CodeMode::Configmap => CodePayload::Files {
+            files: cluster::submit::archive_files(&archive)?,
+            sha256: sha256.to_string(),
+        },
     };
     let mut manifests = manifest::build(spec, &payload, mpi);
     let mut extra_code = Vec::new();
@@ -154,8 +173,13 @@ impl Client {
     /// login`), else KUBECONFIG / ~/.kube/config, else the pod's service account.
     pub fn new(ctx: Context, launcher: Launcher) -> Client {
         let session_ctx = ctx.clone();
-        let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone()).preferring(move || signed_in_source(&session_ctx));
-        Client { ctx, local: LocalBackend { launcher }, cluster }
+        let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone())
+            .preferring(move || signed_in_source(&session_ctx));
+        Client {
+            ctx,
+            local: LocalBackend { launcher },
+            cluster,
+        }
     }
 
     /// Uses `source` for cluster runs instead of KUBECONFIG / in-cluster discovery: the seam
@@ -181,7 +205,11 @@ impl Client {
             BackendKind::Local => JobBackend::Local(self.local.clone()),
             BackendKind::Cluster => JobBackend::Cluster(self.cluster.clone()),
         };
-        Job { dir, record, backend }
+        Job {
+            dir,
+            record,
+            backend,
+        }
     }
 
     pub fn context(&self) -> &Context {
@@ -202,10 +230,18 @@ impl Client {
     /// output creates a job that runs; without, they say what they omit.
     pub fn preview(&self, opts: RunOptions, with_code: bool) -> Result<Preview> {
         let spec = self.resolve(opts)?;
-        let scratch = std::env::temp_dir().join(format!("kflow-preview-{}-{}", std::process::id(), spec.run_id));
+        let scratch = std::env::temp_dir().join(format!(
+            "kflow-preview-{}-{}",
+            std::process::id(),
+            spec.run_id
+        ));
         let path = scratch.join("code.tar.gz");
         let result = package_for(&spec, &path).and_then(|archive| {
-            let bytes = if with_code { std::fs::read(&path).map_err(Error::io("reading", &path))? } else { Vec::new() };
+            let bytes = if with_code {
+                std::fs::read(&path).map_err(Error::io("reading", &path))?
+            } else {
+                Vec::new()
+            };
             Ok((archive, bytes))
         });
         let _ = std::fs::remove_dir_all(&scratch);
@@ -213,10 +249,19 @@ impl Client {
         let (manifests, extra_code) = if with_code {
             manifests_with_code(&spec, bytes, &archive.sha256, MpiApi::V1)?
         } else {
-            let elided = CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes };
+            let elided = CodePayload::Elided {
+                sha256: archive.sha256.clone(),
+                bytes: archive.bytes,
+            };
             (manifest::build(&spec, &elided, MpiApi::V1), Vec::new())
         };
-        Ok(Preview { spec, manifests, extra_code, archive, with_code })
+        Ok(Preview {
+            spec,
+            manifests,
+            extra_code,
+            archive,
+            with_code,
+        })
     }
 
     /// Checks, packages and starts a run. Nothing is left behind when any step fails.
@@ -228,7 +273,9 @@ impl Client {
     pub fn submit_spec(&self, spec: RunSpec) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), &spec.name);
         if dir.root.exists() {
-            return Err(Error::JobExists { name: spec.name.clone() });
+            return Err(Error::JobExists {
+                name: spec.name.clone(),
+            });
         }
         let result = self.create(&dir, spec);
         if result.is_err() {
@@ -243,7 +290,14 @@ impl Client {
         }
         std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
         let archive = package_for(&spec, &dir.archive())?;
-        let manifests = manifest::build(&spec, &CodePayload::Elided { sha256: archive.sha256.clone(), bytes: archive.bytes }, MpiApi::V1);
+        let manifests = manifest::build(
+            &spec,
+            &CodePayload::Elided {
+                sha256: archive.sha256.clone(),
+                bytes: archive.bytes,
+            },
+            MpiApi::V1,
+        );
         let record = RunRecord {
             manifest_yaml: manifests.to_yaml(),
             code_sha256: archive.sha256.clone(),
@@ -261,13 +315,22 @@ impl Client {
 
 /// Cluster submission: connect, check the kind is served and the user may create it, package (a restart reuses the stored
 /// archive), record locally, then create the PVC, the code ConfigMap(s) and the job.
-fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, attempt: u32) -> Result<Job> {
+fn create_on_cluster(
+    handle: &ClusterHandle,
+    dir: &RunDir,
+    mut spec: RunSpec,
+    attempt: u32,
+) -> Result<Job> {
     let backend = handle.get()?;
     let mpi = backend.capabilities()?.require(spec.kind)?;
     // The record names the namespace, so status and restart find the job from anywhere.
     spec.namespace = Some(backend.namespace_for(&spec));
     let ns = spec.namespace.clone().unwrap_or_default();
-    backend.block_on(cluster::access::check(backend.client(), &ns, &cluster::access::submission_needs(spec.kind)))?;
+    backend.block_on(cluster::access::check(
+        backend.client(),
+        &ns,
+        &cluster::access::submission_needs(spec.kind),
+    ))?;
     std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
     let mut withheld = Vec::new();
     if !dir.archive().is_file() {
@@ -277,7 +340,14 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
     let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
     let size = bytes.len() as u64;
     let (manifests, extra_code) = manifests_with_code(&spec, bytes, &sha256, mpi)?;
-    let mut elided = manifest::build(&spec, &CodePayload::Elided { sha256: sha256.clone(), bytes: size }, mpi);
+    let mut elided = manifest::build(
+        &spec,
+        &CodePayload::Elided {
+            sha256: sha256.clone(),
+            bytes: size,
+        },
+        mpi,
+    );
     if !extra_code.is_empty() {
         cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
     }
@@ -303,7 +373,11 @@ fn create_on_cluster(handle: &ClusterHandle, dir: &RunDir, mut spec: RunSpec, at
         extra_code,
     };
     backend.block_on(cluster::submit::submit(backend.client(), &submission))?;
-    Ok(Job { dir: dir.clone(), record, backend: JobBackend::Cluster(handle.clone()) })
+    Ok(Job {
+        dir: dir.clone(),
+        record,
+        backend: JobBackend::Cluster(handle.clone()),
+    })
 }
 
 impl Client {
@@ -314,13 +388,23 @@ impl Client {
         match self.get_local(name) {
             Err(Error::JobNotFound { .. }) => match self.cluster.get() {
                 Ok(backend) => self.adopt(name).map_err(|e| match e {
-                    Error::JobNotFound { name, .. } => {
-                        Error::JobNotFound { name, elsewhere: format!(" nor in namespace {:?} of the cluster at {}", backend.namespace, backend.server) }
-                    }
+                    Error::JobNotFound { name, .. } => Error::JobNotFound {
+                        name,
+                        elsewhere: format!(
+                            " nor in namespace {:?} of the cluster at {}",
+                            backend.namespace, backend.server
+                        ),
+                    },
                     other => other,
                 }),
-                Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound { name: name.to_string(), elsewhere: String::new() }),
-                Err(e) => Err(Error::JobNotFound { name: name.to_string(), elsewhere: format!(", and the cluster could not be asked ({e})") }),
+                Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound {
+                    name: name.to_string(),
+                    elsewhere: String::new(),
+                }),
+                Err(e) => Err(Error::JobNotFound {
+                    name: name.to_string(),
+                    elsewhere: format!(", and the cluster could not be asked ({e})"),
+                }),
             },
             other => other,
         }
@@ -329,7 +413,10 @@ impl Client {
     fn get_local(&self, name: &str) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
         if spec::validate::job_name(name).is_err() || !dir.exists() {
-            return Err(Error::JobNotFound { name: name.to_string(), elsewhere: String::new() });
+            return Err(Error::JobNotFound {
+                name: name.to_string(),
+                elsewhere: String::new(),
+            });
         }
         let record = dir.read_record()?;
         Ok(self.job(dir, record))
@@ -341,7 +428,10 @@ impl Client {
         if let Ok(job) = self.get_local(name) {
             return Ok(job);
         }
-        let not_found = || Error::JobNotFound { name: name.to_string(), elsewhere: String::new() };
+        let not_found = || Error::JobNotFound {
+            name: name.to_string(),
+            elsewhere: String::new(),
+        };
         spec::validate::job_name(name).map_err(|_| not_found())?;
         let backend = self.cluster.get()?;
         let record = cluster::ops::find_record(&backend, name)?.ok_or_else(not_found)?;
@@ -359,8 +449,11 @@ impl Client {
     /// leaves the last known phases, never an error.
     pub fn list(&self) -> Listing {
         let local = records::list(&self.ctx.dirs.runs());
-        let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend) == Some(BackendKind::Cluster)
-            || local.iter().any(|(_, r)| r.spec.backend == BackendKind::Cluster);
+        let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend)
+            == Some(BackendKind::Cluster)
+            || local
+                .iter()
+                .any(|(_, r)| r.spec.backend == BackendKind::Cluster);
         let mut cluster_problem = None;
         let listed = if wants_cluster {
             let listing = match self.cluster.get() {
@@ -380,7 +473,12 @@ impl Client {
             None
         };
         // Runs in other namespaces are not in the listing: their saved phase stands.
-        let listed_here = |spec: &RunSpec| listed.as_ref().filter(|(ns, _)| spec.namespace.as_deref() == Some(ns.as_str())).map(|(_, l)| l);
+        let listed_here = |spec: &RunSpec| {
+            listed
+                .as_ref()
+                .filter(|(ns, _)| spec.namespace.as_deref() == Some(ns.as_str()))
+                .map(|(_, l)| l)
+        };
         let mut out: Vec<JobSummary> = local
             .into_iter()
             .map(|(dir, record)| {
@@ -392,7 +490,11 @@ impl Client {
                     },
                     BackendKind::Cluster => {
                         let here = listed_here(spec);
-                        let seen = here.and_then(|l| l.iter().find(|j| j.name == spec.name && j.run_id.as_deref() == Some(&spec.run_id)));
+                        let seen = here.and_then(|l| {
+                            l.iter().find(|j| {
+                                j.name == spec.name && j.run_id.as_deref() == Some(&spec.run_id)
+                            })
+                        });
                         match (seen, cluster::ops::last_status(&dir)) {
                             (Some(j), _) => (j.phase.clone(), j.reason.clone()),
                             (None, Some(s)) if here.is_some() => {
@@ -431,7 +533,10 @@ impl Client {
             }
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.name.cmp(&b.name)));
-        Listing { jobs: out, cluster_problem }
+        Listing {
+            jobs: out,
+            cluster_problem,
+        }
     }
 }
 
@@ -445,9 +550,16 @@ fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
         .settings()
         .ok()
         .and_then(|s| s.default_namespace)
-        .or_else(|| session.kubeflow_namespaces().ok().and_then(|ns| ns.into_iter().next()))
+        .or_else(|| {
+            session
+                .kubeflow_namespaces()
+                .ok()
+                .and_then(|ns| ns.into_iter().next())
+        })
         .unwrap_or_else(|| "default".to_string());
-    Some(crate::auth::kube_client::cluster_source(&session, &namespace))
+    Some(crate::auth::kube_client::cluster_source(
+        &session, &namespace,
+    ))
 }
 
 fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
@@ -500,7 +612,9 @@ impl Job {
 
     /// Things the user should be told about this run, such as credentials left out of it.
     pub fn warnings(&self) -> Vec<String> {
-        artifacts::withheld_warning(&self.record.withheld).into_iter().collect()
+        artifacts::withheld_warning(&self.record.withheld)
+            .into_iter()
+            .collect()
     }
 
     pub fn record(&self) -> &RunRecord {
@@ -512,7 +626,12 @@ impl Job {
     }
 
     pub fn replica_names(&self) -> Vec<String> {
-        self.record.spec.replicas().iter().map(|r| r.label()).collect()
+        self.record
+            .spec
+            .replicas()
+            .iter()
+            .map(|r| r.label())
+            .collect()
     }
 
     pub fn status(&self) -> Result<JobStatus> {
@@ -526,13 +645,24 @@ impl Job {
     /// its pods, or from the local copy once they are gone or the cluster is unreachable.
     pub fn logs(&self, follow: bool) -> LogStream {
         match &self.backend {
-            JobBackend::Local(local) => LogStream::Local(local.logs(&self.dir, self.replica_names(), follow)),
+            JobBackend::Local(local) => {
+                LogStream::Local(local.logs(&self.dir, self.replica_names(), follow))
+            }
             JobBackend::Cluster(c) => {
                 let replicas = cluster::ops::replicas(&self.record.spec);
                 match c.get() {
                     Ok(backend) => {
                         let (jobs, ns) = cluster::ops::jobs_api(&backend, &self.record);
-                        LogStream::Cluster(Box::new(ClusterLogStream::start(backend, jobs, &ns, self.name(), &self.record.spec.run_id, self.dir.clone(), replicas, follow)))
+                        LogStream::Cluster(Box::new(ClusterLogStream::start(
+                            backend,
+                            jobs,
+                            &ns,
+                            self.name(),
+                            &self.record.spec.run_id,
+                            self.dir.clone(),
+                            replicas,
+                            follow,
+                        )))
                     }
                     Err(_) => LogStream::Local(cluster::logs::local_copy(&self.dir, replicas)),
                 }
@@ -541,7 +671,11 @@ impl Job {
     }
 
     /// Blocks until the job ends, `timeout` passes, or `interrupted` says to stop waiting.
-    pub fn wait(&self, timeout: Option<Duration>, interrupted: &mut dyn FnMut() -> bool) -> Result<JobStatus> {
+    pub fn wait(
+        &self,
+        timeout: Option<Duration>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<JobStatus> {
         if let JobBackend::Cluster(c) = &self.backend {
             return cluster::ops::wait(&*c.get()?, &self.dir, &self.record, timeout, interrupted);
         }
@@ -553,7 +687,11 @@ impl Job {
             }
             if let Some(limit) = timeout {
                 if start.elapsed() >= limit {
-                    return Err(Error::WaitTimeout { name: self.name().to_string(), seconds: limit.as_secs_f64(), phase: status.phase.as_str().to_string() });
+                    return Err(Error::WaitTimeout {
+                        name: self.name().to_string(),
+                        seconds: limit.as_secs_f64(),
+                        phase: status.phase.as_str().to_string(),
+                    });
                 }
             }
             if interrupted() {
@@ -594,11 +732,20 @@ impl Job {
         local.reset(&self.dir, record.attempt)?;
         record.attempt += 1;
         record.spec.run_id = spec::random_id(16);
-        let bytes = std::fs::metadata(self.dir.archive()).map(|m| m.len()).unwrap_or(0);
-        let code = CodePayload::Elided { sha256: record.code_sha256.clone(), bytes };
+        let bytes = std::fs::metadata(self.dir.archive())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let code = CodePayload::Elided {
+            sha256: record.code_sha256.clone(),
+            bytes,
+        };
         record.manifest_yaml = manifest::build(&record.spec, &code, MpiApi::V1).to_yaml();
         self.dir.write_record(&record)?;
-        let job = Job { dir: self.dir.clone(), record, backend: self.backend.clone() };
+        let job = Job {
+            dir: self.dir.clone(),
+            record,
+            backend: self.backend.clone(),
+        };
         local.start(&job.dir, &job.replica_names())?;
         Ok(job)
     }
@@ -623,14 +770,20 @@ impl Job {
         match &self.backend {
             JobBackend::Local(local) => {
                 let status = local.status(&self.dir)?;
-                Ok(cluster::describe::local(&self.dir, &self.record, status, &self.replica_names()))
+                Ok(cluster::describe::local(
+                    &self.dir,
+                    &self.record,
+                    status,
+                    &self.replica_names(),
+                ))
             }
-            JobBackend::Cluster(c) => cluster::describe::cluster(&*c.get()?, &self.dir, &self.record),
+            JobBackend::Cluster(c) => {
+                cluster::describe::cluster(&*c.get()?, &self.dir, &self.record)
+            }
         }
     }
 
     pub fn manifest_yaml(&self) -> &str {
         &self.record.manifest_yaml
     }
-
 }

@@ -13,10 +13,10 @@ pub mod paths;
 pub mod records;
 pub mod spec;
 
+pub use backend::cluster::describe::Description;
+pub use backend::cluster::doctor::Doctor;
 pub use backend::local::Launcher;
 pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus, Severity};
 pub use error::{Error, ErrorKind, Result};
-pub use backend::cluster::describe::Description;
-pub use backend::cluster::doctor::Doctor;
 pub use jobs::{Client, Job, JobSummary, Listing, LogStream, Preview};
 pub use spec::{BackendKind, CodeMode, Context, JobKind, RunOptions, RunSpec};

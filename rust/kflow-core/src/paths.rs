@@ -25,7 +25,11 @@ impl Dirs {
         };
         Dirs {
             config: pick("KFLOW_CONFIG_DIR", dirs::config_dir(), ".config"),
-            state: pick("KFLOW_STATE_DIR", dirs::state_dir().or_else(dirs::data_local_dir), ".local/state"),
+            state: pick(
+                "KFLOW_STATE_DIR",
+                dirs::state_dir().or_else(dirs::data_local_dir),
+                ".local/state",
+            ),
             cache: pick("KFLOW_CACHE_DIR", dirs::cache_dir(), ".cache"),
         }
     }

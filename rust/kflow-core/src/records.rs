@@ -29,7 +29,9 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(runs: &std::path::Path, name: &str) -> RunDir {
-        RunDir { root: runs.join(name) }
+        RunDir {
+            root: runs.join(name),
+        }
     }
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
@@ -63,11 +65,17 @@ impl RunDir {
     pub fn read_record(&self) -> Result<RunRecord> {
         let path = self.record_file();
         let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-        serde_json::from_str(&text).map_err(|e| Error::CorruptRecord { path, problem: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
+            path,
+            problem: e.to_string(),
+        })
     }
 
     pub fn write_record(&self, record: &RunRecord) -> Result<()> {
-        write_atomic(&self.record_file(), &serde_json::to_vec_pretty(record).expect("record serializes"))
+        write_atomic(
+            &self.record_file(),
+            &serde_json::to_vec_pretty(record).expect("record serializes"),
+        )
     }
 }
 
@@ -75,7 +83,11 @@ impl RunDir {
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).map_err(Error::io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::io("writing", path))
 }
@@ -83,7 +95,9 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 /// Every recorded run, newest first. A folder with an unreadable record is skipped, not fatal:
 /// one odd run must not hide the others.
 pub fn list(runs: &std::path::Path) -> Vec<(RunDir, RunRecord)> {
-    let Ok(entries) = std::fs::read_dir(runs) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
     let mut out: Vec<(RunDir, RunRecord)> = entries
         .flatten()
         .filter_map(|e| {
@@ -91,6 +105,10 @@ pub fn list(runs: &std::path::Path) -> Vec<(RunDir, RunRecord)> {
             dir.read_record().ok().map(|r| (dir, r))
         })
         .collect();
-    out.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at).then(a.1.spec.name.cmp(&b.1.spec.name)));
+    out.sort_by(|a, b| {
+        b.1.created_at
+            .cmp(&a.1.created_at)
+            .then(a.1.spec.name.cmp(&b.1.spec.name))
+    });
     out
 }

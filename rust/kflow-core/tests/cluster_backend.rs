@@ -12,10 +12,12 @@ use kflow_core::{BackendKind, Client, Context, Error, Launcher, Phase, RunOption
 use kflow_testcluster::{Options, TestCluster};
 
 fn crd_dir() -> Option<PathBuf> {
-    std::env::var_os("KFLOW_CRD_DIR").map(PathBuf::from).or_else(|| {
-        let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
-        d.is_dir().then_some(d)
-    })
+    std::env::var_os("KFLOW_CRD_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
+            d.is_dir().then_some(d)
+        })
 }
 
 struct Env {
@@ -34,13 +36,26 @@ impl Env {
 
     fn client(&self) -> Client {
         let r = self.root.path();
-        let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), self.cluster.kubeconfig_path.display().to_string())].into();
+        let env: BTreeMap<String, String> = [(
+            "KUBECONFIG".to_string(),
+            self.cluster.kubeconfig_path.display().to_string(),
+        )]
+        .into();
         let ctx = Context {
-            dirs: Dirs { config: r.join("config"), state: r.join("state"), cache: r.join("cache") },
+            dirs: Dirs {
+                config: r.join("config"),
+                state: r.join("state"),
+                cache: r.join("cache"),
+            },
             cwd: r.join("project"),
             env,
         };
-        Client::new(ctx, Launcher { command: Vec::new() })
+        Client::new(
+            ctx,
+            Launcher {
+                command: Vec::new(),
+            },
+        )
     }
 
     fn project(&self, files: &[(&str, &str)]) -> PathBuf {
@@ -56,8 +71,13 @@ impl Env {
     /// Sets the test cluster's fault injection (its admin endpoint, with the admin token).
     fn faults(&self, client: &Client, json: serde_json::Value) {
         let backend = client.cluster().unwrap();
-        let req = http::Request::put("/admin/faults").header("content-type", "application/json").body(json.to_string().into_bytes()).unwrap();
-        backend.block_on(backend.client().request_text(req)).expect("faults set");
+        let req = http::Request::put("/admin/faults")
+            .header("content-type", "application/json")
+            .body(json.to_string().into_bytes())
+            .unwrap();
+        backend
+            .block_on(backend.client().request_text(req))
+            .expect("faults set");
     }
 }
 
@@ -77,7 +97,13 @@ const TRAIN: &str = "import os, helper\nprint(helper.greet(), 'rank', os.environ
 #[test]
 fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
     let env = Env::start();
-    env.project(&[("train.py", TRAIN), ("helper.py", "def greet():\n    return 'hello from helper'\n")]);
+    env.project(&[
+        ("train.py", TRAIN),
+        (
+            "helper.py",
+            "def greet():\n    return 'hello from helper'\n",
+        ),
+    ]);
     let client = env.client();
     // Cut every log stream after 7 lines: the follower must resume without loss or repeats.
     env.faults(&client, serde_json::json!({"logDropAfter": 7}));
@@ -86,21 +112,48 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
     let job = client.submit(opts("pt-ok", "train.py")).expect("submitted");
     eprintln!("submit took {:?}", t0.elapsed());
     let lines: Vec<_> = job.logs(true).collect();
-    let status = job.wait(Some(Duration::from_secs(120)), &mut || false).unwrap();
+    let status = job
+        .wait(Some(Duration::from_secs(120)), &mut || false)
+        .unwrap();
     eprintln!("run + logs took {:?}", t0.elapsed());
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     for replica in ["master-0", "worker-0"] {
         // kflow's own lines ("kflow: waiting for …") are not the job's output.
-        let texts: Vec<&str> = lines.iter().filter(|l| l.replica == replica && !l.text.starts_with("kflow: ")).map(|l| l.text.as_str()).collect();
+        let texts: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.replica == replica && !l.text.starts_with("kflow: "))
+            .map(|l| l.text.as_str())
+            .collect();
         let expected_rank = if replica == "master-0" { "0" } else { "1" };
-        assert_eq!(texts[0], format!("hello from helper rank {expected_rank} of 2"), "{texts:?}");
+        assert_eq!(
+            texts[0],
+            format!("hello from helper rank {expected_rank} of 2"),
+            "{texts:?}"
+        );
         let numbered: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
-        assert_eq!(&texts[1..], numbered.iter().map(String::as_str).collect::<Vec<_>>().as_slice(), "{replica}: every line exactly once");
+        assert_eq!(
+            &texts[1..],
+            numbered
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            "{replica}: every line exactly once"
+        );
         // The local copy holds the same lines, so logs outlive the pods.
-        let copy = std::fs::read_to_string(job.run_dir().join("logs").join(format!("{replica}.log"))).unwrap();
+        let copy =
+            std::fs::read_to_string(job.run_dir().join("logs").join(format!("{replica}.log")))
+                .unwrap();
         assert_eq!(copy.lines().count(), 41);
     }
-    assert_eq!(status.replicas.iter().map(|r| (r.name.as_str(), r.exit_code)).collect::<Vec<_>>(), [("master-0", Some(0)), ("worker-0", Some(0))]);
+    assert_eq!(
+        status
+            .replicas
+            .iter()
+            .map(|r| (r.name.as_str(), r.exit_code))
+            .collect::<Vec<_>>(),
+        [("master-0", Some(0)), ("worker-0", Some(0))]
+    );
 
     // What the cluster holds: the code ConfigMap owned by the job, the record on the job.
     let backend = client.cluster().unwrap();
@@ -108,10 +161,19 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(backend.client().clone(), "default");
     let cm = backend.block_on(cms.get("pt-ok-code")).unwrap();
     let owner = &cm.metadata.owner_references.unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("PyTorchJob", "pt-ok"));
-    let pvcs: kube::Api<PersistentVolumeClaim> = kube::Api::namespaced(backend.client().clone(), "default");
-    assert!(backend.block_on(pvcs.get_opt("pip-cache-pvc")).unwrap().is_some());
-    let record = cluster::ops::find_record(&backend, "pt-ok").unwrap().expect("record annotation");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("PyTorchJob", "pt-ok")
+    );
+    let pvcs: kube::Api<PersistentVolumeClaim> =
+        kube::Api::namespaced(backend.client().clone(), "default");
+    assert!(backend
+        .block_on(pvcs.get_opt("pip-cache-pvc"))
+        .unwrap()
+        .is_some());
+    let record = cluster::ops::find_record(&backend, "pt-ok")
+        .unwrap()
+        .expect("record annotation");
     assert_eq!(record.spec.run_id, job.spec().run_id);
     assert_eq!(record.code_sha256, job.record().code_sha256);
 
@@ -120,51 +182,103 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
     let other = {
         let r = env.root.path().join("other");
         let ctx = Context {
-            dirs: Dirs { config: r.join("config"), state: r.join("state"), cache: r.join("cache") },
+            dirs: Dirs {
+                config: r.join("config"),
+                state: r.join("state"),
+                cache: r.join("cache"),
+            },
             cwd: r.clone(),
-            env: [("KUBECONFIG".to_string(), env.cluster.kubeconfig_path.display().to_string())].into(),
+            env: [(
+                "KUBECONFIG".to_string(),
+                env.cluster.kubeconfig_path.display().to_string(),
+            )]
+            .into(),
         };
-        Client::new(ctx, Launcher { command: Vec::new() })
+        Client::new(
+            ctx,
+            Launcher {
+                command: Vec::new(),
+            },
+        )
     };
     let adopted = other.adopt("pt-ok").expect("adopted from the cluster");
     assert_eq!(adopted.status().unwrap().phase, Phase::Succeeded);
     let restarted = adopted.restart().expect("restarted");
     assert_eq!(restarted.record().attempt, 2);
     assert_ne!(restarted.spec().run_id, job.spec().run_id);
-    let status = restarted.wait(Some(Duration::from_secs(120)), &mut || false).unwrap();
+    let status = restarted
+        .wait(Some(Duration::from_secs(120)), &mut || false)
+        .unwrap();
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     let lines: Vec<_> = restarted.logs(false).collect();
     // (The test cluster keeps a pod's log by pod name, so the recreated pods show the first
     // attempt's lines too; a real kubelet starts a new pod's log empty.)
     for replica in ["master-0", "worker-0"] {
-        assert_eq!(lines.iter().rfind(|l| l.replica == replica).map(|l| l.text.as_str()), Some("line 39"));
+        assert_eq!(
+            lines
+                .iter()
+                .rfind(|l| l.replica == replica)
+                .map(|l| l.text.as_str()),
+            Some("line 39")
+        );
     }
 
     // Delete removes the job (and with it the pods and the code ConfigMap).
     restarted.delete().unwrap();
-    assert!(cluster::ops::find_record(&backend, "pt-ok").unwrap().is_none());
+    assert!(cluster::ops::find_record(&backend, "pt-ok")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
 fn failures_say_why() {
     let env = Env::start();
-    env.project(&[("fail.py", "import sys\nprint('about to fail')\nsys.exit(3)\n"), ("ok.py", "print('ok')\n")]);
+    env.project(&[
+        (
+            "fail.py",
+            "import sys\nprint('about to fail')\nsys.exit(3)\n",
+        ),
+        ("ok.py", "print('ok')\n"),
+    ]);
     let client = env.client();
 
-    let job = client.submit(RunOptions { workers: Some(1), ..opts("pt-fail", "fail.py") }).unwrap();
-    let status = job.wait(Some(Duration::from_secs(60)), &mut || false).unwrap();
+    let job = client
+        .submit(RunOptions {
+            workers: Some(1),
+            ..opts("pt-fail", "fail.py")
+        })
+        .unwrap();
+    let status = job
+        .wait(Some(Duration::from_secs(60)), &mut || false)
+        .unwrap();
     assert_eq!(status.phase, Phase::Failed);
     assert_eq!(status.reason.as_deref(), Some("Error"));
-    assert!(status.message.as_deref().unwrap().starts_with("master-0 exited with code 3"), "{status:?}");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("master-0 exited with code 3"),
+        "{status:?}"
+    );
     assert_eq!(status.replicas[0].exit_code, Some(3));
     let lines: Vec<_> = job.logs(false).map(|l| l.text).collect();
     assert_eq!(lines, ["about to fail"]);
 
     // A bad image stays Pending with the image named; cancel deletes it.
-    let job = client.submit(RunOptions { image: Some("nosuch/image:1".into()), workers: Some(1), ..opts("pt-image", "ok.py") }).unwrap();
+    let job = client
+        .submit(RunOptions {
+            image: Some("nosuch/image:1".into()),
+            workers: Some(1),
+            ..opts("pt-image", "ok.py")
+        })
+        .unwrap();
     let mut seen = None;
     for _ in 0..100 {
-        seen = job.status().ok().filter(|s| s.reason.as_deref() == Some("ImagePullBackOff"));
+        seen = job
+            .status()
+            .ok()
+            .filter(|s| s.reason.as_deref() == Some("ImagePullBackOff"));
         if seen.is_some() {
             break;
         }
@@ -174,11 +288,19 @@ fn failures_say_why() {
     assert_eq!(seen.phase, Phase::Pending);
     assert!(seen.message.unwrap().contains("\"nosuch/image:1\""));
     let cancelled = job.cancel().unwrap();
-    assert_eq!((cancelled.phase, cancelled.reason.as_deref()), (Phase::Failed, Some("Cancelled")));
+    assert_eq!(
+        (cancelled.phase, cancelled.reason.as_deref()),
+        (Phase::Failed, Some("Cancelled"))
+    );
     assert_eq!(job.status().unwrap().reason.as_deref(), Some("Cancelled"));
 
     // The same name again from this machine: refused with the fix.
-    let err = client.submit(RunOptions { workers: Some(1), ..opts("pt-fail", "ok.py") }).unwrap_err();
+    let err = client
+        .submit(RunOptions {
+            workers: Some(1),
+            ..opts("pt-fail", "ok.py")
+        })
+        .unwrap_err();
     assert!(matches!(err, Error::JobExists { .. }), "{err}");
 }
 
@@ -187,21 +309,56 @@ fn creation_is_idempotent_by_run_id() {
     let env = Env::start();
     env.project(&[("ok.py", "print('ok')\n")]);
     let client = env.client();
-    let spec = client.resolve(RunOptions { workers: Some(1), ..opts("pt-once", "ok.py") }).unwrap();
+    let spec = client
+        .resolve(RunOptions {
+            workers: Some(1),
+            ..opts("pt-once", "ok.py")
+        })
+        .unwrap();
     let backend = client.cluster().unwrap();
     let mut spec_ns = spec.clone();
     spec_ns.namespace = Some("default".into());
-    let code = kflow_core::manifest::CodePayload::Archive { bytes: b"not really a tar".to_vec(), sha256: "0".repeat(64) };
+    let code = kflow_core::manifest::CodePayload::Archive {
+        bytes: b"not really a tar".to_vec(),
+        sha256: "0".repeat(64),
+    };
     let manifests = kflow_core::manifest::build(&spec_ns, &code, kflow_core::manifest::MpiApi::V1);
-    fn sub<'a>(manifests: &'a kflow_core::manifest::Manifests, kind: kflow_core::JobKind, run_id: &'a str) -> cluster::submit::Submission<'a> {
-        cluster::submit::Submission { manifests, namespace: "default", kind, name: "pt-once", run_id, record_json: "{}".into(), extra_code: Vec::new() }
+    fn sub<'a>(
+        manifests: &'a kflow_core::manifest::Manifests,
+        kind: kflow_core::JobKind,
+        run_id: &'a str,
+    ) -> cluster::submit::Submission<'a> {
+        cluster::submit::Submission {
+            manifests,
+            namespace: "default",
+            kind,
+            name: "pt-once",
+            run_id,
+            record_json: "{}".into(),
+            extra_code: Vec::new(),
+        }
     }
-    let uid = backend.block_on(cluster::submit::submit(backend.client(), &sub(&manifests, spec.kind, &spec.run_id))).unwrap();
+    let uid = backend
+        .block_on(cluster::submit::submit(
+            backend.client(),
+            &sub(&manifests, spec.kind, &spec.run_id),
+        ))
+        .unwrap();
     // A retry of the same run (say after a timeout) adopts what exists: still one job.
-    let again = backend.block_on(cluster::submit::submit(backend.client(), &sub(&manifests, spec.kind, &spec.run_id))).unwrap();
+    let again = backend
+        .block_on(cluster::submit::submit(
+            backend.client(),
+            &sub(&manifests, spec.kind, &spec.run_id),
+        ))
+        .unwrap();
     assert_eq!(uid, again);
     // Another run under the same name is refused.
-    let err = backend.block_on(cluster::submit::submit(backend.client(), &sub(&manifests, spec.kind, "otherrun"))).unwrap_err();
+    let err = backend
+        .block_on(cluster::submit::submit(
+            backend.client(),
+            &sub(&manifests, spec.kind, "otherrun"),
+        ))
+        .unwrap_err();
     assert!(matches!(err, Error::JobExists { .. }), "{err}");
 }
 
@@ -212,9 +369,16 @@ fn missing_operator_and_in_cluster_connection() {
     let client = env.client();
     env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/apis/kubeflow.org", "errorRate": 1.0, "errorCode": 404}]}));
     // A fresh client: capabilities are detected once per connection.
-    let err = env.client().submit(opts("pt-none", "ok.py")).unwrap_err().to_string();
+    let err = env
+        .client()
+        .submit(opts("pt-none", "ok.py"))
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("the Kubeflow Training Operator is not installed here (kubeflow.org/v1 PyTorchJob is not served)"), "{err}");
-    assert!(!env.root.path().join("state/runs/pt-none").exists(), "nothing left behind");
+    assert!(
+        !env.root.path().join("state/runs/pt-none").exists(),
+        "nothing left behind"
+    );
     env.faults(&client, serde_json::json!({}));
 
     // A pod's service account: token, CA and namespace files.
@@ -223,7 +387,10 @@ fn missing_operator_and_in_cluster_connection() {
     std::fs::write(sa.join("token"), &env.cluster.token).unwrap();
     std::fs::write(sa.join("ca.crt"), env.cluster.ca_pem.as_deref().unwrap()).unwrap();
     std::fs::write(sa.join("namespace"), "default").unwrap();
-    let in_pod = env.client().with_cluster_source(Source::InCluster { dir: sa, server: Some(env.cluster.base_url.clone()) });
+    let in_pod = env.client().with_cluster_source(Source::InCluster {
+        dir: sa,
+        server: Some(env.cluster.base_url.clone()),
+    });
     let backend = in_pod.cluster().unwrap();
     assert_eq!(backend.namespace, "default");
     assert!(backend.capabilities().unwrap().pytorchjob);
@@ -231,13 +398,29 @@ fn missing_operator_and_in_cluster_connection() {
     // The sign-in seams: an in-memory config, or a client the caller makes.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&env.cluster.kubeconfig).unwrap();
-    let config = rt.block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())).unwrap();
-    let in_memory = env.client().with_cluster_source(Source::Config { config: Box::new(config.clone()), label: "session".into() });
+    let config = rt
+        .block_on(kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &Default::default(),
+        ))
+        .unwrap();
+    let in_memory = env.client().with_cluster_source(Source::Config {
+        config: Box::new(config.clone()),
+        label: "session".into(),
+    });
     assert!(in_memory.cluster().unwrap().capabilities().unwrap().tfjob);
     let make: cluster::connection::MakeClient = std::sync::Arc::new(move || {
-        kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable { server: "test".into(), problem: e.to_string() })
+        kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable {
+            server: "test".into(),
+            problem: e.to_string(),
+        })
     });
-    let made = env.client().with_cluster_source(Source::Client { make, namespace: "default".into(), label: "made".into(), server: String::new() });
+    let made = env.client().with_cluster_source(Source::Client {
+        make,
+        namespace: "default".into(),
+        label: "made".into(),
+        server: String::new(),
+    });
     assert_eq!(made.cluster().unwrap().description, "made");
     assert!(made.cluster().unwrap().capabilities().unwrap().mpijob_v1);
 }
@@ -245,7 +428,10 @@ fn missing_operator_and_in_cluster_connection() {
 #[test]
 fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
     let env = Env::start();
-    env.project(&[("many.py", "for i in range(3000):\n    print('n', i, flush=True)\n")]);
+    env.project(&[(
+        "many.py",
+        "for i in range(3000):\n    print('n', i, flush=True)\n",
+    )]);
     let client = env.client();
     // Discovery first, while the API is healthy (capabilities are cached per connection).
     client.cluster().unwrap().capabilities().unwrap();
@@ -253,19 +439,32 @@ fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
     // (tests/cluster cuts every 25 lines too, without the errors).
     env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/", "errorRate": 0.3, "errorCode": 500}], "logDropAfter": 1000}));
     let t0 = std::time::Instant::now();
-    let job = client.submit(opts("pt-flaky", "many.py")).expect("submitted despite 30% errors");
+    let job = client
+        .submit(opts("pt-flaky", "many.py"))
+        .expect("submitted despite 30% errors");
     let lines: Vec<_> = job.logs(true).collect();
-    let status = job.wait(Some(Duration::from_secs(120)), &mut || false).unwrap();
+    let status = job
+        .wait(Some(Duration::from_secs(120)), &mut || false)
+        .unwrap();
     eprintln!("flaky run took {:?}", t0.elapsed());
     env.faults(&client, serde_json::json!({}));
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     for replica in ["master-0", "worker-0"] {
-        let texts: Vec<String> = lines.iter().filter(|l| l.replica == replica && !l.text.starts_with("kflow: ")).map(|l| l.text.clone()).collect();
-        assert_eq!(texts, (0..3000).map(|i| format!("n {i}")).collect::<Vec<_>>(), "{replica}");
+        let texts: Vec<String> = lines
+            .iter()
+            .filter(|l| l.replica == replica && !l.text.starts_with("kflow: "))
+            .map(|l| l.text.clone())
+            .collect();
+        assert_eq!(
+            texts,
+            (0..3000).map(|i| format!("n {i}")).collect::<Vec<_>>(),
+            "{replica}"
+        );
     }
     let backend = client.cluster().unwrap();
     let ar = cluster::job_resource(kflow_core::JobKind::PyTorchJob, "kubeflow.org/v1");
-    let jobs: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(backend.client().clone(), "default", &ar);
+    let jobs: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(backend.client().clone(), "default", &ar);
     let all = backend.block_on(jobs.list(&Default::default())).unwrap();
     assert_eq!(all.items.len(), 1, "created exactly once");
 }
@@ -275,12 +474,26 @@ fn tfjob_runs_with_tf_config() {
     let env = Env::start();
     env.project(&[("tf.py", "import json, os\nc = json.loads(os.environ['TF_CONFIG'])\nprint('task', c['task']['type'], c['task']['index'], 'of', len(c['cluster']['worker']))\n")]);
     let client = env.client();
-    let job = client.submit(RunOptions { kind: Some(kflow_core::JobKind::TFJob), pip_cache: Some(false), ..opts("tf-ok", "tf.py") }).unwrap();
-    let status = job.wait(Some(Duration::from_secs(60)), &mut || false).unwrap();
+    let job = client
+        .submit(RunOptions {
+            kind: Some(kflow_core::JobKind::TFJob),
+            pip_cache: Some(false),
+            ..opts("tf-ok", "tf.py")
+        })
+        .unwrap();
+    let status = job
+        .wait(Some(Duration::from_secs(60)), &mut || false)
+        .unwrap();
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     let mut lines: Vec<String> = job.logs(false).map(|l| l.render(true)).collect();
     lines.sort();
-    assert_eq!(lines, ["[worker-0] task worker 0 of 2", "[worker-1] task worker 1 of 2"]);
+    assert_eq!(
+        lines,
+        [
+            "[worker-0] task worker 0 of 2",
+            "[worker-1] task worker 1 of 2"
+        ]
+    );
 }
 
 #[test]
@@ -288,19 +501,40 @@ fn forbidden_and_oversized_code_say_what_to_do() {
     let env = Env::start();
     env.project(&[("ok.py", "print('ok')\n")]);
     // Over the cluster upload cap (sparse: the size check reads metadata, not bytes).
-    std::fs::File::create(env.root.path().join("project/noise.bin")).unwrap().set_len(65 << 20).unwrap();
+    std::fs::File::create(env.root.path().join("project/noise.bin"))
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
     let client = env.client();
-    let err = client.submit(opts("pt-big", "ok.py")).unwrap_err().to_string();
-    assert!(err.contains("for a cluster run (the code travels through the API server in ConfigMaps)") && err.contains("Fix:"), "{err}");
-    assert!(!env.root.path().join("state/runs/pt-big").exists(), "nothing left behind");
+    let err = client
+        .submit(opts("pt-big", "ok.py"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("for a cluster run (the code travels through the API server in ConfigMaps)")
+            && err.contains("Fix:"),
+        "{err}"
+    );
+    assert!(
+        !env.root.path().join("state/runs/pt-big").exists(),
+        "nothing left behind"
+    );
 
     std::fs::remove_file(env.root.path().join("project/noise.bin")).unwrap();
     env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/configmaps", "method": "POST", "errorRate": 1.0, "errorCode": 403}]}));
     let err = client.submit(opts("pt-denied", "ok.py")).unwrap_err();
     assert!(matches!(err, Error::Forbidden { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.starts_with("you are not allowed to create configmaps in namespace \"default\""), "{text}");
-    assert!(text.contains("Fix: ask your cluster admin to grant you create on configmaps in \"default\""), "{text}");
+    assert!(
+        text.starts_with("you are not allowed to create configmaps in namespace \"default\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Fix: ask your cluster admin to grant you create on configmaps in \"default\""
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -309,7 +543,8 @@ fn a_project_larger_than_a_configmap_travels_in_slices() {
     use rand::RngCore;
     let mut noise = vec![0u8; 2_000_000];
     rand::rng().fill_bytes(&mut noise);
-    let script = "import hashlib\nprint(hashlib.sha256(open('data/noise.bin', 'rb').read()).hexdigest())\n";
+    let script =
+        "import hashlib\nprint(hashlib.sha256(open('data/noise.bin', 'rb').read()).hexdigest())\n";
     env.project(&[("big.py", script)]);
     std::fs::create_dir_all(env.root.path().join("project/data")).unwrap();
     std::fs::write(env.root.path().join("project/data/noise.bin"), &noise).unwrap();
@@ -317,21 +552,54 @@ fn a_project_larger_than_a_configmap_travels_in_slices() {
     let t0 = std::time::Instant::now();
     let job = client.submit(opts("pt-slices", "big.py")).unwrap();
     eprintln!("2 MB submit took {:?}", t0.elapsed());
-    let status = job.wait(Some(Duration::from_secs(60)), &mut || false).unwrap();
+    let status = job
+        .wait(Some(Duration::from_secs(60)), &mut || false)
+        .unwrap();
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
     use sha2::Digest;
     let digest = hex::encode(sha2::Sha256::digest(&noise));
     let lines: Vec<String> = job.logs(false).map(|l| l.text).collect();
-    assert_eq!(lines, [digest.clone(), digest], "both replicas unpacked the joined archive");
+    assert_eq!(
+        lines,
+        [digest.clone(), digest],
+        "both replicas unpacked the joined archive"
+    );
     let backend = client.cluster().unwrap();
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(backend.client().clone(), "default");
-    let names: Vec<String> = backend.block_on(cms.list(&Default::default())).unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
-    assert_eq!(names.iter().filter(|n| n.starts_with("pt-slices-code-")).count(), 3, "{names:?}");
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(backend.client().clone(), "default");
+    let names: Vec<String> = backend
+        .block_on(cms.list(&Default::default()))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("pt-slices-code-"))
+            .count(),
+        3,
+        "{names:?}"
+    );
     // A restart from another machine rebuilds the archive from the slices.
     std::fs::remove_file(job.run_dir().join("code.tar.gz")).unwrap();
     let again = job.restart().unwrap();
-    assert_eq!(again.wait(Some(Duration::from_secs(60)), &mut || false).unwrap().phase, Phase::Succeeded);
+    assert_eq!(
+        again
+            .wait(Some(Duration::from_secs(60)), &mut || false)
+            .unwrap()
+            .phase,
+        Phase::Succeeded
+    );
     again.delete().unwrap();
-    let left: Vec<String> = backend.block_on(cms.list(&Default::default())).unwrap().items.into_iter().filter_map(|c| c.metadata.name).filter(|n| n.starts_with("pt-slices")).collect();
+    let left: Vec<String> = backend
+        .block_on(cms.list(&Default::default()))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n.starts_with("pt-slices"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -16,10 +16,12 @@ use kflow_core::{BackendKind, Client, Context, Launcher, RunOptions};
 use kflow_testcluster::{Options, TestCluster};
 
 fn crd_dir() -> Option<PathBuf> {
-    std::env::var_os("KFLOW_CRD_DIR").map(PathBuf::from).or_else(|| {
-        let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
-        d.is_dir().then_some(d)
-    })
+    std::env::var_os("KFLOW_CRD_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
+            d.is_dir().then_some(d)
+        })
 }
 
 /// Fails on its first run (after printing), succeeds on the second: the marker lives on the
@@ -36,9 +38,26 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
     let project = r.join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("flaky.py"), FLAKY).unwrap();
-    let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), tc.kubeconfig_path.display().to_string())].into();
-    let ctx = Context { dirs: Dirs { config: r.join("config"), state: r.join("state"), cache: r.join("cache") }, cwd: project.clone(), env };
-    let client = Client::new(ctx, Launcher { command: Vec::new() });
+    let env: BTreeMap<String, String> = [(
+        "KUBECONFIG".to_string(),
+        tc.kubeconfig_path.display().to_string(),
+    )]
+    .into();
+    let ctx = Context {
+        dirs: Dirs {
+            config: r.join("config"),
+            state: r.join("state"),
+            cache: r.join("cache"),
+        },
+        cwd: project.clone(),
+        env,
+    };
+    let client = Client::new(
+        ctx,
+        Launcher {
+            command: Vec::new(),
+        },
+    );
     let opts = RunOptions {
         script: Some("flaky.py".into()),
         name: Some("pt-again".into()),
@@ -50,10 +69,23 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
     spec.namespace = Some("default".into());
     // kflow's own jobs use restartPolicy Never; this one restarts in place, as a template or an
     // admin policy may make it.
-    let archive = artifacts::package(&spec.project_root, &r.join("code.tar.gz"), &PackOptions::default()).unwrap();
+    let archive = artifacts::package(
+        &spec.project_root,
+        &r.join("code.tar.gz"),
+        &PackOptions::default(),
+    )
+    .unwrap();
     let bytes = std::fs::read(&archive.path).unwrap();
-    let mut m = manifest::build(&spec, &CodePayload::Archive { bytes, sha256: archive.sha256.clone() }, MpiApi::V1);
-    m.job["spec"]["pytorchReplicaSpecs"]["Master"]["restartPolicy"] = serde_json::json!("OnFailure");
+    let mut m = manifest::build(
+        &spec,
+        &CodePayload::Archive {
+            bytes,
+            sha256: archive.sha256.clone(),
+        },
+        MpiApi::V1,
+    );
+    m.job["spec"]["pytorchReplicaSpecs"]["Master"]["restartPolicy"] =
+        serde_json::json!("OnFailure");
     let backend = client.cluster().unwrap();
     let sub = cluster::submit::Submission {
         manifests: &m,
@@ -64,33 +96,63 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
         record_json: "{}".into(),
         extra_code: Vec::new(),
     };
-    backend.block_on(cluster::submit::submit(backend.client(), &sub)).unwrap();
+    backend
+        .block_on(cluster::submit::submit(backend.client(), &sub))
+        .unwrap();
 
     // Follow only once the restart has happened and the second run is over: without reading
     // the previous instance, "first …" would be gone.
     let pods: kube::Api<Pod> = kube::Api::namespaced(backend.client().clone(), "default");
-    let lp = kube::api::ListParams::default().labels(&cluster::pod_selector(&spec.name, &spec.run_id));
+    let lp =
+        kube::api::ListParams::default().labels(&cluster::pod_selector(&spec.name, &spec.run_id));
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let list = backend.block_on(pods.list(&lp)).unwrap();
         let done = list.items.iter().any(|p| {
-            cluster::logs::restart_count(p, "pytorch") >= 1 && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+            cluster::logs::restart_count(p, "pytorch") >= 1
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
         });
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "the pod did not restart and succeed: {:?}", list.items.iter().map(|p| &p.status).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "the pod did not restart and succeed: {:?}",
+            list.items.iter().map(|p| &p.status).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let expected: Vec<String> = (0..30).map(|i| format!("first {i}")).chain((0..30).map(|i| format!("second {i}"))).collect();
+    let expected: Vec<String> = (0..30)
+        .map(|i| format!("first {i}"))
+        .chain((0..30).map(|i| format!("second {i}")))
+        .collect();
     let ar = cluster::job_resource(spec.kind, manifest::GROUP_VERSION);
     for follow in [true, false] {
-        let jobs: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(backend.client().clone(), "default", &ar);
+        let jobs: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(backend.client().clone(), "default", &ar);
         let dir = RunDir::new(&r.join(format!("runs-{follow}")), &spec.name);
-        let stream = ClusterLogStream::start(backend.clone(), jobs, "default", &spec.name, &spec.run_id, dir.clone(), vec!["master-0".into()], follow);
-        let texts: Vec<String> = stream.filter(|l| !l.text.starts_with(cluster::logs::KFLOW_LINE_PREFIX)).map(|l| l.text).collect();
+        let stream = ClusterLogStream::start(
+            backend.clone(),
+            jobs,
+            "default",
+            &spec.name,
+            &spec.run_id,
+            dir.clone(),
+            vec!["master-0".into()],
+            follow,
+        );
+        let texts: Vec<String> = stream
+            .filter(|l| !l.text.starts_with(cluster::logs::KFLOW_LINE_PREFIX))
+            .map(|l| l.text)
+            .collect();
         assert_eq!(texts, expected, "follow={follow}");
         // The local copy holds both instances too.
-        assert_eq!(std::fs::read_to_string(dir.log_file("master-0")).unwrap().lines().collect::<Vec<_>>(), expected);
+        assert_eq!(
+            std::fs::read_to_string(dir.log_file("master-0"))
+                .unwrap()
+                .lines()
+                .collect::<Vec<_>>(),
+            expected
+        );
     }
 }

@@ -16,14 +16,81 @@ const PY_KEYWORDS: &[&str] = &[
 ];
 
 const PY_BUILTINS: &[&str] = &[
-    "abs", "all", "any", "ascii", "bin", "bool", "breakpoint", "bytearray", "bytes", "callable",
-    "chr", "classmethod", "compile", "complex", "delattr", "dict", "dir", "divmod", "enumerate",
-    "eval", "exec", "filter", "float", "format", "frozenset", "getattr", "globals", "hasattr",
-    "hash", "help", "hex", "id", "input", "int", "isinstance", "issubclass", "iter", "len",
-    "list", "locals", "map", "max", "memoryview", "min", "next", "object", "oct", "open", "ord",
-    "pow", "print", "property", "range", "repr", "reversed", "round", "set", "setattr", "slice",
-    "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "vars", "zip", "__name__",
-    "__file__", "Exception", "ValueError", "TypeError", "KeyError", "RuntimeError",
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "breakpoint",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "compile",
+    "complex",
+    "delattr",
+    "dict",
+    "dir",
+    "divmod",
+    "enumerate",
+    "eval",
+    "exec",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "getattr",
+    "globals",
+    "hasattr",
+    "hash",
+    "help",
+    "hex",
+    "id",
+    "input",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "locals",
+    "map",
+    "max",
+    "memoryview",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "open",
+    "ord",
+    "pow",
+    "print",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "setattr",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "type",
+    "vars",
+    "zip",
+    "__name__",
+    "__file__",
+    "Exception",
+    "ValueError",
+    "TypeError",
+    "KeyError",
+    "RuntimeError",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,10 +109,17 @@ fn is_word_char(c: char) -> bool {
 pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String]) -> Completion {
     let chars: Vec<char> = code.chars().collect();
     let cursor = cursor.min(chars.len());
-    let line_start = chars[..cursor].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
+    let line_start = chars[..cursor]
+        .iter()
+        .rposition(|&c| c == '\n')
+        .map_or(0, |i| i + 1);
     let line: String = chars[line_start..cursor].iter().collect();
     let lead = line.trim_start();
-    let empty = |start| Completion { matches: vec![], cursor_start: start, cursor_end: cursor };
+    let empty = |start| Completion {
+        matches: vec![],
+        cursor_start: start,
+        cursor_end: cursor,
+    };
 
     // Token boundaries: magics/paths use wider tokens than Python identifiers.
     let token_start = |pred: &dyn Fn(char) -> bool| {
@@ -62,14 +136,19 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
             // Still typing the magic's name.
             let start = token_start(&|c| is_word_char(c) || c == '%');
             let prefix: String = chars[start..cursor].iter().collect();
-            let first_line = line_start == 0 || chars[..line_start].iter().all(|c| c.is_whitespace());
+            let first_line =
+                line_start == 0 || chars[..line_start].iter().all(|c| c.is_whitespace());
             let matches = MAGICS
                 .iter()
                 .map(|(n, _)| *n)
                 .filter(|n| n.starts_with(&prefix) && (first_line || !n.starts_with("%%")))
                 .map(String::from)
                 .collect();
-            return Completion { matches, cursor_start: start, cursor_end: cursor };
+            return Completion {
+                matches,
+                cursor_start: start,
+                cursor_end: cursor,
+            };
         }
         let magic = lead.split_whitespace().next().unwrap_or("");
         let start = token_start(&|c| !c.is_whitespace());
@@ -83,8 +162,16 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
                         _ => &[],
                     };
                     let vstart = start + key.chars().count() + 1;
-                    let matches = values.iter().filter(|v| v.starts_with(value)).map(|v| v.to_string()).collect();
-                    return Completion { matches, cursor_start: vstart, cursor_end: cursor };
+                    let matches = values
+                        .iter()
+                        .filter(|v| v.starts_with(value))
+                        .map(|v| v.to_string())
+                        .collect();
+                    return Completion {
+                        matches,
+                        cursor_start: vstart,
+                        cursor_end: cursor,
+                    };
                 }
                 let mut matches: Vec<String> = OPTION_KEYS
                     .iter()
@@ -94,7 +181,11 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
                 if "reset".starts_with(&token) {
                     matches.push("reset".into());
                 }
-                return Completion { matches, cursor_start: start, cursor_end: cursor };
+                return Completion {
+                    matches,
+                    cursor_start: start,
+                    cursor_end: cursor,
+                };
             }
             "%kflow_run" | "%%kflow_run" => {
                 if let Some(flag) = token.strip_prefix("--") {
@@ -103,16 +194,36 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
                         .filter(|(k, _)| k.starts_with(flag))
                         .map(|(k, _)| format!("--{k}"))
                         .collect();
-                    return Completion { matches, cursor_start: start, cursor_end: cursor };
+                    return Completion {
+                        matches,
+                        cursor_start: start,
+                        cursor_end: cursor,
+                    };
                 }
-                return Completion { matches: paths(project, &token), cursor_start: start, cursor_end: cursor };
+                return Completion {
+                    matches: paths(project, &token),
+                    cursor_start: start,
+                    cursor_end: cursor,
+                };
             }
             "%%kflow_file" => {
-                return Completion { matches: paths(project, &token), cursor_start: start, cursor_end: cursor };
+                return Completion {
+                    matches: paths(project, &token),
+                    cursor_start: start,
+                    cursor_end: cursor,
+                };
             }
             "%kflow_logs" | "%kflow_status" | "%kflow_cancel" => {
-                let matches = job_names.iter().filter(|n| n.starts_with(&token)).cloned().collect();
-                return Completion { matches, cursor_start: start, cursor_end: cursor };
+                let matches = job_names
+                    .iter()
+                    .filter(|n| n.starts_with(&token))
+                    .cloned()
+                    .collect();
+                return Completion {
+                    matches,
+                    cursor_start: start,
+                    cursor_end: cursor,
+                };
             }
             _ => return empty(cursor),
         }
@@ -120,9 +231,16 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
 
     // Inside a string literal: complete project paths (open("data/tr…)).
     let quote_start = token_start(&|c| !c.is_whitespace() && c != '"' && c != '\'');
-    if quote_start > line_start && matches!(chars[quote_start - 1], '"' | '\'') && in_string(&line, quote_start - line_start) {
+    if quote_start > line_start
+        && matches!(chars[quote_start - 1], '"' | '\'')
+        && in_string(&line, quote_start - line_start)
+    {
         let token: String = chars[quote_start..cursor].iter().collect();
-        return Completion { matches: paths(project, &token), cursor_start: quote_start, cursor_end: cursor };
+        return Completion {
+            matches: paths(project, &token),
+            cursor_start: quote_start,
+            cursor_end: cursor,
+        };
     }
 
     let start = token_start(&|c| is_word_char(c));
@@ -142,11 +260,18 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
     }
     // Names already used in the cell (variables, imports, functions).
     for word in code.split(|c: char| !is_word_char(c)) {
-        if word.starts_with(&prefix) && word != prefix && !word.starts_with(|c: char| c.is_ascii_digit()) {
+        if word.starts_with(&prefix)
+            && word != prefix
+            && !word.starts_with(|c: char| c.is_ascii_digit())
+        {
             names.insert(word.to_string());
         }
     }
-    Completion { matches: names.into_iter().collect(), cursor_start: start, cursor_end: cursor }
+    Completion {
+        matches: names.into_iter().collect(),
+        cursor_start: start,
+        cursor_end: cursor,
+    }
 }
 
 /// Whether char offset `at` of a single line lies inside an open string literal.
@@ -173,8 +298,14 @@ fn paths(project: &Path, token: &str) -> Vec<String> {
         Some(i) => (&token[..=i], &token[i + 1..]),
         None => ("", token),
     };
-    let base = if Path::new(dir).is_absolute() { Path::new(dir).to_path_buf() } else { project.join(dir) };
-    let Ok(entries) = std::fs::read_dir(&base) else { return vec![] };
+    let base = if Path::new(dir).is_absolute() {
+        Path::new(dir).to_path_buf()
+    } else {
+        project.join(dir)
+    };
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return vec![];
+    };
     let mut out: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -206,7 +337,11 @@ pub fn is_complete(code: &str) -> Completeness {
     }
     if code.trim_start().starts_with("%%") {
         // A cell magic's body ends at an empty line, as in IPython's console.
-        return if code.ends_with("\n\n") { Completeness::Complete } else { Completeness::Incomplete(String::new()) };
+        return if code.ends_with("\n\n") {
+            Completeness::Complete
+        } else {
+            Completeness::Incomplete(String::new())
+        };
     }
     let mut stack: Vec<char> = Vec::new();
     let mut string: Option<(char, bool)> = None; // (quote, triple)
@@ -273,7 +408,12 @@ pub fn is_complete(code: &str) -> Completeness {
         return Completeness::Incomplete(String::new());
     }
     let last = lines.last().copied().unwrap_or("");
-    let last_code = lines.iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or("");
+    let last_code = lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .copied()
+        .unwrap_or("");
     let indent_of = |l: &str| l.len() - l.trim_start().len();
     let stripped = strip_comment(last_code);
     if stripped.trim_end().ends_with(':') {
@@ -318,8 +458,14 @@ pub fn inspect(code: &str, cursor: usize) -> Option<String> {
         return magics::help(&word).map(String::from);
     }
     // An option key on a %kflow line.
-    let line_start = chars[..s].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
-    let line: String = chars[line_start..].iter().take_while(|&&c| c != '\n').collect();
+    let line_start = chars[..s]
+        .iter()
+        .rposition(|&c| c == '\n')
+        .map_or(0, |i| i + 1);
+    let line: String = chars[line_start..]
+        .iter()
+        .take_while(|&&c| c != '\n')
+        .collect();
     if line.trim_start().starts_with("%kflow") {
         if let Some((k, h)) = OPTION_KEYS.iter().find(|(k, _)| *k == word) {
             return Some(format!("{k}: {h}"));
@@ -333,7 +479,12 @@ mod tests {
     use super::*;
 
     fn c(code: &str) -> Completion {
-        complete(code, code.chars().count(), Path::new("/nonexistent"), &["job-a".into(), "job-b".into()])
+        complete(
+            code,
+            code.chars().count(),
+            Path::new("/nonexistent"),
+            &["job-a".into(), "job-b".into()],
+        )
     }
 
     #[test]
@@ -356,7 +507,9 @@ mod tests {
     #[test]
     fn completes_python_names_and_paths() {
         assert_eq!(c("zi").matches, vec!["zip"]);
-        assert!(c("learning_rate = 1\nlearn").matches.contains(&"learning_rate".to_string()));
+        assert!(c("learning_rate = 1\nlearn")
+            .matches
+            .contains(&"learning_rate".to_string()));
         assert!(c("x.pri").matches.is_empty());
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
@@ -379,7 +532,10 @@ mod tests {
         assert_eq!(is_complete("%kflow gpu=1"), Complete);
         assert_eq!(is_complete("x = [1, 2,"), Incomplete(String::new()));
         assert_eq!(is_complete("for i in range(3):"), Incomplete("    ".into()));
-        assert_eq!(is_complete("for i in range(3):\n    print(i)"), Incomplete("    ".into()));
+        assert_eq!(
+            is_complete("for i in range(3):\n    print(i)"),
+            Incomplete("    ".into())
+        );
         assert_eq!(is_complete("for i in range(3):\n    print(i)\n"), Complete);
         assert_eq!(is_complete("s = \"\"\"abc"), Incomplete(String::new()));
         assert_eq!(is_complete("x = )"), Invalid);
@@ -387,12 +543,17 @@ mod tests {
         assert_eq!(is_complete("s = 'abc"), Invalid);
         assert_eq!(is_complete("x = 1 + \\"), Incomplete(String::new()));
         assert_eq!(is_complete("d = {'a': 1}  # done:"), Complete);
-        assert_eq!(is_complete("%%kflow_file a.py\nx=1"), Incomplete(String::new()));
+        assert_eq!(
+            is_complete("%%kflow_file a.py\nx=1"),
+            Incomplete(String::new())
+        );
     }
 
     #[test]
     fn inspects_magics_and_options() {
-        assert!(inspect("%kflow_run train.py", 3).unwrap().contains("SCRIPT"));
+        assert!(inspect("%kflow_run train.py", 3)
+            .unwrap()
+            .contains("SCRIPT"));
         assert!(inspect("%kflow gpu=1", 8).unwrap().starts_with("gpu:"));
         assert!(inspect("print(1)", 2).is_none());
     }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use crate::magics::{self, CellPlan, Command};
 use crate::messages::text_bundle;
 use crate::options::KernelOptions;
-use crate::runner::{CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script};
+use crate::runner::{
+    CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script,
+};
 
 #[derive(Default)]
 struct Session {
@@ -25,7 +27,11 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(runner: Arc<dyn CellRunner>, project_root: PathBuf) -> Self {
-        Executor { runner, project_root, session: Mutex::new(Session::default()) }
+        Executor {
+            runner,
+            project_root,
+            session: Mutex::new(Session::default()),
+        }
     }
 
     pub fn project_root(&self) -> PathBuf {
@@ -38,11 +44,18 @@ impl Executor {
     }
 
     pub fn job_names(&self) -> Vec<String> {
-        self.runner.jobs().map(|j| j.into_iter().map(|j| j.name).collect()).unwrap_or_default()
+        self.runner
+            .jobs()
+            .map(|j| j.into_iter().map(|j| j.name).collect())
+            .unwrap_or_default()
     }
 
     fn options(&self) -> KernelOptions {
-        let mut o = self.session.lock().map(|s| s.options.clone()).unwrap_or_default();
+        let mut o = self
+            .session
+            .lock()
+            .map(|s| s.options.clone())
+            .unwrap_or_default();
         // The runner gets an absolute project folder, whatever the magic said.
         o.project = Some(self.project_root());
         o
@@ -57,7 +70,12 @@ impl Executor {
     }
 
     /// Run one cell. Errors from magics become `Error` outcomes (shown as the cell's error).
-    pub fn execute(&self, code: &str, sink: &mut dyn OutputSink, cancel: &CancelToken) -> CellOutcome {
+    pub fn execute(
+        &self,
+        code: &str,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> CellOutcome {
         let plan = match magics::parse_cell(code) {
             Ok(p) => p,
             Err(e) => return CellOutcome::error("UsageError", e),
@@ -73,13 +91,22 @@ impl Executor {
                     .and_then(|_| std::fs::write(&target, contents));
                 match written {
                     Ok(()) => {
-                        sink.stdout(&format!("wrote {path} into the project; the following jobs include it\n"));
+                        sink.stdout(&format!(
+                            "wrote {path} into the project; the following jobs include it\n"
+                        ));
                         CellOutcome::Ok
                     }
-                    Err(e) => CellOutcome::error("OSError", format!("cannot write {}: {e}", target.display())),
+                    Err(e) => CellOutcome::error(
+                        "OSError",
+                        format!("cannot write {}: {e}", target.display()),
+                    ),
                 }
             }
-            CellPlan::CellRun { overrides, args, code } => {
+            CellPlan::CellRun {
+                overrides,
+                args,
+                code,
+            } => {
                 let req = JobRequest {
                     script: Script::Cell(code),
                     options: self.options().merged(&overrides),
@@ -103,12 +130,22 @@ impl Executor {
                         if let Ok(mut s) = self.session.lock() {
                             s.yaml_next = true;
                         }
-                        sink.stdout("the next cell's manifest will be shown instead of submitting it\n");
+                        sink.stdout(
+                            "the next cell's manifest will be shown instead of submitting it\n",
+                        );
                     }
                     return CellOutcome::Ok;
                 };
-                let armed = self.session.lock().map(|mut s| std::mem::take(&mut s.yaml_next)).unwrap_or(false);
-                let req = JobRequest { script: Script::Cell(code), options: self.options(), args: vec![] };
+                let armed = self
+                    .session
+                    .lock()
+                    .map(|mut s| std::mem::take(&mut s.yaml_next))
+                    .unwrap_or(false);
+                let req = JobRequest {
+                    script: Script::Cell(code),
+                    options: self.options(),
+                    args: vec![],
+                };
                 if preview || armed {
                     return match self.runner.manifest_yaml(&req) {
                         Ok(y) => {
@@ -123,7 +160,12 @@ impl Executor {
         }
     }
 
-    fn command(&self, c: Command, sink: &mut dyn OutputSink, cancel: &CancelToken) -> Result<(), CellOutcome> {
+    fn command(
+        &self,
+        c: Command,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<(), CellOutcome> {
         let usage = |e: String| CellOutcome::error("UsageError", e);
         match c {
             Command::ShowOptions => {
@@ -146,7 +188,11 @@ impl Executor {
                 drop(s);
                 sink.result(text_bundle(&summary));
             }
-            Command::Run { script, overrides, args } => {
+            Command::Run {
+                script,
+                overrides,
+                args,
+            } => {
                 let req = JobRequest {
                     script: Script::File(script),
                     options: self.options().merged(&overrides),
@@ -158,7 +204,10 @@ impl Executor {
                 }
             }
             Command::Jobs => {
-                let jobs = self.runner.jobs().map_err(|e| CellOutcome::error("JobError", e))?;
+                let jobs = self
+                    .runner
+                    .jobs()
+                    .map_err(|e| CellOutcome::error("JobError", e))?;
                 sink.stdout(&jobs_table(&jobs));
             }
             Command::Logs(name) => {
@@ -166,14 +215,18 @@ impl Executor {
                     Some(n) => n,
                     None => self.last_job().map_err(usage)?,
                 };
-                self.runner.logs(&name, sink, cancel).map_err(|e| CellOutcome::error("JobError", e))?;
+                self.runner
+                    .logs(&name, sink, cancel)
+                    .map_err(|e| CellOutcome::error("JobError", e))?;
             }
             Command::Cancel(name) => {
                 let name = match name {
                     Some(n) => n,
                     None => self.last_job().map_err(usage)?,
                 };
-                self.runner.cancel(&name).map_err(|e| CellOutcome::error("JobError", e))?;
+                self.runner
+                    .cancel(&name)
+                    .map_err(|e| CellOutcome::error("JobError", e))?;
                 sink.stdout(&format!("cancelled {name}\n"));
             }
             Command::Status(name) => {
@@ -181,8 +234,15 @@ impl Executor {
                     Some(n) => n,
                     None => self.last_job().map_err(usage)?,
                 };
-                let j = self.runner.status(&name).map_err(|e| CellOutcome::error("JobError", e))?;
-                let line = if j.detail.is_empty() { format!("{}: {}", j.name, j.phase) } else { format!("{}: {} ({})", j.name, j.phase, j.detail) };
+                let j = self
+                    .runner
+                    .status(&name)
+                    .map_err(|e| CellOutcome::error("JobError", e))?;
+                let line = if j.detail.is_empty() {
+                    format!("{}: {}", j.name, j.phase)
+                } else {
+                    format!("{}: {} ({})", j.name, j.phase, j.detail)
+                };
                 sink.result(text_bundle(&line));
             }
             Command::Help(name) => {
@@ -194,7 +254,10 @@ impl Executor {
     }
 
     pub fn options_summary(&self) -> String {
-        self.session.lock().map(|s| s.options.summary()).unwrap_or_default()
+        self.session
+            .lock()
+            .map(|s| s.options.summary())
+            .unwrap_or_default()
     }
 }
 
@@ -221,10 +284,16 @@ mod tests {
         results: Vec<String>,
     }
     impl OutputSink for Rec {
-        fn stdout(&mut self, t: &str) { self.out.push_str(t) }
-        fn stderr(&mut self, t: &str) { self.out.push_str(t) }
+        fn stdout(&mut self, t: &str) {
+            self.out.push_str(t)
+        }
+        fn stderr(&mut self, t: &str) {
+            self.out.push_str(t)
+        }
         fn status_line(&mut self, _: Option<&str>) {}
-        fn result(&mut self, d: Map<String, Value>) { self.results.push(d["text/plain"].as_str().unwrap().into()) }
+        fn result(&mut self, d: Map<String, Value>) {
+            self.results.push(d["text/plain"].as_str().unwrap().into())
+        }
         fn display(&mut self, _: Map<String, Value>) {}
     }
 
@@ -238,15 +307,32 @@ mod tests {
             sink.stdout("ran\n");
             CellOutcome::Ok
         }
-        fn manifest_yaml(&self, _: &JobRequest) -> Result<String, String> { Ok("kind: PyTorchJob\n".into()) }
+        fn manifest_yaml(&self, _: &JobRequest) -> Result<String, String> {
+            Ok("kind: PyTorchJob\n".into())
+        }
         fn jobs(&self) -> Result<Vec<JobSummary>, String> {
-            Ok((0..self.runs.lock().unwrap().len()).map(|i| JobSummary { name: format!("job-{i}"), phase: "Succeeded".into(), detail: String::new() }).collect())
+            Ok((0..self.runs.lock().unwrap().len())
+                .map(|i| JobSummary {
+                    name: format!("job-{i}"),
+                    phase: "Succeeded".into(),
+                    detail: String::new(),
+                })
+                .collect())
         }
         fn status(&self, name: &str) -> Result<JobSummary, String> {
-            Ok(JobSummary { name: name.into(), phase: "Succeeded".into(), detail: String::new() })
+            Ok(JobSummary {
+                name: name.into(),
+                phase: "Succeeded".into(),
+                detail: String::new(),
+            })
         }
-        fn logs(&self, _: &str, sink: &mut dyn OutputSink, _: &CancelToken) -> Result<(), String> { sink.stdout("log\n"); Ok(()) }
-        fn cancel(&self, _: &str) -> Result<(), String> { Ok(()) }
+        fn logs(&self, _: &str, sink: &mut dyn OutputSink, _: &CancelToken) -> Result<(), String> {
+            sink.stdout("log\n");
+            Ok(())
+        }
+        fn cancel(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
     }
 
     #[test]
@@ -256,15 +342,30 @@ mod tests {
         let ex = Executor::new(fake.clone(), dir.path().to_path_buf());
         let t = CancelToken::new();
         let mut r = Rec::default();
-        assert_eq!(ex.execute("%kflow gpu=1 pip=rich", &mut r, &t), CellOutcome::Ok);
+        assert_eq!(
+            ex.execute("%kflow gpu=1 pip=rich", &mut r, &t),
+            CellOutcome::Ok
+        );
         assert_eq!(r.results, vec!["gpu=1 pip=rich"]);
-        assert_eq!(ex.execute("%%kflow_file pkg/util.py\nX = 1\n", &mut r, &t), CellOutcome::Ok);
-        assert_eq!(std::fs::read_to_string(dir.path().join("pkg/util.py")).unwrap(), "X = 1\n");
+        assert_eq!(
+            ex.execute("%%kflow_file pkg/util.py\nX = 1\n", &mut r, &t),
+            CellOutcome::Ok
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pkg/util.py")).unwrap(),
+            "X = 1\n"
+        );
         assert_eq!(ex.execute("%kflow_yaml", &mut r, &t), CellOutcome::Ok);
         assert_eq!(ex.execute("print(1)", &mut r, &t), CellOutcome::Ok);
         assert!(r.out.contains("kind: PyTorchJob"));
-        assert!(fake.runs.lock().unwrap().is_empty(), "previews never submit");
-        assert_eq!(ex.execute("%kflow workers=2\nprint(2)", &mut r, &t), CellOutcome::Ok);
+        assert!(
+            fake.runs.lock().unwrap().is_empty(),
+            "previews never submit"
+        );
+        assert_eq!(
+            ex.execute("%kflow workers=2\nprint(2)", &mut r, &t),
+            CellOutcome::Ok
+        );
         let runs = fake.runs.lock().unwrap().clone();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].options.gpu, Some(1));
@@ -274,12 +375,18 @@ mod tests {
         r.results.clear();
         assert_eq!(ex.execute("%kflow_status", &mut r, &t), CellOutcome::Ok);
         assert_eq!(r.results, vec!["job-0: Succeeded"]);
-        assert_eq!(ex.execute("%kflow_run train.py --gpu 2 -- --lr 1", &mut r, &t), CellOutcome::Ok);
+        assert_eq!(
+            ex.execute("%kflow_run train.py --gpu 2 -- --lr 1", &mut r, &t),
+            CellOutcome::Ok
+        );
         let last = fake.runs.lock().unwrap().last().unwrap().clone();
         assert_eq!(last.script, Script::File("train.py".into()));
         assert_eq!(last.options.gpu, Some(2));
         assert_eq!(last.args, vec!["--lr", "1"]);
-        assert!(matches!(ex.execute("%kflow gpu=x", &mut r, &t), CellOutcome::Error { .. }));
+        assert!(matches!(
+            ex.execute("%kflow gpu=x", &mut r, &t),
+            CellOutcome::Error { .. }
+        ));
         ex.execute("%kflow_jobs", &mut r, &t);
         assert!(r.out.contains("job-1"));
     }

@@ -43,10 +43,11 @@ impl ConnectionInfo {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        info.validate().map_err(|reason| KernelError::InvalidConnection {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        info.validate()
+            .map_err(|reason| KernelError::InvalidConnection {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         Ok(info)
     }
 
@@ -54,7 +55,10 @@ impl ConnectionInfo {
     /// HMAC-SHA256 (or no key at all, which the spec defines as "no signing").
     fn validate(&self) -> std::result::Result<(), String> {
         if self.transport != "tcp" {
-            return Err(format!("transport {:?} is not supported (only tcp)", self.transport));
+            return Err(format!(
+                "transport {:?} is not supported (only tcp)",
+                self.transport
+            ));
         }
         if !self.key.is_empty() && self.signature_scheme != "hmac-sha256" {
             return Err(format!(

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use kflow_core::{Client, Context, Job, Launcher, Phase, RunOptions, Severity};
 
 use crate::options::KernelOptions;
-use crate::runner::{CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script};
+use crate::runner::{
+    CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script,
+};
 
 /// How often the runner looks for new log lines and status changes.
 const POLL: Duration = Duration::from_millis(50);
@@ -26,15 +28,26 @@ pub struct KflowRunner {
 impl KflowRunner {
     /// `launcher` starts the local backend's supervisor (see kflow_core::Launcher).
     pub fn new(launcher: Launcher) -> Self {
-        KflowRunner { client: Client::new(Context::from_process(), launcher), jobs: Mutex::new(Vec::new()) }
+        KflowRunner {
+            client: Client::new(Context::from_process(), launcher),
+            jobs: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn with_client(client: Client) -> Self {
-        KflowRunner { client, jobs: Mutex::new(Vec::new()) }
+        KflowRunner {
+            client,
+            jobs: Mutex::new(Vec::new()),
+        }
     }
 
     fn job(&self, name: &str) -> Result<Job, String> {
-        if let Some(j) = self.jobs.lock().ok().and_then(|j| j.iter().find(|j| j.name() == name).cloned()) {
+        if let Some(j) = self
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.iter().find(|j| j.name() == name).cloned())
+        {
             return Ok(j);
         }
         self.client.get(name).map_err(|e| e.to_string())
@@ -43,10 +56,21 @@ impl KflowRunner {
     /// RunOptions for a request; for a cell, also the temporary cell file to remove once the
     /// project is packaged.
     fn run_options(&self, req: &JobRequest) -> Result<(RunOptions, Option<PathBuf>), String> {
-        let project = req.options.project.clone().unwrap_or_else(|| PathBuf::from("."));
+        let project = req
+            .options
+            .project
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut name = req.options.name.clone();
         let (script, temp) = match &req.script {
-            Script::File(f) => (if f.is_absolute() { f.clone() } else { project.join(f) }, None),
+            Script::File(f) => (
+                if f.is_absolute() {
+                    f.clone()
+                } else {
+                    project.join(f)
+                },
+                None,
+            ),
             Script::Cell(code) => {
                 // At the project's top level, so the job imports the project's modules exactly
                 // as a script there would (sys.path[0] is the script's folder). Hidden and
@@ -54,7 +78,8 @@ impl KflowRunner {
                 let n = self.jobs.lock().map(|j| j.len()).unwrap_or(0) + 1;
                 let id = &uuid::Uuid::new_v4().simple().to_string()[..5];
                 let path = project.join(format!(".kflow-cell-{n}-{id}.py"));
-                std::fs::write(&path, code).map_err(|e| format!("cannot write the cell to {}: {e}", path.display()))?;
+                std::fs::write(&path, code)
+                    .map_err(|e| format!("cannot write the cell to {}: {e}", path.display()))?;
                 if name.is_none() {
                     name = Some(format!("cell-{n}-{id}"));
                 }
@@ -80,7 +105,12 @@ fn remove_cell_file(temp: Option<PathBuf>) {
     }
 }
 
-pub fn to_run_options(o: &KernelOptions, script: PathBuf, project: PathBuf, args: &[String]) -> Result<RunOptions, String> {
+pub fn to_run_options(
+    o: &KernelOptions,
+    script: PathBuf,
+    project: PathBuf,
+    args: &[String],
+) -> Result<RunOptions, String> {
     fn parse<T>(what: &str, r: Result<T, kflow_core::Error>) -> Result<T, String> {
         r.map_err(|e| format!("{what}: {e}"))
     }
@@ -88,7 +118,11 @@ pub fn to_run_options(o: &KernelOptions, script: PathBuf, project: PathBuf, args
         script: Some(script),
         project_root: Some(project),
         name: o.name.clone(),
-        kind: o.kind.as_deref().map(|k| parse("kind", k.parse())).transpose()?,
+        kind: o
+            .kind
+            .as_deref()
+            .map(|k| parse("kind", k.parse()))
+            .transpose()?,
         image: o.image.clone(),
         gpu: o.gpu,
         cpu: o.cpu.clone(),
@@ -96,11 +130,20 @@ pub fn to_run_options(o: &KernelOptions, script: PathBuf, project: PathBuf, args
         workers: o.workers,
         pip: (!o.pip.is_empty()).then(|| o.pip.clone()),
         apt: (!o.apt.is_empty()).then(|| o.apt.clone()),
-        env: (!o.env.is_empty()).then(|| o.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>()),
+        env: (!o.env.is_empty()).then(|| {
+            o.env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        }),
         args: (!args.is_empty()).then(|| args.to_vec()),
         namespace: o.namespace.clone(),
         template: o.template.clone(),
-        backend: o.backend.as_deref().map(|b| parse("backend", b.parse())).transpose()?,
+        backend: o
+            .backend
+            .as_deref()
+            .map(|b| parse("backend", b.parse()))
+            .transpose()?,
         ..Default::default()
     })
 }
@@ -122,7 +165,12 @@ fn emit(sink: &mut dyn OutputSink, lines: Vec<kflow_core::LogLine>, replicas: us
 }
 
 fn status_text(job: &Job, s: &kflow_core::JobStatus) -> String {
-    let mut t = format!("{} {}: {}", phase_icon(s.phase), job.name(), s.phase.as_str());
+    let mut t = format!(
+        "{} {}: {}",
+        phase_icon(s.phase),
+        job.name(),
+        s.phase.as_str()
+    );
     if let Some(r) = &s.reason {
         t.push_str(&format!(" ({r})"));
     }
@@ -140,7 +188,12 @@ fn phase_icon(p: Phase) -> &'static str {
 
 /// Follow a job to its end: logs into `sink`, status line while slow to start. Returns the
 /// final status, or None when `cancel` fired first.
-fn follow(job: &Job, sink: &mut dyn OutputSink, cancel: &CancelToken, show_status: bool) -> Result<Option<kflow_core::JobStatus>, String> {
+fn follow(
+    job: &Job,
+    sink: &mut dyn OutputSink,
+    cancel: &CancelToken,
+    show_status: bool,
+) -> Result<Option<kflow_core::JobStatus>, String> {
     let replicas = job.replica_names().len();
     let mut logs = job.logs(true);
     let start = Instant::now();
@@ -178,7 +231,12 @@ fn follow(job: &Job, sink: &mut dyn OutputSink, cancel: &CancelToken, show_statu
 }
 
 impl CellRunner for KflowRunner {
-    fn run(&self, req: &JobRequest, sink: &mut dyn OutputSink, cancel: &CancelToken) -> CellOutcome {
+    fn run(
+        &self,
+        req: &JobRequest,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> CellOutcome {
         let (opts, temp) = match self.run_options(req) {
             Ok(x) => x,
             Err(e) => return CellOutcome::error("InvalidRun", e),
@@ -200,11 +258,18 @@ impl CellRunner for KflowRunner {
                 _ => {
                     let reason = s.reason.clone().unwrap_or_else(|| "Failed".into());
                     let message = s.message.clone().unwrap_or_default();
-                    let detail = if message.is_empty() { reason.clone() } else { format!("{reason}: {message}") };
+                    let detail = if message.is_empty() {
+                        reason.clone()
+                    } else {
+                        format!("{reason}: {message}")
+                    };
                     if reason == "Cancelled" {
                         CellOutcome::interrupted(&format!("job {} was cancelled", job.name()))
                     } else {
-                        CellOutcome::error("JobFailed", format!("job {} failed: {detail}", job.name()))
+                        CellOutcome::error(
+                            "JobFailed",
+                            format!("job {} failed: {detail}", job.name()),
+                        )
                     }
                 }
             },
@@ -221,7 +286,10 @@ impl CellRunner for KflowRunner {
                 }
                 match cancelled {
                     Ok(_) => CellOutcome::interrupted(&format!("job {} cancelled", job.name())),
-                    Err(e) => CellOutcome::error("JobError", format!("interrupted, but cancelling job {} failed: {e}", job.name())),
+                    Err(e) => CellOutcome::error(
+                        "JobError",
+                        format!("interrupted, but cancelling job {} failed: {e}", job.name()),
+                    ),
                 }
             }
             Err(e) => CellOutcome::error("JobError", format!("following job {}: {e}", job.name())),
@@ -245,13 +313,21 @@ impl CellRunner for KflowRunner {
         Ok(summary(&self.job(name)?))
     }
 
-    fn logs(&self, name: &str, sink: &mut dyn OutputSink, cancel: &CancelToken) -> Result<(), String> {
+    fn logs(
+        &self,
+        name: &str,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<(), String> {
         let job = self.job(name)?;
         follow(&job, sink, cancel, false).map(|_| ())
     }
 
     fn cancel(&self, name: &str) -> Result<(), String> {
-        self.job(name)?.cancel().map(|_| ()).map_err(|e| e.to_string())
+        self.job(name)?
+            .cancel()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -260,9 +336,17 @@ fn summary(job: &Job) -> JobSummary {
         Ok(s) => JobSummary {
             name: job.name().to_string(),
             phase: s.phase.as_str().to_string(),
-            detail: [s.reason, s.message].into_iter().flatten().collect::<Vec<_>>().join(": "),
+            detail: [s.reason, s.message]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": "),
         },
-        Err(e) => JobSummary { name: job.name().to_string(), phase: "Unknown".into(), detail: e.to_string() },
+        Err(e) => JobSummary {
+            name: job.name().to_string(),
+            phase: "Unknown".into(),
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -270,6 +354,8 @@ fn summary(job: &Job) -> JobSummary {
 /// (the dev binary): `kflow_core::supervise` with this kernel's Python and cache.
 pub fn supervise(run_dir: &Path, python: &Path) -> Result<(), String> {
     let dirs = kflow_core::paths::Dirs::from_env();
-    let dir = kflow_core::records::RunDir { root: run_dir.to_path_buf() };
+    let dir = kflow_core::records::RunDir {
+        root: run_dir.to_path_buf(),
+    };
     kflow_core::backend::local::supervise(&dir, python, &dirs.cache).map_err(|e| e.to_string())
 }

@@ -56,25 +56,54 @@ struct Shared {
 
 impl Shared {
     fn publisher(&self, parent: Value) -> Publisher {
-        Publisher { iopub: self.iopub.clone(), session: self.session.clone(), parent }
+        Publisher {
+            iopub: self.iopub.clone(),
+            session: self.session.clone(),
+            parent,
+        }
     }
 
     fn status(&self, parent: &Value, state: &'static str) {
-        self.publisher(parent.clone()).publish("status", Status { execution_state: state });
+        self.publisher(parent.clone()).publish(
+            "status",
+            Status {
+                execution_state: state,
+            },
+        );
     }
 
-    fn reply(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming, msg_type: &str, content: impl Serialize) {
-        let _ = to.send(Outgoing::new(req.identities.clone(), msg_type, &self.session, req.as_parent(), content));
+    fn reply(
+        &self,
+        to: &mpsc::UnboundedSender<Outgoing>,
+        req: &Incoming,
+        msg_type: &str,
+        content: impl Serialize,
+    ) {
+        let _ = to.send(Outgoing::new(
+            req.identities.clone(),
+            msg_type,
+            &self.session,
+            req.as_parent(),
+            content,
+        ));
     }
 
     fn kernel_info(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) {
-        self.reply(to, req, "kernel_info_reply", KernelInfoReply::new(&self.config.python_version));
+        self.reply(
+            to,
+            req,
+            "kernel_info_reply",
+            KernelInfoReply::new(&self.config.python_version),
+        );
     }
 }
 
 /// `foo_request` -> `foo_reply`.
 fn reply_type(msg_type: &str) -> String {
-    format!("{}_reply", msg_type.strip_suffix("_request").unwrap_or(msg_type))
+    format!(
+        "{}_reply",
+        msg_type.strip_suffix("_request").unwrap_or(msg_type)
+    )
 }
 
 fn bad_request(e: serde_json::Error) -> ErrorContent {
@@ -88,7 +117,11 @@ fn bad_request(e: serde_json::Error) -> ErrorContent {
 }
 
 /// Serve until a shutdown_request. Binds the five sockets from the connection file.
-pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: KernelConfig) -> Result<()> {
+pub async fn serve(
+    info: ConnectionInfo,
+    executor: Arc<Executor>,
+    config: KernelConfig,
+) -> Result<()> {
     let signer = Signer::new(&info.key);
     let bound = sockets::bind_all(&info).await?;
     let session = uuid::Uuid::new_v4().to_string();
@@ -99,7 +132,8 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
     let (shell_tx, shell_replies) = mpsc::unbounded_channel();
     let mut shell_rx = sockets::serve_router(bound.shell, signer.clone(), "shell", shell_replies);
     let (control_tx, control_replies) = mpsc::unbounded_channel();
-    let mut control_rx = sockets::serve_router(bound.control, signer.clone(), "control", control_replies);
+    let mut control_rx =
+        sockets::serve_router(bound.control, signer.clone(), "control", control_replies);
     // Jobs cannot read from the notebook, so we never send input_request; stdin is drained.
     let (_stdin_tx, stdin_replies) = mpsc::unbounded_channel::<Outgoing>();
     let mut stdin_rx = sockets::serve_router(bound.stdin, signer.clone(), "stdin", stdin_replies);
@@ -109,7 +143,12 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
         }
     });
 
-    let shared = Arc::new(Shared { session, iopub: iopub_tx, config, running: Mutex::new(None) });
+    let shared = Arc::new(Shared {
+        session,
+        iopub: iopub_tx,
+        config,
+        running: Mutex::new(None),
+    });
     shared.status(&Value::Object(Map::new()), "starting");
 
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
@@ -192,7 +231,15 @@ pub async fn serve(info: ConnectionInfo, executor: Arc<Executor>, config: Kernel
                 if next.header.msg_type == "execute_request" {
                     let parent = next.as_parent();
                     shared.status(&parent, "busy");
-                    shared.reply(&shell_tx, &next, "execute_reply", AbortedReply { status: "aborted", execution_count: shell.count });
+                    shared.reply(
+                        &shell_tx,
+                        &next,
+                        "execute_reply",
+                        AbortedReply {
+                            status: "aborted",
+                            execution_count: shell.count,
+                        },
+                    );
                     shared.status(&parent, "idle");
                 } else {
                     pending.push_back(next);
@@ -220,19 +267,34 @@ fn control(shared: &Shared, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming
             shared.reply(tx, req, "interrupt_reply", StatusReply { status: "ok" });
         }
         "shutdown_request" => {
-            let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone()).map(|r| r.restart).unwrap_or(false);
-            shared.reply(tx, req, "shutdown_reply", ShutdownReply { status: "ok", restart });
+            let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone())
+                .map(|r| r.restart)
+                .unwrap_or(false);
+            shared.reply(
+                tx,
+                req,
+                "shutdown_reply",
+                ShutdownReply {
+                    status: "ok",
+                    restart,
+                },
+            );
             return true;
         }
         other if other.ends_with("_request") => {
             // debug_request, usage_request, …: say "not supported" rather than leave a client waiting.
-            shared.reply(tx, req, &reply_type(other), ErrorContent {
-                status: "error",
-                execution_count: 0,
-                ename: "NotSupported".into(),
-                evalue: format!("{other} is not supported by kflow"),
-                traceback: vec![],
-            });
+            shared.reply(
+                tx,
+                req,
+                &reply_type(other),
+                ErrorContent {
+                    status: "error",
+                    execution_count: 0,
+                    ename: "NotSupported".into(),
+                    evalue: format!("{other} is not supported by kflow"),
+                    traceback: vec![],
+                },
+            );
         }
         other => log(&format!("control: ignored {other}")),
     }
@@ -274,52 +336,100 @@ impl ShellState {
             "complete_request" => {
                 let r = parse!(CompleteRequest);
                 let ex = self.executor.clone();
-                let c = assist::complete(&r.code, r.cursor_pos, &ex.project_root(), &ex.job_names());
-                shared.reply(tx, req, "complete_reply", CompleteReply {
-                    status: "ok",
-                    matches: c.matches,
-                    cursor_start: c.cursor_start,
-                    cursor_end: c.cursor_end,
-                    metadata: Map::new(),
-                });
+                let c =
+                    assist::complete(&r.code, r.cursor_pos, &ex.project_root(), &ex.job_names());
+                shared.reply(
+                    tx,
+                    req,
+                    "complete_reply",
+                    CompleteReply {
+                        status: "ok",
+                        matches: c.matches,
+                        cursor_start: c.cursor_start,
+                        cursor_end: c.cursor_end,
+                        metadata: Map::new(),
+                    },
+                );
             }
             "inspect_request" => {
                 let r = parse!(InspectRequest);
                 let found = assist::inspect(&r.code, r.cursor_pos);
-                shared.reply(tx, req, "inspect_reply", InspectReply {
-                    status: "ok",
-                    found: found.is_some(),
-                    data: found.map(|t| text_bundle(&t)).unwrap_or_default(),
-                    metadata: Map::new(),
-                });
+                shared.reply(
+                    tx,
+                    req,
+                    "inspect_reply",
+                    InspectReply {
+                        status: "ok",
+                        found: found.is_some(),
+                        data: found.map(|t| text_bundle(&t)).unwrap_or_default(),
+                        metadata: Map::new(),
+                    },
+                );
             }
             "is_complete_request" => {
                 let r = parse!(IsCompleteRequest);
                 let reply = match assist::is_complete(&r.code) {
-                    Completeness::Complete => IsCompleteReply { status: "complete", indent: None },
-                    Completeness::Incomplete(i) => IsCompleteReply { status: "incomplete", indent: Some(i) },
-                    Completeness::Invalid => IsCompleteReply { status: "invalid", indent: None },
+                    Completeness::Complete => IsCompleteReply {
+                        status: "complete",
+                        indent: None,
+                    },
+                    Completeness::Incomplete(i) => IsCompleteReply {
+                        status: "incomplete",
+                        indent: Some(i),
+                    },
+                    Completeness::Invalid => IsCompleteReply {
+                        status: "invalid",
+                        indent: None,
+                    },
                 };
                 shared.reply(tx, req, "is_complete_reply", reply);
             }
             "history_request" => {
                 let r = parse!(HistoryRequest);
-                shared.reply(tx, req, "history_reply", HistoryReply { status: "ok", history: self.history(&r) });
+                shared.reply(
+                    tx,
+                    req,
+                    "history_reply",
+                    HistoryReply {
+                        status: "ok",
+                        history: self.history(&r),
+                    },
+                );
             }
             "comm_info_request" => {
                 let _ = parse!(CommInfoRequest);
-                shared.reply(tx, req, "comm_info_reply", CommInfoReply { status: "ok", comms: Map::new() });
+                shared.reply(
+                    tx,
+                    req,
+                    "comm_info_reply",
+                    CommInfoReply {
+                        status: "ok",
+                        comms: Map::new(),
+                    },
+                );
             }
             "comm_open" => {
                 // No comm targets exist here (no widgets in a job): close it so the frontend
                 // does not wait on it, as ipykernel does for unknown targets.
                 if let Some(id) = req.content.get("comm_id").cloned() {
-                    shared.publisher(req.as_parent()).publish("comm_close", serde_json::json!({"comm_id": id, "data": {}}));
+                    shared
+                        .publisher(req.as_parent())
+                        .publish("comm_close", serde_json::json!({"comm_id": id, "data": {}}));
                 }
             }
             "shutdown_request" => {
-                let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone()).map(|r| r.restart).unwrap_or(false);
-                shared.reply(tx, req, "shutdown_reply", ShutdownReply { status: "ok", restart });
+                let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone())
+                    .map(|r| r.restart)
+                    .unwrap_or(false);
+                shared.reply(
+                    tx,
+                    req,
+                    "shutdown_reply",
+                    ShutdownReply {
+                        status: "ok",
+                        restart,
+                    },
+                );
                 return true;
             }
             other => log(&format!("shell: ignored {other}")),
@@ -327,7 +437,12 @@ impl ShellState {
         false
     }
 
-    async fn execute(&mut self, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming, r: ExecuteRequest) {
+    async fn execute(
+        &mut self,
+        tx: &mpsc::UnboundedSender<Outgoing>,
+        req: &Incoming,
+        r: ExecuteRequest,
+    ) {
         let shared = self.shared.clone();
         let publisher = shared.publisher(req.as_parent());
         // Empty cells and silent executes are not counted (IPython's rules).
@@ -337,29 +452,65 @@ impl ShellState {
         }
         let count = self.count;
         if !r.silent {
-            publisher.publish("execute_input", ExecuteInput { code: r.code.clone(), execution_count: count });
+            publisher.publish(
+                "execute_input",
+                ExecuteInput {
+                    code: r.code.clone(),
+                    execution_count: count,
+                },
+            );
         }
         let outcome = if !r.store_history || r.silent || r.code.trim().is_empty() {
             // Editor probes (VS Code's store_history=false startup code) are answered here and
             // never become jobs.
             CellOutcome::Ok
         } else {
-            self.history.push(HistoryEntry { line: count, input: r.code.clone() });
+            self.history.push(HistoryEntry {
+                line: count,
+                input: r.code.clone(),
+            });
             self.run_cell(&publisher, count, r.code.clone()).await
         };
         match outcome {
-            CellOutcome::Ok => shared.reply(tx, req, "execute_reply", ExecuteReplyOk {
-                status: "ok",
-                execution_count: count,
-                payload: vec![],
-                user_expressions: Map::new(),
-            }),
-            CellOutcome::Error { ename, evalue, traceback } => {
+            CellOutcome::Ok => shared.reply(
+                tx,
+                req,
+                "execute_reply",
+                ExecuteReplyOk {
+                    status: "ok",
+                    execution_count: count,
+                    payload: vec![],
+                    user_expressions: Map::new(),
+                },
+            ),
+            CellOutcome::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
                 self.failed_stop = r.stop_on_error;
                 if !r.silent {
-                    publisher.publish("error", ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() });
+                    publisher.publish(
+                        "error",
+                        ErrorOutput {
+                            ename: ename.clone(),
+                            evalue: evalue.clone(),
+                            traceback: traceback.clone(),
+                        },
+                    );
                 }
-                shared.reply(tx, req, "execute_reply", ErrorContent { status: "error", execution_count: count, ename, evalue, traceback });
+                shared.reply(
+                    tx,
+                    req,
+                    "execute_reply",
+                    ErrorContent {
+                        status: "error",
+                        execution_count: count,
+                        ename,
+                        evalue,
+                        traceback,
+                    },
+                );
             }
         }
     }
@@ -379,7 +530,9 @@ impl ShellState {
         })
         .await
         // A panicking runner is a kflow bug; the kernel reports it and lives on.
-        .unwrap_or_else(|e| CellOutcome::error("KernelError", format!("the cell's runner crashed: {e}")));
+        .unwrap_or_else(|e| {
+            CellOutcome::error("KernelError", format!("the cell's runner crashed: {e}"))
+        });
         let _ = flushed.await;
         if let Ok(mut r) = self.shared.running.lock() {
             *r = None;
@@ -403,14 +556,25 @@ impl ShellState {
             "range" if current(r.session) => {
                 let start = r.start.unwrap_or(0);
                 let stop = r.stop.unwrap_or(i64::MAX);
-                self.history.iter().filter(|h| (h.line as i64) >= start && (h.line as i64) < stop).collect()
+                self.history
+                    .iter()
+                    .filter(|h| (h.line as i64) >= start && (h.line as i64) < stop)
+                    .collect()
             }
             "search" => {
                 let pattern = r.pattern.clone().unwrap_or_else(|| "*".into());
-                let mut hits: Vec<&HistoryEntry> = self.history.iter().filter(|h| glob(&pattern, &h.input)).collect();
+                let mut hits: Vec<&HistoryEntry> = self
+                    .history
+                    .iter()
+                    .filter(|h| glob(&pattern, &h.input))
+                    .collect();
                 if r.unique {
                     let mut seen = std::collections::HashSet::new();
-                    let mut kept: Vec<&HistoryEntry> = hits.into_iter().rev().filter(|h| seen.insert(h.input.clone())).collect();
+                    let mut kept: Vec<&HistoryEntry> = hits
+                        .into_iter()
+                        .rev()
+                        .filter(|h| seen.insert(h.input.clone()))
+                        .collect();
                     kept.reverse();
                     hits = kept;
                 }

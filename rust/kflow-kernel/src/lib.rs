@@ -37,7 +37,11 @@ pub fn kernel_main(connection_file: &Path, launcher: kflow_core::Launcher) -> Re
     run_kernel(connection_file, runner, KernelConfig::default())
 }
 
-pub fn run_kernel(connection_file: &Path, runner: Arc<dyn CellRunner>, config: KernelConfig) -> Result<()> {
+pub fn run_kernel(
+    connection_file: &Path,
+    runner: Arc<dyn CellRunner>,
+    config: KernelConfig,
+) -> Result<()> {
     let info = connection::ConnectionInfo::from_file(connection_file)?;
     let executor = Arc::new(cells::Executor::new(runner, config.project_root.clone()));
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -33,7 +33,11 @@ pub enum Command {
     ShowOptions,
     ResetOptions,
     SetOptions(Vec<(String, String)>),
-    Run { script: PathBuf, overrides: Box<KernelOptions>, args: Vec<String> },
+    Run {
+        script: PathBuf,
+        overrides: Box<KernelOptions>,
+        args: Vec<String>,
+    },
     Jobs,
     Logs(Option<String>),
     Yaml,
@@ -45,11 +49,18 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellPlan {
     /// Line magics run in order, then the remaining code (if any) is submitted as a job.
-    Lines { commands: Vec<Command>, code: Option<String> },
+    Lines {
+        commands: Vec<Command>,
+        code: Option<String>,
+    },
     /// `%%kflow_file PATH`.
     File { path: String, contents: String },
     /// `%%kflow_run …`: the rest of the cell is the script.
-    CellRun { overrides: Box<KernelOptions>, args: Vec<String>, code: String },
+    CellRun {
+        overrides: Box<KernelOptions>,
+        args: Vec<String>,
+        code: String,
+    },
 }
 
 /// True when a line has no effect in a Python script (blank or comment), so a cell made only
@@ -64,8 +75,14 @@ pub fn parse_cell(cell: &str) -> Result<CellPlan, String> {
     if let Some(first) = trimmed.lines().next() {
         let first_t = first.trim();
         if first_t.starts_with("%%") {
-            let body = trimmed.split_once('\n').map(|(_, b)| b).unwrap_or("").to_string();
-            let (name, rest) = first_t.split_once(char::is_whitespace).unwrap_or((first_t, ""));
+            let body = trimmed
+                .split_once('\n')
+                .map(|(_, b)| b)
+                .unwrap_or("")
+                .to_string();
+            let (name, rest) = first_t
+                .split_once(char::is_whitespace)
+                .unwrap_or((first_t, ""));
             return match name {
                 "%%kflow_file" => {
                     let path = rest.trim();
@@ -73,15 +90,27 @@ pub fn parse_cell(cell: &str) -> Result<CellPlan, String> {
                         return Err("%%kflow_file needs a path: %%kflow_file utils.py".into());
                     }
                     let p = std::path::Path::new(path);
-                    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                        return Err(format!("%%kflow_file {path}: use a path inside the project (relative, no ..)"));
+                    if p.is_absolute()
+                        || p.components()
+                            .any(|c| matches!(c, std::path::Component::ParentDir))
+                    {
+                        return Err(format!(
+                            "%%kflow_file {path}: use a path inside the project (relative, no ..)"
+                        ));
                     }
-                    Ok(CellPlan::File { path: path.to_string(), contents: body })
+                    Ok(CellPlan::File {
+                        path: path.to_string(),
+                        contents: body,
+                    })
                 }
                 "%%kflow_run" => {
                     let (script, overrides, args) = parse_run_args(rest, false)?;
                     debug_assert!(script.is_none());
-                    Ok(CellPlan::CellRun { overrides: Box::new(overrides), args, code: body })
+                    Ok(CellPlan::CellRun {
+                        overrides: Box::new(overrides),
+                        args,
+                        code: body,
+                    })
                 }
                 other => Err(unknown(other)),
             };
@@ -130,7 +159,10 @@ pub fn parse_cell(cell: &str) -> Result<CellPlan, String> {
 
 fn unknown(name: &str) -> String {
     let names: Vec<&str> = MAGICS.iter().map(|(n, _)| *n).collect();
-    format!("unknown magic {name}; kflow's magics are {}", names.join(" "))
+    format!(
+        "unknown magic {name}; kflow's magics are {}",
+        names.join(" ")
+    )
 }
 
 pub fn parse_line_magic(line: &str) -> Result<Command, String> {
@@ -139,7 +171,9 @@ pub fn parse_line_magic(line: &str) -> Result<Command, String> {
     if let Some(name) = l.strip_prefix('?').or_else(|| l.strip_suffix('?')) {
         let name = name.trim().trim_end_matches('?');
         let name = name.split_whitespace().next().unwrap_or("");
-        return help(name).map(|_| Command::Help(name.to_string())).ok_or_else(|| unknown(name));
+        return help(name)
+            .map(|_| Command::Help(name.to_string()))
+            .ok_or_else(|| unknown(name));
     }
     let (name, rest) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
     let rest = rest.trim();
@@ -173,8 +207,13 @@ pub fn parse_line_magic(line: &str) -> Result<Command, String> {
         }
         "%kflow_run" => {
             let (script, overrides, args) = parse_run_args(rest, true)?;
-            let script = script.ok_or("%kflow_run needs a script: %kflow_run train.py --gpu 1 -- ARGS")?;
-            Ok(Command::Run { script, overrides: Box::new(overrides), args })
+            let script =
+                script.ok_or("%kflow_run needs a script: %kflow_run train.py --gpu 1 -- ARGS")?;
+            Ok(Command::Run {
+                script,
+                overrides: Box::new(overrides),
+                args,
+            })
         }
         "%kflow_jobs" => Ok(Command::Jobs),
         "%kflow_logs" => Ok(Command::Logs(one_name("%kflow_logs")?)),
@@ -229,8 +268,20 @@ mod tests {
     #[test]
     fn plain_code_is_a_job() {
         let p = parse_cell("print('hi')\n").unwrap();
-        assert_eq!(p, CellPlan::Lines { commands: vec![], code: Some("print('hi')\n".into()) });
-        assert_eq!(parse_cell("# only a comment\n\n").unwrap(), CellPlan::Lines { commands: vec![], code: None });
+        assert_eq!(
+            p,
+            CellPlan::Lines {
+                commands: vec![],
+                code: Some("print('hi')\n".into())
+            }
+        );
+        assert_eq!(
+            parse_cell("# only a comment\n\n").unwrap(),
+            CellPlan::Lines {
+                commands: vec![],
+                code: None
+            }
+        );
     }
 
     #[test]
@@ -238,13 +289,23 @@ mod tests {
         let p = parse_cell("%kflow gpu=1 pip=rich\n# c\nimport os\nprint(1)").unwrap();
         match p {
             CellPlan::Lines { commands, code } => {
-                assert_eq!(commands, vec![Command::SetOptions(vec![("gpu".into(), "1".into()), ("pip".into(), "rich".into())])]);
+                assert_eq!(
+                    commands,
+                    vec![Command::SetOptions(vec![
+                        ("gpu".into(), "1".into()),
+                        ("pip".into(), "rich".into())
+                    ])]
+                );
                 assert_eq!(code.unwrap(), "import os\nprint(1)\n");
             }
             _ => panic!(),
         }
-        assert!(parse_cell("x = 1\n%kflow gpu=1").unwrap_err().contains("before the code"));
-        assert!(parse_cell("!pip install x").unwrap_err().contains("shell escapes"));
+        assert!(parse_cell("x = 1\n%kflow gpu=1")
+            .unwrap_err()
+            .contains("before the code"));
+        assert!(parse_cell("!pip install x")
+            .unwrap_err()
+            .contains("shell escapes"));
         assert!(parse_cell("%kflow gpu=x").is_err());
         assert!(parse_cell("%nope").unwrap_err().contains("unknown magic"));
         // `%` inside code that is not at line start is ordinary Python.
@@ -253,9 +314,15 @@ mod tests {
 
     #[test]
     fn kflow_run_flags_and_args() {
-        let c = parse_line_magic("%kflow_run train.py --gpu 1 --pip=rich --pip numpy -- --lr 0.1 x").unwrap();
+        let c =
+            parse_line_magic("%kflow_run train.py --gpu 1 --pip=rich --pip numpy -- --lr 0.1 x")
+                .unwrap();
         match c {
-            Command::Run { script, overrides, args } => {
+            Command::Run {
+                script,
+                overrides,
+                args,
+            } => {
                 assert_eq!(script, PathBuf::from("train.py"));
                 assert_eq!(overrides.gpu, Some(1));
                 assert_eq!(overrides.pip, vec!["rich", "numpy"]);
@@ -272,12 +339,19 @@ mod tests {
     fn cell_magics() {
         assert_eq!(
             parse_cell("%%kflow_file utils/helpers.py\ndef f():\n    return 1\n").unwrap(),
-            CellPlan::File { path: "utils/helpers.py".into(), contents: "def f():\n    return 1\n".into() }
+            CellPlan::File {
+                path: "utils/helpers.py".into(),
+                contents: "def f():\n    return 1\n".into()
+            }
         );
         assert!(parse_cell("%%kflow_file ../x.py\n").is_err());
         assert!(parse_cell("%%kflow_file /etc/x\n").is_err());
         match parse_cell("%%kflow_run --workers 2 -- a\nprint(1)\n").unwrap() {
-            CellPlan::CellRun { overrides, args, code } => {
+            CellPlan::CellRun {
+                overrides,
+                args,
+                code,
+            } => {
                 assert_eq!(overrides.workers, Some(2));
                 assert_eq!(args, vec!["a"]);
                 assert_eq!(code, "print(1)\n");
@@ -289,11 +363,26 @@ mod tests {
     #[test]
     fn small_magics_and_help() {
         assert_eq!(parse_line_magic("%kflow").unwrap(), Command::ShowOptions);
-        assert_eq!(parse_line_magic("%kflow reset").unwrap(), Command::ResetOptions);
-        assert_eq!(parse_line_magic("%kflow_logs job-1").unwrap(), Command::Logs(Some("job-1".into())));
-        assert_eq!(parse_line_magic("%kflow_cancel").unwrap(), Command::Cancel(None));
+        assert_eq!(
+            parse_line_magic("%kflow reset").unwrap(),
+            Command::ResetOptions
+        );
+        assert_eq!(
+            parse_line_magic("%kflow_logs job-1").unwrap(),
+            Command::Logs(Some("job-1".into()))
+        );
+        assert_eq!(
+            parse_line_magic("%kflow_cancel").unwrap(),
+            Command::Cancel(None)
+        );
         assert!(parse_line_magic("%kflow_status a b").is_err());
-        assert_eq!(parse_line_magic("%kflow_run?").unwrap(), Command::Help("%kflow_run".into()));
-        assert_eq!(parse_line_magic("?%kflow").unwrap(), Command::Help("%kflow".into()));
+        assert_eq!(
+            parse_line_magic("%kflow_run?").unwrap(),
+            Command::Help("%kflow_run".into())
+        );
+        assert_eq!(
+            parse_line_magic("?%kflow").unwrap(),
+            Command::Help("%kflow".into())
+        );
     }
 }

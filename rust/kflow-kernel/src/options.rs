@@ -21,7 +21,10 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
     ("name", "job name (default: generated)"),
     ("env", "environment variables: env=A=1,B=2"),
     ("template", "a run template by name"),
-    ("project", "project folder packaged with the job (default: the notebook's folder)"),
+    (
+        "project",
+        "project folder packaged with the job (default: the notebook's folder)",
+    ),
 ];
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,11 +64,27 @@ impl KernelOptions {
     /// Set one key; an empty value clears it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let v = value.trim();
-        let opt = || if v.is_empty() { None } else { Some(v.to_string()) };
+        let opt = || {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.to_string())
+            }
+        };
         match key {
-            "gpu" | "gpus" => self.gpu = if v.is_empty() { None } else { Some(number(key, v)?) },
+            "gpu" | "gpus" => {
+                self.gpu = if v.is_empty() {
+                    None
+                } else {
+                    Some(number(key, v)?)
+                }
+            }
             "workers" => {
-                self.workers = if v.is_empty() { None } else { Some(number(key, v)?) };
+                self.workers = if v.is_empty() {
+                    None
+                } else {
+                    Some(number(key, v)?)
+                };
                 if self.workers == Some(0) {
                     self.workers = None;
                     return Err("workers=0: a job needs at least one replica".into());
@@ -87,7 +106,8 @@ impl KernelOptions {
                 self.kind = opt()
             }
             "backend" => {
-                if !v.is_empty() && !matches!(v.to_ascii_lowercase().as_str(), "local" | "cluster") {
+                if !v.is_empty() && !matches!(v.to_ascii_lowercase().as_str(), "local" | "cluster")
+                {
                     return Err(format!("backend={v}: use local or cluster"));
                 }
                 self.backend = opt().map(|s| s.to_ascii_lowercase())
@@ -105,7 +125,10 @@ impl KernelOptions {
             }
             _ => {
                 let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(format!("unknown option {key:?}; known options: {}", known.join(", ")));
+                return Err(format!(
+                    "unknown option {key:?}; known options: {}",
+                    known.join(", ")
+                ));
             }
         }
         Ok(())
@@ -141,23 +164,49 @@ impl KernelOptions {
             }
             let _ = write!(s, "{k}={v}");
         };
-        if let Some(v) = self.gpu { put("gpu", v.to_string()) }
-        if let Some(v) = &self.cpu { put("cpu", v.clone()) }
-        if let Some(v) = &self.memory { put("memory", v.clone()) }
-        if let Some(v) = &self.image { put("image", v.clone()) }
-        if !self.pip.is_empty() { put("pip", self.pip.join(",")) }
-        if !self.apt.is_empty() { put("apt", self.apt.join(",")) }
-        if let Some(v) = self.workers { put("workers", v.to_string()) }
-        if let Some(v) = &self.namespace { put("namespace", v.clone()) }
-        if let Some(v) = &self.kind { put("kind", v.clone()) }
-        if let Some(v) = &self.backend { put("backend", v.clone()) }
-        if let Some(v) = &self.name { put("name", v.clone()) }
+        if let Some(v) = self.gpu {
+            put("gpu", v.to_string())
+        }
+        if let Some(v) = &self.cpu {
+            put("cpu", v.clone())
+        }
+        if let Some(v) = &self.memory {
+            put("memory", v.clone())
+        }
+        if let Some(v) = &self.image {
+            put("image", v.clone())
+        }
+        if !self.pip.is_empty() {
+            put("pip", self.pip.join(","))
+        }
+        if !self.apt.is_empty() {
+            put("apt", self.apt.join(","))
+        }
+        if let Some(v) = self.workers {
+            put("workers", v.to_string())
+        }
+        if let Some(v) = &self.namespace {
+            put("namespace", v.clone())
+        }
+        if let Some(v) = &self.kind {
+            put("kind", v.clone())
+        }
+        if let Some(v) = &self.backend {
+            put("backend", v.clone())
+        }
+        if let Some(v) = &self.name {
+            put("name", v.clone())
+        }
         if !self.env.is_empty() {
             let pairs: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             put("env", pairs.join(","))
         }
-        if let Some(v) = &self.template { put("template", v.clone()) }
-        if let Some(v) = &self.project { put("project", v.display().to_string()) }
+        if let Some(v) = &self.template {
+            put("template", v.clone())
+        }
+        if let Some(v) = &self.project {
+            put("project", v.display().to_string())
+        }
         if s.is_empty() {
             s.push_str("(defaults)");
         }

@@ -56,14 +56,23 @@ pub struct Publisher {
 impl Publisher {
     pub fn publish(&self, msg_type: &str, content: impl serde::Serialize) {
         let topic = bytes::Bytes::from(format!("kernel.{}.{}", self.session, msg_type));
-        let _ = self.iopub.send(Outgoing::new(vec![topic], msg_type, &self.session, self.parent.clone(), content));
+        let _ = self.iopub.send(Outgoing::new(
+            vec![topic],
+            msg_type,
+            &self.session,
+            self.parent.clone(),
+            content,
+        ));
     }
 }
 
 /// Start a batcher for one execution. Drop the sink (and await the handle) to flush the rest:
 /// everything is published before the handle completes, so the execute_reply and the idle
 /// status can never overtake output.
-pub fn start(publisher: Publisher, execution_count: u64) -> (KernelSink, tokio::task::JoinHandle<()>) {
+pub fn start(
+    publisher: Publisher,
+    execution_count: u64,
+) -> (KernelSink, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = tokio::spawn(batch(rx, publisher, execution_count));
     (KernelSink { tx }, handle)
@@ -89,7 +98,13 @@ async fn batch(mut rx: mpsc::UnboundedReceiver<Event>, p: Publisher, execution_c
                         cut -= 1;
                     }
                 }
-                p.publish("stream", Stream { name, text: rest[..cut].to_string() });
+                p.publish(
+                    "stream",
+                    Stream {
+                        name,
+                        text: rest[..cut].to_string(),
+                    },
+                );
                 rest = &rest[cut..];
             }
         }
@@ -162,7 +177,11 @@ mod tests {
     #[tokio::test]
     async fn flood_is_batched_and_complete() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let p = Publisher { iopub: tx, session: "s".into(), parent: Value::Null };
+        let p = Publisher {
+            iopub: tx,
+            session: "s".into(),
+            parent: Value::Null,
+        };
         let (mut sink, handle) = start(p, 1);
         let writer = std::thread::spawn(move || {
             for i in 0..200_000 {
@@ -194,7 +213,11 @@ mod tests {
     #[tokio::test]
     async fn status_line_is_one_updating_display() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let p = Publisher { iopub: tx, session: "s".into(), parent: Value::Null };
+        let p = Publisher {
+            iopub: tx,
+            session: "s".into(),
+            parent: Value::Null,
+        };
         let (mut sink, handle) = start(p, 1);
         sink.status_line(None);
         sink.status_line(Some("pending (pulling image)"));
@@ -208,7 +231,10 @@ mod tests {
         }
         let kinds: Vec<&str> = msgs.iter().map(|m| m.header.msg_type.as_str()).collect();
         assert_eq!(kinds, ["display_data", "stream", "update_display_data"]);
-        assert_eq!(msgs[0].content["transient"]["display_id"], msgs[2].content["transient"]["display_id"]);
+        assert_eq!(
+            msgs[0].content["transient"]["display_id"],
+            msgs[2].content["transient"]["display_id"]
+        );
         assert_eq!(msgs[2].content["data"]["text/plain"], "running");
     }
 }

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use crate::runner::{CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script};
+use crate::runner::{
+    CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script,
+};
 
 struct Job {
     name: String,
@@ -25,7 +27,10 @@ pub struct ProcessRunner {
 
 impl ProcessRunner {
     pub fn new(python: PathBuf) -> Self {
-        ProcessRunner { python, jobs: Mutex::new(Vec::new()) }
+        ProcessRunner {
+            python,
+            jobs: Mutex::new(Vec::new()),
+        }
     }
 
     fn find(&self, name: &str) -> Result<Arc<Mutex<Job>>, String> {
@@ -46,7 +51,10 @@ fn pump<R: Read + Send + 'static>(r: R, err: bool, tx: mpsc::Sender<(bool, Strin
             match r.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if tx.send((err, String::from_utf8_lossy(&buf).into_owned())).is_err() {
+                    if tx
+                        .send((err, String::from_utf8_lossy(&buf).into_owned()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -56,10 +64,23 @@ fn pump<R: Read + Send + 'static>(r: R, err: bool, tx: mpsc::Sender<(bool, Strin
 }
 
 impl CellRunner for ProcessRunner {
-    fn run(&self, req: &JobRequest, sink: &mut dyn OutputSink, cancel: &CancelToken) -> CellOutcome {
-        let project = req.options.project.clone().unwrap_or_else(|| PathBuf::from("."));
+    fn run(
+        &self,
+        req: &JobRequest,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> CellOutcome {
+        let project = req
+            .options
+            .project
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
         let n = self.jobs.lock().map(|j| j.len()).unwrap_or(0) + 1;
-        let name = req.options.name.clone().unwrap_or_else(|| format!("cell-{n}"));
+        let name = req
+            .options
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("cell-{n}"));
         let stage = std::env::temp_dir().join(format!("kflow-kernel-{}", uuid::Uuid::new_v4()));
         let staged = (|| -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(&stage)?;
@@ -74,17 +95,34 @@ impl CellRunner for ProcessRunner {
         })();
         let script = match staged {
             Ok(s) if s.exists() => s,
-            Ok(s) => return CellOutcome::error("InvalidRun", format!("script {} not found", s.display())),
-            Err(e) => return CellOutcome::error("InvalidRun", format!("cannot stage the job: {e}")),
+            Ok(s) => {
+                return CellOutcome::error(
+                    "InvalidRun",
+                    format!("script {} not found", s.display()),
+                )
+            }
+            Err(e) => {
+                return CellOutcome::error("InvalidRun", format!("cannot stage the job: {e}"))
+            }
         };
         let mut cmd = Command::new(&self.python);
-        cmd.arg("-u").arg(&script).args(&req.args).current_dir(&project);
+        cmd.arg("-u")
+            .arg(&script)
+            .args(&req.args)
+            .current_dir(&project);
         // The project's modules import as they would from the job's workspace.
         cmd.env("PYTHONPATH", &project).envs(&req.options.env);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return CellOutcome::error("JobFailed", format!("cannot start {}: {e}", self.python.display())),
+            Err(e) => {
+                return CellOutcome::error(
+                    "JobFailed",
+                    format!("cannot start {}: {e}", self.python.display()),
+                )
+            }
         };
         let (tx, rx) = mpsc::channel();
         if let Some(o) = child.stdout.take() {
@@ -94,7 +132,13 @@ impl CellRunner for ProcessRunner {
             pump(e, true, tx.clone());
         }
         drop(tx);
-        let job = Arc::new(Mutex::new(Job { name: name.clone(), phase: "Running".into(), detail: String::new(), log: String::new(), child: Some(child) }));
+        let job = Arc::new(Mutex::new(Job {
+            name: name.clone(),
+            phase: "Running".into(),
+            detail: String::new(),
+            log: String::new(),
+            child: Some(child),
+        }));
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.push(job.clone());
         }
@@ -102,7 +146,11 @@ impl CellRunner for ProcessRunner {
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok((err, line)) => {
-                    if err { sink.stderr(&line) } else { sink.stdout(&line) }
+                    if err {
+                        sink.stderr(&line)
+                    } else {
+                        sink.stdout(&line)
+                    }
                     if let Ok(mut j) = job.lock() {
                         j.log.push_str(&line);
                     }
@@ -119,7 +167,11 @@ impl CellRunner for ProcessRunner {
                 }
             }
         }
-        let status = job.lock().ok().and_then(|mut j| j.child.take()).map(|mut c| c.wait());
+        let status = job
+            .lock()
+            .ok()
+            .and_then(|mut j| j.child.take())
+            .map(|mut c| c.wait());
         let _ = std::fs::remove_dir_all(&stage);
         let mut j = match job.lock() {
             Ok(j) => j,
@@ -148,24 +200,43 @@ impl CellRunner for ProcessRunner {
 
     fn manifest_yaml(&self, req: &JobRequest) -> Result<String, String> {
         // No manifests without kflow-core: a stand-in so previews are testable.
-        Ok(format!("# process runner: no manifest\nscript: {:?}\noptions: {}\n", req.script, req.options.summary()))
+        Ok(format!(
+            "# process runner: no manifest\nscript: {:?}\noptions: {}\n",
+            req.script,
+            req.options.summary()
+        ))
     }
 
     fn jobs(&self) -> Result<Vec<JobSummary>, String> {
         let jobs = self.jobs.lock().map_err(|_| "job table poisoned")?;
         Ok(jobs
             .iter()
-            .filter_map(|j| j.lock().ok().map(|j| JobSummary { name: j.name.clone(), phase: j.phase.clone(), detail: j.detail.clone() }))
+            .filter_map(|j| {
+                j.lock().ok().map(|j| JobSummary {
+                    name: j.name.clone(),
+                    phase: j.phase.clone(),
+                    detail: j.detail.clone(),
+                })
+            })
             .collect())
     }
 
     fn status(&self, name: &str) -> Result<JobSummary, String> {
         let j = self.find(name)?;
         let j = j.lock().map_err(|_| "job poisoned")?;
-        Ok(JobSummary { name: j.name.clone(), phase: j.phase.clone(), detail: j.detail.clone() })
+        Ok(JobSummary {
+            name: j.name.clone(),
+            phase: j.phase.clone(),
+            detail: j.detail.clone(),
+        })
     }
 
-    fn logs(&self, name: &str, sink: &mut dyn OutputSink, cancel: &CancelToken) -> Result<(), String> {
+    fn logs(
+        &self,
+        name: &str,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<(), String> {
         let job = self.find(name)?;
         let mut at = 0;
         loop {

@@ -31,7 +31,11 @@ pub struct JobRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellOutcome {
     Ok,
-    Error { ename: String, evalue: String, traceback: Vec<String> },
+    Error {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
 }
 
 impl CellOutcome {
@@ -110,7 +114,8 @@ pub trait CellRunner: Send + Sync {
     /// Submit the job, stream its logs into `sink` until it ends (or `cancel` fires, which
     /// must cancel the job) and report the outcome: a failed job is an `Error` whose evalue
     /// carries the failure reason.
-    fn run(&self, req: &JobRequest, sink: &mut dyn OutputSink, cancel: &CancelToken) -> CellOutcome;
+    fn run(&self, req: &JobRequest, sink: &mut dyn OutputSink, cancel: &CancelToken)
+        -> CellOutcome;
     /// The manifest the request would submit, as YAML, without submitting.
     fn manifest_yaml(&self, req: &JobRequest) -> Result<String, String>;
     /// Jobs this kernel knows of, newest last.
@@ -118,7 +123,12 @@ pub trait CellRunner: Send + Sync {
     fn status(&self, name: &str) -> Result<JobSummary, String>;
     /// Stream a job's logs (following while it runs) until it ends or `cancel` fires; a cancel
     /// here only stops following, it does not cancel the job.
-    fn logs(&self, name: &str, sink: &mut dyn OutputSink, cancel: &CancelToken) -> Result<(), String>;
+    fn logs(
+        &self,
+        name: &str,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<(), String>;
     fn cancel(&self, name: &str) -> Result<(), String>;
 }
 

@@ -26,7 +26,12 @@ pub async fn bind_all(info: &ConnectionInfo) -> Result<Bound> {
     // Echo every heartbeat back unchanged (the spec says echo; a fixed reply breaks clients
     // that compare what they sent).
     zmtp::bind_echo(ip, info.hb_port, limits, "heartbeat").await?;
-    Ok(Bound { shell, control, stdin, iopub })
+    Ok(Bound {
+        shell,
+        control,
+        stdin,
+        iopub,
+    })
 }
 
 pub fn log(msg: &str) {
@@ -35,7 +40,11 @@ pub fn log(msg: &str) {
 }
 
 /// Owns the iopub socket: signs and publishes what handlers queue, in order.
-pub async fn iopub_task(sock: Publisher, signer: Signer, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+pub async fn iopub_task(
+    sock: Publisher,
+    signer: Signer,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
     while let Some(out) = rx.recv().await {
         sock.send(out.encode(&signer));
     }
@@ -56,7 +65,9 @@ pub fn serve_router(
         while let Some(out) = replies.recv().await {
             // A peer that went away is normal (a closed notebook): its replies are dropped.
             if !send.send(out.encode(&send_signer)) {
-                log(&format!("{name}: reply to a peer that is gone or not reading dropped"));
+                log(&format!(
+                    "{name}: reply to a peer that is gone or not reading dropped"
+                ));
             }
         }
     });

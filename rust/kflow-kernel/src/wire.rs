@@ -66,7 +66,10 @@ impl Signer {
             // HMAC accepts keys of any length, so this cannot fail.
             HmacSha256::new_from_slice(key.as_bytes()).ok()
         };
-        Signer { mac, seen: Arc::default() }
+        Signer {
+            mac,
+            seen: Arc::default(),
+        }
     }
 
     /// Records a verified signature; false when it was already used (a replay). Without a key
@@ -75,7 +78,10 @@ impl Signer {
         if self.mac.is_none() {
             return true;
         }
-        self.seen.lock().map(|mut seen| seen.insert(signature)).unwrap_or(false)
+        self.seen
+            .lock()
+            .map(|mut seen| seen.insert(signature))
+            .unwrap_or(false)
     }
 
     pub fn sign(&self, parts: &[&[u8]]) -> String {
@@ -124,7 +130,10 @@ impl Incoming {
     pub fn decode(frames: Vec<Bytes>, signer: &Signer) -> Result<Self> {
         let size: usize = frames.iter().map(|f| f.len()).sum();
         if size > MAX_MESSAGE_BYTES {
-            return Err(KernelError::Oversized { size, limit: MAX_MESSAGE_BYTES });
+            return Err(KernelError::Oversized {
+                size,
+                limit: MAX_MESSAGE_BYTES,
+            });
         }
         let delim = frames
             .iter()
@@ -149,7 +158,9 @@ impl Incoming {
         let metadata: Value = serde_json::from_slice(&rest[3])?;
         let content: Value = serde_json::from_slice(&rest[4])?;
         if !content.is_object() {
-            return Err(KernelError::Malformed("content is not a JSON object".into()));
+            return Err(KernelError::Malformed(
+                "content is not a JSON object".into(),
+            ));
         }
         Ok(Incoming {
             identities: frames[..delim].to_vec(),
@@ -248,10 +259,16 @@ mod tests {
         let mut tampered = frames.clone();
         let n = tampered.len();
         tampered[n - 1] = Bytes::from_static(b"{\"x\":1}");
-        assert!(matches!(Incoming::decode(tampered, &s), Err(KernelError::BadSignature)));
+        assert!(matches!(
+            Incoming::decode(tampered, &s),
+            Err(KernelError::BadSignature)
+        ));
         let mut nonhex = frames;
         nonhex[2] = Bytes::from_static(b"zz");
-        assert!(matches!(Incoming::decode(nonhex, &s), Err(KernelError::BadSignature)));
+        assert!(matches!(
+            Incoming::decode(nonhex, &s),
+            Err(KernelError::BadSignature)
+        ));
     }
 
     #[test]
@@ -259,7 +276,10 @@ mod tests {
         let s = Signer::new("secret");
         let frames = sample(&s);
         assert!(Incoming::decode(frames.clone(), &s).is_ok());
-        assert!(matches!(Incoming::decode(frames.clone(), &s.clone()), Err(KernelError::Replayed)));
+        assert!(matches!(
+            Incoming::decode(frames.clone(), &s.clone()),
+            Err(KernelError::Replayed)
+        ));
         // A fresh message (new msg_id and date, so a new signature) still goes through.
         assert!(Incoming::decode(sample(&s), &s).is_ok());
         let mut seen = SeenSignatures::default();
@@ -285,7 +305,14 @@ mod tests {
             vec![],
             vec![Bytes::from_static(DELIMITER)],
             vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
-            vec![Bytes::from_static(DELIMITER), Bytes::new(), Bytes::new(), Bytes::new(), Bytes::new(), Bytes::new()],
+            vec![
+                Bytes::from_static(DELIMITER),
+                Bytes::new(),
+                Bytes::new(),
+                Bytes::new(),
+                Bytes::new(),
+                Bytes::new(),
+            ],
         ];
         for c in cases {
             assert!(Incoming::decode(c, &s).is_err());

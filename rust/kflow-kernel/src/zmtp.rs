@@ -139,9 +139,14 @@ fn check_greeting(g: &[u8; 64]) -> Result<(), ProtocolError> {
         return Err(ProtocolError::Greeting("ZMTP version below 3.0"));
     }
     let mechanism = &g[12..32];
-    let end = mechanism.iter().position(|&b| b == 0).unwrap_or(mechanism.len());
+    let end = mechanism
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(mechanism.len());
     if &mechanism[..end] != b"NULL" || mechanism[end..].iter().any(|&b| b != 0) {
-        return Err(ProtocolError::Greeting("only the NULL security mechanism is served"));
+        return Err(ProtocolError::Greeting(
+            "only the NULL security mechanism is served",
+        ));
     }
     Ok(())
 }
@@ -169,11 +174,19 @@ fn parse_properties(mut data: &[u8]) -> Result<Vec<(Bytes, Bytes)>, ProtocolErro
     let mut properties = Vec::new();
     while !data.is_empty() {
         let name_len = data[0] as usize;
-        let name = data.get(1..1 + name_len).ok_or_else(|| bad("property name"))?;
+        let name = data
+            .get(1..1 + name_len)
+            .ok_or_else(|| bad("property name"))?;
         data = &data[1 + name_len..];
-        let len_bytes: [u8; 4] = data.get(..4).ok_or_else(|| bad("value length"))?.try_into().unwrap_or_default();
+        let len_bytes: [u8; 4] = data
+            .get(..4)
+            .ok_or_else(|| bad("value length"))?
+            .try_into()
+            .unwrap_or_default();
         let value_len = u32::from_be_bytes(len_bytes) as usize;
-        let value = data.get(4..4 + value_len).ok_or_else(|| bad("property value"))?;
+        let value = data
+            .get(4..4 + value_len)
+            .ok_or_else(|| bad("property value"))?;
         properties.push((Bytes::copy_from_slice(name), Bytes::copy_from_slice(value)));
         data = &data[4 + value_len..];
     }
@@ -181,7 +194,10 @@ fn parse_properties(mut data: &[u8]) -> Result<Vec<(Bytes, Bytes)>, ProtocolErro
 }
 
 /// Reads one message or command, allocating no more than the bytes that have arrived.
-async fn read_unit<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<Unit, ProtocolError> {
+async fn read_unit<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limits: &Limits,
+) -> Result<Unit, ProtocolError> {
     let mut frames: Vec<Bytes> = Vec::new();
     let mut total: u64 = 0;
     loop {
@@ -189,11 +205,17 @@ async fn read_unit<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<U
         if flags & !(FLAG_MORE | FLAG_LONG | FLAG_COMMAND) != 0 {
             return Err(ProtocolError::ReservedFlags(flags));
         }
-        let size = if flags & FLAG_LONG != 0 { r.read_u64().await? } else { u64::from(r.read_u8().await?) };
+        let size = if flags & FLAG_LONG != 0 {
+            r.read_u64().await?
+        } else {
+            u64::from(r.read_u8().await?)
+        };
         let command = flags & FLAG_COMMAND != 0;
         if command {
             if !frames.is_empty() || flags & FLAG_MORE != 0 {
-                return Err(ProtocolError::Handshake("a command inside a multipart message".into()));
+                return Err(ProtocolError::Handshake(
+                    "a command inside a multipart message".into(),
+                ));
             }
             if size > MAX_COMMAND_BYTES {
                 return Err(ProtocolError::CommandTooLarge { size });
@@ -202,7 +224,9 @@ async fn read_unit<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<U
             total = total.saturating_add(size);
             if total > limits.max_message_bytes {
                 if total > DISCARD_LIMIT {
-                    return Err(ProtocolError::MessageTooLarge { limit: limits.max_message_bytes });
+                    return Err(ProtocolError::MessageTooLarge {
+                        limit: limits.max_message_bytes,
+                    });
                 }
                 return discard_rest(r, size, flags & FLAG_MORE != 0, total).await;
             }
@@ -223,7 +247,10 @@ async fn read_unit<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<U
             if body.len() < 1 + name_len {
                 return Err(ProtocolError::Handshake("malformed command".into()));
             }
-            return Ok(Unit::Command { name: body.slice(1..1 + name_len), data: body.slice(1 + name_len..) });
+            return Ok(Unit::Command {
+                name: body.slice(1..1 + name_len),
+                data: body.slice(1 + name_len..),
+            });
         }
         frames.push(Bytes::from(body));
         if flags & FLAG_MORE == 0 {
@@ -234,7 +261,12 @@ async fn read_unit<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<U
 
 /// Reads past the rest of an oversized message without keeping it: this frame's `size`
 /// bytes, then any further frames, as long as the total stays under [`DISCARD_LIMIT`].
-async fn discard_rest<R: AsyncRead + Unpin>(r: &mut R, size: u64, mut more: bool, mut total: u64) -> Result<Unit, ProtocolError> {
+async fn discard_rest<R: AsyncRead + Unpin>(
+    r: &mut R,
+    size: u64,
+    mut more: bool,
+    mut total: u64,
+) -> Result<Unit, ProtocolError> {
     let mut skip = size;
     loop {
         let skipped = tokio::io::copy(&mut (&mut *r).take(skip), &mut tokio::io::sink()).await?;
@@ -248,16 +280,26 @@ async fn discard_rest<R: AsyncRead + Unpin>(r: &mut R, size: u64, mut more: bool
         if flags & !(FLAG_MORE | FLAG_LONG) != 0 {
             return Err(ProtocolError::ReservedFlags(flags));
         }
-        skip = if flags & FLAG_LONG != 0 { r.read_u64().await? } else { u64::from(r.read_u8().await?) };
+        skip = if flags & FLAG_LONG != 0 {
+            r.read_u64().await?
+        } else {
+            u64::from(r.read_u8().await?)
+        };
         more = flags & FLAG_MORE != 0;
         total = total.saturating_add(skip);
         if total > DISCARD_LIMIT {
-            return Err(ProtocolError::MessageTooLarge { limit: DISCARD_LIMIT });
+            return Err(ProtocolError::MessageTooLarge {
+                limit: DISCARD_LIMIT,
+            });
         }
     }
 }
 
-async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, flags: u8, body: &[u8]) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    flags: u8,
+    body: &[u8],
+) -> std::io::Result<()> {
     if body.len() > 255 {
         w.write_u8(flags | FLAG_LONG).await?;
         w.write_u64(body.len() as u64).await?;
@@ -285,7 +327,10 @@ async fn handshake(
     kind: SocketType,
 ) -> Result<(Reader, Writer, Vec<(Bytes, Bytes)>), ProtocolError> {
     let (r, w) = stream.into_split();
-    let (mut r, mut w) = (BufReader::with_capacity(64 * 1024, r), BufWriter::with_capacity(64 * 1024, w));
+    let (mut r, mut w) = (
+        BufReader::with_capacity(64 * 1024, r),
+        BufWriter::with_capacity(64 * 1024, w),
+    );
     w.write_all(&greeting()).await?;
     w.flush().await?;
     let mut peer = [0u8; 64];
@@ -299,7 +344,9 @@ async fn handshake(
     w.flush().await?;
     let limits = Limits::default();
     match read_unit(&mut r, &limits).await? {
-        Unit::Command { name, data } if &name[..] == b"READY" => Ok((r, w, parse_properties(&data)?)),
+        Unit::Command { name, data } if &name[..] == b"READY" => {
+            Ok((r, w, parse_properties(&data)?))
+        }
         Unit::Command { name, .. } if &name[..] == b"ERROR" => {
             Err(ProtocolError::Handshake("the peer sent ERROR".into()))
         }
@@ -370,7 +417,10 @@ where
     F: Fn(TcpStream, SocketAddr, PeerSlot) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), ProtocolError>> + Send + 'static,
 {
-    let slots = Arc::new(PeerSlots { live: AtomicU64::new(0), max: limits.max_peers as u64 });
+    let slots = Arc::new(PeerSlots {
+        live: AtomicU64::new(0),
+        max: limits.max_peers as u64,
+    });
     tokio::spawn(async move {
         loop {
             let (stream, addr) = match listener.accept().await {
@@ -383,7 +433,10 @@ where
                 }
             };
             let Some(slot) = slots.take() else {
-                log(name, &format!("refused {addr}: already {} connections", limits.max_peers));
+                log(
+                    name,
+                    &format!("refused {addr}: already {} connections", limits.max_peers),
+                );
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -409,10 +462,14 @@ pub struct Router {
     sender: RouterSender,
 }
 
+/// Each connected peer by identity: its connection number (so a handed-over identity is not
+/// removed by the old connection's end) and its send queue.
+type Peers = Arc<Mutex<HashMap<Bytes, (u64, mpsc::Sender<Vec<Bytes>>)>>>;
+
 /// The sending half of a [`Router`]; cheap to clone.
 #[derive(Clone)]
 pub struct RouterSender {
-    peers: Arc<Mutex<HashMap<Bytes, (u64, mpsc::Sender<Vec<Bytes>>)>>>,
+    peers: Peers,
 }
 
 impl RouterSender {
@@ -423,23 +480,36 @@ impl RouterSender {
             return false;
         }
         let identity = frames.remove(0);
-        let queue = self.peers.lock().ok().and_then(|p| p.get(&identity).map(|(_, q)| q.clone()));
+        let queue = self
+            .peers
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&identity).map(|(_, q)| q.clone()));
         queue.is_some_and(|q| q.try_send(frames).is_ok())
     }
 }
 
 impl Router {
-    pub async fn bind(ip: &str, port: u16, limits: Limits, name: &'static str) -> std::io::Result<Router> {
+    pub async fn bind(
+        ip: &str,
+        port: u16,
+        limits: Limits,
+        name: &'static str,
+    ) -> std::io::Result<Router> {
         let listener = bind(ip, port).await?;
         let (incoming_tx, incoming) = mpsc::channel(1024);
-        let sender = RouterSender { peers: Arc::new(Mutex::new(HashMap::new())) };
+        let sender = RouterSender {
+            peers: Arc::new(Mutex::new(HashMap::new())),
+        };
         let peers = sender.peers.clone();
         let next_id = Arc::new(AtomicU64::new(1));
         spawn_acceptor(listener, limits, name, move |stream, _addr, slot| {
-            let (peers, incoming_tx, next_id) = (peers.clone(), incoming_tx.clone(), next_id.clone());
+            let (peers, incoming_tx, next_id) =
+                (peers.clone(), incoming_tx.clone(), next_id.clone());
             async move {
                 let _slot = slot;
-                let (mut r, w, properties) = handshake_within(stream, SocketType::Router, &limits).await?;
+                let (mut r, w, properties) =
+                    handshake_within(stream, SocketType::Router, &limits).await?;
                 let conn = next_id.fetch_add(1, Ordering::SeqCst);
                 // Like libzmq: the peer's own identity unless empty or starting with 0 (the
                 // prefix of generated ones), else a generated one.
@@ -474,7 +544,10 @@ impl Router {
                                 }
                             }
                             Unit::Command { .. } => {}
-                            Unit::Discarded { bytes } => log(name, &format!("dropped a message of {bytes} bytes (over the limit)")),
+                            Unit::Discarded { bytes } => log(
+                                name,
+                                &format!("dropped a message of {bytes} bytes (over the limit)"),
+                            ),
                         }
                     }
                 }
@@ -515,9 +588,16 @@ pub struct Publisher {
 const MAX_SUBSCRIPTIONS: usize = 1024;
 
 impl Publisher {
-    pub async fn bind(ip: &str, port: u16, limits: Limits, name: &'static str) -> std::io::Result<Publisher> {
+    pub async fn bind(
+        ip: &str,
+        port: u16,
+        limits: Limits,
+        name: &'static str,
+    ) -> std::io::Result<Publisher> {
         let listener = bind(ip, port).await?;
-        let publisher = Publisher { subscribers: Arc::new(Mutex::new(HashMap::new())) };
+        let publisher = Publisher {
+            subscribers: Arc::new(Mutex::new(HashMap::new())),
+        };
         let subscribers = publisher.subscribers.clone();
         let next_id = Arc::new(AtomicU64::new(1));
         spawn_acceptor(listener, limits, name, move |stream, _addr, slot| {
@@ -529,7 +609,13 @@ impl Publisher {
                 let (queue_tx, queue_rx) = mpsc::channel(limits.send_queue);
                 spawn_writer(w, queue_rx);
                 if let Ok(mut s) = subscribers.lock() {
-                    s.insert(conn, Subscriber { prefixes: Vec::new(), queue: queue_tx.clone() });
+                    s.insert(
+                        conn,
+                        Subscriber {
+                            prefixes: Vec::new(),
+                            queue: queue_tx.clone(),
+                        },
+                    );
                 }
                 let subscription = |subscribe: bool, topic: Bytes| {
                     if let Ok(mut s) = subscribers.lock() {
@@ -585,7 +671,9 @@ impl Publisher {
     /// misses it (ZeroMQ's PUB drops at the high-water mark too).
     pub fn send(&self, frames: Vec<Bytes>) {
         let topic = frames.first().cloned().unwrap_or_default();
-        let Ok(subscribers) = self.subscribers.lock() else { return };
+        let Ok(subscribers) = self.subscribers.lock() else {
+            return;
+        };
         for sub in subscribers.values() {
             if sub.prefixes.iter().any(|p| topic.starts_with(p)) {
                 let _ = sub.queue.try_send(frames.clone());
@@ -595,26 +683,39 @@ impl Publisher {
 }
 
 /// The heartbeat: a REP that echoes each message, envelope and all, to the peer that sent it.
-pub async fn bind_echo(ip: &str, port: u16, limits: Limits, name: &'static str) -> std::io::Result<()> {
+pub async fn bind_echo(
+    ip: &str,
+    port: u16,
+    limits: Limits,
+    name: &'static str,
+) -> std::io::Result<()> {
     let listener = bind(ip, port).await?;
     // Pings are tiny; there is no reason to accept large ones.
-    let limits = Limits { max_message_bytes: 64 * 1024, ..limits };
-    spawn_acceptor(listener, limits, name, move |stream, _addr, slot| async move {
-        let _slot = slot;
-        let (mut r, mut w, _) = handshake_within(stream, SocketType::Rep, &limits).await?;
-        loop {
-            match read_unit(&mut r, &limits).await? {
-                Unit::Message(frames) => write_message(&mut w, &frames).await?,
-                Unit::Command { name, data } if &name[..] == b"PING" => {
-                    if let Some(body) = pong(&data) {
-                        write_frame(&mut w, FLAG_COMMAND, &body).await?;
-                        w.flush().await?;
+    let limits = Limits {
+        max_message_bytes: 64 * 1024,
+        ..limits
+    };
+    spawn_acceptor(
+        listener,
+        limits,
+        name,
+        move |stream, _addr, slot| async move {
+            let _slot = slot;
+            let (mut r, mut w, _) = handshake_within(stream, SocketType::Rep, &limits).await?;
+            loop {
+                match read_unit(&mut r, &limits).await? {
+                    Unit::Message(frames) => write_message(&mut w, &frames).await?,
+                    Unit::Command { name, data } if &name[..] == b"PING" => {
+                        if let Some(body) = pong(&data) {
+                            write_frame(&mut w, FLAG_COMMAND, &body).await?;
+                            w.flush().await?;
+                        }
                     }
+                    Unit::Command { .. } | Unit::Discarded { .. } => {}
                 }
-                Unit::Command { .. } | Unit::Discarded { .. } => {}
             }
-        }
-    });
+        },
+    );
     Ok(())
 }
 
@@ -644,25 +745,38 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[tokio::test]
     async fn a_huge_announced_frame_closes_only_that_connection() {
         let port = free_port();
-        let mut router = Router::bind("127.0.0.1", port, Limits::default(), "test").await.unwrap();
+        let mut router = Router::bind("127.0.0.1", port, Limits::default(), "test")
+            .await
+            .unwrap();
         let mut evil = connect_and_greet(port, b"DEALER").await;
         // One frame header announcing 2^62 bytes.
         let mut header = vec![FLAG_LONG];
         header.extend_from_slice(&(1u64 << 62).to_be_bytes());
         evil.write_all(&header).await.unwrap();
         let mut buf = [0u8; 1];
-        let closed = tokio::time::timeout(Duration::from_secs(5), evil.read(&mut buf)).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), evil.read(&mut buf))
+            .await
+            .unwrap();
         assert!(matches!(closed, Ok(0) | Err(_)), "the connection is closed");
 
         let mut good = connect_and_greet(port, b"DEALER").await;
-        write_message(&mut good, &[Bytes::from_static(b"hello")]).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), router.recv()).await.unwrap().unwrap();
+        write_message(&mut good, &[Bytes::from_static(b"hello")])
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), router.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&got[1][..], b"hello");
         let sender = router.sender();
         assert!(sender.send(vec![got[0].clone(), Bytes::from_static(b"reply")]));
@@ -674,22 +788,43 @@ mod tests {
 
     #[tokio::test]
     async fn limits_are_enforced_before_reading_bodies() {
-        let limits = Limits { max_message_bytes: 1000, max_frames: 3, ..Limits::default() };
+        let limits = Limits {
+            max_message_bytes: 1000,
+            max_frames: 3,
+            ..Limits::default()
+        };
         let mut r: &[u8] = &[FLAG_LONG, 0x40, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(read_unit(&mut r, &limits).await, Err(ProtocolError::MessageTooLarge { .. })));
+        assert!(matches!(
+            read_unit(&mut r, &limits).await,
+            Err(ProtocolError::MessageTooLarge { .. })
+        ));
         // Over the limit but plausible: read past, and the next message is intact.
         let mut bytes = vec![FLAG_MORE | FLAG_LONG, 0, 0, 0, 0, 0, 0, 0x08, 0];
         bytes.extend(vec![b'x'; 0x800]);
         bytes.extend([0, 3, b'e', b'n', b'd', 0, 2, b'o', b'k']);
         let mut r: &[u8] = &bytes;
-        assert!(matches!(read_unit(&mut r, &limits).await, Ok(Unit::Discarded { bytes: 2051 })));
-        assert!(matches!(read_unit(&mut r, &limits).await, Ok(Unit::Message(f)) if f == [Bytes::from_static(b"ok")]));
+        assert!(matches!(
+            read_unit(&mut r, &limits).await,
+            Ok(Unit::Discarded { bytes: 2051 })
+        ));
+        assert!(
+            matches!(read_unit(&mut r, &limits).await, Ok(Unit::Message(f)) if f == [Bytes::from_static(b"ok")])
+        );
         let mut r: &[u8] = &[FLAG_MORE, 0, FLAG_MORE, 0, FLAG_MORE, 0, 0, 0];
-        assert!(matches!(read_unit(&mut r, &limits).await, Err(ProtocolError::TooManyFrames(3))));
+        assert!(matches!(
+            read_unit(&mut r, &limits).await,
+            Err(ProtocolError::TooManyFrames(3))
+        ));
         let mut r: &[u8] = &[0x80, 0];
-        assert!(matches!(read_unit(&mut r, &limits).await, Err(ProtocolError::ReservedFlags(0x80))));
+        assert!(matches!(
+            read_unit(&mut r, &limits).await,
+            Err(ProtocolError::ReservedFlags(0x80))
+        ));
         let mut r: &[u8] = &[FLAG_COMMAND | FLAG_LONG, 0, 0, 0, 0, 0, 2, 0, 0];
-        assert!(matches!(read_unit(&mut r, &limits).await, Err(ProtocolError::CommandTooLarge { .. })));
+        assert!(matches!(
+            read_unit(&mut r, &limits).await,
+            Err(ProtocolError::CommandTooLarge { .. })
+        ));
         // A truncated body is an error, not a short frame.
         let mut r: &[u8] = &[0, 5, b'a'];
         assert!(read_unit(&mut r, &limits).await.is_err());
@@ -700,17 +835,34 @@ mod tests {
     #[tokio::test]
     async fn garbage_and_silence_do_not_hold_a_slot() {
         let port = free_port();
-        let limits = Limits { max_peers: 2, handshake_timeout: Duration::from_millis(300), ..Limits::default() };
-        let publisher = Publisher::bind("127.0.0.1", port, limits, "test").await.unwrap();
+        let limits = Limits {
+            max_peers: 2,
+            handshake_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let publisher = Publisher::bind("127.0.0.1", port, limits, "test")
+            .await
+            .unwrap();
         let mut junk = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         junk.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let _silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
         let mut sub = connect_and_greet(port, b"SUB").await;
-        write_message(&mut sub, &[Bytes::from_static(b"\x01")]).await.unwrap();
+        write_message(&mut sub, &[Bytes::from_static(b"\x01")])
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        publisher.send(vec![Bytes::from_static(b"topic"), Bytes::from_static(b"body")]);
-        match tokio::time::timeout(Duration::from_secs(5), read_unit(&mut sub, &Limits::default())).await.unwrap() {
+        publisher.send(vec![
+            Bytes::from_static(b"topic"),
+            Bytes::from_static(b"body"),
+        ]);
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            read_unit(&mut sub, &Limits::default()),
+        )
+        .await
+        .unwrap()
+        {
             Ok(Unit::Message(frames)) => assert_eq!(&frames[1][..], b"body"),
             other => panic!("{other:?}"),
         }

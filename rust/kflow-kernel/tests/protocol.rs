@@ -24,7 +24,11 @@ impl Drop for Kernel {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(key: &str) -> Kernel {
@@ -45,7 +49,11 @@ fn start(key: &str) -> Kernel {
         .current_dir(dir.path())
         .spawn()
         .unwrap();
-    Kernel { child, ports, _dir: dir }
+    Kernel {
+        child,
+        ports,
+        _dir: dir,
+    }
 }
 
 fn request(msg_type: &str, content: Value, signer: &Signer) -> ZmqMessage {
@@ -54,7 +62,10 @@ fn request(msg_type: &str, content: Value, signer: &Signer) -> ZmqMessage {
 }
 
 async fn recv(sock: &mut impl SocketRecv, signer: &Signer, ms: u64) -> Option<Incoming> {
-    let m = tokio::time::timeout(Duration::from_millis(ms), sock.recv()).await.ok()?.ok()?;
+    let m = tokio::time::timeout(Duration::from_millis(ms), sock.recv())
+        .await
+        .ok()?
+        .ok()?;
     Incoming::decode(m.into_vec(), signer).ok()
 }
 
@@ -84,7 +95,10 @@ async fn protocol_round_trip() {
     // Readiness as jupyter_client does it: kernel_info until a reply and an iopub message.
     let mut ready = false;
     for _ in 0..50 {
-        shell.send(request("kernel_info_request", json!({}), &signer)).await.unwrap();
+        shell
+            .send(request("kernel_info_request", json!({}), &signer))
+            .await
+            .unwrap();
         if let Some(reply) = recv(&mut shell, &signer, 1000).await {
             assert_eq!(reply.header.msg_type, "kernel_info_reply");
             assert_eq!(reply.content["protocol_version"], "5.3");
@@ -99,17 +113,38 @@ async fn protocol_round_trip() {
     while recv(&mut iopub, &signer, 200).await.is_some() {}
 
     // Heartbeat echoes exactly.
-    hb.send(ZmqMessage::from(Bytes::from_static(b"\x00beat\xff"))).await.unwrap();
-    let echo = tokio::time::timeout(Duration::from_secs(5), hb.recv()).await.unwrap().unwrap();
+    hb.send(ZmqMessage::from(Bytes::from_static(b"\x00beat\xff")))
+        .await
+        .unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), hb.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(echo.get(0).unwrap().as_ref(), b"\x00beat\xff");
 
     // A wrong key: dropped without a reply.
-    shell.send(request("kernel_info_request", json!({}), &Signer::new("wrong"))).await.unwrap();
+    shell
+        .send(request(
+            "kernel_info_request",
+            json!({}),
+            &Signer::new("wrong"),
+        ))
+        .await
+        .unwrap();
     assert!(recv(&mut shell, &signer, 500).await.is_none());
 
     // Execute: busy, execute_input, stream, idle; reply ok with execution_count 1.
-    shell.send(request("execute_request", json!({"code": "print('hi from a job')", "silent": false, "store_history": true}), &signer)).await.unwrap();
-    let reply = recv(&mut shell, &signer, 20_000).await.expect("execute_reply");
+    shell
+        .send(request(
+            "execute_request",
+            json!({"code": "print('hi from a job')", "silent": false, "store_history": true}),
+            &signer,
+        ))
+        .await
+        .unwrap();
+    let reply = recv(&mut shell, &signer, 20_000)
+        .await
+        .expect("execute_reply");
     assert_eq!(reply.content["status"], "ok");
     assert_eq!(reply.content["execution_count"], 1);
     let mut seen = vec![];
@@ -119,7 +154,11 @@ async fn protocol_round_trip() {
             assert_eq!(m.content["text"], "hi from a job\n");
         }
         let idle = kind == "status" && m.content["execution_state"] == "idle";
-        seen.push(if kind == "status" { m.content["execution_state"].as_str().unwrap().to_string() } else { kind });
+        seen.push(if kind == "status" {
+            m.content["execution_state"].as_str().unwrap().to_string()
+        } else {
+            kind
+        });
         if idle {
             break;
         }
@@ -127,11 +166,28 @@ async fn protocol_round_trip() {
     assert_eq!(seen, ["busy", "execute_input", "stream", "idle"]);
 
     // kernel_info works on control too (VS Code asks there).
-    control.send(request("kernel_info_request", json!({}), &signer)).await.unwrap();
-    assert_eq!(recv(&mut control, &signer, 5000).await.unwrap().header.msg_type, "kernel_info_reply");
+    control
+        .send(request("kernel_info_request", json!({}), &signer))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&mut control, &signer, 5000)
+            .await
+            .unwrap()
+            .header
+            .msg_type,
+        "kernel_info_reply"
+    );
 
     // Shutdown: a reply, then the process ends.
-    control.send(request("shutdown_request", json!({"restart": false}), &signer)).await.unwrap();
+    control
+        .send(request(
+            "shutdown_request",
+            json!({"restart": false}),
+            &signer,
+        ))
+        .await
+        .unwrap();
     let r = recv(&mut control, &signer, 5000).await.unwrap();
     assert_eq!(r.header.msg_type, "shutdown_reply");
     let mut exited = false;

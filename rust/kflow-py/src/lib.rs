@@ -9,14 +9,54 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(_native, KflowError, PyException, "Base class of every error kflow raises; `event_id` is in kflow's local log.");
-create_exception!(_native, ValidationError, KflowError, "A run parameter is invalid.");
-create_exception!(_native, TemplateError, KflowError, "A job template is missing or invalid.");
-create_exception!(_native, PackagingError, KflowError, "The project folder cannot be packaged.");
-create_exception!(_native, JobNotFoundError, KflowError, "No job has that name.");
-create_exception!(_native, ConflictError, KflowError, "The job's state does not allow this.");
-create_exception!(_native, WaitTimeoutError, KflowError, "Waiting for a job took longer than the timeout.");
-create_exception!(_native, BackendError, KflowError, "The backend could not do what was asked.");
+create_exception!(
+    _native,
+    KflowError,
+    PyException,
+    "Base class of every error kflow raises; `event_id` is in kflow's local log."
+);
+create_exception!(
+    _native,
+    ValidationError,
+    KflowError,
+    "A run parameter is invalid."
+);
+create_exception!(
+    _native,
+    TemplateError,
+    KflowError,
+    "A job template is missing or invalid."
+);
+create_exception!(
+    _native,
+    PackagingError,
+    KflowError,
+    "The project folder cannot be packaged."
+);
+create_exception!(
+    _native,
+    JobNotFoundError,
+    KflowError,
+    "No job has that name."
+);
+create_exception!(
+    _native,
+    ConflictError,
+    KflowError,
+    "The job's state does not allow this."
+);
+create_exception!(
+    _native,
+    WaitTimeoutError,
+    KflowError,
+    "Waiting for a job took longer than the timeout."
+);
+create_exception!(
+    _native,
+    BackendError,
+    KflowError,
+    "The backend could not do what was asked."
+);
 
 fn client(py: Python<'_>) -> PyResult<Client> {
     Ok(Client::new(Context::from_process(), launcher(py)?))
@@ -25,12 +65,18 @@ fn client(py: Python<'_>) -> PyResult<Client> {
 /// The supervisor runs in the same interpreter as the caller, so the job sees the same packages.
 fn launcher(py: Python<'_>) -> PyResult<Launcher> {
     let executable: String = py.import("sys")?.getattr("executable")?.extract()?;
-    Ok(Launcher { command: vec![executable.into(), "-m".into(), "kflow._supervisor".into()] })
+    Ok(Launcher {
+        command: vec![executable.into(), "-m".into(), "kflow._supervisor".into()],
+    })
 }
 
 /// Turns a core error into the matching Python exception, with an event ID also in the log.
 fn to_py(py: Python<'_>, err: Error) -> PyErr {
-    let id = events::record(&Context::from_process().dirs.event_log(), "error", &err.to_string());
+    let id = events::record(
+        &Context::from_process().dirs.event_log(),
+        "error",
+        &err.to_string(),
+    );
     let message = format!("{err} [event {id}]");
     let exc = match err.kind() {
         ErrorKind::Validation => ValidationError::new_err(message),
@@ -47,7 +93,15 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
 
 fn options(py: Python<'_>, json: &str) -> PyResult<RunOptions> {
     serde_json::from_str(json).map_err(|e| {
-        to_py(py, Error::invalid("run options", json.chars().take(200).collect::<String>(), e.to_string(), "pass values of the documented types"))
+        to_py(
+            py,
+            Error::invalid(
+                "run options",
+                json.chars().take(200).collect::<String>(),
+                e.to_string(),
+                "pass values of the documented types",
+            ),
+        )
     })
 }
 
@@ -85,7 +139,10 @@ impl NativeJob {
     }
 
     fn status_json(&self, py: Python<'_>) -> PyResult<String> {
-        self.job.status().map(|s| to_json(&s)).map_err(|e| to_py(py, e))
+        self.job
+            .status()
+            .map(|s| to_json(&s))
+            .map_err(|e| to_py(py, e))
     }
 
     /// What the user should be told about this run (credentials left out of the upload…).
@@ -98,7 +155,10 @@ impl NativeJob {
     }
 
     fn logs(&self, follow: bool) -> LogIter {
-        LogIter { stream: Mutex::new(self.job.logs(follow)), pending: Mutex::new(Default::default()) }
+        LogIter {
+            stream: Mutex::new(self.job.logs(follow)),
+            pending: Mutex::new(Default::default()),
+        }
     }
 
     /// Waits for the end; `None` timeout waits for ever. Ctrl-C raises KeyboardInterrupt.
@@ -116,15 +176,28 @@ impl NativeJob {
             py.check_signals()?;
             if let Some(limit) = timeout {
                 if start.elapsed().as_secs_f64() >= limit {
-                    let phase = self.job.status().map(|s| s.phase.as_str().to_string()).unwrap_or_default();
-                    return Err(to_py(py, Error::WaitTimeout { name: self.job.name().to_string(), seconds: limit, phase }));
+                    let phase = self
+                        .job
+                        .status()
+                        .map(|s| s.phase.as_str().to_string())
+                        .unwrap_or_default();
+                    return Err(to_py(
+                        py,
+                        Error::WaitTimeout {
+                            name: self.job.name().to_string(),
+                            seconds: limit,
+                            phase,
+                        },
+                    ));
                 }
             }
         }
     }
 
     fn cancel(&self, py: Python<'_>) -> PyResult<String> {
-        py.detach(|| self.job.cancel()).map(|s| to_json(&s)).map_err(|e| to_py(py, e))
+        py.detach(|| self.job.cancel())
+            .map(|s| to_json(&s))
+            .map_err(|e| to_py(py, e))
     }
 
     fn delete(&self, py: Python<'_>) -> PyResult<()> {
@@ -133,7 +206,9 @@ impl NativeJob {
     }
 
     fn restart(&self, py: Python<'_>) -> PyResult<NativeJob> {
-        py.detach(|| self.job.restart()).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+        py.detach(|| self.job.restart())
+            .map(|job| NativeJob { job })
+            .map_err(|e| to_py(py, e))
     }
 }
 
@@ -156,7 +231,12 @@ impl LogIter {
                 return Ok(Some((line.replica, line.text)));
             }
             // Wait up to 200 ms for lines, then come back to check for Ctrl-C.
-            let polled = py.detach(|| self.stream.lock().expect("log lock").poll_wait(Duration::from_millis(200)));
+            let polled = py.detach(|| {
+                self.stream
+                    .lock()
+                    .expect("log lock")
+                    .poll_wait(Duration::from_millis(200))
+            });
             match polled.map_err(|e| to_py(py, e))? {
                 None => return Ok(None),
                 Some(lines) => self.pending.lock().expect("log lock").extend(lines),
@@ -168,8 +248,19 @@ impl LogIter {
     /// Whatever is available now, without waiting: a list of `(replica, text)`, or `None` at
     /// the end. Lets the kernel and magics batch output.
     fn poll(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
-        let mut out: Vec<(String, String)> = self.pending.lock().expect("log lock").drain(..).map(|l| (l.replica, l.text)).collect();
-        let polled = self.stream.lock().expect("log lock").poll().map_err(|e| to_py(py, e))?;
+        let mut out: Vec<(String, String)> = self
+            .pending
+            .lock()
+            .expect("log lock")
+            .drain(..)
+            .map(|l| (l.replica, l.text))
+            .collect();
+        let polled = self
+            .stream
+            .lock()
+            .expect("log lock")
+            .poll()
+            .map_err(|e| to_py(py, e))?;
         match polled {
             Some(lines) => {
                 out.extend(lines.into_iter().map(|l| (l.replica, l.text)));
@@ -185,29 +276,46 @@ impl LogIter {
 fn submit(py: Python<'_>, options_json: &str) -> PyResult<NativeJob> {
     let opts = options(py, options_json)?;
     let client = client(py)?;
-    py.detach(|| client.submit(opts)).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+    py.detach(|| client.submit(opts))
+        .map(|job| NativeJob { job })
+        .map_err(|e| to_py(py, e))
 }
 
 /// `(spec_json, manifests_yaml, manifests_json)` of a run, created nowhere.
 #[pyfunction]
 #[pyo3(signature = (options_json, with_code=false))]
-fn preview(py: Python<'_>, options_json: &str, with_code: bool) -> PyResult<(String, String, String)> {
+fn preview(
+    py: Python<'_>,
+    options_json: &str,
+    with_code: bool,
+) -> PyResult<(String, String, String)> {
     let opts = options(py, options_json)?;
     let client = client(py)?;
-    let preview = py.detach(|| client.preview(opts, with_code)).map_err(|e| to_py(py, e))?;
-    Ok((to_json(&preview.spec), preview.to_yaml(), to_json(&preview.objects())))
+    let preview = py
+        .detach(|| client.preview(opts, with_code))
+        .map_err(|e| to_py(py, e))?;
+    Ok((
+        to_json(&preview.spec),
+        preview.to_yaml(),
+        to_json(&preview.objects()),
+    ))
 }
 
 #[pyfunction]
 fn get(py: Python<'_>, name: &str) -> PyResult<NativeJob> {
-    client(py)?.get(name).map(|job| NativeJob { job }).map_err(|e| to_py(py, e))
+    client(py)?
+        .get(name)
+        .map(|job| NativeJob { job })
+        .map_err(|e| to_py(py, e))
 }
 
 /// `kflow describe NAME --json`: spec, status, conditions, pods, events, last log lines.
 #[pyfunction]
 fn describe_json(py: Python<'_>, name: &str) -> PyResult<String> {
     let job = client(py)?.get(name).map_err(|e| to_py(py, e))?;
-    py.detach(|| job.describe()).map(|d| to_json(&d)).map_err(|e| to_py(py, e))
+    py.detach(|| job.describe())
+        .map(|d| to_json(&d))
+        .map_err(|e| to_py(py, e))
 }
 
 #[pyfunction]
@@ -227,12 +335,19 @@ fn doctor_json(py: Python<'_>) -> PyResult<String> {
 fn templates_json(py: Python<'_>, project_root: Option<std::path::PathBuf>) -> PyResult<String> {
     let client = client(py)?;
     let root = project_root.unwrap_or_else(|| client.context().cwd.clone());
-    client.templates(Some(&root)).map(|t| to_json(&t)).map_err(|e| to_py(py, e))
+    client
+        .templates(Some(&root))
+        .map(|t| to_json(&t))
+        .map_err(|e| to_py(py, e))
 }
 
 /// Packs a folder as a run would: `(sha256, tar.gz bytes, files)`. For benchmarks and tools.
 #[pyfunction]
-fn package(py: Python<'_>, root: std::path::PathBuf, out: std::path::PathBuf) -> PyResult<(String, u64, usize)> {
+fn package(
+    py: Python<'_>,
+    root: std::path::PathBuf,
+    out: std::path::PathBuf,
+) -> PyResult<(String, u64, usize)> {
     py.detach(|| kflow_core::artifacts::package(&root, &out, &Default::default()))
         .map(|a| (a.sha256, a.bytes, a.files))
         .map_err(|e| to_py(py, e))
@@ -266,13 +381,18 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 #[pyfunction]
 fn kernel_main(py: Python<'_>, connection_file: std::path::PathBuf) -> PyResult<()> {
     let launcher = launcher(py)?;
-    py.detach(|| kflow_kernel::kernel_main(&connection_file, launcher)).map_err(|e| KflowError::new_err(format!("kflow kernel: {e}")))
+    py.detach(|| kflow_kernel::kernel_main(&connection_file, launcher))
+        .map_err(|e| KflowError::new_err(format!("kflow kernel: {e}")))
 }
 
 /// Entry of `python -m kflow._supervisor RUN_DIR`.
 #[pyfunction]
 fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
-    let python: std::path::PathBuf = py.import("sys")?.getattr("executable")?.extract::<String>()?.into();
+    let python: std::path::PathBuf = py
+        .import("sys")?
+        .getattr("executable")?
+        .extract::<String>()?
+        .into();
     let cache = Context::from_process().dirs.cache;
     let dir = kflow_core::records::RunDir { root: run_dir };
     match py.detach(|| kflow_core::backend::local::supervise(&dir, &python, &cache)) {
@@ -296,22 +416,34 @@ fn auth_login(
     api_server: Option<String>,
 ) -> PyResult<String> {
     let ctx = Context::from_process();
-    let req = kflow_core::auth::LoginRequest { url, api_server, username, password: kflow_core::auth::Zeroizing::new(password), store_password };
-    py.detach(|| kflow_core::auth::login(&ctx, req)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+    let req = kflow_core::auth::LoginRequest {
+        url,
+        api_server,
+        username,
+        password: kflow_core::auth::Zeroizing::new(password),
+        store_password,
+    };
+    py.detach(|| kflow_core::auth::login(&ctx, req))
+        .map(|who| to_json(&who))
+        .map_err(|e| to_py(py, e))
 }
 
 /// Signs out; returns who was signed in as JSON.
 #[pyfunction]
 fn auth_logout(py: Python<'_>) -> PyResult<String> {
     let ctx = Context::from_process();
-    py.detach(|| kflow_core::auth::logout(&ctx)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+    py.detach(|| kflow_core::auth::logout(&ctx))
+        .map(|who| to_json(&who))
+        .map_err(|e| to_py(py, e))
 }
 
 /// Who is signed in, as JSON (no network).
 #[pyfunction]
 fn auth_whoami(py: Python<'_>) -> PyResult<String> {
     let ctx = Context::from_process();
-    py.detach(|| kflow_core::auth::whoami(&ctx)).map(|who| to_json(&who)).map_err(|e| to_py(py, e))
+    py.detach(|| kflow_core::auth::whoami(&ctx))
+        .map(|who| to_json(&who))
+        .map_err(|e| to_py(py, e))
 }
 
 /// The URL `login` would use when given none (settings, else the stored session's).

@@ -47,14 +47,23 @@ pub struct Archive {
 impl Archive {
     /// One line for a user: "3 files, 12.0 KiB (largest: …)".
     pub fn summary(&self) -> String {
-        let largest = self.largest.iter().map(|(p, n)| format!("{p} {}", human_bytes(*n))).collect::<Vec<_>>().join(", ");
-        let mut line = format!("{} files, {} ({} packed)", self.files, human_bytes(self.content_bytes), human_bytes(self.bytes));
+        let largest = self
+            .largest
+            .iter()
+            .map(|(p, n)| format!("{p} {}", human_bytes(*n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut line = format!(
+            "{} files, {} ({} packed)",
+            self.files,
+            human_bytes(self.content_bytes),
+            human_bytes(self.bytes)
+        );
         if !largest.is_empty() {
             line.push_str(&format!("; largest: {largest}"));
         }
         line
     }
-
 }
 
 /// The warning to show when credentials were withheld (items as in [`Archive::withheld`]).
@@ -78,7 +87,11 @@ pub struct PackOptions {
 
 impl Default for PackOptions {
     fn default() -> Self {
-        PackOptions { max_bytes: DEFAULT_MAX_BYTES, limit_reason: String::new(), entry_script: None }
+        PackOptions {
+            max_bytes: DEFAULT_MAX_BYTES,
+            limit_reason: String::new(),
+            entry_script: None,
+        }
     }
 }
 
@@ -91,7 +104,11 @@ pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     }
     let file = File::create(out).map_err(Error::io("creating", out))?;
-    let hashing = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
+    let hashing = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
     let gz = ParallelGzWriter::new(hashing, Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
@@ -106,24 +123,28 @@ pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(0o755);
                 header.set_size(0);
-                tar.append_data(&mut header, &entry.relative, std::io::empty()).map_err(Error::io("packing", &entry.absolute))?;
+                tar.append_data(&mut header, &entry.relative, std::io::empty())
+                    .map_err(Error::io("packing", &entry.absolute))?;
             }
             EntryKind::File { size, executable } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *executable { 0o755 } else { 0o644 });
                 header.set_size(*size);
-                let file = File::open(&entry.absolute).map_err(Error::io("reading", &entry.absolute))?;
+                let file =
+                    File::open(&entry.absolute).map_err(Error::io("reading", &entry.absolute))?;
                 // A file that changes size while we pack would corrupt the stream; take exactly
                 // the size the header promised.
                 let reader = std::io::Read::take(file, *size);
-                tar.append_data(&mut header, &entry.relative, reader).map_err(Error::io("packing", &entry.absolute))?;
+                tar.append_data(&mut header, &entry.relative, reader)
+                    .map_err(Error::io("packing", &entry.absolute))?;
                 content_bytes += size;
             }
             EntryKind::Symlink { target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
                 header.set_size(0);
-                tar.append_link(&mut header, &entry.relative, target).map_err(Error::io("packing", &entry.absolute))?;
+                tar.append_link(&mut header, &entry.relative, target)
+                    .map_err(Error::io("packing", &entry.absolute))?;
             }
         }
     }
@@ -135,9 +156,18 @@ pub fn package(root: &Path, out: &Path, opts: &PackOptions) -> Result<Archive> {
         sha256: hex::encode(hashing.hasher.finalize()),
         bytes: hashing.bytes,
         content_bytes,
-        files: entries.iter().filter(|e| matches!(e.kind, EntryKind::File { .. })).count(),
-        largest: largest_files(&entries, 5).into_iter().map(|e| (e.relative.display().to_string(), e.size())).collect(),
-        withheld: withheld.into_iter().map(|w| format!("{} ({})", w.relative.display(), w.why)).collect(),
+        files: entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .count(),
+        largest: largest_files(&entries, 5)
+            .into_iter()
+            .map(|e| (e.relative.display().to_string(), e.size()))
+            .collect(),
+        withheld: withheld
+            .into_iter()
+            .map(|w| format!("{} ({})", w.relative.display(), w.why))
+            .collect(),
     })
 }
 
@@ -188,7 +218,9 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(Error::io("creating", dest))?;
     let file = File::open(archive).map_err(Error::io("opening", archive))?;
     // Multi: `package` writes one gzip member per block.
-    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)));
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+        file,
+    )));
     tar.set_preserve_mtime(true);
     tar.unpack(dest).map_err(Error::io("unpacking into", dest))
 }

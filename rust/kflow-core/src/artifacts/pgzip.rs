@@ -28,7 +28,10 @@ pub struct ParallelGzWriter<W: Write + Send + 'static> {
 
 impl<W: Write + Send + 'static> ParallelGzWriter<W> {
     pub fn new(inner: W, level: Compression) -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
         let (to_workers, blocks) = sync_channel::<Block>(threads * 2);
         let (to_writer, compressed) = sync_channel::<Block>(threads * 2);
         let blocks = Arc::new(Mutex::new(blocks));
@@ -41,13 +44,24 @@ impl<W: Write + Send + 'static> ParallelGzWriter<W> {
             .collect();
         drop(to_writer);
         let writer = std::thread::spawn(move || write_in_order(inner, compressed));
-        ParallelGzWriter { buffer: Vec::with_capacity(BLOCK), next_index: 0, to_workers: Some(to_workers), workers, writer: Some(writer) }
+        ParallelGzWriter {
+            buffer: Vec::with_capacity(BLOCK),
+            next_index: 0,
+            to_workers: Some(to_workers),
+            workers,
+            writer: Some(writer),
+        }
     }
 
     fn send_block(&mut self) -> io::Result<()> {
         let block = std::mem::replace(&mut self.buffer, Vec::with_capacity(BLOCK));
-        let sender = self.to_workers.as_ref().ok_or_else(|| io::Error::other("writer already finished"))?;
-        sender.send((self.next_index, block)).map_err(|_| io::Error::other("compression worker stopped"))?;
+        let sender = self
+            .to_workers
+            .as_ref()
+            .ok_or_else(|| io::Error::other("writer already finished"))?;
+        sender
+            .send((self.next_index, block))
+            .map_err(|_| io::Error::other("compression worker stopped"))?;
         self.next_index += 1;
         Ok(())
     }
@@ -60,9 +74,15 @@ impl<W: Write + Send + 'static> ParallelGzWriter<W> {
         }
         drop(self.to_workers.take());
         for worker in self.workers.drain(..) {
-            worker.join().map_err(|_| io::Error::other("compression worker panicked"))?;
+            worker
+                .join()
+                .map_err(|_| io::Error::other("compression worker panicked"))?;
         }
-        self.writer.take().expect("writer thread").join().map_err(|_| io::Error::other("writer thread panicked"))?
+        self.writer
+            .take()
+            .expect("writer thread")
+            .join()
+            .map_err(|_| io::Error::other("writer thread panicked"))?
     }
 }
 
@@ -96,8 +116,15 @@ fn incompressible(block: &[u8]) -> bool {
     let stride = block.len() / SAMPLES;
     (0..SAMPLES).all(|i| {
         let sample = &block[i * stride..i * stride + SAMPLE];
-        let mut encoder = flate2::write::DeflateEncoder::new(Vec::with_capacity(SAMPLE + 64), Compression::fast());
-        let size = encoder.write_all(sample).and_then(|_| encoder.finish()).map(|v| v.len()).unwrap_or(0);
+        let mut encoder = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(SAMPLE + 64),
+            Compression::fast(),
+        );
+        let size = encoder
+            .write_all(sample)
+            .and_then(|_| encoder.finish())
+            .map(|v| v.len())
+            .unwrap_or(0);
         // Deflate keeps less than 3% of such data: stored blocks are then as small, and free.
         size * 100 >= sample.len() * 97
     })
@@ -107,8 +134,14 @@ fn compress_blocks(blocks: &Mutex<Receiver<Block>>, out: &SyncSender<Block>, lev
     loop {
         let next = blocks.lock().map(|rx| rx.recv());
         let Ok(Ok((index, data))) = next else { return };
-        let level = if incompressible(&data) { Compression::none() } else { level };
-        let mut member = GzBuilder::new().mtime(0).write(Vec::with_capacity(data.len() / 2 + 1024), level);
+        let level = if incompressible(&data) {
+            Compression::none()
+        } else {
+            level
+        };
+        let mut member = GzBuilder::new()
+            .mtime(0)
+            .write(Vec::with_capacity(data.len() / 2 + 1024), level);
         let compressed = member.write_all(&data).and_then(|_| member.finish());
         match compressed {
             Ok(bytes) => {
@@ -160,7 +193,10 @@ mod tests {
         assert!(!incompressible(&text));
         let mut mixed = text[..BLOCK / 2].to_vec();
         mixed.extend_from_slice(&random[..BLOCK / 2]);
-        assert!(!incompressible(&mixed), "a block that is partly text is deflated");
+        assert!(
+            !incompressible(&mixed),
+            "a block that is partly text is deflated"
+        );
         let mut gz = ParallelGzWriter::new(Vec::new(), Compression::default());
         gz.write_all(&random).unwrap();
         gz.write_all(&text).unwrap();
@@ -168,14 +204,18 @@ mod tests {
         // Stored: the random block grows by headers only; the text shrinks a lot.
         assert!(out.len() < random.len() + random.len() / 100 && out.len() > random.len());
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back.len(), random.len() + text.len());
         assert!(back[..random.len()] == random[..] && back[random.len()..] == text[..]);
     }
 
     #[test]
     fn members_decode_to_the_input_and_output_is_reproducible() {
-        let data: Vec<u8> = (0..(BLOCK * 3 + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(BLOCK * 3 + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let pack = |data: &[u8]| {
             let mut w = ParallelGzWriter::new(Vec::new(), Compression::default());
             w.write_all(data).unwrap();
@@ -184,10 +224,14 @@ mod tests {
         let first = pack(&data);
         assert_eq!(first, pack(&data));
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&first[..]).read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&first[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
         let mut empty = Vec::new();
-        flate2::read::MultiGzDecoder::new(&pack(&[])[..]).read_to_end(&mut empty).unwrap();
+        flate2::read::MultiGzDecoder::new(&pack(&[])[..])
+            .read_to_end(&mut empty)
+            .unwrap();
         assert!(empty.is_empty());
     }
 }

@@ -16,9 +16,14 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { size: u64, executable: bool },
+    File {
+        size: u64,
+        executable: bool,
+    },
     /// A link to somewhere inside the project, stored relative to the link's folder.
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +44,15 @@ impl Entry {
 }
 
 /// Folder names that are never project code.
-const ALWAYS_SKIPPED_DIRS: [&str; 7] = [".git", "__pycache__", ".venv", "venv", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"];
+const ALWAYS_SKIPPED_DIRS: [&str; 7] = [
+    ".git",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".ipynb_checkpoints",
+    ".mypy_cache",
+    ".pytest_cache",
+];
 
 fn skipped(path: &Path, is_dir: bool) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -52,9 +65,23 @@ fn skipped(path: &Path, is_dir: bool) -> bool {
 }
 
 /// Folders of credentials, never code.
-const CREDENTIAL_DIRS: [&str; 6] = [".ssh", ".aws", ".kube", ".gnupg", ".azure", ".password-store"];
+const CREDENTIAL_DIRS: [&str; 6] = [
+    ".ssh",
+    ".aws",
+    ".kube",
+    ".gnupg",
+    ".azure",
+    ".password-store",
+];
 /// Files of credentials, by name.
-const CREDENTIAL_FILES: [&str; 6] = [".netrc", "_netrc", ".git-credentials", ".pgpass", ".pypirc", "credentials.json"];
+const CREDENTIAL_FILES: [&str; 6] = [
+    ".netrc",
+    "_netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".pypirc",
+    "credentials.json",
+];
 /// `.env` variants that are templates by convention and hold no secrets.
 const ENV_TEMPLATES: [&str; 3] = [".env.example", ".env.sample", ".env.template"];
 /// Private keys are small; larger files are not read for the check.
@@ -63,9 +90,15 @@ const KEY_SNIFF_MAX_FILE: u64 = 1024 * 1024;
 /// Why a path is credential material, or None.
 fn credential_kind(relative: &Path, is_dir: bool) -> Option<&'static str> {
     let name = relative.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let parent = relative.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+    let parent = relative
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
     if is_dir {
-        return CREDENTIAL_DIRS.contains(&name).then_some("a credentials folder");
+        return CREDENTIAL_DIRS
+            .contains(&name)
+            .then_some("a credentials folder");
     }
     if CREDENTIAL_FILES.contains(&name) || (parent == ".docker" && name == "config.json") {
         return Some("a credentials file");
@@ -82,7 +115,9 @@ fn holds_private_key(path: &Path, size: u64) -> bool {
         return false;
     }
     let mut head = [0u8; 4096];
-    let Ok(n) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else { return false };
+    let Ok(n) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
     let head = &head[..n];
     let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
     head.starts_with(b"PuTTY-User-Key-File-") || (has(b"-----BEGIN ") && has(b"PRIVATE KEY"))
@@ -109,15 +144,22 @@ fn explicit_includes(root: &Path) -> Gitignore {
 }
 
 fn explicitly_included(includes: &Gitignore, relative: &Path, is_dir: bool) -> bool {
-    includes.matched_path_or_any_parents(relative, is_dir).is_whitelist()
+    includes
+        .matched_path_or_any_parents(relative, is_dir)
+        .is_whitelist()
 }
 
 /// Refuses a root that is the user's home folder or holds it (`/`, `/home`): everything a user
 /// owns would travel.
 fn check_root(root: &Path) -> Result<()> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).and_then(|h| h.canonicalize().ok());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|h| h.canonicalize().ok());
     match unsafe_root(root, home.as_deref()) {
-        Some(what) => Err(Error::UnsafeProjectRoot { root: root.to_path_buf(), what }),
+        Some(what) => Err(Error::UnsafeProjectRoot {
+            root: root.to_path_buf(),
+            what,
+        }),
         None => Ok(()),
     }
 }
@@ -143,7 +185,9 @@ pub fn collect(root: &Path) -> Result<Vec<Entry>> {
 /// the run starts, may be a link to a file outside the project: the user named it, so its
 /// content travels under the link's name (any other link leaving the project is refused).
 pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
-    let root = root.canonicalize().map_err(Error::io("opening project folder", root))?;
+    let root = root
+        .canonicalize()
+        .map_err(Error::io("opening project folder", root))?;
     check_root(&root)?;
     let includes = Arc::new(explicit_includes(&root));
     let withheld = Arc::new(Mutex::new(Vec::new()));
@@ -158,17 +202,23 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
         .ignore(true)
         .follow_links(false)
         .add_custom_ignore_filename(".kflowignore");
-    let (filter_root, filter_includes, filter_withheld) = (root.clone(), includes.clone(), withheld.clone());
+    let (filter_root, filter_includes, filter_withheld) =
+        (root.clone(), includes.clone(), withheld.clone());
     walker.filter_entry(move |e| {
         let is_dir = e.file_type().is_some_and(|t| t.is_dir());
         if skipped(e.path(), is_dir) {
             return false;
         }
-        let Ok(relative) = e.path().strip_prefix(&filter_root) else { return true };
+        let Ok(relative) = e.path().strip_prefix(&filter_root) else {
+            return true;
+        };
         match credential_kind(relative, is_dir) {
             Some(why) if !explicitly_included(&filter_includes, relative, is_dir) => {
                 if let Ok(mut w) = filter_withheld.lock() {
-                    w.push(Withheld { relative: relative.to_path_buf(), why });
+                    w.push(Withheld {
+                        relative: relative.to_path_buf(),
+                        why,
+                    });
                 }
                 false
             }
@@ -183,7 +233,9 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
             source: std::io::Error::other(e.to_string()),
         })?;
         let absolute = item.path().to_path_buf();
-        let Ok(relative) = absolute.strip_prefix(&root).map(Path::to_path_buf) else { continue };
+        let Ok(relative) = absolute.strip_prefix(&root).map(Path::to_path_buf) else {
+            continue;
+        };
         if relative.as_os_str().is_empty() {
             continue;
         }
@@ -191,29 +243,52 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
         let (kind, content) = if meta.file_type().is_symlink() {
             match inside_target(&root, &absolute) {
                 Ok(target) => (EntryKind::Symlink { target }, absolute.clone()),
-                Err(Error::SymlinkOutsideProject { target, .. }) if Some(relative.as_path()) == entry_script && target.is_file() => {
+                Err(Error::SymlinkOutsideProject { target, .. })
+                    if Some(relative.as_path()) == entry_script && target.is_file() =>
+                {
                     let meta = std::fs::metadata(&target).map_err(Error::io("reading", &target))?;
-                    (EntryKind::File { size: meta.len(), executable: is_executable(&meta) }, target)
+                    (
+                        EntryKind::File {
+                            size: meta.len(),
+                            executable: is_executable(&meta),
+                        },
+                        target,
+                    )
                 }
                 Err(e) => return Err(e),
             }
         } else if meta.is_dir() {
             (EntryKind::Dir, absolute.clone())
         } else if meta.is_file() {
-            (EntryKind::File { size: meta.len(), executable: is_executable(&meta) }, absolute.clone())
+            (
+                EntryKind::File {
+                    size: meta.len(),
+                    executable: is_executable(&meta),
+                },
+                absolute.clone(),
+            )
         } else {
             // Sockets, FIFOs and devices are not code.
             continue;
         };
         if let EntryKind::File { size, .. } = kind {
-            if holds_private_key(&content, size) && !explicitly_included(&includes, &relative, false) {
+            if holds_private_key(&content, size)
+                && !explicitly_included(&includes, &relative, false)
+            {
                 if let Ok(mut w) = withheld.lock() {
-                    w.push(Withheld { relative, why: "a private key" });
+                    w.push(Withheld {
+                        relative,
+                        why: "a private key",
+                    });
                 }
                 continue;
             }
         }
-        entries.push(Entry { relative, absolute: content, kind });
+        entries.push(Entry {
+            relative,
+            absolute: content,
+            kind,
+        });
     }
     entries.sort_by(|a, b| a.relative.cmp(&b.relative));
     let mut withheld = withheld.lock().map(|w| w.clone()).unwrap_or_default();
@@ -225,7 +300,11 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
 /// never meant to send.
 fn inside_target(root: &Path, link: &Path) -> Result<PathBuf> {
     let raw = std::fs::read_link(link).map_err(Error::io("reading link", link))?;
-    let outside = |target: PathBuf| Error::SymlinkOutsideProject { path: link.to_path_buf(), target, root: root.to_path_buf() };
+    let outside = |target: PathBuf| Error::SymlinkOutsideProject {
+        path: link.to_path_buf(),
+        target,
+        root: root.to_path_buf(),
+    };
     let resolved = link.parent().unwrap_or(root).join(&raw);
     let resolved = resolved.canonicalize().map_err(|e| {
         // A loop or a dangling link is its own problem, wherever it points.
@@ -236,7 +315,11 @@ fn inside_target(root: &Path, link: &Path) -> Result<PathBuf> {
         } else {
             return outside(resolved.clone());
         };
-        Error::BrokenSymlink { path: link.to_path_buf(), target: raw.clone(), problem }
+        Error::BrokenSymlink {
+            path: link.to_path_buf(),
+            target: raw.clone(),
+            problem,
+        }
     })?;
     if !resolved.starts_with(root) {
         return Err(outside(resolved));
@@ -250,7 +333,11 @@ fn inside_target(root: &Path, link: &Path) -> Result<PathBuf> {
 fn relative_to(from_dir: &Path, to: &Path) -> PathBuf {
     let from: Vec<_> = from_dir.components().collect();
     let to_parts: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
     let mut out = PathBuf::new();
     for _ in common..from.len() {
         out.push("..");
@@ -279,9 +366,15 @@ mod tests {
     #[test]
     fn home_and_its_parents_are_unsafe_roots() {
         let home = Path::new("/home/ada");
-        assert_eq!(unsafe_root(Path::new("/"), Some(home)), Some("the root of the file system"));
+        assert_eq!(
+            unsafe_root(Path::new("/"), Some(home)),
+            Some("the root of the file system")
+        );
         assert_eq!(unsafe_root(home, Some(home)), Some("your home folder"));
-        assert_eq!(unsafe_root(Path::new("/home"), Some(home)), Some("a folder that holds your home folder"));
+        assert_eq!(
+            unsafe_root(Path::new("/home"), Some(home)),
+            Some("a folder that holds your home folder")
+        );
         assert_eq!(unsafe_root(Path::new("/home/ada/proj"), Some(home)), None);
         assert_eq!(unsafe_root(Path::new("/srv/proj"), None), None);
     }

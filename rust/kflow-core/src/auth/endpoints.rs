@@ -12,12 +12,30 @@ use crate::spec::Context;
 
 /// The environment variables that override the defaults, with what each one sets.
 pub const ENV_KEYS: [(&str, &str); 7] = [
-    ("KFLOW_AUTH_CONNECTOR", "Dex connector to use when Dex offers several (id or name)"),
-    ("KFLOW_AUTH_CLIENT_ID", "OIDC client id the API server trusts (default kflow)"),
-    ("KFLOW_AUTH_ISSUER", "realm issuer URL, e.g. https://keycloak.example.com/realms/kubeflow"),
-    ("KFLOW_AUTH_REDIRECT_URI", "redirect URI registered for the client (default http://localhost:8000/callback)"),
-    ("KFLOW_API_SERVER", "Kubernetes API server URL (default: the Kubeflow URL)"),
-    ("KFLOW_CA_FILE", "PEM file of an extra CA to trust (self-signed clusters)"),
+    (
+        "KFLOW_AUTH_CONNECTOR",
+        "Dex connector to use when Dex offers several (id or name)",
+    ),
+    (
+        "KFLOW_AUTH_CLIENT_ID",
+        "OIDC client id the API server trusts (default kflow)",
+    ),
+    (
+        "KFLOW_AUTH_ISSUER",
+        "realm issuer URL, e.g. https://keycloak.example.com/realms/kubeflow",
+    ),
+    (
+        "KFLOW_AUTH_REDIRECT_URI",
+        "redirect URI registered for the client (default http://localhost:8000/callback)",
+    ),
+    (
+        "KFLOW_API_SERVER",
+        "Kubernetes API server URL (default: the Kubeflow URL)",
+    ),
+    (
+        "KFLOW_CA_FILE",
+        "PEM file of an extra CA to trust (self-signed clusters)",
+    ),
     ("KFLOW_KEYCLOAK_REALM", "Keycloak realm (default kubeflow)"),
 ];
 
@@ -53,10 +71,20 @@ pub struct Endpoints {
 fn clean(url: &str) -> Result<String> {
     let trimmed = url.trim().trim_end_matches('/');
     let parsed = Url::parse(trimmed).map_err(|e| {
-        Error::invalid("Kubeflow URL", trimmed, e.to_string(), "pass the address you open Kubeflow's dashboard at, e.g. https://kubeflow.example.com")
+        Error::invalid(
+            "Kubeflow URL",
+            trimmed,
+            e.to_string(),
+            "pass the address you open Kubeflow's dashboard at, e.g. https://kubeflow.example.com",
+        )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::invalid("Kubeflow URL", trimmed, "only http and https are supported", "pass an https:// address"));
+        return Err(Error::invalid(
+            "Kubeflow URL",
+            trimmed,
+            "only http and https are supported",
+            "pass an https:// address",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -87,8 +115,16 @@ impl Endpoints {
     pub fn from_context(ctx: &Context, url: &str) -> Result<Endpoints> {
         let mut ep = Endpoints::new(url)?;
         let settings = ctx.settings()?;
-        let var = |k: &str| ctx.env.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        if let Some(realm) = settings.keycloak_realm.or_else(|| var("KFLOW_KEYCLOAK_REALM")) {
+        let var = |k: &str| {
+            ctx.env
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(realm) = settings
+            .keycloak_realm
+            .or_else(|| var("KFLOW_KEYCLOAK_REALM"))
+        {
             ep.issuer = format!("{}/realms/{realm}", ep.url);
             ep.realm = realm;
         }
@@ -120,17 +156,26 @@ impl Endpoints {
     /// Uses `server` as the Kubernetes API server (checked like the Kubeflow URL).
     pub fn set_api_server(&mut self, server: &str) -> Result<()> {
         self.api_server = clean(server).map_err(|_| {
-            Error::invalid("API server", server, "not an http(s) URL", "pass the Kubernetes API server's address, e.g. https://api.example.com:6443")
+            Error::invalid(
+                "API server",
+                server,
+                "not an http(s) URL",
+                "pass the Kubernetes API server's address, e.g. https://api.example.com:6443",
+            )
         })?;
         Ok(())
     }
 
     pub fn authorize_url(&self) -> String {
-        self.authorization_endpoint.clone().unwrap_or_else(|| format!("{}/protocol/openid-connect/auth", self.issuer))
+        self.authorization_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/protocol/openid-connect/auth", self.issuer))
     }
 
     pub fn token_url(&self) -> String {
-        self.token_endpoint.clone().unwrap_or_else(|| format!("{}/protocol/openid-connect/token", self.issuer))
+        self.token_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/protocol/openid-connect/token", self.issuer))
     }
 
     /// The realm's logout endpoint (None: the issuer has none, e.g. Dex).
@@ -181,7 +226,10 @@ mod tests {
     fn defaults_follow_the_kubeflow_url() {
         let ep = Endpoints::new("https://kf.example.com/").unwrap();
         assert_eq!(ep.issuer, "https://kf.example.com/realms/kubeflow");
-        assert_eq!(ep.token_url(), "https://kf.example.com/realms/kubeflow/protocol/openid-connect/token");
+        assert_eq!(
+            ep.token_url(),
+            "https://kf.example.com/realms/kubeflow/protocol/openid-connect/token"
+        );
         assert_eq!(ep.api_server, "https://kf.example.com");
         assert!(Endpoints::new("ftp://x").is_err());
         assert!(Endpoints::new("not a url").is_err());
@@ -190,7 +238,12 @@ mod tests {
     #[test]
     fn issuer_is_learned_from_the_login_page_unless_fixed() {
         let mut ep = Endpoints::new("https://kf.example.com").unwrap();
-        ep.learn_issuer(&Url::parse("https://sso.example.com/auth/realms/kubeflow/protocol/openid-connect/auth?x=1").unwrap());
+        ep.learn_issuer(
+            &Url::parse(
+                "https://sso.example.com/auth/realms/kubeflow/protocol/openid-connect/auth?x=1",
+            )
+            .unwrap(),
+        );
         assert_eq!(ep.issuer, "https://sso.example.com/auth/realms/kubeflow");
         ep.issuer_fixed = true;
         ep.learn_issuer(&Url::parse("https://other/realms/kubeflow/x").unwrap());
@@ -205,11 +258,16 @@ mod tests {
         ctx.env.clear();
         ctx.env.insert("KFLOW_KEYCLOAK_REALM".into(), "corp".into());
         ctx.env.insert("KFLOW_AUTH_CLIENT_ID".into(), "kube".into());
-        ctx.env.insert("KFLOW_API_SERVER".into(), "https://api.example.com:6443".into());
+        ctx.env.insert(
+            "KFLOW_API_SERVER".into(),
+            "https://api.example.com:6443".into(),
+        );
         let ep = Endpoints::from_context(&ctx, "https://kf.example.com").unwrap();
         assert_eq!((ep.realm.as_str(), ep.client_id.as_str()), ("corp", "kube"));
         assert_eq!(ep.issuer, "https://kf.example.com/realms/corp");
         assert_eq!(ep.api_server, "https://api.example.com:6443");
-        assert!(!ep.may_follow(&Url::parse("http://dex.auth.svc.cluster.local:5556/dex/auth").unwrap()));
+        assert!(
+            !ep.may_follow(&Url::parse("http://dex.auth.svc.cluster.local:5556/dex/auth").unwrap())
+        );
     }
 }

@@ -12,7 +12,10 @@ pub enum Page {
     /// A username + password form (Keycloak `kc-form-login`, Dex's local login, …).
     Login(LoginForm),
     /// Dex's "grant access" page: approved by posting `approval=approve`.
-    DexApproval { action: Url, fields: Vec<(String, String)> },
+    DexApproval {
+        action: Url,
+        fields: Vec<(String, String)>,
+    },
     /// Dex's connector choice ("Log in with …" links): (link text, target).
     Connectors(Vec<(String, Url)>),
     /// A page asking for something kflow never fills in (OTP, new password, terms, …).
@@ -39,13 +42,21 @@ fn sel(s: &str) -> Selector {
 }
 
 fn text(e: ElementRef<'_>) -> String {
-    e.text().collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+    e.text()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Keycloak's required-action and secondary pages, by form id, with what to tell the user.
 const ACTION_FORMS: [(&str, &str); 8] = [
     ("kc-otp-login-form", "a one-time code (OTP)"),
-    ("kc-totp-settings-form", "setting up an authenticator app (OTP)"),
+    (
+        "kc-totp-settings-form",
+        "setting up an authenticator app (OTP)",
+    ),
     ("kc-passwd-update-form", "a new password (update-password)"),
     ("kc-update-profile-form", "updating the account profile"),
     ("kc-update-email-form", "updating the e-mail address"),
@@ -56,7 +67,15 @@ const ACTION_FORMS: [(&str, &str); 8] = [
 
 /// The error text a login page shows, across Keycloak themes and Dex.
 fn page_error(doc: &Html) -> Option<String> {
-    for s in ["#input-error", "#input-error-username", "#login-error", ".alert-error .kc-feedback-text", ".alert-error", ".kc-feedback-text", ".pf-c-alert__title"] {
+    for s in [
+        "#input-error",
+        "#input-error-username",
+        "#login-error",
+        ".alert-error .kc-feedback-text",
+        ".alert-error",
+        ".kc-feedback-text",
+        ".pf-c-alert__title",
+    ] {
         if let Some(t) = doc.select(&sel(s)).map(text).find(|t| !t.is_empty()) {
             return Some(t);
         }
@@ -71,15 +90,25 @@ fn form_action(form: ElementRef<'_>, base: &Url) -> Option<Url> {
 
 fn read_login_form(form: ElementRef<'_>, base: &Url, doc: &Html) -> Option<LoginForm> {
     let inputs: Vec<ElementRef<'_>> = form.select(&sel("input")).collect();
-    let kind = |e: &ElementRef<'_>| e.value().attr("type").unwrap_or("text").to_ascii_lowercase();
+    let kind = |e: &ElementRef<'_>| {
+        e.value()
+            .attr("type")
+            .unwrap_or("text")
+            .to_ascii_lowercase()
+    };
     let name = |e: &ElementRef<'_>| e.value().attr("name").unwrap_or("").to_string();
-    let passwords: Vec<&ElementRef<'_>> = inputs.iter().filter(|e| kind(e) == "password" && !name(e).is_empty()).collect();
+    let passwords: Vec<&ElementRef<'_>> = inputs
+        .iter()
+        .filter(|e| kind(e) == "password" && !name(e).is_empty())
+        .collect();
     if passwords.len() != 1 {
         return None;
     }
     let password_field = name(passwords[0]);
-    let text_inputs: Vec<&ElementRef<'_>> =
-        inputs.iter().filter(|e| matches!(kind(e).as_str(), "text" | "email") && !name(e).is_empty()).collect();
+    let text_inputs: Vec<&ElementRef<'_>> = inputs
+        .iter()
+        .filter(|e| matches!(kind(e).as_str(), "text" | "email") && !name(e).is_empty())
+        .collect();
     let username_field = text_inputs
         .iter()
         .find(|e| matches!(name(e).as_str(), "username" | "login" | "email" | "user"))
@@ -91,12 +120,23 @@ fn read_login_form(form: ElementRef<'_>, base: &Url, doc: &Html) -> Option<Login
         .map(|e| (name(e), e.value().attr("value").unwrap_or("").to_string()))
         .collect();
     let submit = form
-        .select(&sel("input[type=submit], button[type=submit], button:not([type])"))
+        .select(&sel(
+            "input[type=submit], button[type=submit], button:not([type])",
+        ))
         .find(|e| e.value().attr("name").is_some_and(|n| !n.is_empty()));
     if let Some(b) = submit {
-        extra.push((b.value().attr("name").unwrap_or("").to_string(), b.value().attr("value").unwrap_or("").to_string()));
+        extra.push((
+            b.value().attr("name").unwrap_or("").to_string(),
+            b.value().attr("value").unwrap_or("").to_string(),
+        ));
     }
-    Some(LoginForm { action: form_action(form, base)?, username_field, password_field, extra, error: page_error(doc) })
+    Some(LoginForm {
+        action: form_action(form, base)?,
+        username_field,
+        password_field,
+        extra,
+        error: page_error(doc),
+    })
 }
 
 /// Classifies an HTML page fetched from `base`.
@@ -104,7 +144,9 @@ pub fn classify(html: &str, base: &Url) -> Page {
     let doc = Html::parse_document(html);
     for (id, what) in ACTION_FORMS {
         if doc.select(&sel(&format!("#{id}"))).next().is_some() {
-            return Page::RequiredAction { action: what.to_string() };
+            return Page::RequiredAction {
+                action: what.to_string(),
+            };
         }
     }
     if let Some(form) = doc.select(&sel("form#kc-form-login")).next() {
@@ -117,16 +159,28 @@ pub fn classify(html: &str, base: &Url) -> Page {
             return Page::Login(login);
         }
     }
-    let approval_forms: Vec<ElementRef<'_>> = doc.select(&sel("form")).filter(|f| f.select(&sel("[name=approval]")).next().is_some()).collect();
+    let approval_forms: Vec<ElementRef<'_>> = doc
+        .select(&sel("form"))
+        .filter(|f| f.select(&sel("[name=approval]")).next().is_some())
+        .collect();
     let approve = approval_forms
         .iter()
-        .find(|f| f.select(&sel("[name=approval][value=approve]")).next().is_some())
+        .find(|f| {
+            f.select(&sel("[name=approval][value=approve]"))
+                .next()
+                .is_some()
+        })
         .or_else(|| approval_forms.first());
     if let Some(form) = approve {
         if let Some(action) = form_action(*form, base) {
             let fields = form
                 .select(&sel("input[type=hidden]"))
-                .filter_map(|e| Some((e.value().attr("name")?.to_string(), e.value().attr("value").unwrap_or("").to_string())))
+                .filter_map(|e| {
+                    Some((
+                        e.value().attr("name")?.to_string(),
+                        e.value().attr("value").unwrap_or("").to_string(),
+                    ))
+                })
                 .filter(|(n, _)| n != "approval")
                 .chain([("approval".to_string(), "approve".to_string())])
                 .collect();
@@ -135,7 +189,10 @@ pub fn classify(html: &str, base: &Url) -> Page {
     }
     let connectors: Vec<(String, Url)> = doc
         .select(&sel("a[href]"))
-        .filter(|a| a.value().attr("href").is_some_and(|h| h.contains("/auth/")) && text(*a).starts_with("Log in with"))
+        .filter(|a| {
+            a.value().attr("href").is_some_and(|h| h.contains("/auth/"))
+                && text(*a).starts_with("Log in with")
+        })
         .filter_map(|a| Some((text(a), base.join(a.value().attr("href")?).ok()?)))
         .collect();
     if !connectors.is_empty() {
@@ -146,14 +203,24 @@ pub fn classify(html: &str, base: &Url) -> Page {
     }
     // Keycloak's v2 theme names every page: `login-<template>`; any login-* page left here is a
     // step kflow does not know (webauthn, verify-email, …).
-    if let Some(id) = doc.select(&sel("body[data-page-id]")).next().and_then(|b| b.value().attr("data-page-id")) {
+    if let Some(id) = doc
+        .select(&sel("body[data-page-id]"))
+        .next()
+        .and_then(|b| b.value().attr("data-page-id"))
+    {
         if let Some(template) = id.strip_prefix("login-") {
             if template != "login" {
-                return Page::RequiredAction { action: format!("the step {template:?}") };
+                return Page::RequiredAction {
+                    action: format!("the step {template:?}"),
+                };
             }
         }
     }
-    let title = doc.select(&sel("title")).next().map(text).unwrap_or_default();
+    let title = doc
+        .select(&sel("title"))
+        .next()
+        .map(text)
+        .unwrap_or_default();
     Page::Other { title }
 }
 
@@ -162,7 +229,10 @@ mod tests {
     use super::*;
 
     fn base() -> Url {
-        Url::parse("https://kc.example.com/realms/kubeflow/protocol/openid-connect/auth?client_id=kflow").unwrap()
+        Url::parse(
+            "https://kc.example.com/realms/kubeflow/protocol/openid-connect/auth?client_id=kflow",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -174,10 +244,21 @@ mod tests {
         <input type="text" name="username" value="me"/>
         <input type="checkbox" name="rememberMe"/>
         <input type="submit" name="login" value="Sign In"/></form></body></html>"#;
-        let Page::Login(f) = classify(html, &base()) else { panic!("not a login page") };
+        let Page::Login(f) = classify(html, &base()) else {
+            panic!("not a login page")
+        };
         assert_eq!(f.action.as_str(), "https://kc.example.com/realms/kubeflow/login-actions/authenticate?session_code=a&execution=b&client_id=kflow&tab_id=t");
-        assert_eq!((f.username_field.as_str(), f.password_field.as_str()), ("username", "password"));
-        assert_eq!(f.extra, vec![("credentialId".to_string(), String::new()), ("login".to_string(), "Sign In".to_string())]);
+        assert_eq!(
+            (f.username_field.as_str(), f.password_field.as_str()),
+            ("username", "password")
+        );
+        assert_eq!(
+            f.extra,
+            vec![
+                ("credentialId".to_string(), String::new()),
+                ("login".to_string(), "Sign In".to_string())
+            ]
+        );
         assert_eq!(f.error.as_deref(), Some("Invalid username or password."));
     }
 
@@ -185,37 +266,96 @@ mod tests {
     fn dex_local_login_and_approval() {
         let html = r#"<form method="post" action="/dex/auth/local/login?back=&amp;state=xyz"><input type="text" id="login" name="login"/>
             <input type="password" name="password"/><button type="submit" id="submit-login">Login</button></form>"#;
-        let Page::Login(f) = classify(html, &Url::parse("https://kf.example.com/dex/auth/local/login?state=xyz").unwrap()) else { panic!() };
+        let Page::Login(f) = classify(
+            html,
+            &Url::parse("https://kf.example.com/dex/auth/local/login?state=xyz").unwrap(),
+        ) else {
+            panic!()
+        };
         assert_eq!(f.username_field, "login");
-        assert_eq!(f.action.as_str(), "https://kf.example.com/dex/auth/local/login?back=&state=xyz");
+        assert_eq!(
+            f.action.as_str(),
+            "https://kf.example.com/dex/auth/local/login?back=&state=xyz"
+        );
         assert!(f.error.is_none());
         let approval = r#"<form method="post"><input type="hidden" name="req" value="r1"/><button type="submit" name="approval" value="approve">Grant</button></form>
             <form method="post"><input type="hidden" name="req" value="r1"/><input type="hidden" name="approval" value="rejected"><button>Cancel</button></form>"#;
-        let Page::DexApproval { fields, .. } = classify(approval, &Url::parse("https://kf.example.com/dex/approval?req=r1").unwrap()) else { panic!() };
-        assert_eq!(fields, vec![("req".into(), "r1".into()), ("approval".into(), "approve".into())]);
+        let Page::DexApproval { fields, .. } = classify(
+            approval,
+            &Url::parse("https://kf.example.com/dex/approval?req=r1").unwrap(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            fields,
+            vec![
+                ("req".into(), "r1".into()),
+                ("approval".into(), "approve".into())
+            ]
+        );
         let dex2 = r#"<form method="post"><input type="hidden" name="req" value="r2"/><input type="hidden" name="approval" value="approve"><button type="submit">Grant Access</button></form>
             <form method="post"><input type="hidden" name="req" value="r2"/><input type="hidden" name="approval" value="rejected"><button type="submit">Cancel</button></form>"#;
-        let Page::DexApproval { fields, .. } = classify(dex2, &Url::parse("https://kf.example.com/dex/approval?req=r2").unwrap()) else { panic!() };
-        assert_eq!(fields, vec![("req".into(), "r2".into()), ("approval".into(), "approve".into())]);
+        let Page::DexApproval { fields, .. } = classify(
+            dex2,
+            &Url::parse("https://kf.example.com/dex/approval?req=r2").unwrap(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            fields,
+            vec![
+                ("req".into(), "r2".into()),
+                ("approval".into(), "approve".into())
+            ]
+        );
         let choice = r#"<div><a href="/dex/auth/local?req=q"><button><span>Log in with Email</span></button></a></div>
             <div><a href="/dex/auth/keycloak?req=q"><button><span>Log in with Keycloak</span></button></a></div>"#;
-        let Page::Connectors(links) = classify(choice, &Url::parse("https://kf.example.com/dex/auth?client_id=x").unwrap()) else { panic!() };
+        let Page::Connectors(links) = classify(
+            choice,
+            &Url::parse("https://kf.example.com/dex/auth?client_id=x").unwrap(),
+        ) else {
+            panic!()
+        };
         assert_eq!(links.len(), 2);
         assert_eq!(links[1].0, "Log in with Keycloak");
-        assert_eq!(links[1].1.as_str(), "https://kf.example.com/dex/auth/keycloak?req=q");
+        assert_eq!(
+            links[1].1.as_str(),
+            "https://kf.example.com/dex/auth/keycloak?req=q"
+        );
     }
 
     #[test]
     fn required_actions_and_errors() {
         let otp = r#"<form id="kc-otp-login-form" action="x"><input name="otp"/></form>"#;
-        assert_eq!(classify(otp, &base()), Page::RequiredAction { action: "a one-time code (OTP)".into() });
+        assert_eq!(
+            classify(otp, &base()),
+            Page::RequiredAction {
+                action: "a one-time code (OTP)".into()
+            }
+        );
         let upd = r#"<form id="kc-passwd-update-form" action="x"><input type="password" name="password-new"/><input type="password" name="password-confirm"/></form>"#;
-        assert!(matches!(classify(upd, &base()), Page::RequiredAction { action } if action.contains("update-password")));
+        assert!(
+            matches!(classify(upd, &base()), Page::RequiredAction { action } if action.contains("update-password"))
+        );
         let webauthn = r#"<html><body data-page-id="login-webauthn-authenticate"><p>use your key</p></body></html>"#;
-        assert!(matches!(classify(webauthn, &base()), Page::RequiredAction { action } if action.contains("webauthn")));
-        let err = r#"<div id="kc-error-message"><p class="instruction">Client not found.</p></div>"#;
-        assert_eq!(classify(err, &base()), Page::ProviderError { message: "Client not found.".into() });
-        let other = "<html><head><title>Kubeflow Central Dashboard</title></head><body>hi</body></html>";
-        assert_eq!(classify(other, &base()), Page::Other { title: "Kubeflow Central Dashboard".into() });
+        assert!(
+            matches!(classify(webauthn, &base()), Page::RequiredAction { action } if action.contains("webauthn"))
+        );
+        let err =
+            r#"<div id="kc-error-message"><p class="instruction">Client not found.</p></div>"#;
+        assert_eq!(
+            classify(err, &base()),
+            Page::ProviderError {
+                message: "Client not found.".into()
+            }
+        );
+        let other =
+            "<html><head><title>Kubeflow Central Dashboard</title></head><body>hi</body></html>";
+        assert_eq!(
+            classify(other, &base()),
+            Page::Other {
+                title: "Kubeflow Central Dashboard".into()
+            }
+        );
     }
 }

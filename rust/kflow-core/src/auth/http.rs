@@ -40,11 +40,12 @@ pub fn client(ep: &Endpoints, jar: Jar) -> Result<reqwest::Client> {
         .user_agent(concat!("kflow/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &ep.ca_file {
         let pem = std::fs::read(path).map_err(Error::io("reading the CA file", path))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::LoginFailed {
-            url: ep.url.clone(),
-            problem: format!("the CA file {} is not PEM: {e}", path.display()),
-            fix: "point KFLOW_CA_FILE at the cluster's CA certificate (PEM)".into(),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::LoginFailed {
+                url: ep.url.clone(),
+                problem: format!("the CA file {} is not PEM: {e}", path.display()),
+                fix: "point KFLOW_CA_FILE at the cluster's CA certificate (PEM)".into(),
+            })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
@@ -52,7 +53,11 @@ pub fn client(ep: &Endpoints, jar: Jar) -> Result<reqwest::Client> {
     if !ep.verify_tls {
         b = b.danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| Error::LoginFailed { url: ep.url.clone(), problem: format!("cannot set up HTTPS: {e}"), fix: "report this as a bug".into() })
+    b.build().map_err(|e| Error::LoginFailed {
+        url: ep.url.clone(),
+        problem: format!("cannot set up HTTPS: {e}"),
+        fix: "report this as a bug".into(),
+    })
 }
 
 /// A request error as a sentence without the URL (codes and states live in its query).

@@ -20,11 +20,18 @@ use crate::error::{Error, Result};
 /// The API server's address and trust roots for a session, without credentials.
 pub fn config(session: &Session, namespace: &str) -> Result<kube::Config> {
     let ep = session.endpoints();
-    let bad = |problem: String| Error::ClusterConfig {
+    let bad = |problem: String| {
+        Error::ClusterConfig {
         problem,
         fix: "set KFLOW_API_SERVER to the Kubernetes API server's https:// address and run `kflow login` again".into(),
+    }
     };
-    let url: http::Uri = ep.api_server.parse().map_err(|e| bad(format!("the API server address {:?} is invalid: {e}", ep.api_server)))?;
+    let url: http::Uri = ep.api_server.parse().map_err(|e| {
+        bad(format!(
+            "the API server address {:?} is invalid: {e}",
+            ep.api_server
+        ))
+    })?;
     let mut config = kube::Config::new(url);
     config.default_namespace = namespace.to_string();
     if let Some(ca) = &ep.ca_file {
@@ -34,7 +41,10 @@ pub fn config(session: &Session, namespace: &str) -> Result<kube::Config> {
             ders.push(block);
         }
         if ders.is_empty() {
-            return Err(bad(format!("the CA file {} holds no PEM certificate", ca.display())));
+            return Err(bad(format!(
+                "the CA file {} holds no PEM certificate",
+                ca.display()
+            )));
         }
         config.root_cert = Some(ders);
     }
@@ -89,8 +99,14 @@ impl AsyncPredicate<http::Request<Body>> for SessionAuth {
 pub fn client(session: &Session, namespace: &str) -> Result<kube::Client> {
     let config = config(session, namespace)?;
     let server = config.cluster_url.to_string();
-    let builder = ClientBuilder::try_from(config).map_err(|e| Error::ClusterUnreachable { server, problem: e.to_string() })?;
-    Ok(builder.with_layer(&BufferLayer::new(1024)).with_layer(&AsyncFilterLayer::new(SessionAuth(session.clone()))).build())
+    let builder = ClientBuilder::try_from(config).map_err(|e| Error::ClusterUnreachable {
+        server,
+        problem: e.to_string(),
+    })?;
+    Ok(builder
+        .with_layer(&BufferLayer::new(1024))
+        .with_layer(&AsyncFilterLayer::new(SessionAuth(session.clone())))
+        .build())
 }
 
 /// The cluster backend's connection for a session (`Client::with_cluster_source`): the kube
@@ -101,7 +117,11 @@ pub fn cluster_source(session: &Session, namespace: &str) -> crate::backend::clu
     crate::backend::cluster::Source::Client {
         make: std::sync::Arc::new(move || client(&s, &ns)),
         namespace: namespace.to_string(),
-        label: format!("Kubeflow session of {} at {}", session.username(), session.endpoints().api_server),
+        label: format!(
+            "Kubeflow session of {} at {}",
+            session.username(),
+            session.endpoints().api_server
+        ),
         server: session.endpoints().api_server.clone(),
     }
 }

@@ -6,10 +6,14 @@
 //! once) or shows the form when there was no gateway. Each hop is classified (`form::classify`)
 //! and every failure names what happened, never the password.
 
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use reqwest::header::LOCATION;
 use serde::{Deserialize, Serialize};
@@ -29,7 +33,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -45,7 +52,13 @@ pub struct OidcFields {
 impl ExtraTokenFields for OidcFields {}
 
 type TokenResp = StandardTokenResponse<OidcFields, BasicTokenType>;
-type BaseClient = oauth2::Client<BasicErrorResponse, TokenResp, BasicTokenIntrospectionResponse, StandardRevocableToken, BasicRevocationErrorResponse>;
+type BaseClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenResp,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
 type OidcClient = oauth2::Client<
     BasicErrorResponse,
     TokenResp,
@@ -60,14 +73,26 @@ type OidcClient = oauth2::Client<
 >;
 
 fn bad_endpoint(ep: &Endpoints, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::LoginFailed { url: ep.url.clone(), problem: format!("the {what} is not a valid URL ({e})"), fix: "check KFLOW_AUTH_ISSUER / KFLOW_AUTH_REDIRECT_URI".into() }
+    Error::LoginFailed {
+        url: ep.url.clone(),
+        problem: format!("the {what} is not a valid URL ({e})"),
+        fix: "check KFLOW_AUTH_ISSUER / KFLOW_AUTH_REDIRECT_URI".into(),
+    }
 }
 
 fn oidc_client(ep: &Endpoints) -> Result<OidcClient> {
     Ok(BaseClient::new(ClientId::new(ep.client_id.clone()))
-        .set_auth_uri(AuthUrl::new(ep.authorize_url()).map_err(|e| bad_endpoint(ep, "authorization endpoint", e))?)
-        .set_token_uri(TokenUrl::new(ep.token_url()).map_err(|e| bad_endpoint(ep, "token endpoint", e))?)
-        .set_redirect_uri(RedirectUrl::new(ep.redirect_uri.clone()).map_err(|e| bad_endpoint(ep, "redirect URI", e))?))
+        .set_auth_uri(
+            AuthUrl::new(ep.authorize_url())
+                .map_err(|e| bad_endpoint(ep, "authorization endpoint", e))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(ep.token_url()).map_err(|e| bad_endpoint(ep, "token endpoint", e))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(ep.redirect_uri.clone())
+                .map_err(|e| bad_endpoint(ep, "redirect URI", e))?,
+        ))
 }
 
 fn unreachable(ep: &Endpoints, target: &Url, e: reqwest::Error) -> Error {
@@ -83,7 +108,12 @@ fn unreachable(ep: &Endpoints, target: &Url, e: reqwest::Error) -> Error {
 #[derive(Debug)]
 enum Stop {
     /// A page that is not the identity provider's (the dashboard, an API answer, a 404).
-    Landed { status: u16, title: String, submitted: bool, at: Url },
+    Landed {
+        status: u16,
+        title: String,
+        submitted: bool,
+        at: Url,
+    },
     /// The redirect back to `redirect_uri` with its query parameters.
     Redirected { params: Vec<(String, String)> },
 }
@@ -108,15 +138,34 @@ fn scrub(text: &str, creds: &Credentials) -> String {
 fn rejected(ep: &Endpoints, creds: &Credentials, page_error: Option<&str>) -> Error {
     let msg = scrub(page_error.unwrap_or(""), creds);
     if msg.to_ascii_lowercase().contains("disabled") {
-        return Error::AccountDisabled { url: ep.url.clone(), username: creds.username.clone(), message: msg };
+        return Error::AccountDisabled {
+            url: ep.url.clone(),
+            username: creds.username.clone(),
+            message: msg,
+        };
     }
-    let message = if msg.is_empty() { String::new() } else { format!(" (it said: {msg:?})") };
-    Error::WrongCredentials { url: ep.url.clone(), username: creds.username.clone(), message }
+    let message = if msg.is_empty() {
+        String::new()
+    } else {
+        format!(" (it said: {msg:?})")
+    };
+    Error::WrongCredentials {
+        url: ep.url.clone(),
+        username: creds.username.clone(),
+        message,
+    }
 }
 
 /// Follows redirects by hand from `start`, posting the credentials once into a login form.
 /// `seen` collects every URL visited (for learning the issuer).
-async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Credentials, back_to: Option<&str>, seen: &mut Vec<Url>) -> Result<Stop> {
+async fn walk(
+    ep: &Endpoints,
+    client: &reqwest::Client,
+    start: Url,
+    creds: &Credentials,
+    back_to: Option<&str>,
+    seen: &mut Vec<Url>,
+) -> Result<Stop> {
     let mut url = start;
     let mut req = client.get(url.clone());
     let mut submitted = false;
@@ -132,12 +181,20 @@ async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Cred
                 .and_then(|loc| url.join(loc).ok())
                 .ok_or_else(|| Error::LoginFailed {
                     url: ep.url.clone(),
-                    problem: format!("{} answered HTTP {status} without a usable Location", without_query(&url)),
+                    problem: format!(
+                        "{} answered HTTP {status} without a usable Location",
+                        without_query(&url)
+                    ),
                     fix: "check the Kubeflow URL".into(),
                 })?;
             if let Some(prefix) = back_to {
                 if next.as_str().starts_with(prefix) {
-                    return Ok(Stop::Redirected { params: next.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect() });
+                    return Ok(Stop::Redirected {
+                        params: next
+                            .query_pairs()
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect(),
+                    });
                 }
             }
             if !ep.may_follow(&next) {
@@ -179,12 +236,20 @@ async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Cred
                 req = client.post(action).form(&fields);
             }
             Page::RequiredAction { action } => {
-                return Err(Error::LoginActionRequired { url: ep.url.clone(), username: creds.username.clone(), action });
+                return Err(Error::LoginActionRequired {
+                    url: ep.url.clone(),
+                    username: creds.username.clone(),
+                    action,
+                });
             }
             Page::ProviderError { message } => {
                 let message = scrub(&message, creds);
                 if message.to_ascii_lowercase().contains("disabled") {
-                    return Err(Error::AccountDisabled { url: ep.url.clone(), username: creds.username.clone(), message });
+                    return Err(Error::AccountDisabled {
+                        url: ep.url.clone(),
+                        username: creds.username.clone(),
+                        message,
+                    });
                 }
                 return Err(Error::LoginFailed {
                     url: ep.url.clone(),
@@ -195,10 +260,21 @@ async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Cred
                     ),
                 });
             }
-            Page::Other { title } => return Ok(Stop::Landed { status: status.as_u16(), title, submitted, at: url }),
+            Page::Other { title } => {
+                return Ok(Stop::Landed {
+                    status: status.as_u16(),
+                    title,
+                    submitted,
+                    at: url,
+                })
+            }
         }
     }
-    Err(Error::LoginFailed { url: ep.url.clone(), problem: "more than 25 redirects".into(), fix: "check the Kubeflow URL".into() })
+    Err(Error::LoginFailed {
+        url: ep.url.clone(),
+        problem: "more than 25 redirects".into(),
+        fix: "check the Kubeflow URL".into(),
+    })
 }
 
 /// The Dex connector to follow: the configured one (id or name), else the only one, else the
@@ -206,11 +282,20 @@ async fn walk(ep: &Endpoints, client: &reqwest::Client, start: Url, creds: &Cred
 fn pick_connector(ep: &Endpoints, links: &[(String, Url)]) -> Option<Url> {
     let id = |u: &Url| u.path().rsplit('/').next().unwrap_or("").to_string();
     if let Some(want) = ep.connector.as_deref().map(str::to_ascii_lowercase) {
-        return links.iter().find(|(n, u)| id(u).to_ascii_lowercase() == want || n.to_ascii_lowercase().ends_with(&want)).map(|(_, u)| u.clone());
+        return links
+            .iter()
+            .find(|(n, u)| {
+                id(u).to_ascii_lowercase() == want || n.to_ascii_lowercase().ends_with(&want)
+            })
+            .map(|(_, u)| u.clone());
     }
     match links {
         [(_, only)] => Some(only.clone()),
-        _ => links.iter().find(|(_, u)| id(u) != "local").or(links.first()).map(|(_, u)| u.clone()),
+        _ => links
+            .iter()
+            .find(|(_, u)| id(u) != "local")
+            .or(links.first())
+            .map(|(_, u)| u.clone()),
     }
 }
 
@@ -224,7 +309,9 @@ pub async fn discover(ep: &mut Endpoints, client: &reqwest::Client) {
         #[serde(default)]
         end_session_endpoint: Option<String>,
     }
-    let Ok(resp) = client.get(ep.discovery_url()).send().await else { return };
+    let Ok(resp) = client.get(ep.discovery_url()).send().await else {
+        return;
+    };
     if !resp.status().is_success() {
         return;
     }
@@ -237,13 +324,29 @@ pub async fn discover(ep: &mut Endpoints, client: &reqwest::Client) {
 
 /// Stage 1. Returns whether a web session (gateway cookies) was established; learns the issuer
 /// from the login page's address.
-pub async fn web_login(ep: &mut Endpoints, client: &reqwest::Client, creds: &Credentials) -> Result<bool> {
-    let bad_url = |e: url::ParseError| Error::invalid("Kubeflow URL", ep.url.clone(), e.to_string(), "pass an https:// address");
+pub async fn web_login(
+    ep: &mut Endpoints,
+    client: &reqwest::Client,
+    creds: &Credentials,
+) -> Result<bool> {
+    let bad_url = |e: url::ParseError| {
+        Error::invalid(
+            "Kubeflow URL",
+            ep.url.clone(),
+            e.to_string(),
+            "pass an https:// address",
+        )
+    };
     let root = Url::parse(&format!("{}/", ep.url)).map_err(bad_url)?;
     let mut seen = Vec::new();
     let mut stop = walk(ep, client, root.clone(), creds, None, &mut seen).await?;
     // Kubeflow >= 1.9 answers some paths 401/403 instead of redirecting: ask oauth2-proxy.
-    if let Stop::Landed { status: 401 | 403, submitted: false, .. } = stop {
+    if let Stop::Landed {
+        status: 401 | 403,
+        submitted: false,
+        ..
+    } = stop
+    {
         if let Ok(start) = root.join("oauth2/start?rd=%2F") {
             stop = walk(ep, client, start, creds, None, &mut seen).await?;
         }
@@ -255,7 +358,11 @@ pub async fn web_login(ep: &mut Endpoints, client: &reqwest::Client, creds: &Cre
 }
 
 /// Stage 2: code + PKCE for the id_token the API server validates.
-pub async fn token_login(ep: &Endpoints, client: &reqwest::Client, creds: &Credentials) -> Result<TokenSet> {
+pub async fn token_login(
+    ep: &Endpoints,
+    client: &reqwest::Client,
+    creds: &Credentials,
+) -> Result<TokenSet> {
     let oidc = oidc_client(ep)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = CsrfToken::new_random();
@@ -288,7 +395,11 @@ pub async fn token_login(ep: &Endpoints, client: &reqwest::Client, creds: &Crede
         });
     }
     if get("state").as_deref() != Some(state.secret().as_str()) {
-        return Err(Error::LoginFailed { url: ep.url.clone(), problem: "the identity provider's answer carried the wrong state".into(), fix: "try again; if it repeats, report it".into() });
+        return Err(Error::LoginFailed {
+            url: ep.url.clone(),
+            problem: "the identity provider's answer carried the wrong state".into(),
+            fix: "try again; if it repeats, report it".into(),
+        });
     }
     let code = get("code").ok_or_else(|| Error::LoginFailed {
         url: ep.url.clone(),
@@ -304,16 +415,35 @@ pub async fn token_login(ep: &Endpoints, client: &reqwest::Client, creds: &Crede
     TokenSet::from_response(ep, &resp, None)
 }
 
-fn token_error<RE: std::error::Error + 'static>(ep: &Endpoints, action: &str, e: RequestTokenError<RE, BasicErrorResponse>) -> Error {
+fn token_error<RE: std::error::Error + 'static>(
+    ep: &Endpoints,
+    action: &str,
+    e: RequestTokenError<RE, BasicErrorResponse>,
+) -> Error {
     let problem = match e {
         RequestTokenError::ServerResponse(r) => {
-            format!("the token endpoint refused to {action}: {} {}", r.error(), r.error_description().map(String::as_str).unwrap_or(""))
+            format!(
+                "the token endpoint refused to {action}: {} {}",
+                r.error(),
+                r.error_description().map(String::as_str).unwrap_or("")
+            )
         }
-        RequestTokenError::Request(e) => format!("cannot reach the token endpoint to {action}: {e}"),
-        RequestTokenError::Parse(e, _) => format!("the token endpoint's answer is not a token response: {e}"),
+        RequestTokenError::Request(e) => {
+            format!("cannot reach the token endpoint to {action}: {e}")
+        }
+        RequestTokenError::Parse(e, _) => {
+            format!("the token endpoint's answer is not a token response: {e}")
+        }
         RequestTokenError::Other(e) => e,
     };
-    Error::LoginFailed { url: ep.url.clone(), problem, fix: format!("check the realm issuer {} and client id {:?}", ep.issuer, ep.client_id) }
+    Error::LoginFailed {
+        url: ep.url.clone(),
+        problem,
+        fix: format!(
+            "check the realm issuer {} and client id {:?}",
+            ep.issuer, ep.client_id
+        ),
+    }
 }
 
 /// Why a refresh failed: the grant is gone (sign in again) or the network hiccuped (retry).
@@ -323,25 +453,45 @@ pub enum RefreshFailure {
     Transient(String),
 }
 
-pub async fn refresh(ep: &Endpoints, client: &reqwest::Client, refresh_token: &str, previous: &TokenSet) -> Result<TokenSet, RefreshFailure> {
+pub async fn refresh(
+    ep: &Endpoints,
+    client: &reqwest::Client,
+    refresh_token: &str,
+    previous: &TokenSet,
+) -> Result<TokenSet, RefreshFailure> {
     let oidc = oidc_client(ep).map_err(|e| RefreshFailure::Gone(e.to_string()))?;
-    let resp = oidc.exchange_refresh_token(&RefreshToken::new(refresh_token.to_string())).request_async(client).await.map_err(|e| match e {
-        RequestTokenError::ServerResponse(r) => {
-            let text = format!("{} {}", r.error(), r.error_description().map(String::as_str).unwrap_or(""));
-            match r.error() {
-                oauth2::basic::BasicErrorResponseType::InvalidGrant
-                | oauth2::basic::BasicErrorResponseType::InvalidClient
-                | oauth2::basic::BasicErrorResponseType::UnauthorizedClient => RefreshFailure::Gone(text),
-                _ => RefreshFailure::Transient(text),
+    let resp = oidc
+        .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
+        .request_async(client)
+        .await
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => {
+                let text = format!(
+                    "{} {}",
+                    r.error(),
+                    r.error_description().map(String::as_str).unwrap_or("")
+                );
+                match r.error() {
+                    oauth2::basic::BasicErrorResponseType::InvalidGrant
+                    | oauth2::basic::BasicErrorResponseType::InvalidClient
+                    | oauth2::basic::BasicErrorResponseType::UnauthorizedClient => {
+                        RefreshFailure::Gone(text)
+                    }
+                    _ => RefreshFailure::Transient(text),
+                }
             }
-        }
-        other => RefreshFailure::Transient(other.to_string()),
-    })?;
-    TokenSet::from_response(ep, &resp, Some(previous)).map_err(|e| RefreshFailure::Gone(e.to_string()))
+            other => RefreshFailure::Transient(other.to_string()),
+        })?;
+    TokenSet::from_response(ep, &resp, Some(previous))
+        .map_err(|e| RefreshFailure::Gone(e.to_string()))
 }
 
 impl TokenSet {
-    fn from_response(ep: &Endpoints, resp: &TokenResp, previous: Option<&TokenSet>) -> Result<TokenSet> {
+    fn from_response(
+        ep: &Endpoints,
+        resp: &TokenResp,
+        previous: Option<&TokenSet>,
+    ) -> Result<TokenSet> {
         let now = super::session::now_secs();
         let id_token = match (&resp.extra_fields().id_token, previous) {
             (Some(t), _) => t.clone(),
@@ -365,7 +515,11 @@ impl TokenSet {
                 .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
             expires_at,
             lifetime: expires_at.saturating_sub(now).max(1),
-            refresh_expires_at: resp.extra_fields().refresh_expires_in.filter(|s| *s > 0).map(|s| now + s),
+            refresh_expires_at: resp
+                .extra_fields()
+                .refresh_expires_in
+                .filter(|s| *s > 0)
+                .map(|s| now + s),
         })
     }
 }
@@ -377,22 +531,43 @@ mod tests {
     #[test]
     fn refused_login_is_wrong_credentials_or_disabled_and_never_echoes_the_password() {
         let ep = Endpoints::new("https://kf.example.com").unwrap();
-        let creds = Credentials { username: "me".into(), password: Zeroizing::new("s3cret-Pa55".into()) };
-        let e = rejected(&ep, &creds, Some("Account is disabled, contact your administrator."));
-        assert!(matches!(e, Error::AccountDisabled { .. }) && e.to_string().contains("is disabled"), "{e}");
+        let creds = Credentials {
+            username: "me".into(),
+            password: Zeroizing::new("s3cret-Pa55".into()),
+        };
+        let e = rejected(
+            &ep,
+            &creds,
+            Some("Account is disabled, contact your administrator."),
+        );
+        assert!(
+            matches!(e, Error::AccountDisabled { .. }) && e.to_string().contains("is disabled"),
+            "{e}"
+        );
         let e = rejected(&ep, &creds, Some("Invalid password s3cret-Pa55 for me"));
         assert!(matches!(e, Error::WrongCredentials { .. }));
-        assert!(!e.to_string().contains("s3cret-Pa55") && e.to_string().contains("***"), "{e}");
+        assert!(
+            !e.to_string().contains("s3cret-Pa55") && e.to_string().contains("***"),
+            "{e}"
+        );
         assert!(!format!("{creds:?}").contains("s3cret"));
         let e = rejected(&ep, &creds, None);
-        assert!(e.to_string().contains("rejected the username or password for \"me\". Fix"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("rejected the username or password for \"me\". Fix"),
+            "{e}"
+        );
     }
 
     #[test]
     fn connector_choice() {
         let mut ep = Endpoints::new("https://kf.example.com").unwrap();
-        let u = |p: &str| Url::parse(&format!("https://kf.example.com/dex/auth/{p}?req=1")).unwrap();
-        let links = vec![("Log in with Email".to_string(), u("local")), ("Log in with Keycloak".to_string(), u("keycloak"))];
+        let u =
+            |p: &str| Url::parse(&format!("https://kf.example.com/dex/auth/{p}?req=1")).unwrap();
+        let links = vec![
+            ("Log in with Email".to_string(), u("local")),
+            ("Log in with Keycloak".to_string(), u("keycloak")),
+        ];
         assert_eq!(pick_connector(&ep, &links), Some(u("keycloak")));
         ep.connector = Some("local".into());
         assert_eq!(pick_connector(&ep, &links), Some(u("local")));

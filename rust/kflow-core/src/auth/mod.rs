@@ -73,7 +73,10 @@ fn identity(session: Option<&Session>, store: SecretStore) -> Identity {
     match session {
         Some(s) => {
             let exp = s.expires_at();
-            let stamp = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp)).to_string();
+            let stamp = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
+            )
+            .to_string();
             let ep = s.endpoints();
             Identity {
                 signed_in: true,
@@ -118,26 +121,50 @@ pub fn default_url(ctx: &Context) -> Option<String> {
         return Some(s.endpoints().url.clone());
     }
     let text = std::fs::read_to_string(session::profile_path(&ctx.dirs.state)).ok()?;
-    serde_json::from_str::<session::Profile>(&text).ok().map(|p| p.endpoints.url)
+    serde_json::from_str::<session::Profile>(&text)
+        .ok()
+        .map(|p| p.endpoints.url)
 }
 
 /// Signs in and makes the session current (replacing any other).
 pub fn login(ctx: &Context, req: LoginRequest) -> Result<Identity> {
-    let url = req.url.filter(|u| !u.trim().is_empty()).or_else(|| default_url(ctx)).ok_or_else(|| {
-        Error::invalid("Kubeflow URL", "", "no URL given and none configured", "pass --url https://kubeflow.example.com (or set KFLOW_URL / `url` in config.toml)")
-    })?;
+    let url = req
+        .url
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| default_url(ctx))
+        .ok_or_else(|| {
+            Error::invalid(
+                "Kubeflow URL",
+                "",
+                "no URL given and none configured",
+                "pass --url https://kubeflow.example.com (or set KFLOW_URL / `url` in config.toml)",
+            )
+        })?;
     if req.username.trim().is_empty() {
-        return Err(Error::invalid("username", "", "empty", "pass the username you sign in to Kubeflow with"));
+        return Err(Error::invalid(
+            "username",
+            "",
+            "empty",
+            "pass the username you sign in to Kubeflow with",
+        ));
     }
     if req.password.is_empty() {
-        return Err(Error::invalid("password", "", "empty", "type the password when asked, or pipe it to --password-stdin"));
+        return Err(Error::invalid(
+            "password",
+            "",
+            "empty",
+            "type the password when asked, or pipe it to --password-stdin",
+        ));
     }
     let mut endpoints = Endpoints::from_context(ctx, &url)?;
     if let Some(server) = req.api_server.filter(|s| !s.trim().is_empty()) {
         endpoints.set_api_server(&server)?;
     }
     let store = SecretStore::detect();
-    let creds = Credentials { username: req.username.trim().to_string(), password: req.password };
+    let creds = Credentials {
+        username: req.username.trim().to_string(),
+        password: req.password,
+    };
     let session = Session::login(endpoints, creds, req.store_password, store, &ctx.dirs.state)?;
     let mut cur = current();
     if let Some(old) = cur.take() {
@@ -199,7 +226,8 @@ pub fn kubeconfig(ctx: &Context) -> Result<Zeroizing<String>> {
     let mut cluster = serde_json::json!({ "server": ep.api_server });
     if let Some(ca) = &ep.ca_file {
         let pem = std::fs::read(ca).map_err(Error::io("reading the CA file", ca))?;
-        cluster["certificate-authority-data"] = base64::engine::general_purpose::STANDARD.encode(pem).into();
+        cluster["certificate-authority-data"] =
+            base64::engine::general_purpose::STANDARD.encode(pem).into();
     }
     if !ep.verify_tls {
         cluster["insecure-skip-tls-verify"] = true.into();
@@ -211,7 +239,9 @@ pub fn kubeconfig(ctx: &Context) -> Result<Zeroizing<String>> {
         "contexts": [{"name": "kflow", "context": {"cluster": "kflow", "user": s.username()}}],
         "current-context": "kflow",
     });
-    Ok(Zeroizing::new(serde_yaml::to_string(&doc).unwrap_or_default()))
+    Ok(Zeroizing::new(
+        serde_yaml::to_string(&doc).unwrap_or_default(),
+    ))
 }
 
 /// Asks for a line on the terminal (prompt on stderr).
@@ -221,7 +251,10 @@ pub fn prompt_line(prompt: &str) -> Result<String> {
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(Error::io("reading", "standard input"))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(Error::io("reading", "standard input"))?;
     Ok(line.trim().to_string())
 }
 
@@ -232,12 +265,18 @@ pub fn prompt_password(prompt: &str) -> Result<Zeroizing<String>> {
     use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     use std::io::{BufRead, Write};
     let io_err = Error::io("reading the password from", "/dev/tty");
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(io_err)?;
-    let original = tcgetattr(&tty).map_err(|e| Error::io("reading the password from", "/dev/tty")(e.into()))?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(io_err)?;
+    let original = tcgetattr(&tty)
+        .map_err(|e| Error::io("reading the password from", "/dev/tty")(e.into()))?;
     let mut quiet = original.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
-    tcsetattr(&tty, SetArg::TCSANOW, &quiet).map_err(|e| Error::io("reading the password from", "/dev/tty")(e.into()))?;
+    tcsetattr(&tty, SetArg::TCSANOW, &quiet)
+        .map_err(|e| Error::io("reading the password from", "/dev/tty")(e.into()))?;
     let read = (|| {
         let mut out = &tty;
         write!(out, "{prompt}")?;
@@ -248,20 +287,26 @@ pub fn prompt_password(prompt: &str) -> Result<Zeroizing<String>> {
     })();
     let _ = tcsetattr(&tty, SetArg::TCSANOW, &original);
     let line = read.map_err(Error::io("reading the password from", "/dev/tty"))?;
-    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string()))
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 
 /// Asks for a password on the terminal without echo.
 #[cfg(not(unix))]
 pub fn prompt_password(prompt: &str) -> Result<Zeroizing<String>> {
-    rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(Error::io("reading the password from", "the terminal"))
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(Error::io("reading the password from", "the terminal"))
 }
 
 /// Reads a password from standard input (`--password-stdin`): the first line, without its end.
 pub fn read_password_stdin() -> Result<Zeroizing<String>> {
     use std::io::Read;
     let mut buf = Zeroizing::new(String::new());
-    std::io::stdin().read_to_string(&mut buf).map_err(Error::io("reading the password from", "standard input"))?;
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .map_err(Error::io("reading the password from", "standard input"))?;
     let first = buf.lines().next().unwrap_or("");
     Ok(Zeroizing::new(first.to_string()))
 }

@@ -23,7 +23,10 @@ use super::store::{SecretStore, StoreKind};
 use crate::error::{Error, Result};
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The `exp` claim of a JWT (read, not verified: the API server verifies).
@@ -33,7 +36,9 @@ pub fn jwt_exp(jwt: &str) -> Option<u64> {
 
 pub fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -57,7 +62,10 @@ pub struct TokenSet {
 
 impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet").field("expires_at", &self.expires_at).field("lifetime", &self.lifetime).finish_non_exhaustive()
+        f.debug_struct("TokenSet")
+            .field("expires_at", &self.expires_at)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,14 +167,23 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("url", &self.inner.endpoints.url).field("username", &self.inner.username).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("url", &self.inner.endpoints.url)
+            .field("username", &self.inner.username)
+            .finish_non_exhaustive()
     }
 }
 
 impl Session {
     /// Signs in (both stages) and persists the session to `store`. The password is kept (in
     /// the store, for silent re-login) only when `store_password` is set.
-    pub fn login(mut endpoints: Endpoints, creds: Credentials, store_password: bool, store: SecretStore, state_dir: &Path) -> Result<Session> {
+    pub fn login(
+        mut endpoints: Endpoints,
+        creds: Credentials,
+        store_password: bool,
+        store: SecretStore,
+        state_dir: &Path,
+    ) -> Result<Session> {
         let state_dir = state_dir.to_path_buf();
         run(async move {
             let jar = http::new_jar();
@@ -212,9 +229,17 @@ impl Session {
             Err(_) => return Ok(None),
         };
         let ep = profile.endpoints.clone();
-        let Some(blob) = store.load(&account(&ep, &profile.username, "session"))? else { return Ok(None) };
-        let Ok(stored) = serde_json::from_str::<Stored>(&blob) else { return Ok(None) };
-        let password = if profile.password_stored { store.load(&account(&ep, &profile.username, "password"))? } else { None };
+        let Some(blob) = store.load(&account(&ep, &profile.username, "session"))? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_str::<Stored>(&blob) else {
+            return Ok(None);
+        };
+        let password = if profile.password_stored {
+            store.load(&account(&ep, &profile.username, "password"))?
+        } else {
+            None
+        };
         let jar = http::jar_from_json(&stored.cookies);
         let client = http::client(&ep, jar.clone())?;
         let expires_at = stored.expires_at;
@@ -243,13 +268,20 @@ impl Session {
     /// The tokens as the secret store has them now (None with nothing stored or unreadable).
     fn stored_tokens(&self) -> Option<TokenSet> {
         let i = &self.inner;
-        let blob = i.store.load(&account(&i.endpoints, &i.username, "session")).ok()??;
+        let blob = i
+            .store
+            .load(&account(&i.endpoints, &i.username, "session"))
+            .ok()??;
         let stored: Stored = serde_json::from_str(&blob).ok()?;
         Some(stored.into_tokens())
     }
 
     fn tokens(&self) -> TokenSet {
-        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Writes the secrets to the store and the profile (nothing secret) to the state dir. With
@@ -269,10 +301,15 @@ impl Session {
             })
             .unwrap_or_default(),
         );
-        i.store.save(&account(&i.endpoints, &i.username, "session"), &blob)?;
+        i.store
+            .save(&account(&i.endpoints, &i.username, "session"), &blob)?;
         match &i.password {
-            Some(p) => i.store.save(&account(&i.endpoints, &i.username, "password"), p)?,
-            None => i.store.delete(&account(&i.endpoints, &i.username, "password"))?,
+            Some(p) => i
+                .store
+                .save(&account(&i.endpoints, &i.username, "password"), p)?,
+            None => i
+                .store
+                .delete(&account(&i.endpoints, &i.username, "password"))?,
         }
         if i.store.kind() != StoreKind::Memory {
             let profile = Profile {
@@ -284,7 +321,11 @@ impl Session {
             let path = profile_path(&i.state_dir);
             std::fs::create_dir_all(&i.state_dir).map_err(Error::io("creating", &i.state_dir))?;
             let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_string_pretty(&profile).unwrap_or_default()).map_err(Error::io("writing", &tmp))?;
+            std::fs::write(
+                &tmp,
+                serde_json::to_string_pretty(&profile).unwrap_or_default(),
+            )
+            .map_err(Error::io("writing", &tmp))?;
             std::fs::rename(&tmp, &path).map_err(Error::io("writing", &path))?;
         }
         Ok(())
@@ -297,19 +338,30 @@ impl Session {
         let s = self.clone();
         let _ = run(async move {
             let t = s.tokens();
-            let Some(url) = s.inner.endpoints.logout_url() else { return Ok(Err(())) };
+            let Some(url) = s.inner.endpoints.logout_url() else {
+                return Ok(Err(()));
+            };
             let mut form = vec![("client_id".to_string(), s.inner.endpoints.client_id.clone())];
             if let Some(r) = &t.refresh_token {
                 form.push(("refresh_token".into(), r.to_string()));
             }
-            let req = s.inner.client.post(url).query(&[("id_token_hint", t.id_token.as_str())]).form(&form);
-            tokio::time::timeout(Duration::from_secs(10), req.send()).await.map(|r| r.map(|_| ()).map_err(|_| ()))
+            let req = s
+                .inner
+                .client
+                .post(url)
+                .query(&[("id_token_hint", t.id_token.as_str())])
+                .form(&form);
+            tokio::time::timeout(Duration::from_secs(10), req.send())
+                .await
+                .map(|r| r.map(|_| ()).map_err(|_| ()))
         });
         if let Ok(mut store) = i.jar.lock() {
             store.clear();
         }
-        i.store.delete(&account(&i.endpoints, &i.username, "session"))?;
-        i.store.delete(&account(&i.endpoints, &i.username, "password"))?;
+        i.store
+            .delete(&account(&i.endpoints, &i.username, "session"))?;
+        i.store
+            .delete(&account(&i.endpoints, &i.username, "password"))?;
         let path = profile_path(&i.state_dir);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -379,7 +431,11 @@ impl Session {
         // On the sign-in runtime, so a caller's runtime shutting down never cuts a refresh.
         match runtime().spawn(async move { s.refresh(false).await }).await {
             Ok(r) => r,
-            Err(e) => Err(Error::SessionExpired { url: self.inner.endpoints.url.clone(), username: self.inner.username.clone(), reason: e.to_string() }),
+            Err(e) => Err(Error::SessionExpired {
+                url: self.inner.endpoints.url.clone(),
+                username: self.inner.username.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -401,12 +457,19 @@ impl Session {
             };
             let resp = req.send().await.map_err(|e| fail(http::describe(e)))?;
             if !resp.status().is_success() {
-                return Err(fail(format!("the dashboard answered HTTP {}", resp.status().as_u16())));
+                return Err(fail(format!(
+                    "the dashboard answered HTTP {}",
+                    resp.status().as_u16()
+                )));
             }
             let info: serde_json::Value = resp.json().await.map_err(|e| fail(http::describe(e)))?;
             Ok(info["namespaces"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|n| n["namespace"].as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n["namespace"].as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default())
         })
     }
@@ -418,7 +481,11 @@ impl Session {
     }
 
     fn expired(&self, reason: impl Into<String>) -> Error {
-        Error::SessionExpired { url: self.inner.endpoints.url.clone(), username: self.inner.username.clone(), reason: reason.into() }
+        Error::SessionExpired {
+            url: self.inner.endpoints.url.clone(),
+            username: self.inner.username.clone(),
+            reason: reason.into(),
+        }
     }
 
     async fn refresh(&self, force: bool) -> Result<Zeroizing<String>> {
@@ -431,7 +498,8 @@ impl Session {
         if let Some(rt) = before.refresh_token.clone() {
             let mut delay = Duration::from_millis(500);
             for attempt in 0..4 {
-                match login::refresh(&self.inner.endpoints, &self.inner.client, &rt, &before).await {
+                match login::refresh(&self.inner.endpoints, &self.inner.client, &rt, &before).await
+                {
                     Ok(new) => return self.install(new, false),
                     Err(RefreshFailure::Gone(why)) => {
                         last = why;
@@ -449,20 +517,28 @@ impl Session {
         }
         // Another kflow process (VS Code's backend, a kernel) may have renewed the session and
         // stored a newer refresh token (Keycloak revokes used ones when rotation is on).
-        if let Some(stored) = self.stored_tokens().filter(|t| t.refresh_token != before.refresh_token) {
+        if let Some(stored) = self
+            .stored_tokens()
+            .filter(|t| t.refresh_token != before.refresh_token)
+        {
             if !stored.needs_refresh(now_secs()) {
                 *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) = stored.clone();
                 self.inner.expiry.send_replace(stored.expires_at);
                 return Ok(stored.id_token);
             }
             if let Some(rt) = stored.refresh_token.clone() {
-                if let Ok(new) = login::refresh(&self.inner.endpoints, &self.inner.client, &rt, &stored).await {
+                if let Ok(new) =
+                    login::refresh(&self.inner.endpoints, &self.inner.client, &rt, &stored).await
+                {
                     return self.install(new, false);
                 }
             }
         }
         if let Some(password) = self.inner.password.clone() {
-            let creds = Credentials { username: self.inner.username.clone(), password };
+            let creds = Credentials {
+                username: self.inner.username.clone(),
+                password,
+            };
             let new = login::token_login(&self.inner.endpoints, &self.inner.client, &creds).await?;
             return self.install(new, true);
         }
@@ -478,7 +554,11 @@ impl Session {
         let expires_at = new.expires_at;
         *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) = new;
         self.inner.expiry.send_replace(expires_at);
-        let counter = if relogin { &self.inner.relogins } else { &self.inner.refreshes };
+        let counter = if relogin {
+            &self.inner.relogins
+        } else {
+            &self.inner.refreshes
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         self.persist()?;
         Ok(token)
@@ -491,8 +571,14 @@ impl Session {
             loop {
                 let wait = {
                     let Some(inner) = weak.upgrade() else { return };
-                    let t = inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    t.expires_at.saturating_sub(refresh_window(t.lifetime)).saturating_sub(now_secs())
+                    let t = inner
+                        .tokens
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    t.expires_at
+                        .saturating_sub(refresh_window(t.lifetime))
+                        .saturating_sub(now_secs())
                 };
                 tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
                 let Some(inner) = weak.upgrade() else { return };
@@ -533,7 +619,8 @@ mod tests {
 
     #[test]
     fn jwt_exp_reads_the_payload() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1234,"preferred_username":"u"}"#);
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"exp":1234,"preferred_username":"u"}"#);
         assert_eq!(jwt_exp(&format!("h.{payload}.s")), Some(1234));
         assert_eq!(jwt_exp("garbage"), None);
     }

@@ -41,8 +41,12 @@ impl StoreKind {
     pub fn describe(&self) -> String {
         match self {
             StoreKind::Keyring(name) => format!("OS keyring ({name})"),
-            StoreKind::KernelKeyring => "Linux kernel keyring (no Secret Service; kept until reboot)".into(),
-            StoreKind::Memory => "memory only (no OS keyring: the session ends with this process)".into(),
+            StoreKind::KernelKeyring => {
+                "Linux kernel keyring (no Secret Service; kept until reboot)".into()
+            }
+            StoreKind::Memory => {
+                "memory only (no OS keyring: the session ends with this process)".into()
+            }
         }
     }
 
@@ -70,7 +74,10 @@ static NOTICE_GIVEN: AtomicBool = AtomicBool::new(false);
 static PROBED: OnceLock<StoreKind> = OnceLock::new();
 
 fn memory() -> std::sync::MutexGuard<'static, HashMap<String, Zeroizing<String>>> {
-    MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+    MEMORY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// `KFLOW_KEYRING` picks a store: `none` (nothing persisted), `kernel` (skip the Secret
@@ -88,7 +95,8 @@ fn entry(kind: StoreKind, account: &str) -> keyring::Result<keyring::Entry> {
     match kind {
         #[cfg(target_os = "linux")]
         StoreKind::KernelKeyring => {
-            let credential = keyring::keyutils::KeyutilsCredential::new_with_target(None, SERVICE, account)?;
+            let credential =
+                keyring::keyutils::KeyutilsCredential::new_with_target(None, SERVICE, account)?;
             Ok(keyring::Entry::new_with_credential(Box::new(credential)))
         }
         _ => keyring::Entry::new(SERVICE, account),
@@ -109,10 +117,16 @@ fn probe() -> StoreKind {
     let candidates: Vec<StoreKind> = match forced() {
         Some(StoreKind::Memory) => return StoreKind::Memory,
         Some(kind) => vec![kind],
-        None if cfg!(target_os = "linux") => vec![StoreKind::Keyring(platform_store()), StoreKind::KernelKeyring],
+        None if cfg!(target_os = "linux") => vec![
+            StoreKind::Keyring(platform_store()),
+            StoreKind::KernelKeyring,
+        ],
         None => vec![StoreKind::Keyring(platform_store())],
     };
-    candidates.into_iter().find(|k| works(*k)).unwrap_or(StoreKind::Memory)
+    candidates
+        .into_iter()
+        .find(|k| works(*k))
+        .unwrap_or(StoreKind::Memory)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,11 +137,15 @@ pub struct SecretStore {
 impl SecretStore {
     /// The store of this process (probed on first use).
     pub fn detect() -> SecretStore {
-        SecretStore { kind: *PROBED.get_or_init(probe) }
+        SecretStore {
+            kind: *PROBED.get_or_init(probe),
+        }
     }
 
     pub fn memory() -> SecretStore {
-        SecretStore { kind: StoreKind::Memory }
+        SecretStore {
+            kind: StoreKind::Memory,
+        }
     }
 
     pub fn kind(&self) -> StoreKind {
@@ -144,7 +162,11 @@ impl SecretStore {
 
     fn fail(&self, action: &'static str, e: keyring::Error) -> Error {
         // keyring's messages name the store and the failure, never the secret.
-        Error::Keyring { store: self.kind.describe(), action, problem: e.to_string() }
+        Error::Keyring {
+            store: self.kind.describe(),
+            action,
+            problem: e.to_string(),
+        }
     }
 
     /// Saves `secret`; values longer than the platform allows (Windows Credential Manager: 2560
@@ -159,7 +181,10 @@ impl SecretStore {
         if chars.len() <= limit && !secret.starts_with(CHUNKED) {
             self.save_raw(account, secret)?;
         } else {
-            let parts: Vec<String> = chars.chunks(limit.max(1)).map(|c| c.iter().collect()).collect();
+            let parts: Vec<String> = chars
+                .chunks(limit.max(1))
+                .map(|c| c.iter().collect())
+                .collect();
             for (i, part) in parts.iter().enumerate() {
                 self.save_raw(&format!("{account}#{}", i + 1), part)?;
             }
@@ -176,12 +201,22 @@ impl SecretStore {
     }
 
     fn chunk_count(&self, account: &str) -> Result<usize> {
-        Ok(self.load_raw(account)?.and_then(|v| v.strip_prefix(CHUNKED).and_then(|n| n.parse().ok())).unwrap_or(0))
+        Ok(self
+            .load_raw(account)?
+            .and_then(|v| v.strip_prefix(CHUNKED).and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
     }
 
     pub fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
-        let Some(head) = self.load_raw(account)? else { return Ok(None) };
-        let Some(n) = head.strip_prefix(CHUNKED).and_then(|n| n.parse::<usize>().ok()) else { return Ok(Some(head)) };
+        let Some(head) = self.load_raw(account)? else {
+            return Ok(None);
+        };
+        let Some(n) = head
+            .strip_prefix(CHUNKED)
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return Ok(Some(head));
+        };
         let mut whole = Zeroizing::new(String::new());
         for i in 1..=n {
             match self.load_raw(&format!("{account}#{i}"))? {
@@ -248,10 +283,15 @@ mod tests {
             eprintln!("skipped: keyctl is not permitted here (seccomp or no keyutils)");
             return;
         }
-        let s = SecretStore { kind: StoreKind::KernelKeyring };
+        let s = SecretStore {
+            kind: StoreKind::KernelKeyring,
+        };
         let account = format!("test/{}", std::process::id());
         s.save(&account, "kernel-secret").unwrap();
-        assert_eq!(s.load(&account).unwrap().as_deref().map(String::as_str), Some("kernel-secret"));
+        assert_eq!(
+            s.load(&account).unwrap().as_deref().map(String::as_str),
+            Some("kernel-secret")
+        );
         s.delete(&account).unwrap();
         assert!(s.load(&account).unwrap().is_none());
     }
@@ -260,7 +300,10 @@ mod tests {
     fn memory_store_round_trip_and_one_notice() {
         let s = SecretStore::memory();
         s.save("t/acct", "v1").unwrap();
-        assert_eq!(s.load("t/acct").unwrap().as_deref().map(String::as_str), Some("v1"));
+        assert_eq!(
+            s.load("t/acct").unwrap().as_deref().map(String::as_str),
+            Some("v1")
+        );
         s.delete("t/acct").unwrap();
         s.delete("t/acct").unwrap();
         assert!(s.load("t/acct").unwrap().is_none());
@@ -275,6 +318,9 @@ mod tests {
         s.delete("t/big").unwrap();
         assert!(memory().keys().all(|k| !k.starts_with("t/big")));
         let _ = s.take_memory_notice();
-        assert!(s.take_memory_notice().is_none(), "the notice is given once per process");
+        assert!(
+            s.take_memory_notice().is_none(),
+            "the notice is given once per process"
+        );
     }
 }

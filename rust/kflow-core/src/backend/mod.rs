@@ -84,10 +84,17 @@ impl LogLine {
 
     pub fn severity(&self) -> Severity {
         let lower = self.text.to_ascii_lowercase();
-        const ERROR_MARKS: [&str; 5] = ["error", "traceback (most recent call last)", "exception", "fatal", "killed"];
+        const ERROR_MARKS: [&str; 5] = [
+            "error",
+            "traceback (most recent call last)",
+            "exception",
+            "fatal",
+            "killed",
+        ];
         if ERROR_MARKS.iter().any(|m| lower.contains(m)) {
             Severity::Error
-        } else if lower.contains("warning") || lower.contains("warn:") || lower.contains("deprecat") {
+        } else if lower.contains("warning") || lower.contains("warn:") || lower.contains("deprecat")
+        {
             Severity::Warning
         } else {
             Severity::Normal
@@ -101,9 +108,18 @@ mod tests {
 
     #[test]
     fn severity_and_prefix() {
-        let line = |t: &str| LogLine { replica: "worker-1".into(), text: t.into() };
-        assert_eq!(line("RuntimeError: CUDA out of memory").severity(), Severity::Error);
-        assert_eq!(line("UserWarning: deprecated").severity(), Severity::Warning);
+        let line = |t: &str| LogLine {
+            replica: "worker-1".into(),
+            text: t.into(),
+        };
+        assert_eq!(
+            line("RuntimeError: CUDA out of memory").severity(),
+            Severity::Error
+        );
+        assert_eq!(
+            line("UserWarning: deprecated").severity(),
+            Severity::Warning
+        );
         assert_eq!(line("epoch 1 loss 0.3").severity(), Severity::Normal);
         assert_eq!(line("hi").render(true), "[worker-1] hi");
         assert_eq!(line("hi").render(false), "hi");

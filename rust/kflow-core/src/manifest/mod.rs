@@ -30,7 +30,10 @@ pub enum CodePayload {
     /// The tar.gz bytes (targz mode).
     Archive { bytes: Vec<u8>, sha256: String },
     /// Each file, keyed by its path in the project (ConfigMap mode).
-    Files { files: Vec<(String, Vec<u8>)>, sha256: String },
+    Files {
+        files: Vec<(String, Vec<u8>)>,
+        sha256: String,
+    },
     /// For previews: the digest and size only, so the YAML stays readable.
     Elided { sha256: String, bytes: u64 },
 }
@@ -38,7 +41,9 @@ pub enum CodePayload {
 impl CodePayload {
     pub fn sha256(&self) -> &str {
         match self {
-            CodePayload::Archive { sha256, .. } | CodePayload::Files { sha256, .. } | CodePayload::Elided { sha256, .. } => sha256,
+            CodePayload::Archive { sha256, .. }
+            | CodePayload::Files { sha256, .. }
+            | CodePayload::Elided { sha256, .. } => sha256,
         }
     }
 }
@@ -53,7 +58,10 @@ pub struct Manifests {
 impl Manifests {
     /// In creation order: the PVC and the code must exist before the job's pods start.
     pub fn objects(&self) -> Vec<&Value> {
-        self.pip_cache.iter().chain([&self.code, &self.job]).collect()
+        self.pip_cache
+            .iter()
+            .chain([&self.code, &self.job])
+            .collect()
     }
 
     pub fn to_yaml(&self) -> String {
@@ -73,7 +81,11 @@ pub fn code_configmap_name(job: &str) -> String {
 }
 
 pub fn build(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Manifests {
-    Manifests { job: job(spec, code, mpi), code: code_configmap(spec, code), pip_cache: spec.pip_cache.then(|| pip_cache_pvc(spec)) }
+    Manifests {
+        job: job(spec, code, mpi),
+        code: code_configmap(spec, code),
+        pip_cache: spec.pip_cache.then(|| pip_cache_pvc(spec)),
+    }
 }
 
 fn metadata(spec: &RunSpec, name: &str) -> Value {
@@ -93,7 +105,8 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
         _ => GROUP_VERSION,
     };
     let mut meta = metadata(spec, &spec.name);
-    meta["annotations"] = json!({ SCRIPT_ANNOTATION: spec.script, DIGEST_ANNOTATION: code.sha256() });
+    meta["annotations"] =
+        json!({ SCRIPT_ANNOTATION: spec.script, DIGEST_ANNOTATION: code.sha256() });
     let replica = |finale: Finale, container: &str, replicas: u32| {
         json!({
             "replicas": replicas,
@@ -106,7 +119,10 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
             let mut replicas = Map::new();
             replicas.insert("Master".into(), replica(Finale::Python, "pytorch", 1));
             if spec.workers > 1 {
-                replicas.insert("Worker".into(), replica(Finale::Python, "pytorch", spec.workers - 1));
+                replicas.insert(
+                    "Worker".into(),
+                    replica(Finale::Python, "pytorch", spec.workers - 1),
+                );
             }
             json!({ "runPolicy": { "cleanPodPolicy": "None" }, "pytorchReplicaSpecs": replicas })
         }
@@ -124,7 +140,9 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
                 "Worker": replica(worker_finale, "mpi", spec.workers),
             });
             match mpi {
-                MpiApi::V1 => json!({ "slotsPerWorker": 1, "runPolicy": { "cleanPodPolicy": "Running" }, "mpiReplicaSpecs": replicas }),
+                MpiApi::V1 => {
+                    json!({ "slotsPerWorker": 1, "runPolicy": { "cleanPodPolicy": "Running" }, "mpiReplicaSpecs": replicas })
+                }
                 MpiApi::V2beta1 => json!({
                     "slotsPerWorker": 1,
                     "mpiImplementation": "OpenMPI",
@@ -138,12 +156,21 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
     json!({ "apiVersion": api_version, "kind": spec.kind.as_str(), "metadata": meta, "spec": body })
 }
 
-fn pod_template(spec: &RunSpec, code: &CodePayload, container_name: &str, finale: &Finale) -> Value {
+fn pod_template(
+    spec: &RunSpec,
+    code: &CodePayload,
+    container_name: &str,
+    finale: &Finale,
+) -> Value {
     let mut env = vec![json!({ "name": "PYTHONUNBUFFERED", "value": "1" })];
     if spec.pip_cache {
         env.push(json!({ "name": "PIP_CACHE_DIR", "value": PIP_CACHE_MOUNT }));
     }
-    env.extend(spec.env.iter().map(|(k, v)| json!({ "name": k, "value": v })));
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| json!({ "name": k, "value": v })),
+    );
 
     let mut mounts = vec![
         json!({ "name": "kflow-code", "mountPath": CODE_MOUNT, "readOnly": true }),
@@ -155,7 +182,9 @@ fn pod_template(spec: &RunSpec, code: &CodePayload, container_name: &str, finale
     ];
     if spec.pip_cache {
         mounts.push(json!({ "name": "pip-cache", "mountPath": PIP_CACHE_MOUNT }));
-        volumes.push(json!({ "name": "pip-cache", "persistentVolumeClaim": { "claimName": PIP_CACHE_PVC } }));
+        volumes.push(
+            json!({ "name": "pip-cache", "persistentVolumeClaim": { "claimName": PIP_CACHE_PVC } }),
+        );
     }
 
     let mut container = json!({
@@ -206,7 +235,11 @@ fn resources(spec: &RunSpec, finale: &Finale) -> Map<String, Value> {
 fn code_volume_source(spec: &RunSpec, code: &CodePayload) -> Value {
     let mut source = json!({ "name": code_configmap_name(&spec.name) });
     if let CodePayload::Files { files, .. } = code {
-        let items: Vec<Value> = files.iter().enumerate().map(|(i, (path, _))| json!({ "key": file_key(i, path), "path": path })).collect();
+        let items: Vec<Value> = files
+            .iter()
+            .enumerate()
+            .map(|(i, (path, _))| json!({ "key": file_key(i, path), "path": path }))
+            .collect();
         source["items"] = Value::Array(items);
     }
     source
@@ -214,7 +247,19 @@ fn code_volume_source(spec: &RunSpec, code: &CodePayload) -> Value {
 
 /// ConfigMap keys allow `[-._a-zA-Z0-9]`; paths are mapped to keys and back through `items`.
 fn file_key(index: usize, path: &str) -> String {
-    let base: String = path.rsplit('/').next().unwrap_or(path).chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let base: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("f{index:04}-{base}")
 }
 

@@ -27,7 +27,9 @@ pub enum Finale {
 
 pub fn quote(word: &str) -> String {
     // Validation refuses NUL, the one byte shlex cannot quote; keep the word visible if it slips.
-    shlex::try_quote(word).map(|q| q.into_owned()).unwrap_or_else(|_| "''".to_string())
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".to_string())
 }
 
 fn quoted_list(words: &[String]) -> String {
@@ -41,15 +43,23 @@ pub fn script(spec: &RunSpec, finale: &Finale) -> String {
     if setup && !spec.apt.is_empty() {
         lines.push("export DEBIAN_FRONTEND=noninteractive".into());
         lines.push("apt-get update -qq".into());
-        lines.push(format!("apt-get install -y -qq --no-install-recommends {}", quoted_list(&spec.apt)));
+        lines.push(format!(
+            "apt-get install -y -qq --no-install-recommends {}",
+            quoted_list(&spec.apt)
+        ));
     }
     if setup && !spec.pip.is_empty() {
-        lines.push(format!("python -m pip install --disable-pip-version-check {}", quoted_list(&spec.pip)));
+        lines.push(format!(
+            "python -m pip install --disable-pip-version-check {}",
+            quoted_list(&spec.pip)
+        ));
     }
     if setup {
         lines.push(format!("mkdir -p {WORKSPACE}"));
         match spec.code_mode {
-            CodeMode::Targz => lines.push(format!("tar -xzf {CODE_MOUNT}/{ARCHIVE_KEY} -C {WORKSPACE}")),
+            CodeMode::Targz => lines.push(format!(
+                "tar -xzf {CODE_MOUNT}/{ARCHIVE_KEY} -C {WORKSPACE}"
+            )),
             // A ConfigMap volume also holds its `..data` bookkeeping links; drop them after copying.
             CodeMode::Configmap => {
                 lines.push(format!("cp -rL {CODE_MOUNT}/. {WORKSPACE}/"));
@@ -58,7 +68,11 @@ pub fn script(spec: &RunSpec, finale: &Finale) -> String {
         }
         lines.push(format!("cd {WORKSPACE}"));
     }
-    let run = format!("python -u {} {}", quote(&spec.script), quoted_list(&spec.args));
+    let run = format!(
+        "python -u {} {}",
+        quote(&spec.script),
+        quoted_list(&spec.args)
+    );
     match finale {
         Finale::Python => lines.push(format!("exec {}", run.trim_end())),
         Finale::Idle => {
@@ -93,9 +107,20 @@ mod tests {
 
     #[test]
     fn quoting_keeps_hostile_strings_literal() {
-        for hostile in ["numpy; touch /tmp/pwned", "$(id)", "`id`", "a'b", "x\" && y", "--flag=$HOME"] {
+        for hostile in [
+            "numpy; touch /tmp/pwned",
+            "$(id)",
+            "`id`",
+            "a'b",
+            "x\" && y",
+            "--flag=$HOME",
+        ] {
             let quoted = quote(hostile);
-            let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s' {quoted}")).output().unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {quoted}"))
+                .output()
+                .unwrap();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), hostile);
         }
     }

@@ -33,38 +33,60 @@ fn spec(kind: JobKind) -> RunSpec {
 }
 
 fn payload() -> CodePayload {
-    CodePayload::Archive { bytes: b"not really gzip".to_vec(), sha256: "0".repeat(64) }
+    CodePayload::Archive {
+        bytes: b"not really gzip".to_vec(),
+        sha256: "0".repeat(64),
+    }
 }
 
 fn check(name: &str, yaml: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.yaml"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.yaml"));
     if std::env::var_os("KFLOW_UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, yaml).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; set KFLOW_UPDATE_GOLDEN=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; set KFLOW_UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
     assert_eq!(yaml, expected, "{name} differs from {}", path.display());
 }
 
 #[test]
 fn golden_pytorchjob() {
-    check("pytorchjob", &build(&spec(JobKind::PyTorchJob), &payload(), MpiApi::V1).to_yaml());
+    check(
+        "pytorchjob",
+        &build(&spec(JobKind::PyTorchJob), &payload(), MpiApi::V1).to_yaml(),
+    );
 }
 
 #[test]
 fn golden_tfjob() {
-    check("tfjob", &build(&spec(JobKind::TFJob), &payload(), MpiApi::V1).to_yaml());
+    check(
+        "tfjob",
+        &build(&spec(JobKind::TFJob), &payload(), MpiApi::V1).to_yaml(),
+    );
 }
 
 #[test]
 fn golden_mpijob_v1() {
-    check("mpijob-v1", &build(&spec(JobKind::MPIJob), &payload(), MpiApi::V1).to_yaml());
+    check(
+        "mpijob-v1",
+        &build(&spec(JobKind::MPIJob), &payload(), MpiApi::V1).to_yaml(),
+    );
 }
 
 #[test]
 fn golden_mpijob_v2beta1() {
-    check("mpijob-v2beta1", &build(&spec(JobKind::MPIJob), &payload(), MpiApi::V2beta1).to_yaml());
+    check(
+        "mpijob-v2beta1",
+        &build(&spec(JobKind::MPIJob), &payload(), MpiApi::V2beta1).to_yaml(),
+    );
 }
 
 #[test]
@@ -73,8 +95,22 @@ fn golden_configmap_mode() {
     s.code_mode = CodeMode::Configmap;
     s.pip_cache = false;
     s.workers = 1;
-    let files = vec![("train.py".to_string(), b"print(1)\n".to_vec()), ("data/blob.bin".to_string(), vec![0xff, 0x00])];
-    check("pytorchjob-configmap", &build(&s, &CodePayload::Files { files, sha256: "1".repeat(64) }, MpiApi::V1).to_yaml());
+    let files = vec![
+        ("train.py".to_string(), b"print(1)\n".to_vec()),
+        ("data/blob.bin".to_string(), vec![0xff, 0x00]),
+    ];
+    check(
+        "pytorchjob-configmap",
+        &build(
+            &s,
+            &CodePayload::Files {
+                files,
+                sha256: "1".repeat(64),
+            },
+            MpiApi::V1,
+        )
+        .to_yaml(),
+    );
 }
 
 #[test]
@@ -87,7 +123,8 @@ fn pytorch_always_has_one_master_and_workers_minus_one() {
     s.workers = 4;
     let job = super::job(&s, &payload(), MpiApi::V1);
     assert_eq!(job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"], 3);
-    let container = &job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0];
+    let container =
+        &job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0];
     assert_eq!(container["name"], "pytorch");
     assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], 1);
 }
@@ -104,6 +141,12 @@ fn no_pip_cache_means_no_pvc_and_no_mount() {
 #[test]
 fn user_strings_are_quoted_in_the_startup_chain() {
     let script = startup::script(&spec(JobKind::PyTorchJob), &startup::Finale::Python);
-    assert!(script.contains("\"torch>=2.1; python_version > '3.8'\""), "{script}");
-    assert!(script.contains("exec python -u train.py --epochs 3 '$(id)'"), "{script}");
+    assert!(
+        script.contains("\"torch>=2.1; python_version > '3.8'\""),
+        "{script}"
+    );
+    assert!(
+        script.contains("exec python -u train.py --epochs 3 '$(id)'"),
+        "{script}"
+    );
 }

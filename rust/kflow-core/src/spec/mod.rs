@@ -56,19 +56,35 @@ impl RunSpec {
         let mut out = Vec::new();
         match self.kind {
             JobKind::PyTorchJob => {
-                out.push(Replica { role: "master", index: 0, rank: 0 });
+                out.push(Replica {
+                    role: "master",
+                    index: 0,
+                    rank: 0,
+                });
                 for i in 0..self.workers.saturating_sub(1) {
-                    out.push(Replica { role: "worker", index: i, rank: i + 1 });
+                    out.push(Replica {
+                        role: "worker",
+                        index: i,
+                        rank: i + 1,
+                    });
                 }
             }
             JobKind::TFJob => {
                 for i in 0..self.workers {
-                    out.push(Replica { role: "worker", index: i, rank: i });
+                    out.push(Replica {
+                        role: "worker",
+                        index: i,
+                        rank: i,
+                    });
                 }
             }
             JobKind::MPIJob => {
                 for i in 0..self.workers {
-                    out.push(Replica { role: "worker", index: i, rank: i });
+                    out.push(Replica {
+                        role: "worker",
+                        index: i,
+                        rank: i,
+                    });
                 }
             }
         }
@@ -131,17 +147,24 @@ impl Context {
 
 /// Merges the layers and validates every value.
 pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
-    let script_arg = explicit
-        .script
-        .clone()
-        .ok_or_else(|| Error::invalid("script", "", "no script given", "pass the path of the .py file to run"))?;
+    let script_arg = explicit.script.clone().ok_or_else(|| {
+        Error::invalid(
+            "script",
+            "",
+            "no script given",
+            "pass the path of the .py file to run",
+        )
+    })?;
     let script_path = ctx.absolute(&script_arg);
     if script_path.is_dir() {
         return Err(Error::invalid(
             "script",
             script_arg.display().to_string(),
             "is a folder, not a file",
-            format!("pass the .py file to run, e.g. {}", script_arg.join("train.py").display()),
+            format!(
+                "pass the .py file to run, e.g. {}",
+                script_arg.join("train.py").display()
+            ),
         ));
     }
     if !script_path.is_file() {
@@ -152,20 +175,39 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
     let (Some(given_dir), Some(file_name)) = (script_path.parent(), script_path.file_name()) else {
         return Err(Error::ScriptNotFound { path: script_arg });
     };
-    let script_path = given_dir.canonicalize().map_err(Error::io("resolving", given_dir))?.join(file_name);
+    let script_path = given_dir
+        .canonicalize()
+        .map_err(Error::io("resolving", given_dir))?
+        .join(file_name);
     let project_root = match &explicit.project_root {
         Some(root) => {
             let abs = ctx.absolute(root);
             abs.canonicalize().map_err(|_| {
-                Error::invalid("project root", root.display().to_string(), "no such folder", "pass an existing folder that holds the script")
+                Error::invalid(
+                    "project root",
+                    root.display().to_string(),
+                    "no such folder",
+                    "pass an existing folder that holds the script",
+                )
             })?
         }
-        None => script_path.parent().map(Path::to_path_buf).unwrap_or_else(|| ctx.cwd.clone()),
+        None => script_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ctx.cwd.clone()),
     };
-    let relative = script_path
-        .strip_prefix(&project_root)
-        .map_err(|_| Error::ScriptOutsideProject { script: script_path.clone(), root: project_root.clone() })?;
-    let script = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    let relative =
+        script_path
+            .strip_prefix(&project_root)
+            .map_err(|_| Error::ScriptOutsideProject {
+                script: script_path.clone(),
+                root: project_root.clone(),
+            })?;
+    let script = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
 
     let template_layer = match &explicit.template {
         Some(name) => template::load(name, Some(&project_root), &ctx.dirs.user_templates())?.0,
@@ -173,7 +215,10 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
     };
     let file_layer = Settings::from_file(&ctx.dirs.config_file())?.run_defaults();
     let env_layer = Settings::from_env(&ctx.env)?.run_defaults();
-    let merged = explicit.over(template_layer).over(file_layer).over(env_layer);
+    let merged = explicit
+        .over(template_layer)
+        .over(file_layer)
+        .over(env_layer);
 
     let kind = merged.kind.unwrap_or_default();
     let name = match merged.name {
@@ -183,7 +228,9 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
         }
         None => generate_name(&script),
     };
-    let image = merged.image.unwrap_or_else(|| default_image(kind).to_string());
+    let image = merged
+        .image
+        .unwrap_or_else(|| default_image(kind).to_string());
     validate::image(&image)?;
     if let Some(cpu) = &merged.cpu {
         validate::cpu(cpu)?;
@@ -193,11 +240,21 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
     }
     let workers = merged.workers.unwrap_or(1);
     if !(1..=512).contains(&workers) {
-        return Err(Error::invalid("workers", workers.to_string(), "must be between 1 and 512", "pass the total number of replicas, e.g. 2"));
+        return Err(Error::invalid(
+            "workers",
+            workers.to_string(),
+            "must be between 1 and 512",
+            "pass the total number of replicas, e.g. 2",
+        ));
     }
     let gpu = merged.gpu.unwrap_or(0);
     if gpu > 64 {
-        return Err(Error::invalid("gpu", gpu.to_string(), "more GPUs per replica than any node has", "pass GPUs per replica, e.g. 1"));
+        return Err(Error::invalid(
+            "gpu",
+            gpu.to_string(),
+            "more GPUs per replica than any node has",
+            "pass GPUs per replica, e.g. 1",
+        ));
     }
     let mut pip = merged.pip.unwrap_or_default();
     pip.iter().try_for_each(|p| validate::pip_requirement(p))?;
@@ -216,11 +273,14 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
         validate::no_control_chars("env value", value)?;
     }
     let args = merged.args.unwrap_or_default();
-    args.iter().try_for_each(|a| validate::no_control_chars("argument", a))?;
+    args.iter()
+        .try_for_each(|a| validate::no_control_chars("argument", a))?;
     if let Some(ns) = &merged.namespace {
         validate::namespace(ns)?;
     }
-    let pip_cache_size = merged.pip_cache_size.unwrap_or_else(|| DEFAULT_PIP_CACHE_SIZE.to_string());
+    let pip_cache_size = merged
+        .pip_cache_size
+        .unwrap_or_else(|| DEFAULT_PIP_CACHE_SIZE.to_string());
     validate::memory("pip cache size", &pip_cache_size)?;
 
     Ok(RunSpec {
@@ -249,7 +309,10 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
 
 /// `train.py` -> `train-x7k2p`: readable, and unique enough that two runs never collide.
 pub fn generate_name(script: &str) -> String {
-    let stem = Path::new(script).file_stem().and_then(|s| s.to_str()).unwrap_or("job");
+    let stem = Path::new(script)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("job");
     let mut base = validate::suggest_name(stem);
     base.truncate(validate::MAX_JOB_NAME - 6);
     format!("{}-{}", base.trim_end_matches('-'), random_id(5))
@@ -258,7 +321,9 @@ pub fn generate_name(script: &str) -> String {
 pub fn random_id(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -267,7 +332,11 @@ mod tests {
 
     fn context(root: &Path) -> Context {
         Context {
-            dirs: Dirs { config: root.join("config"), state: root.join("state"), cache: root.join("cache") },
+            dirs: Dirs {
+                config: root.join("config"),
+                state: root.join("state"),
+                cache: root.join("cache"),
+            },
             cwd: root.join("project"),
             env: BTreeMap::new(),
         }
@@ -283,8 +352,19 @@ mod tests {
     fn defaults_and_generated_name() {
         let dir = tempfile::tempdir().unwrap();
         project(dir.path());
-        let spec = resolve(RunOptions { script: Some("train.py".into()), ..Default::default() }, &context(dir.path())).unwrap();
-        assert!(spec.name.starts_with("train-") && spec.name.len() == 11, "{}", spec.name);
+        let spec = resolve(
+            RunOptions {
+                script: Some("train.py".into()),
+                ..Default::default()
+            },
+            &context(dir.path()),
+        )
+        .unwrap();
+        assert!(
+            spec.name.starts_with("train-") && spec.name.len() == 11,
+            "{}",
+            spec.name
+        );
         assert_eq!(spec.kind, JobKind::PyTorchJob);
         assert_eq!(spec.script, "train.py");
         assert_eq!(spec.workers, 1);
@@ -298,24 +378,53 @@ mod tests {
         project(dir.path());
         let mut ctx = context(dir.path());
         std::fs::create_dir_all(&ctx.dirs.config).unwrap();
-        std::fs::write(ctx.dirs.config_file(), "defaultImage = \"from-file\"\ndefaultNamespace = \"file-ns\"\n").unwrap();
-        ctx.env.insert("KFLOW_DEFAULT_IMAGE".into(), "from-env".into());
-        ctx.env.insert("KFLOW_DEFAULT_NAMESPACE".into(), "env-ns".into());
-        ctx.env.insert("KFLOW_DEFAULT_PVC_SIZE".into(), "5Gi".into());
+        std::fs::write(
+            ctx.dirs.config_file(),
+            "defaultImage = \"from-file\"\ndefaultNamespace = \"file-ns\"\n",
+        )
+        .unwrap();
+        ctx.env
+            .insert("KFLOW_DEFAULT_IMAGE".into(), "from-env".into());
+        ctx.env
+            .insert("KFLOW_DEFAULT_NAMESPACE".into(), "env-ns".into());
+        ctx.env
+            .insert("KFLOW_DEFAULT_PVC_SIZE".into(), "5Gi".into());
         std::fs::create_dir_all(ctx.dirs.user_templates()).unwrap();
-        std::fs::write(ctx.dirs.user_templates().join("t.json"), r#"{"image": "from-template", "gpu": 1}"#).unwrap();
+        std::fs::write(
+            ctx.dirs.user_templates().join("t.json"),
+            r#"{"image": "from-template", "gpu": 1}"#,
+        )
+        .unwrap();
 
-        let base = RunOptions { script: Some("train.py".into()), ..Default::default() };
+        let base = RunOptions {
+            script: Some("train.py".into()),
+            ..Default::default()
+        };
         let spec = resolve(base.clone(), &ctx).unwrap();
         assert_eq!(spec.image, "from-file");
         assert_eq!(spec.namespace.as_deref(), Some("file-ns"));
         assert_eq!(spec.pip_cache_size, "5Gi");
 
-        let spec = resolve(RunOptions { template: Some("t".into()), ..base.clone() }, &ctx).unwrap();
+        let spec = resolve(
+            RunOptions {
+                template: Some("t".into()),
+                ..base.clone()
+            },
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(spec.image, "from-template");
         assert_eq!(spec.gpu, 1);
 
-        let spec = resolve(RunOptions { template: Some("t".into()), image: Some("explicit".into()), ..base }, &ctx).unwrap();
+        let spec = resolve(
+            RunOptions {
+                template: Some("t".into()),
+                image: Some("explicit".into()),
+                ..base
+            },
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(spec.image, "explicit");
     }
 
@@ -326,13 +435,38 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("train.py"), "").unwrap();
         std::fs::create_dir_all(dir.path().join("project/proj")).unwrap();
-        std::os::unix::fs::symlink(home.path().join("train.py"), dir.path().join("project/proj/train.py")).unwrap();
+        std::os::unix::fs::symlink(
+            home.path().join("train.py"),
+            dir.path().join("project/proj/train.py"),
+        )
+        .unwrap();
         let ctx = context(dir.path());
-        let spec = resolve(RunOptions { script: Some("proj/train.py".into()), ..Default::default() }, &ctx).unwrap();
-        assert_eq!(spec.project_root, dir.path().join("project/proj").canonicalize().unwrap());
+        let spec = resolve(
+            RunOptions {
+                script: Some("proj/train.py".into()),
+                ..Default::default()
+            },
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.project_root,
+            dir.path().join("project/proj").canonicalize().unwrap()
+        );
         assert_eq!(spec.script, "train.py");
-        let err = resolve(RunOptions { script: Some("proj".into()), ..Default::default() }, &ctx).unwrap_err().to_string();
-        assert!(err.contains("is a folder, not a file") && err.contains("proj/train.py"), "{err}");
+        let err = resolve(
+            RunOptions {
+                script: Some("proj".into()),
+                ..Default::default()
+            },
+            &ctx,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("is a folder, not a file") && err.contains("proj/train.py"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -341,13 +475,21 @@ mod tests {
         project(dir.path());
         let ctx = context(dir.path());
         let spec = resolve(
-            RunOptions { script: Some("sub/job.py".into()), project_root: Some(".".into()), ..Default::default() },
+            RunOptions {
+                script: Some("sub/job.py".into()),
+                project_root: Some(".".into()),
+                ..Default::default()
+            },
             &ctx,
         )
         .unwrap();
         assert_eq!(spec.script, "sub/job.py");
         let err = resolve(
-            RunOptions { script: Some("train.py".into()), project_root: Some("sub".into()), ..Default::default() },
+            RunOptions {
+                script: Some("train.py".into()),
+                project_root: Some("sub".into()),
+                ..Default::default()
+            },
             &ctx,
         )
         .unwrap_err();
@@ -359,20 +501,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         project(dir.path());
         let ctx = context(dir.path());
-        let base = RunOptions { script: Some("train.py".into()), ..Default::default() };
+        let base = RunOptions {
+            script: Some("train.py".into()),
+            ..Default::default()
+        };
         let cases = [
-            RunOptions { name: Some("Bad_Name".into()), ..base.clone() },
-            RunOptions { workers: Some(0), ..base.clone() },
-            RunOptions { memory: Some("lots".into()), ..base.clone() },
-            RunOptions { apt: Some(vec!["vim && curl evil".into()]), ..base.clone() },
-            RunOptions { env: Some([("1X".to_string(), "v".to_string())].into()), ..base.clone() },
-            RunOptions { namespace: Some("Team A".into()), ..base.clone() },
-            RunOptions { script: Some("missing.py".into()), ..base.clone() },
-            RunOptions { template: Some("nope".into()), ..base.clone() },
+            RunOptions {
+                name: Some("Bad_Name".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                workers: Some(0),
+                ..base.clone()
+            },
+            RunOptions {
+                memory: Some("lots".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                apt: Some(vec!["vim && curl evil".into()]),
+                ..base.clone()
+            },
+            RunOptions {
+                env: Some([("1X".to_string(), "v".to_string())].into()),
+                ..base.clone()
+            },
+            RunOptions {
+                namespace: Some("Team A".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                script: Some("missing.py".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                template: Some("nope".into()),
+                ..base.clone()
+            },
         ];
         for case in cases {
             let err = resolve(case.clone(), &ctx).unwrap_err().to_string();
-            assert!(err.contains("Fix") || err.contains("fix"), "{case:?}: {err}");
+            assert!(
+                err.contains("Fix") || err.contains("fix"),
+                "{case:?}: {err}"
+            );
         }
     }
 
@@ -381,7 +553,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         project(dir.path());
         let ctx = context(dir.path());
-        let spec = resolve(RunOptions { script: Some("train.py".into()), workers: Some(3), ..Default::default() }, &ctx).unwrap();
+        let spec = resolve(
+            RunOptions {
+                script: Some("train.py".into()),
+                workers: Some(3),
+                ..Default::default()
+            },
+            &ctx,
+        )
+        .unwrap();
         let labels: Vec<_> = spec.replicas().iter().map(Replica::label).collect();
         assert_eq!(labels, ["master-0", "worker-0", "worker-1"]);
         assert_eq!(spec.replicas()[2].rank, 2);

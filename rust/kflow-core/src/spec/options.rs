@@ -47,7 +47,12 @@ impl FromStr for JobKind {
             "pytorch" | "pytorchjob" | "torch" => Ok(JobKind::PyTorchJob),
             "tf" | "tfjob" | "tensorflow" => Ok(JobKind::TFJob),
             "mpi" | "mpijob" => Ok(JobKind::MPIJob),
-            _ => Err(Error::invalid("kind", s, "not a training job kind", "use pytorch, tf or mpi")),
+            _ => Err(Error::invalid(
+                "kind",
+                s,
+                "not a training job kind",
+                "use pytorch, tf or mpi",
+            )),
         }
     }
 }
@@ -71,7 +76,12 @@ impl FromStr for CodeMode {
         match s.to_ascii_lowercase().as_str() {
             "targz" | "tar.gz" | "tgz" => Ok(CodeMode::Targz),
             "configmap" => Ok(CodeMode::Configmap),
-            _ => Err(Error::invalid("code mode", s, "unknown code upload mode", "use targz or configmap")),
+            _ => Err(Error::invalid(
+                "code mode",
+                s,
+                "unknown code upload mode",
+                "use targz or configmap",
+            )),
         }
     }
 }
@@ -103,7 +113,12 @@ impl FromStr for BackendKind {
         match s.to_ascii_lowercase().as_str() {
             "local" => Ok(BackendKind::Local),
             "cluster" | "kubeflow" => Ok(BackendKind::Cluster),
-            _ => Err(Error::invalid("backend", s, "unknown backend", "use local or cluster")),
+            _ => Err(Error::invalid(
+                "backend",
+                s,
+                "unknown backend",
+                "use local or cluster",
+            )),
         }
     }
 }
@@ -199,7 +214,13 @@ mod tests {
             gpu: Some(1),
             image: Some("img".into()),
             pip: Some(vec!["numpy".into()]),
-            env: Some([("A".to_string(), "low".to_string()), ("B".to_string(), "b".to_string())].into()),
+            env: Some(
+                [
+                    ("A".to_string(), "low".to_string()),
+                    ("B".to_string(), "b".to_string()),
+                ]
+                .into(),
+            ),
             ..Default::default()
         };
         let merged = high.over(low);
@@ -214,7 +235,10 @@ mod tests {
     #[test]
     fn kinds_parse_from_short_and_long_names() {
         assert_eq!("tf".parse::<JobKind>().unwrap(), JobKind::TFJob);
-        assert_eq!("PyTorchJob".parse::<JobKind>().unwrap(), JobKind::PyTorchJob);
+        assert_eq!(
+            "PyTorchJob".parse::<JobKind>().unwrap(),
+            JobKind::PyTorchJob
+        );
         let err = "jax".parse::<JobKind>().unwrap_err().to_string();
         assert!(err.contains("use pytorch, tf or mpi"), "{err}");
     }

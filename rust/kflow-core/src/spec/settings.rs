@@ -57,12 +57,23 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(Error::io("reading", path)(e)),
         };
-        let invalid = |problem: String| Error::ConfigInvalid { path: path.to_path_buf(), problem };
+        let invalid = |problem: String| Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            problem,
+        };
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             // The message alone can be empty ("url = " at the end of the file): the full
             // report names the line and column.
-            let report = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-            invalid(if report.is_empty() { "not valid TOML".to_string() } else { report })
+            let report = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            invalid(if report.is_empty() {
+                "not valid TOML".to_string()
+            } else {
+                report
+            })
         })?;
         let mut flat = BTreeMap::new();
         flatten("", &table, &mut flat);
@@ -73,14 +84,20 @@ impl Settings {
             let text = match (&value, boolean_key) {
                 (toml::Value::Boolean(b), true) => b.to_string(),
                 (toml::Value::String(s), false) => s.clone(),
-                (other, true) => {
-                    return Err(invalid(format!("key {key:?}: expected true or false (a TOML boolean, without quotes), got {}", describe(other))))
-                }
+                (other, true) => return Err(invalid(format!(
+                    "key {key:?}: expected true or false (a TOML boolean, without quotes), got {}",
+                    describe(other)
+                ))),
                 (other, false) => {
-                    return Err(invalid(format!("key {key:?}: expected a string in double quotes, got {}", describe(other))))
+                    return Err(invalid(format!(
+                        "key {key:?}: expected a string in double quotes, got {}",
+                        describe(other)
+                    )))
                 }
             };
-            settings.set(&key, &text).map_err(|problem| invalid(format!("key {key:?}: {problem}")))?;
+            settings
+                .set(&key, &text)
+                .map_err(|problem| invalid(format!("key {key:?}: {problem}")))?;
         }
         Ok(settings)
     }
@@ -92,7 +109,11 @@ impl Settings {
             if let Some(value) = vars.get(var).filter(|v| !v.is_empty()) {
                 settings
                     .set(key, value)
-                    .map_err(|problem| Error::EnvInvalid { var: var.to_string(), value: value.clone(), problem })?;
+                    .map_err(|problem| Error::EnvInvalid {
+                        var: var.to_string(),
+                        value: value.clone(),
+                        problem,
+                    })?;
             }
         }
         Ok(settings)
@@ -116,7 +137,10 @@ impl Settings {
             "backend" => self.backend = Some(value.parse().map_err(|e: Error| e.to_string())?),
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(format!("unknown setting; known settings are {}", known.join(", ")));
+                return Err(format!(
+                    "unknown setting; known settings are {}",
+                    known.join(", ")
+                ));
             }
         }
         Ok(())
@@ -152,7 +176,11 @@ impl Settings {
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
     for (key, value) in table {
-        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let full = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(inner) => flatten(&full, inner, out),
             other => {
@@ -187,7 +215,12 @@ mod tests {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "defaultNamespce = \"x\"\n").unwrap();
         let err = Settings::from_file(&path).unwrap_err().to_string();
-        assert!(err.contains("config.toml") && err.contains("defaultNamespce") && err.contains("defaultNamespace"), "{err}");
+        assert!(
+            err.contains("config.toml")
+                && err.contains("defaultNamespce")
+                && err.contains("defaultNamespace"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -205,13 +238,19 @@ mod tests {
             assert!(err.contains("config.toml") && err.contains(needle), "{text:?}: {err}");
         }
         std::fs::write(&path, "apiServer = \"https://api.example.com:6443\"\n").unwrap();
-        assert_eq!(Settings::from_file(&path).unwrap().api_server.as_deref(), Some("https://api.example.com:6443"));
+        assert_eq!(
+            Settings::from_file(&path).unwrap().api_server.as_deref(),
+            Some("https://api.example.com:6443")
+        );
     }
 
     #[test]
     fn env_values_are_checked() {
         let vars = [("KFLOW_AUTO_PVC_FOR_PIP".to_string(), "maybe".to_string())].into();
         let err = Settings::from_env(&vars).unwrap_err().to_string();
-        assert!(err.contains("KFLOW_AUTO_PVC_FOR_PIP") && err.contains("true or false"), "{err}");
+        assert!(
+            err.contains("KFLOW_AUTO_PVC_FOR_PIP") && err.contains("true or false"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub struct TemplateInfo {
 }
 
 /// Template folders, most specific first.
-pub fn search_path(project_root: Option<&Path>, user_templates: &Path) -> Vec<(PathBuf, &'static str)> {
+pub fn search_path(
+    project_root: Option<&Path>,
+    user_templates: &Path,
+) -> Vec<(PathBuf, &'static str)> {
     let mut dirs = Vec::new();
     if let Some(root) = project_root {
         dirs.push((root.join(".kflow").join("templates"), "project"));
@@ -31,12 +34,21 @@ pub fn search_path(project_root: Option<&Path>, user_templates: &Path) -> Vec<(P
 pub fn list(project_root: Option<&Path>, user_templates: &Path) -> Result<Vec<TemplateInfo>> {
     let mut found: BTreeMap<String, TemplateInfo> = BTreeMap::new();
     for (dir, scope) in search_path(project_root, user_templates).into_iter().rev() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "json") {
                 if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
-                    found.insert(name.to_string(), TemplateInfo { name: name.to_string(), path, scope });
+                    found.insert(
+                        name.to_string(),
+                        TemplateInfo {
+                            name: name.to_string(),
+                            path,
+                            scope,
+                        },
+                    );
                 }
             }
         }
@@ -44,10 +56,24 @@ pub fn list(project_root: Option<&Path>, user_templates: &Path) -> Result<Vec<Te
     Ok(found.into_values().collect())
 }
 
-pub fn load(name: &str, project_root: Option<&Path>, user_templates: &Path) -> Result<(RunOptions, PathBuf)> {
+pub fn load(
+    name: &str,
+    project_root: Option<&Path>,
+    user_templates: &Path,
+) -> Result<(RunOptions, PathBuf)> {
     let dirs = search_path(project_root, user_templates);
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
-        return Err(Error::invalid("template name", name, "template names are file names without .json", "use letters, digits, '-', '_' and '.'"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
+        return Err(Error::invalid(
+            "template name",
+            name,
+            "template names are file names without .json",
+            "use letters, digits, '-', '_' and '.'",
+        ));
     }
     for (dir, _) in &dirs {
         let path = dir.join(format!("{name}.json"));
@@ -55,22 +81,34 @@ pub fn load(name: &str, project_root: Option<&Path>, user_templates: &Path) -> R
             return Ok((parse(&path)?, path));
         }
     }
-    let searched = dirs.iter().map(|(d, _)| d.display().to_string()).collect::<Vec<_>>().join(", ");
-    Err(Error::TemplateNotFound { name: name.to_string(), searched })
+    let searched = dirs
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::TemplateNotFound {
+        name: name.to_string(),
+        searched,
+    })
 }
 
 /// The keys of a JSON object in file order, repeats included.
 struct TopLevelKeys(Vec<String>);
 
 impl<'de> serde::Deserialize<'de> for TopLevelKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         struct Keys;
         impl<'de> serde::de::Visitor<'de> for Keys {
             type Value = TopLevelKeys;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<TopLevelKeys, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<TopLevelKeys, A::Error> {
                 let mut keys = Vec::new();
                 while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
                     keys.push(key);
@@ -95,24 +133,53 @@ fn canonical_key(key: &str) -> &str {
 
 pub fn parse(path: &Path) -> Result<RunOptions> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading template", path))?;
-    let invalid = |key: &str, problem: String| Error::TemplateInvalid { path: path.to_path_buf(), key: key.to_string(), problem };
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| invalid("(file)", format!("not valid JSON at line {} column {}: {e}", e.line(), e.column())))?;
+    let invalid = |key: &str, problem: String| Error::TemplateInvalid {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        problem,
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        invalid(
+            "(file)",
+            format!(
+                "not valid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
     if !value.is_object() {
-        return Err(invalid("(file)", "expected a JSON object like {\"image\": \"…\", \"gpu\": 1}".into()));
+        return Err(invalid(
+            "(file)",
+            "expected a JSON object like {\"image\": \"…\", \"gpu\": 1}".into(),
+        ));
     }
     // A JSON object keeps the last of two equal keys; a template that says a thing twice is a
     // mistake to show, not to settle silently.
-    let TopLevelKeys(keys) = serde_json::from_str(&text).map_err(|e| invalid("(file)", e.to_string()))?;
+    let TopLevelKeys(keys) =
+        serde_json::from_str(&text).map_err(|e| invalid("(file)", e.to_string()))?;
     for (i, key) in keys.iter().enumerate() {
-        if let Some(first) = keys[..i].iter().find(|k| canonical_key(k) == canonical_key(key)) {
-            return Err(invalid(key, format!("given twice (as {first:?} and {key:?}); keep one")));
+        if let Some(first) = keys[..i]
+            .iter()
+            .find(|k| canonical_key(k) == canonical_key(key))
+        {
+            return Err(invalid(
+                key,
+                format!("given twice (as {first:?} and {key:?}); keep one"),
+            ));
         }
     }
-    let Value::Object(map) = value else { unreachable!("checked above") };
+    let Value::Object(map) = value else {
+        unreachable!("checked above")
+    };
     let mut opts = RunOptions::default();
     for (key, value) in &map {
-        let string = || value.as_str().map(str::to_string).ok_or_else(|| invalid(key, format!("expected a string, got {value}")));
+        let string = || {
+            value
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| invalid(key, format!("expected a string, got {value}")))
+        };
         // Quantities may be written as numbers in JSON ("cpu": 2).
         let quantity = || match value {
             Value::Number(n) => Ok(n.to_string()),
@@ -127,9 +194,16 @@ pub fn parse(path: &Path) -> Result<RunOptions> {
         let strings = || match value {
             Value::Array(items) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_string).ok_or_else(|| invalid(key, format!("expected a list of strings, found {i}"))))
+                .map(|i| {
+                    i.as_str().map(str::to_string).ok_or_else(|| {
+                        invalid(key, format!("expected a list of strings, found {i}"))
+                    })
+                })
                 .collect::<Result<Vec<_>>>(),
-            _ => Err(invalid(key, format!("expected a list of strings like [\"numpy\"], got {value}"))),
+            _ => Err(invalid(
+                key,
+                format!("expected a list of strings like [\"numpy\"], got {value}"),
+            )),
         };
         match key.as_str() {
             "image" => opts.image = Some(string()?),
@@ -191,7 +265,10 @@ mod tests {
         let path = dir.path().join("t.json");
         std::fs::write(&path, r#"{"gpu": 1, "image": "a", "gpu": 2}"#).unwrap();
         let err = parse(&path).unwrap_err().to_string();
-        assert!(err.contains("t.json") && err.contains("given twice"), "{err}");
+        assert!(
+            err.contains("t.json") && err.contains("given twice"),
+            "{err}"
+        );
         std::fs::write(&path, r#"{"mem": "1Gi", "memory": "2Gi"}"#).unwrap();
         let err = parse(&path).unwrap_err().to_string();
         assert!(err.contains(r#"as "mem" and "memory""#), "{err}");
@@ -217,21 +294,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "bad", r#"{"gpu": "two"}"#);
         let err = parse(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.json") && err.contains("\"gpu\"") && err.contains("whole number"), "{err}");
+        assert!(
+            err.contains("bad.json") && err.contains("\"gpu\"") && err.contains("whole number"),
+            "{err}"
+        );
     }
 
     #[test]
     fn project_template_shadows_user_template() {
         let project = tempfile::tempdir().unwrap();
         let user = tempfile::tempdir().unwrap();
-        write(&project.path().join(".kflow/templates"), "t", r#"{"gpu": 2}"#);
+        write(
+            &project.path().join(".kflow/templates"),
+            "t",
+            r#"{"gpu": 2}"#,
+        );
         write(user.path(), "t", r#"{"gpu": 1}"#);
         write(user.path(), "u", r#"{"gpu": 1}"#);
         let (opts, _) = load("t", Some(project.path()), user.path()).unwrap();
         assert_eq!(opts.gpu, Some(2));
-        let names: Vec<_> = list(Some(project.path()), user.path()).unwrap().into_iter().map(|t| (t.name, t.scope)).collect();
-        assert_eq!(names, vec![("t".to_string(), "project"), ("u".to_string(), "user")]);
-        let err = load("missing", Some(project.path()), user.path()).unwrap_err().to_string();
+        let names: Vec<_> = list(Some(project.path()), user.path())
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.scope))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("t".to_string(), "project"), ("u".to_string(), "user")]
+        );
+        let err = load("missing", Some(project.path()), user.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("kflow templates"), "{err}");
     }
 }

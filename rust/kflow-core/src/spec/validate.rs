@@ -17,10 +17,10 @@ pub fn job_name(name: &str) -> Result<()> {
         Some("it must start with a lowercase letter".to_string())
     } else if name.ends_with('-') {
         Some("it must end with a letter or digit".to_string())
-    } else if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        Some(format!("{bad:?} is not allowed (only lowercase letters, digits and '-')"))
     } else {
-        None
+        name.chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            .map(|bad| format!("{bad:?} is not allowed (only lowercase letters, digits and '-')"))
     };
     match problem {
         None => Ok(()),
@@ -28,7 +28,10 @@ pub fn job_name(name: &str) -> Result<()> {
             "job name",
             name,
             problem,
-            format!("use a name like {:?}, or leave the name out to get one made from the script name", suggest_name(name)),
+            format!(
+                "use a name like {:?}, or leave the name out to get one made from the script name",
+                suggest_name(name)
+            ),
         )),
     }
 }
@@ -57,7 +60,9 @@ pub fn namespace(ns: &str) -> Result<()> {
         && ns.len() <= 63
         && ns.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && ns.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
@@ -79,16 +84,22 @@ pub fn parse_quantity(text: &str) -> Option<f64> {
         Some(b'-') => (-1.0, &text[1..]),
         _ => (1.0, text),
     };
-    let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let number_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
     let (number, suffix) = rest.split_at(number_len);
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
     let digits_ok = |d: &str| d.chars().all(|c| c.is_ascii_digit());
     if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
         return None;
     }
-    let value: f64 = format!("{}.{}", if whole.is_empty() { "0" } else { whole }, if frac.is_empty() { "0" } else { frac })
-        .parse()
-        .ok()?;
+    let value: f64 = format!(
+        "{}.{}",
+        if whole.is_empty() { "0" } else { whole },
+        if frac.is_empty() { "0" } else { frac }
+    )
+    .parse()
+    .ok()?;
     let multiplier = match suffix {
         "Ki" => 1024f64,
         "Mi" => 1024f64.powi(2),
@@ -130,8 +141,12 @@ pub fn cpu(value: &str) -> Result<()> {
     let problem = match parse_quantity(value) {
         None => "not a CPU quantity".to_string(),
         Some(cores) if cores <= 0.0 => "a CPU request must be more than 0".to_string(),
-        Some(cores) if cores < 1e-3 => "less than 1m, the smallest CPU unit Kubernetes has".to_string(),
-        Some(cores) if cores > MAX_NODE_CORES => format!("{cores:.0} cores is more than any node has"),
+        Some(cores) if cores < 1e-3 => {
+            "less than 1m, the smallest CPU unit Kubernetes has".to_string()
+        }
+        Some(cores) if cores > MAX_NODE_CORES => {
+            format!("{cores:.0} cores is more than any node has")
+        }
         Some(_) => return Ok(()),
     };
     Err(Error::invalid("cpu", value, problem, fix))
@@ -144,8 +159,12 @@ pub fn memory(field: &'static str, value: &str) -> Result<()> {
     let problem = match parsed {
         None => "not a memory quantity".to_string(),
         Some(bytes) if bytes <= 0.0 => "must be more than 0".to_string(),
-        Some(bytes) if bytes < MIB => format!("{bytes} bytes is less than 1Mi, too little for any process"),
-        Some(bytes) if bytes > MAX_NODE_MEMORY => "more than any node or volume holds (64Ti)".to_string(),
+        Some(bytes) if bytes < MIB => {
+            format!("{bytes} bytes is less than 1Mi, too little for any process")
+        }
+        Some(bytes) if bytes > MAX_NODE_MEMORY => {
+            "more than any node or volume holds (64Ti)".to_string()
+        }
         Some(_) => return Ok(()),
     };
     let hint = value.to_ascii_lowercase();
@@ -166,7 +185,12 @@ pub fn memory(field: &'static str, value: &str) -> Result<()> {
 /// are refused because `--index-url` and friends would change where every package comes from.
 pub fn pip_requirement(spec: &str) -> Result<()> {
     if spec.trim().is_empty() {
-        return Err(Error::invalid("pip package", spec, "it is empty", "remove the empty entry"));
+        return Err(Error::invalid(
+            "pip package",
+            spec,
+            "it is empty",
+            "remove the empty entry",
+        ));
     }
     if spec.starts_with('-') {
         return Err(Error::invalid(
@@ -207,9 +231,12 @@ pub fn requirements_file(path: &std::path::Path) -> Result<Vec<String>> {
             continue;
         }
         pip_requirement(line).map_err(|e| match e {
-            Error::InvalidParameter { problem, fix, .. } => {
-                Error::invalid("requirements file", format!("{}:{}: {line}", path.display(), i + 1), problem, fix)
-            }
+            Error::InvalidParameter { problem, fix, .. } => Error::invalid(
+                "requirements file",
+                format!("{}:{}: {line}", path.display(), i + 1),
+                problem,
+                fix,
+            ),
             other => other,
         })?;
         out.push(line.to_string());
@@ -225,8 +252,12 @@ pub fn apt_package(spec: &str) -> Result<()> {
     };
     let name_ok = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
-    let rest_ok = rest.chars().all(|c| c.is_ascii_alphanumeric() || "+-.:~_".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    let rest_ok = rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+-.:~_".contains(c));
     if name_ok && rest_ok {
         Ok(())
     } else {
@@ -245,13 +276,23 @@ pub fn env_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("env variable name", name, "not a valid variable name", "use letters, digits and '_', not starting with a digit"))
+        Err(Error::invalid(
+            "env variable name",
+            name,
+            "not a valid variable name",
+            "use letters, digits and '_', not starting with a digit",
+        ))
     }
 }
 
 pub fn image(image: &str) -> Result<()> {
     if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err(Error::invalid("image", image, "not a container image reference", "use a reference like \"pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime\""))
+        Err(Error::invalid(
+            "image",
+            image,
+            "not a container image reference",
+            "use a reference like \"pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime\"",
+        ))
     } else {
         Ok(())
     }
@@ -262,7 +303,12 @@ pub fn image(image: &str) -> Result<()> {
 pub fn no_control_chars(field: &'static str, value: &str) -> Result<()> {
     match value.chars().find(|c| c.is_control() && *c != '\t') {
         None => Ok(()),
-        Some(c) => Err(Error::invalid(field, value, format!("it contains the control character {c:?}"), "remove it")),
+        Some(c) => Err(Error::invalid(
+            field,
+            value,
+            format!("it contains the control character {c:?}"),
+            "remove it",
+        )),
     }
 }
 
@@ -299,13 +345,18 @@ mod tests {
         }
         let err = cpu("1e29").unwrap_err().to_string();
         assert!(err.contains("more than any node"), "{err}");
-        for ok in ["16Gi", "512Mi", "1G", "1000Mi", "1e9", "2E9", "1.5Gi", "64Ti"] {
+        for ok in [
+            "16Gi", "512Mi", "1G", "1000Mi", "1e9", "2E9", "1.5Gi", "64Ti",
+        ] {
             memory("memory", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         let err = memory("memory", "16GB").unwrap_err().to_string();
         assert!(err.contains("16Gi"), "{err}");
         let err = memory("memory", "16").unwrap_err().to_string();
-        assert!(err.contains("less than 1Mi") && err.contains("write 16Gi"), "{err}");
+        assert!(
+            err.contains("less than 1Mi") && err.contains("write 16Gi"),
+            "{err}"
+        );
         let err = memory("memory", "99999999999Ei").unwrap_err().to_string();
         assert!(err.contains("more than any node"), "{err}");
         assert_eq!(parse_quantity("1Ki"), Some(1024.0));
@@ -317,11 +368,20 @@ mod tests {
 
     #[test]
     fn pip_requirements_are_pep_508() {
-        for ok in ["numpy", "torch[cuda]==2.5.1", "numpy>=1.26,<3", "pkg @ https://example.com/pkg-1.0-py3-none-any.whl", "rich; python_version >= '3.9'"] {
+        for ok in [
+            "numpy",
+            "torch[cuda]==2.5.1",
+            "numpy>=1.26,<3",
+            "pkg @ https://example.com/pkg-1.0-py3-none-any.whl",
+            "rich; python_version >= '3.9'",
+        ] {
             pip_requirement(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         let err = pip_requirement("numpy; rm -rf /").unwrap_err().to_string();
-        assert!(err.contains("not a PEP 508 requirement") && err.contains("Fix:"), "{err}");
+        assert!(
+            err.contains("not a PEP 508 requirement") && err.contains("Fix:"),
+            "{err}"
+        );
         assert!(pip_requirement("numpy==").is_err());
         assert!(pip_requirement("$(id)").is_err());
         let dir = tempfile::tempdir().unwrap();
@@ -330,7 +390,10 @@ mod tests {
         assert_eq!(requirements_file(&path).unwrap(), ["numpy>=1.26", "rich"]);
         std::fs::write(&path, "numpy\n-r other.txt\n").unwrap();
         let err = requirements_file(&path).unwrap_err().to_string();
-        assert!(err.contains("requirements.txt:2") && err.contains("pip options"), "{err}");
+        assert!(
+            err.contains("requirements.txt:2") && err.contains("pip options"),
+            "{err}"
+        );
     }
 
     #[test]

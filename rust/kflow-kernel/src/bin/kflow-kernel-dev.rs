@@ -45,8 +45,12 @@ fn main() {
     let runner: Arc<dyn CellRunner> = match runner.as_str() {
         "process" => Arc::new(ProcessRunner::new(python())),
         "kflow" => {
-            let exe = std::env::current_exe().map(OsString::from).unwrap_or_else(|_| "kflow-kernel-dev".into());
-            Arc::new(KflowRunner::new(kflow_core::Launcher { command: vec![exe, "--supervise".into()] }))
+            let exe = std::env::current_exe()
+                .map(OsString::from)
+                .unwrap_or_else(|_| "kflow-kernel-dev".into());
+            Arc::new(KflowRunner::new(kflow_core::Launcher {
+                command: vec![exe, "--supervise".into()],
+            }))
         }
         other => {
             eprintln!("kflow-kernel-dev: unknown runner {other}");

@@ -4,7 +4,9 @@
 //! not serve the review (or refuses it) is simply not asked, and the creations themselves then
 //! report any 403 with the same message.
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
 
 use crate::error::{Error, Result};
@@ -27,9 +29,21 @@ pub fn submission_needs(kind: JobKind) -> [Need; 3] {
         JobKind::MPIJob => "mpijobs",
     };
     [
-        Need { verb: "create", group: "kubeflow.org", resource: job_plural },
-        Need { verb: "create", group: "", resource: "configmaps" },
-        Need { verb: "patch", group: "", resource: "configmaps" },
+        Need {
+            verb: "create",
+            group: "kubeflow.org",
+            resource: job_plural,
+        },
+        Need {
+            verb: "create",
+            group: "",
+            resource: "configmaps",
+        },
+        Need {
+            verb: "patch",
+            group: "",
+            resource: "configmaps",
+        },
     ]
 }
 
@@ -56,9 +70,14 @@ pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Re
             // Not served, or the user may not even ask: the real calls will tell.
             Err(_) => return Ok(()),
         };
-        let Some(status) = answer.status else { return Ok(()) };
+        let Some(status) = answer.status else {
+            return Ok(());
+        };
         if !status.allowed {
-            let why = status.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "the cluster's access review denied it".into());
+            let why = status
+                .reason
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "the cluster's access review denied it".into());
             return Err(Error::Forbidden {
                 verb: need.verb.into(),
                 resource: need.resource.into(),

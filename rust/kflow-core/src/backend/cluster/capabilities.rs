@@ -36,12 +36,18 @@ impl Capabilities {
     /// are served, v2beta1 wins: the CRD then belongs to mpi-operator, whose controller is the
     /// one acting on it.
     pub fn require(&self, kind: JobKind) -> Result<MpiApi> {
-        let missing = |what: &str| Err(Error::OperatorMissing { what: what.to_string() });
+        let missing = |what: &str| {
+            Err(Error::OperatorMissing {
+                what: what.to_string(),
+            })
+        };
         match kind {
             JobKind::PyTorchJob if !self.pytorchjob => missing("kubeflow.org/v1 PyTorchJob"),
             JobKind::TFJob if !self.tfjob => missing("kubeflow.org/v1 TFJob"),
             JobKind::MPIJob if self.mpijob_v2beta1 => Ok(MpiApi::V2beta1),
-            JobKind::MPIJob if !self.mpijob_v1 => missing("neither kubeflow.org/v1 nor kubeflow.org/v2beta1 MPIJob"),
+            JobKind::MPIJob if !self.mpijob_v1 => {
+                missing("neither kubeflow.org/v1 nor kubeflow.org/v2beta1 MPIJob")
+            }
             _ => Ok(MpiApi::V1),
         }
     }
@@ -86,7 +92,10 @@ pub async fn detect(client: &kube::Client, server: &str) -> Result<Capabilities>
                 kube::Error::Api(status) => format!("GET /version answered HTTP {}", status.code),
                 other => format!("GET /version failed ({other})"),
             };
-            return Err(Error::NotKubernetesApi { server: server.to_string(), problem });
+            return Err(Error::NotKubernetesApi {
+                server: server.to_string(),
+                problem,
+            });
         }
     }
     Ok(Capabilities::from_resources(&v1, &v2))
@@ -99,7 +108,10 @@ mod tests {
     #[test]
     fn missing_kinds_and_mpi_choice() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let caps = Capabilities::from_resources(&s(&["pytorchjobs", "pytorchjobs/status", "mpijobs"]), &s(&[]));
+        let caps = Capabilities::from_resources(
+            &s(&["pytorchjobs", "pytorchjobs/status", "mpijobs"]),
+            &s(&[]),
+        );
         assert_eq!(caps.require(JobKind::PyTorchJob).unwrap(), MpiApi::V1);
         assert_eq!(caps.require(JobKind::MPIJob).unwrap(), MpiApi::V1);
         let err = caps.require(JobKind::TFJob).unwrap_err().to_string();
@@ -108,6 +120,9 @@ mod tests {
         assert_eq!(v2.require(JobKind::MPIJob).unwrap(), MpiApi::V2beta1);
         let none = Capabilities::default();
         let err = none.require(JobKind::PyTorchJob).unwrap_err().to_string();
-        assert!(err.contains("(kubeflow.org/v1 PyTorchJob is not served)"), "{err}");
+        assert!(
+            err.contains("(kubeflow.org/v1 PyTorchJob is not served)"),
+            "{err}"
+        );
     }
 }

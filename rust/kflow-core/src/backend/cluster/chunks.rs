@@ -46,7 +46,9 @@ pub fn split(manifests: &mut Manifests, job_name: &str, archive: &[u8]) -> Vec<V
 
 /// The pod templates' volumes, mounts and startup script for `count` slices.
 pub fn rewrite_job(job: &mut Value, job_name: &str, count: usize) {
-    let Some(spec) = job["spec"].as_object_mut() else { return };
+    let Some(spec) = job["spec"].as_object_mut() else {
+        return;
+    };
     let single = format!("tar -xzf {CODE_MOUNT}/{ARCHIVE_KEY} -C {WORKSPACE}");
     let joined = format!("cat {PARTS_MOUNT}/*/{PART_KEY} | tar -xzf - -C {WORKSPACE}");
     for (key, replicas) in spec.iter_mut() {
@@ -68,7 +70,10 @@ pub fn rewrite_job(job: &mut Value, job_name: &str, count: usize) {
                         mounts.push(json!({ "name": format!("kflow-code-{i:03}"), "mountPath": format!("{PARTS_MOUNT}/{i:03}"), "readOnly": true }));
                     }
                 }
-                if let Some(script) = container["command"].get_mut(2).and_then(|s| s.as_str().map(str::to_string)) {
+                if let Some(script) = container["command"]
+                    .get_mut(2)
+                    .and_then(|s| s.as_str().map(str::to_string))
+                {
                     container["command"][2] = json!(script.replace(&single, &joined));
                 }
             }
@@ -87,20 +92,36 @@ mod tests {
                 "volumeMounts": [{"name": "kflow-code", "mountPath": "/kflow/code", "readOnly": true}, {"name": "kflow-workspace", "mountPath": "/workspace"}]}],
             "volumes": [{"name": "kflow-code", "configMap": {"name": "j-code"}}, {"name": "kflow-workspace", "emptyDir": {}}]}}}}}});
         let code = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "j-code", "labels": {"kflow.dev/run-id": "r"}}, "binaryData": {"code.tar.gz": "x"}});
-        let mut m = Manifests { job, code, pip_cache: None };
-        let archive: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10)).map(|i| (i % 251) as u8).collect();
+        let mut m = Manifests {
+            job,
+            code,
+            pip_cache: None,
+        };
+        let archive: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let rest = split(&mut m, "j", &archive);
         assert_eq!(rest.len(), 2);
         let mut joined = Vec::new();
         for cm in std::iter::once(&m.code).chain(rest.iter()) {
             assert_eq!(cm["metadata"]["labels"]["kflow.dev/run-id"], "r");
-            joined.extend(base64::engine::general_purpose::STANDARD.decode(cm["binaryData"][PART_KEY].as_str().unwrap()).unwrap());
+            joined.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(cm["binaryData"][PART_KEY].as_str().unwrap())
+                    .unwrap(),
+            );
         }
         assert_eq!(joined, archive);
         assert_eq!(m.code["metadata"]["name"], "j-code-000");
         let pod = &m.job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"];
         assert_eq!(pod["volumes"].as_array().unwrap().len(), 4);
-        assert_eq!(pod["containers"][0]["volumeMounts"][3]["mountPath"], "/kflow/code-parts/002");
-        assert!(pod["containers"][0]["command"][2].as_str().unwrap().contains("cat /kflow/code-parts/*/part | tar -xzf - -C /workspace"));
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"][3]["mountPath"],
+            "/kflow/code-parts/002"
+        );
+        assert!(pod["containers"][0]["command"][2]
+            .as_str()
+            .unwrap()
+            .contains("cat /kflow/code-parts/*/part | tar -xzf - -C /workspace"));
     }
 }

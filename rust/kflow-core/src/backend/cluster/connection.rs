@@ -20,14 +20,28 @@ pub enum Source {
     #[default]
     Auto,
     /// A config built in memory, e.g. from a sign-in session; never written to disk.
-    Config { config: Box<kube::Config>, label: String },
+    Config {
+        config: Box<kube::Config>,
+        label: String,
+    },
     /// A client made by the caller (say one whose auth layer refreshes a session's token),
     /// built inside the backend's runtime so its background tasks live there.
-    Client { make: MakeClient, namespace: String, label: String, server: String },
+    Client {
+        make: MakeClient,
+        namespace: String,
+        label: String,
+        server: String,
+    },
     /// A kubeconfig file (None: KUBECONFIG, else ~/.kube/config) and an optional context.
-    Kubeconfig { path: Option<PathBuf>, context: Option<String> },
+    Kubeconfig {
+        path: Option<PathBuf>,
+        context: Option<String>,
+    },
     /// A service-account folder (token, ca.crt, namespace) and the API server's address.
-    InCluster { dir: PathBuf, server: Option<String> },
+    InCluster {
+        dir: PathBuf,
+        server: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for Source {
@@ -35,7 +49,9 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Auto => f.write_str("Auto"),
-            Source::Config { label, .. } | Source::Client { label, .. } => write!(f, "Config({label})"),
+            Source::Config { label, .. } | Source::Client { label, .. } => {
+                write!(f, "Config({label})")
+            }
             Source::Kubeconfig { path, context } => write!(f, "Kubeconfig({path:?}, {context:?})"),
             Source::InCluster { dir, .. } => write!(f, "InCluster({})", dir.display()),
         }
@@ -72,14 +88,24 @@ pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<
         Source::Config { config, label } => Ok(Resolved {
             config: (**config).clone(),
             description: label.clone(),
-            identity: Identity { via: "config".into(), ..Default::default() },
+            identity: Identity {
+                via: "config".into(),
+                ..Default::default()
+            },
         }),
         // ClusterBackend::connect uses such a client as it is; there is no config to give.
         Source::Client { label, .. } => Err(Error::ClusterConfig {
             problem: format!("connection {label:?} is a ready-made client, not a config"),
             fix: "connect through ClusterBackend::connect, which uses the client as it is".into(),
         }),
-        Source::Kubeconfig { path, context } => from_kubeconfig(path.as_deref(), context.clone().or_else(|| env_context(env)), env).await,
+        Source::Kubeconfig { path, context } => {
+            from_kubeconfig(
+                path.as_deref(),
+                context.clone().or_else(|| env_context(env)),
+                env,
+            )
+            .await
+        }
         Source::InCluster { dir, server } => in_cluster(dir, server.clone(), env),
         Source::Auto => {
             let files = kubeconfig_paths(None, env);
@@ -102,7 +128,8 @@ pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<
 
 /// Whether `Source::Auto` finds a connection: a kubeconfig file, or a pod's service account.
 pub fn auto_available(env: &BTreeMap<String, String>) -> bool {
-    kubeconfig_paths(None, env).iter().any(|p| p.is_file()) || Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file()
+    kubeconfig_paths(None, env).iter().any(|p| p.is_file())
+        || Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file()
 }
 
 fn env_context(env: &BTreeMap<String, String>) -> Option<String> {
@@ -115,14 +142,27 @@ fn kubeconfig_paths(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> 
         return vec![p.to_path_buf()];
     }
     if let Some(list) = env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
-        return std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
+        return std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
     }
-    let home = env.get("HOME").map(PathBuf::from).or_else(dirs::home_dir).unwrap_or_default();
+    let home = env
+        .get("HOME")
+        .map(PathBuf::from)
+        .or_else(dirs::home_dir)
+        .unwrap_or_default();
     vec![home.join(".kube").join("config")]
 }
 
-async fn from_kubeconfig(explicit: Option<&Path>, context: Option<String>, env: &BTreeMap<String, String>) -> Result<Resolved> {
-    let paths: Vec<PathBuf> = kubeconfig_paths(explicit, env).into_iter().filter(|p| p.is_file()).collect();
+async fn from_kubeconfig(
+    explicit: Option<&Path>,
+    context: Option<String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Resolved> {
+    let paths: Vec<PathBuf> = kubeconfig_paths(explicit, env)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     let fix_file = "check the file with `kubectl config view`, or sign in again (`kflow login`)";
     let mut merged: Option<Kubeconfig> = None;
     for path in &paths {
@@ -131,26 +171,43 @@ async fn from_kubeconfig(explicit: Option<&Path>, context: Option<String>, env: 
             fix: fix_file.into(),
         })?;
         merged = Some(match merged {
-            Some(m) => m.merge(one).map_err(|e| Error::ClusterConfig { problem: format!("merging kubeconfigs: {e}"), fix: fix_file.into() })?,
+            Some(m) => m.merge(one).map_err(|e| Error::ClusterConfig {
+                problem: format!("merging kubeconfigs: {e}"),
+                fix: fix_file.into(),
+            })?,
             None => one,
         });
     }
     let Some(kubeconfig) = merged else {
         return Err(Error::ClusterConfig {
-            problem: format!("kubeconfig {} does not exist", kubeconfig_paths(explicit, env).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")),
+            problem: format!(
+                "kubeconfig {} does not exist",
+                kubeconfig_paths(explicit, env)
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            ),
             fix: "point KUBECONFIG at your cluster's kubeconfig, or sign in (`kflow login`)".into(),
         });
     };
     if let Some(ctx) = &context {
         if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             return Err(Error::ClusterConfig {
                 problem: format!("context {ctx:?} is not in the kubeconfig (it has: {})", known.join(", ")),
                 fix: "pass one of those contexts (KFLOW_CONTEXT), or leave it out to use the current context".into(),
             });
         }
     }
-    let chosen = context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    let chosen = context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
     // The user entry's name (not its credentials) says who kflow acts as.
     let context_user = kubeconfig
         .contexts
@@ -158,18 +215,38 @@ async fn from_kubeconfig(explicit: Option<&Path>, context: Option<String>, env: 
         .find(|c| c.name == chosen)
         .and_then(|c| c.context.as_ref())
         .and_then(|c| c.user.clone());
-    let options = KubeConfigOptions { context, ..Default::default() };
+    let options = KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| Error::ClusterConfig { problem: format!("kubeconfig context {chosen:?}: {e}"), fix: fix_file.into() })?;
+        .map_err(|e| Error::ClusterConfig {
+            problem: format!("kubeconfig context {chosen:?}: {e}"),
+            fix: fix_file.into(),
+        })?;
     let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let identity = Identity { via: "kubeconfig".into(), user: context_user.filter(|u| !u.is_empty()), context: Some(chosen.clone()), files: files.clone() };
-    Ok(Resolved { config, description: format!("kubeconfig {}, context {chosen:?}", files.join(":")), identity })
+    let identity = Identity {
+        via: "kubeconfig".into(),
+        user: context_user.filter(|u| !u.is_empty()),
+        context: Some(chosen.clone()),
+        files: files.clone(),
+    };
+    Ok(Resolved {
+        config,
+        description: format!("kubeconfig {}, context {chosen:?}", files.join(":")),
+        identity,
+    })
 }
 
 /// The pod's service account: token (re-read by kube as it rotates), CA and namespace files.
-pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, String>) -> Result<Resolved> {
-    let fix = "run kflow inside a pod with a service account (a Kubeflow notebook), or use a kubeconfig";
+pub fn in_cluster(
+    dir: &Path,
+    server: Option<String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Resolved> {
+    let fix =
+        "run kflow inside a pod with a service account (a Kubeflow notebook), or use a kubeconfig";
     let server = match server {
         Some(s) => s,
         None => {
@@ -177,17 +254,28 @@ pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, Str
                 problem: "KUBERNETES_SERVICE_HOST is not set, so the in-cluster API server is unknown".into(),
                 fix: fix.into(),
             })?;
-            let port = env.get("KUBERNETES_SERVICE_PORT").cloned().unwrap_or_else(|| "443".into());
-            let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+            let port = env
+                .get("KUBERNETES_SERVICE_PORT")
+                .cloned()
+                .unwrap_or_else(|| "443".into());
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
             format!("https://{host}:{port}")
         }
     };
-    let url: http::Uri = server
-        .parse()
-        .map_err(|e| Error::ClusterConfig { problem: format!("API server address {server:?}: {e}"), fix: fix.into() })?;
+    let url: http::Uri = server.parse().map_err(|e| Error::ClusterConfig {
+        problem: format!("API server address {server:?}: {e}"),
+        fix: fix.into(),
+    })?;
     let token = dir.join("token");
     if !token.is_file() {
-        return Err(Error::ClusterConfig { problem: format!("no service-account token at {}", token.display()), fix: fix.into() });
+        return Err(Error::ClusterConfig {
+            problem: format!("no service-account token at {}", token.display()),
+            fix: fix.into(),
+        });
     }
     let mut config = kube::Config::new(url);
     config.auth_info.token_file = Some(token.display().to_string());
@@ -201,8 +289,16 @@ pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, Str
             config.default_namespace = ns.trim().to_string();
         }
     }
-    let identity = Identity { via: "in-cluster".into(), user: Some(service_account(&token)), ..Default::default() };
-    Ok(Resolved { config, description: format!("in-cluster service account ({})", dir.display()), identity })
+    let identity = Identity {
+        via: "in-cluster".into(),
+        user: Some(service_account(&token)),
+        ..Default::default()
+    };
+    Ok(Resolved {
+        config,
+        description: format!("in-cluster service account ({})", dir.display()),
+        identity,
+    })
 }
 
 /// The service account a pod's token names (its `sub` claim, e.g.
@@ -210,9 +306,17 @@ pub fn in_cluster(dir: &Path, server: Option<String>, env: &BTreeMap<String, Str
 /// the token itself never leaves this function.
 fn service_account(token_file: &Path) -> String {
     let unknown = "the pod's service account".to_string();
-    let Ok(token) = std::fs::read_to_string(token_file) else { return unknown };
-    let Some(payload) = token.trim().split('.').nth(1) else { return unknown };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else { return unknown };
+    let Ok(token) = std::fs::read_to_string(token_file) else {
+        return unknown;
+    };
+    let Some(payload) = token.trim().split('.').nth(1) else {
+        return unknown;
+    };
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
+    else {
+        return unknown;
+    };
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v["sub"].as_str().map(str::to_string))
@@ -248,9 +352,26 @@ mod tests {
     #[tokio::test]
     async fn missing_kubeconfig_and_unknown_context_say_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), dir.path().join("nope").display().to_string())].into();
-        let err = resolve(&Source::Kubeconfig { path: None, context: None }, &env).await.err().unwrap().to_string();
-        assert!(err.contains("does not exist") && err.contains("Fix:"), "{err}");
+        let env: BTreeMap<String, String> = [(
+            "KUBECONFIG".to_string(),
+            dir.path().join("nope").display().to_string(),
+        )]
+        .into();
+        let err = resolve(
+            &Source::Kubeconfig {
+                path: None,
+                context: None,
+            },
+            &env,
+        )
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("does not exist") && err.contains("Fix:"),
+            "{err}"
+        );
 
         let file = dir.path().join("config");
         std::fs::write(
@@ -258,15 +379,41 @@ mod tests {
             "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: a, context: {cluster: c, user: u, namespace: team}}]\ncurrent-context: a\n",
         )
         .unwrap();
-        let env: BTreeMap<String, String> = [("KUBECONFIG".to_string(), file.display().to_string())].into();
+        let env: BTreeMap<String, String> =
+            [("KUBECONFIG".to_string(), file.display().to_string())].into();
         let ok = resolve(&Source::Auto, &env).await.unwrap();
         assert_eq!(ok.config.default_namespace, "team");
-        assert!(ok.description.contains("context \"a\""), "{}", ok.description);
+        assert!(
+            ok.description.contains("context \"a\""),
+            "{}",
+            ok.description
+        );
         // doctor's identity: names only, never the token.
-        assert_eq!(ok.identity, Identity { via: "kubeconfig".into(), user: Some("u".into()), context: Some("a".into()), files: vec![file.display().to_string()] });
+        assert_eq!(
+            ok.identity,
+            Identity {
+                via: "kubeconfig".into(),
+                user: Some("u".into()),
+                context: Some("a".into()),
+                files: vec![file.display().to_string()]
+            }
+        );
         assert!(auto_available(&env));
-        let err = resolve(&Source::Kubeconfig { path: None, context: Some("b".into()) }, &env).await.err().unwrap().to_string();
-        assert!(err.contains("context \"b\" is not in the kubeconfig (it has: a)"), "{err}");
+        let err = resolve(
+            &Source::Kubeconfig {
+                path: None,
+                context: Some("b".into()),
+            },
+            &env,
+        )
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("context \"b\" is not in the kubeconfig (it has: a)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -274,20 +421,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "tok").unwrap();
         std::fs::write(dir.path().join("namespace"), "kubeflow-user\n").unwrap();
-        std::fs::write(dir.path().join("ca.crt"), "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n").unwrap();
-        let env: BTreeMap<String, String> = [("KUBERNETES_SERVICE_HOST".to_string(), "10.0.0.1".to_string())].into();
+        std::fs::write(
+            dir.path().join("ca.crt"),
+            "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let env: BTreeMap<String, String> = [(
+            "KUBERNETES_SERVICE_HOST".to_string(),
+            "10.0.0.1".to_string(),
+        )]
+        .into();
         let r = in_cluster(dir.path(), None, &env).unwrap();
         assert_eq!(r.config.cluster_url.to_string(), "https://10.0.0.1:443/");
         assert_eq!(r.config.default_namespace, "kubeflow-user");
         assert_eq!(r.config.root_cert, Some(vec![vec![0, 1, 2]]));
         assert!(r.config.auth_info.token_file.unwrap().ends_with("token"));
         // A non-JWT token gives no name; a JWT gives its `sub` claim and nothing else.
-        assert_eq!(r.identity.user.as_deref(), Some("the pod's service account"));
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"system:serviceaccount:kubeflow-user:default-editor"}"#);
-        std::fs::write(dir.path().join("token"), format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2ln")).unwrap();
+        assert_eq!(
+            r.identity.user.as_deref(),
+            Some("the pod's service account")
+        );
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"system:serviceaccount:kubeflow-user:default-editor"}"#);
+        std::fs::write(
+            dir.path().join("token"),
+            format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2ln"),
+        )
+        .unwrap();
         let r = in_cluster(dir.path(), None, &env).unwrap();
-        assert_eq!((r.identity.via.as_str(), r.identity.user.as_deref()), ("in-cluster", Some("system:serviceaccount:kubeflow-user:default-editor")));
-        let err = in_cluster(dir.path(), None, &BTreeMap::new()).err().unwrap().to_string();
+        assert_eq!(
+            (r.identity.via.as_str(), r.identity.user.as_deref()),
+            (
+                "in-cluster",
+                Some("system:serviceaccount:kubeflow-user:default-editor")
+            )
+        );
+        let err = in_cluster(dir.path(), None, &BTreeMap::new())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("KUBERNETES_SERVICE_HOST"), "{err}");
     }
 }

@@ -77,12 +77,23 @@ pub struct EventInfo {
 pub fn tail_file(path: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 /// Spec, status and the last lines of a local run.
-pub fn local(dir: &RunDir, record: &RunRecord, status: JobStatus, replicas: &[String]) -> Description {
-    let logs = replicas.iter().map(|r| (r.clone(), tail_file(&dir.log_file(r), TAIL_LINES))).collect();
+pub fn local(
+    dir: &RunDir,
+    record: &RunRecord,
+    status: JobStatus,
+    replicas: &[String],
+) -> Description {
+    let logs = replicas
+        .iter()
+        .map(|r| (r.clone(), tail_file(&dir.log_file(r), TAIL_LINES)))
+        .collect();
     base(record, status, logs)
 }
 
@@ -104,24 +115,45 @@ fn base(record: &RunRecord, status: JobStatus, logs: BTreeMap<String, Vec<String
 fn pod_info(pod: &Pod) -> PodInfo {
     let status = pod.status.clone().unwrap_or_default();
     let container = main_container(pod).unwrap_or_default();
-    let cs = status.container_statuses.iter().flatten().find(|c| c.name == container);
-    let (mut state, mut reason, mut message, mut exit_code) = (None, status.reason.clone(), status.message.clone(), None);
+    let cs = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == container);
+    let (mut state, mut reason, mut message, mut exit_code) =
+        (None, status.reason.clone(), status.message.clone(), None);
     if let Some(st) = cs.and_then(|c| c.state.as_ref()) {
         if let Some(w) = &st.waiting {
-            (state, reason, message) = (Some("waiting"), w.reason.clone().or(reason), w.message.clone().or(message));
+            (state, reason, message) = (
+                Some("waiting"),
+                w.reason.clone().or(reason),
+                w.message.clone().or(message),
+            );
         } else if let Some(t) = &st.terminated {
-            (state, reason, message, exit_code) = (Some("terminated"), t.reason.clone().or(reason), t.message.clone().or(message), Some(t.exit_code));
+            (state, reason, message, exit_code) = (
+                Some("terminated"),
+                t.reason.clone().or(reason),
+                t.message.clone().or(message),
+                Some(t.exit_code),
+            );
         } else if st.running.is_some() {
             state = Some("running");
         }
     }
     // A container that ran before a restart: its exit code explains the restart.
     if exit_code.is_none() {
-        exit_code = cs.and_then(|c| c.last_state.as_ref()?.terminated.as_ref()).map(|t| t.exit_code);
+        exit_code = cs
+            .and_then(|c| c.last_state.as_ref()?.terminated.as_ref())
+            .map(|t| t.exit_code);
     }
     // A pod that cannot be scheduled has no container status; its condition says why.
     if reason.is_none() {
-        if let Some(c) = status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False") {
+        if let Some(c) = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        {
             (reason, message) = (c.reason.clone(), c.message.clone());
         }
     }
@@ -148,7 +180,9 @@ pub fn cluster(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Re
     let name = record.spec.name.clone();
     let plural = format!("{}s", record.spec.kind.as_str().to_ascii_lowercase());
     backend.block_on(async {
-        let job = retry(|| jobs.get_opt(&name)).await.map_err(|e| api_error(e, "get", &plural, &ns))?;
+        let job = retry(|| jobs.get_opt(&name))
+            .await
+            .map_err(|e| api_error(e, "get", &plural, &ns))?;
         let conditions = job
             .as_ref()
             .and_then(|j| j.data["status"]["conditions"].as_array().cloned())
@@ -156,17 +190,32 @@ pub fn cluster(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Re
             .iter()
             .map(|c| {
                 let s = |k: &str| c[k].as_str().map(str::to_string);
-                Condition { type_: s("type").unwrap_or_default(), status: s("status").unwrap_or_default(), reason: s("reason"), message: s("message"), last_transition_time: s("lastTransitionTime") }
+                Condition {
+                    type_: s("type").unwrap_or_default(),
+                    status: s("status").unwrap_or_default(),
+                    reason: s("reason"),
+                    message: s("message"),
+                    last_transition_time: s("lastTransitionTime"),
+                }
             })
             .collect();
         let lp = ListParams::default().labels(&pod_selector(&name, &record.spec.run_id));
-        let mut pods = retry(|| pods_api.list(&lp)).await.map_err(|e| api_error(e, "list", "pods", &ns))?.items;
+        let mut pods = retry(|| pods_api.list(&lp))
+            .await
+            .map_err(|e| api_error(e, "list", "pods", &ns))?
+            .items;
         pods.sort_by_key(|p| replica_name(p).unwrap_or_default());
         // Events are listed once and matched here: a field selector per object would be one
         // request per pod, and not every API server indexes involvedObject fields.
-        let pod_names: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let pod_names: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
         let every = ListParams::default();
-        let all = retry(|| events_api.list(&every)).await.map_err(|e| api_error(e, "list", "events", &ns))?.items;
+        let all = retry(|| events_api.list(&every))
+            .await
+            .map_err(|e| api_error(e, "list", "events", &ns))?
+            .items;
         let job_uid = job.as_ref().and_then(|j| j.metadata.uid.clone());
         let mut events: Vec<EventInfo> = all
             .into_iter()
@@ -174,31 +223,53 @@ pub fn cluster(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Re
                 let o = &e.involved_object;
                 let name_of = o.name.clone().unwrap_or_default();
                 let kind = o.kind.as_deref().unwrap_or("");
-                (kind == record.spec.kind.as_str() && name_of == name && (job_uid.is_none() || o.uid == job_uid)) || (kind == "Pod" && pod_names.contains(&name_of))
+                (kind == record.spec.kind.as_str()
+                    && name_of == name
+                    && (job_uid.is_none() || o.uid == job_uid))
+                    || (kind == "Pod" && pod_names.contains(&name_of))
             })
             .map(|e| EventInfo {
-                object: format!("{}/{}", e.involved_object.kind.clone().unwrap_or_default(), e.involved_object.name.clone().unwrap_or_default()),
+                object: format!(
+                    "{}/{}",
+                    e.involved_object.kind.clone().unwrap_or_default(),
+                    e.involved_object.name.clone().unwrap_or_default()
+                ),
                 type_: e.type_.clone().unwrap_or_default(),
                 reason: e.reason.clone().unwrap_or_default(),
                 message: e.message.clone().unwrap_or_default(),
                 count: e.count.unwrap_or(1),
-                last_seen: e.last_timestamp.as_ref().map(|t| t.0.to_string()).or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
+                last_seen: e
+                    .last_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
             })
             .collect();
         events.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
         // The last lines: from the pod while it has a log, else from the local copy.
         let mut logs = BTreeMap::new();
         for replica in &replicas {
-            let pod = pods.iter().find(|p| replica_name(p).as_deref() == Some(replica.as_str()));
+            let pod = pods
+                .iter()
+                .find(|p| replica_name(p).as_deref() == Some(replica.as_str()));
             let mut lines = None;
-            if let Some(pod) = pod.filter(|p| main_container(p).is_some_and(|c| super::status::container_started(p, &c))) {
-                let lp = LogParams { container: main_container(pod), tail_lines: Some(TAIL_LINES as i64), ..Default::default() };
+            if let Some(pod) = pod.filter(|p| {
+                main_container(p).is_some_and(|c| super::status::container_started(p, &c))
+            }) {
+                let lp = LogParams {
+                    container: main_container(pod),
+                    tail_lines: Some(TAIL_LINES as i64),
+                    ..Default::default()
+                };
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
                 if let Ok(text) = retry(|| pods_api.logs(&pod_name, &lp)).await {
                     lines = Some(text.lines().map(str::to_string).collect::<Vec<_>>());
                 }
             }
-            logs.insert(replica.clone(), lines.unwrap_or_else(|| tail_file(&dir.log_file(replica), TAIL_LINES)));
+            logs.insert(
+                replica.clone(),
+                lines.unwrap_or_else(|| tail_file(&dir.log_file(replica), TAIL_LINES)),
+            );
         }
         let mut d = base(record, status, logs);
         d.conditions = conditions;
@@ -222,26 +293,56 @@ mod tests {
             }))
             .unwrap()
         };
-        let waiting = pod_info(&pod(serde_json::json!({"phase": "Pending", "containerStatuses": [{"name": "pytorch", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]})));
-        assert_eq!((waiting.replica.as_deref(), waiting.state.as_deref(), waiting.reason.as_deref()), (Some("worker-0"), Some("waiting"), Some("ImagePullBackOff")));
+        let waiting = pod_info(&pod(
+            serde_json::json!({"phase": "Pending", "containerStatuses": [{"name": "pytorch", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}),
+        ));
+        assert_eq!(
+            (
+                waiting.replica.as_deref(),
+                waiting.state.as_deref(),
+                waiting.reason.as_deref()
+            ),
+            (Some("worker-0"), Some("waiting"), Some("ImagePullBackOff"))
+        );
         assert_eq!(waiting.node.as_deref(), Some("node-a"));
-        let restarted = pod_info(&pod(serde_json::json!({"phase": "Running", "containerStatuses": [{"name": "pytorch", "image": "x", "imageID": "", "ready": true, "restartCount": 2,
-            "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]})));
-        assert_eq!((restarted.state.as_deref(), restarted.exit_code, restarted.restarts), (Some("running"), Some(137), 2));
-        let unschedulable = pod_info(&pod(serde_json::json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}]})));
+        let restarted = pod_info(&pod(
+            serde_json::json!({"phase": "Running", "containerStatuses": [{"name": "pytorch", "image": "x", "imageID": "", "ready": true, "restartCount": 2,
+            "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        ));
+        assert_eq!(
+            (
+                restarted.state.as_deref(),
+                restarted.exit_code,
+                restarted.restarts
+            ),
+            (Some("running"), Some(137), 2)
+        );
+        let unschedulable = pod_info(&pod(
+            serde_json::json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}]}),
+        ));
         assert_eq!(unschedulable.reason.as_deref(), Some("Unschedulable"));
-        assert!(unschedulable.message.unwrap().contains("Insufficient nvidia.com/gpu"));
+        assert!(unschedulable
+            .message
+            .unwrap()
+            .contains("Insufficient nvidia.com/gpu"));
     }
 
     #[test]
     fn tail_file_keeps_the_last_lines() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("master-0.log");
-        std::fs::write(&f, (0..50).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+        std::fs::write(
+            &f,
+            (0..50).map(|i| format!("line {i}\n")).collect::<String>(),
+        )
+        .unwrap();
         let tail = tail_file(&f, TAIL_LINES);
         assert_eq!(tail.len(), 20);
-        assert_eq!((tail[0].as_str(), tail[19].as_str()), ("line 30", "line 49"));
+        assert_eq!(
+            (tail[0].as_str(), tail[19].as_str()),
+            ("line 30", "line 49")
+        );
         assert!(tail_file(&dir.path().join("none.log"), 5).is_empty());
     }
 }

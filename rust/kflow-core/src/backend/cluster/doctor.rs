@@ -52,7 +52,11 @@ impl Doctor {
 }
 
 /// The Notebook API versions, newest first (Kubeflow 1.7+ serves v1, older ones v1beta1).
-const NOTEBOOK_VERSIONS: [&str; 3] = ["kubeflow.org/v1", "kubeflow.org/v1beta1", "kubeflow.org/v1alpha1"];
+const NOTEBOOK_VERSIONS: [&str; 3] = [
+    "kubeflow.org/v1",
+    "kubeflow.org/v1beta1",
+    "kubeflow.org/v1alpha1",
+];
 
 /// Whether `source` would find a connection without a session: an explicit source, a
 /// kubeconfig file, or a service-account token.
@@ -77,7 +81,10 @@ pub fn run(handle: &ClusterHandle, ctx: &Context) -> Doctor {
 
 fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
     let settings = ctx.settings().ok();
-    let backend = settings.as_ref().and_then(|s| s.backend).unwrap_or_default();
+    let backend = settings
+        .as_ref()
+        .and_then(|s| s.backend)
+        .unwrap_or_default();
     let mut doctor = Doctor {
         backend: backend.as_str().to_string(),
         cluster_configured: false,
@@ -130,7 +137,11 @@ fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
         let caps = capabilities::detect(cluster.client(), &cluster.server).await?;
         let mut notebook = None;
         for version in NOTEBOOK_VERSIONS {
-            if capabilities::resources(cluster.client(), version).await?.iter().any(|r| r == "notebooks") {
+            if capabilities::resources(cluster.client(), version)
+                .await?
+                .iter()
+                .any(|r| r == "notebooks")
+            {
                 notebook = Some(version.to_string());
                 break;
             }
@@ -142,10 +153,22 @@ fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
             doctor.kinds = caps.served().into_iter().map(str::to_string).collect();
             doctor.notebook = notebook;
             if doctor.kinds.is_empty() {
-                doctor.problem = Some(crate::error::Error::OperatorMissing { what: "no Kubeflow training job kind (PyTorchJob, TFJob, MPIJob)".into() }.to_string());
-            } else if let Some(kind) = [JobKind::PyTorchJob, JobKind::TFJob, JobKind::MPIJob].into_iter().find(|k| caps.require(*k).is_ok()) {
+                doctor.problem = Some(
+                    crate::error::Error::OperatorMissing {
+                        what: "no Kubeflow training job kind (PyTorchJob, TFJob, MPIJob)".into(),
+                    }
+                    .to_string(),
+                );
+            } else if let Some(kind) = [JobKind::PyTorchJob, JobKind::TFJob, JobKind::MPIJob]
+                .into_iter()
+                .find(|k| caps.require(*k).is_ok())
+            {
                 let ns = cluster.namespace.clone();
-                match cluster.block_on(access::check(cluster.client(), &ns, &access::submission_needs(kind))) {
+                match cluster.block_on(access::check(
+                    cluster.client(),
+                    &ns,
+                    &access::submission_needs(kind),
+                )) {
                     Ok(()) => doctor.can_submit = Some(true),
                     Err(e) => {
                         doctor.can_submit = Some(false);

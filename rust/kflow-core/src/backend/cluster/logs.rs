@@ -57,12 +57,22 @@ pub fn waiting_reason(pod: &Pod, container: &str) -> String {
         .and_then(|cs| cs.iter().find(|c| c.name == container))
         .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
     let unscheduled = || {
-        status?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False").map(|c| match &c.message {
-            Some(m) if !m.is_empty() => format!("{} ({m})", c.reason.clone().unwrap_or_else(|| "Unschedulable".into())),
-            _ => c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
-        })
+        status?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .map(|c| match &c.message {
+                Some(m) if !m.is_empty() => format!(
+                    "{} ({m})",
+                    c.reason.clone().unwrap_or_else(|| "Unschedulable".into())
+                ),
+                _ => c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
+            })
     };
-    waiting.or_else(unscheduled).unwrap_or_else(|| "Pending".into())
+    waiting
+        .or_else(unscheduled)
+        .unwrap_or_else(|| "Pending".into())
 }
 use super::{pod_selector, ClusterBackend};
 
@@ -93,7 +103,10 @@ impl Cursor {
     /// A reader over one stream: decides line by line whether it is new.
     pub fn reader(&mut self) -> CursorReader<'_> {
         let replay = self.at_last;
-        CursorReader { cursor: self, replay }
+        CursorReader {
+            cursor: self,
+            replay,
+        }
     }
 }
 
@@ -151,18 +164,40 @@ impl Drop for ClusterLogStream {
 
 impl ClusterLogStream {
     #[allow(clippy::too_many_arguments)]
-    pub fn start(backend: Arc<ClusterBackend>, jobs: Api<DynamicObject>, ns: &str, name: &str, run_id: &str, dir: RunDir, replicas: Vec<String>, follow: bool) -> ClusterLogStream {
+    pub fn start(
+        backend: Arc<ClusterBackend>,
+        jobs: Api<DynamicObject>,
+        ns: &str,
+        name: &str,
+        run_id: &str,
+        dir: RunDir,
+        replicas: Vec<String>,
+        follow: bool,
+    ) -> ClusterLogStream {
         let (tx, rx) = mpsc::channel();
         let pods: Api<Pod> = Api::namespaced(backend.client().clone(), ns);
         let name = name.to_string();
         let selector = pod_selector(&name, run_id);
         let logs_dir = dir.logs();
         let task = if follow {
-            backend.runtime().spawn(follow_job(jobs, pods, name, selector, logs_dir, tx))
+            backend
+                .runtime()
+                .spawn(follow_job(jobs, pods, name, selector, logs_dir, tx))
         } else {
-            backend.runtime().spawn(snapshot(pods, selector, logs_dir, tx))
+            backend
+                .runtime()
+                .spawn(snapshot(pods, selector, logs_dir, tx))
         };
-        ClusterLogStream { rx, ready: VecDeque::new(), local: None, dir, replicas, done: false, task: Some(task), _backend: backend }
+        ClusterLogStream {
+            rx,
+            ready: VecDeque::new(),
+            local: None,
+            dir,
+            replicas,
+            done: false,
+            task: Some(task),
+            _backend: backend,
+        }
     }
 
     /// What is available now: `Ok(None)` at the end, `Ok(Some(empty))` when nothing new came.
@@ -182,7 +217,11 @@ impl ClusterLogStream {
                 Ok(Msg::Line(l)) => lines.push(l),
                 Ok(Msg::Lines(batch)) => lines.extend(batch),
                 Ok(Msg::UseLocalCopy) => {
-                    self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false));
+                    self.local = Some(LocalLogStream::new(
+                        self.dir.clone(),
+                        self.replicas.clone(),
+                        false,
+                    ));
                     break;
                 }
                 Ok(Msg::Done) | Err(mpsc::TryRecvError::Disconnected) => {
@@ -209,7 +248,13 @@ impl ClusterLogStream {
             match self.rx.recv_timeout(wait) {
                 Ok(Msg::Line(l)) => self.ready.push_back(l),
                 Ok(Msg::Lines(batch)) => self.ready.extend(batch),
-                Ok(Msg::UseLocalCopy) => self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false)),
+                Ok(Msg::UseLocalCopy) => {
+                    self.local = Some(LocalLogStream::new(
+                        self.dir.clone(),
+                        self.replicas.clone(),
+                        false,
+                    ))
+                }
                 Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => self.done = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
@@ -239,7 +284,13 @@ impl ClusterLogStream {
             match self.rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Msg::Line(l)) => return Some(l),
                 Ok(Msg::Lines(batch)) => self.ready.extend(batch),
-                Ok(Msg::UseLocalCopy) => self.local = Some(LocalLogStream::new(self.dir.clone(), self.replicas.clone(), false)),
+                Ok(Msg::UseLocalCopy) => {
+                    self.local = Some(LocalLogStream::new(
+                        self.dir.clone(),
+                        self.replicas.clone(),
+                        false,
+                    ))
+                }
                 Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => self.done = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
@@ -268,15 +319,26 @@ fn open_copy(path: &std::path::Path) -> Option<std::fs::File> {
 
 /// The whole log of every started replica once, without following. When the pods are gone,
 /// the local copy is the log.
-pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
+pub(crate) async fn snapshot(
+    pods: Api<Pod>,
+    selector: String,
+    logs_dir: PathBuf,
+    tx: mpsc::Sender<Msg>,
+) {
     let lp = ListParams::default().labels(&selector);
     let list = match retry(|| pods.list(&lp)).await {
         Ok(l) => l.items,
         Err(_) => Vec::new(),
     };
-    let mut named: Vec<(String, Pod)> = list.into_iter().filter_map(|p| replica_name(&p).map(|n| (n, p))).collect();
+    let mut named: Vec<(String, Pod)> = list
+        .into_iter()
+        .filter_map(|p| replica_name(&p).map(|n| (n, p)))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let started: Vec<&(String, Pod)> = named.iter().filter(|(_, p)| main_container(p).is_some_and(|c| container_started(p, &c))).collect();
+    let started: Vec<&(String, Pod)> = named
+        .iter()
+        .filter(|(_, p)| main_container(p).is_some_and(|c| container_started(p, &c)))
+        .collect();
     if started.is_empty() {
         let _ = tx.send(Msg::UseLocalCopy);
         let _ = tx.send(Msg::Done);
@@ -291,9 +353,16 @@ pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf
         let mut cursor = Cursor::default();
         let mut lines = Vec::new();
         if restart_count(pod, &container) > 0 {
-            drain(&pods, &pod_name, &container, true, &mut cursor, &mut |t| lines.push(t.to_string())).await;
+            drain(&pods, &pod_name, &container, true, &mut cursor, &mut |t| {
+                lines.push(t.to_string())
+            })
+            .await;
         }
-        if !drain(&pods, &pod_name, &container, false, &mut cursor, &mut |t| lines.push(t.to_string())).await {
+        if !drain(&pods, &pod_name, &container, false, &mut cursor, &mut |t| {
+            lines.push(t.to_string())
+        })
+        .await
+        {
             let _ = tx.send(Msg::UseLocalCopy);
             let _ = tx.send(Msg::Done);
             return;
@@ -310,11 +379,24 @@ pub(crate) async fn snapshot(pods: Api<Pod>, selector: String, logs_dir: PathBuf
 }
 
 /// Follows the job until it has ended and every started replica's log is drained.
-async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selector: String, logs_dir: PathBuf, tx: mpsc::Sender<Msg>) {
-    let mut pod_events = watcher::watcher(pods.clone(), watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .boxed();
-    let mut job_events = watcher::watcher(jobs, watcher::Config::default().fields(&format!("metadata.name={job}"))).default_backoff().boxed();
+async fn follow_job(
+    jobs: Api<DynamicObject>,
+    pods: Api<Pod>,
+    job: String,
+    selector: String,
+    logs_dir: PathBuf,
+    tx: mpsc::Sender<Msg>,
+) {
+    let mut pod_events =
+        watcher::watcher(pods.clone(), watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .boxed();
+    let mut job_events = watcher::watcher(
+        jobs,
+        watcher::Config::default().fields(&format!("metadata.name={job}")),
+    )
+    .default_backoff()
+    .boxed();
     let mut followers: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     // Pod uids already followed: a replaced pod (same name, new uid) gets a new follower.
     let mut followed: HashSet<String> = HashSet::new();
@@ -322,15 +404,29 @@ async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selec
     let mut waiting: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut ended = false;
     let mut seen_job = false;
-    let start_follower = |pod: &Pod, followers: &mut tokio::task::JoinSet<()>, followed: &mut HashSet<String>| {
-        let (Some(replica), Some(container), Some(uid)) = (replica_name(pod), main_container(pod), pod.metadata.uid.clone()) else { return };
-        if !container_started(pod, &container) || followed.contains(&uid) {
-            return;
-        }
-        followed.insert(uid);
-        let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        followers.spawn(follow_pod(pods.clone(), pod_name, container, replica.clone(), log_file(&logs_dir, &replica), tx.clone()));
-    };
+    let start_follower =
+        |pod: &Pod, followers: &mut tokio::task::JoinSet<()>, followed: &mut HashSet<String>| {
+            let (Some(replica), Some(container), Some(uid)) = (
+                replica_name(pod),
+                main_container(pod),
+                pod.metadata.uid.clone(),
+            ) else {
+                return;
+            };
+            if !container_started(pod, &container) || followed.contains(&uid) {
+                return;
+            }
+            followed.insert(uid);
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            followers.spawn(follow_pod(
+                pods.clone(),
+                pod_name,
+                container,
+                replica.clone(),
+                log_file(&logs_dir, &replica),
+                tx.clone(),
+            ));
+        };
     loop {
         tokio::select! {
             Some(ev) = pod_events.next() => {
@@ -382,7 +478,11 @@ async fn follow_job(jobs: Api<DynamicObject>, pods: Api<Pod>, job: String, selec
 fn job_ended(job: &DynamicObject) -> bool {
     job.data["status"]["conditions"]
         .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| (c["type"] == "Succeeded" || c["type"] == "Failed") && c["status"] == "True"))
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                (c["type"] == "Succeeded" || c["type"] == "Failed") && c["status"] == "True"
+            })
+        })
 }
 
 /// One replica's lines on their way out: appended to its local copy through a buffer and
@@ -398,14 +498,22 @@ struct LogCopy {
 impl LogCopy {
     fn new(path: &std::path::Path, replica: &str, tx: mpsc::Sender<Msg>) -> LogCopy {
         let file = open_copy(path).map(|f| std::io::BufWriter::with_capacity(64 << 10, f));
-        LogCopy { file, replica: replica.to_string(), batch: Vec::new(), tx }
+        LogCopy {
+            file,
+            replica: replica.to_string(),
+            batch: Vec::new(),
+            tx,
+        }
     }
 
     fn push(&mut self, text: &str) {
         if let Some(f) = self.file.as_mut() {
             let _ = writeln!(f, "{text}");
         }
-        self.batch.push(LogLine { replica: self.replica.clone(), text: text.to_string() });
+        self.batch.push(LogLine {
+            replica: self.replica.clone(),
+            text: text.to_string(),
+        });
     }
 
     fn flush(&mut self) {
@@ -425,7 +533,14 @@ impl Drop for LogCopy {
 }
 
 /// One pod's container log, from its first line to its last, across dropped streams.
-async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: String, copy_path: PathBuf, tx: mpsc::Sender<Msg>) {
+async fn follow_pod(
+    pods: Api<Pod>,
+    pod: String,
+    container: String,
+    replica: String,
+    copy_path: PathBuf,
+    tx: mpsc::Sender<Msg>,
+) {
     let mut cursor = Cursor::default();
     let mut copy = LogCopy::new(&copy_path, &replica, tx);
     let mut failures = 0u32;
@@ -437,16 +552,30 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         if let Ok(Some(p)) = retry(|| pods.get_opt(&pod)).await {
             let restarts = restart_count(&p, &container);
             if instance.map_or(restarts > 0, |n| restarts > n) {
-                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| copy.push(t)).await;
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| {
+                    copy.push(t)
+                })
+                .await;
                 copy.flush();
             }
             instance = Some(restarts);
         }
         let client = pods.clone().into_client();
-        match client.request_stream(log_request(&pods, &pod, &container, true, false, cursor.since())).await {
+        match client
+            .request_stream(log_request(
+                &pods,
+                &pod,
+                &container,
+                true,
+                false,
+                cursor.since(),
+            ))
+            .await
+        {
             Ok(stream) => {
                 failures = 0;
-                let mut stream = std::pin::pin!(futures::io::BufReader::with_capacity(256 << 10, stream));
+                let mut stream =
+                    std::pin::pin!(futures::io::BufReader::with_capacity(256 << 10, stream));
                 let mut reader = cursor.reader();
                 let mut buf = Vec::new();
                 loop {
@@ -490,9 +619,15 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
         if container_finished(&current, &container) {
             // Whatever came after a drop and before the end: fetched again, deduplicated.
             if restart_count(&current, &container) > instance.unwrap_or(0) {
-                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| copy.push(t)).await;
+                drain(&pods, &pod, &container, true, &mut cursor, &mut |t| {
+                    copy.push(t)
+                })
+                .await;
             }
-            drain(&pods, &pod, &container, false, &mut cursor, &mut |t| copy.push(t)).await;
+            drain(&pods, &pod, &container, false, &mut cursor, &mut |t| {
+                copy.push(t)
+            })
+            .await;
             copy.flush();
             return;
         }
@@ -503,8 +638,18 @@ async fn follow_pod(pods: Api<Pod>, pod: String, container: String, replica: Str
 /// A pods/log request. Built here rather than with kube's LogParams because kube rounds
 /// sinceTime to the nearest second, which can skip up to half a second of lines on a resume;
 /// the full-precision instant (or a kubelet's truncation of it) never does.
-fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, previous: bool, since: Option<Timestamp>) -> http::Request<Vec<u8>> {
-    let mut url = format!("{}/{pod}/log?container={container}&timestamps=true", pods.resource_url());
+fn log_request(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    follow: bool,
+    previous: bool,
+    since: Option<Timestamp>,
+) -> http::Request<Vec<u8>> {
+    let mut url = format!(
+        "{}/{pod}/log?container={container}&timestamps=true",
+        pods.resource_url()
+    );
     if follow {
         url.push_str("&follow=true");
     }
@@ -515,10 +660,18 @@ fn log_request(pods: &Api<Pod>, pod: &str, container: &str, follow: bool, previo
         // RFC 3339 in UTC: digits, '-', ':', '.', 'T', 'Z', all safe in a query.
         url.push_str(&format!("&sinceTime={t}"));
     }
-    http::Request::get(url).body(Vec::new()).expect("log request")
+    http::Request::get(url)
+        .body(Vec::new())
+        .expect("log request")
 }
 
-async fn fetch_text(pods: &Api<Pod>, pod: &str, container: &str, previous: bool, since: Option<Timestamp>) -> kube::Result<String> {
+async fn fetch_text(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    since: Option<Timestamp>,
+) -> kube::Result<String> {
     let client = pods.clone().into_client();
     retry(|| client.request_text(log_request(pods, pod, container, false, previous, since))).await
 }
@@ -527,9 +680,18 @@ async fn fetch_text(pods: &Api<Pod>, pod: &str, container: &str, previous: bool,
 /// one brings nothing new: a response cut short is simply continued.
 /// False when not even the first request succeeded.
 /// With `previous`, reads the instance before the last restart.
-async fn drain(pods: &Api<Pod>, pod: &str, container: &str, previous: bool, cursor: &mut Cursor, emit: &mut (dyn FnMut(&str) + Send)) -> bool {
+async fn drain(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    cursor: &mut Cursor,
+    emit: &mut (dyn FnMut(&str) + Send),
+) -> bool {
     for round in 0..10_000 {
-        let Ok(text) = fetch_text(pods, pod, container, previous, cursor.since()).await else { return round > 0 };
+        let Ok(text) = fetch_text(pods, pod, container, previous, cursor.since()).await else {
+            return round > 0;
+        };
         let mut reader = cursor.reader();
         let mut new = 0;
         for line in text.lines() {
@@ -557,7 +719,11 @@ mod tests {
     #[test]
     fn cursor_skips_what_was_seen_across_second_precision_resumes() {
         let mut c = Cursor::default();
-        let first = ["2026-01-01T00:00:01.100000000Z a", "2026-01-01T00:00:01.200000000Z b", "2026-01-01T00:00:01.200000000Z c"];
+        let first = [
+            "2026-01-01T00:00:01.100000000Z a",
+            "2026-01-01T00:00:01.200000000Z b",
+            "2026-01-01T00:00:01.200000000Z c",
+        ];
         let mut r = c.reader();
         let got: Vec<_> = first.iter().filter_map(|l| r.accept(l)).collect();
         assert_eq!(got, ["a", "b", "c"]);

@@ -40,7 +40,10 @@ pub const JOB_NAME_LABEL: &str = "training.kubeflow.org/job-name";
 /// The pods of one run: by job name and run id, so pods of an earlier run of the same name
 /// that the garbage collector has not removed yet are never mistaken for this run's.
 pub fn pod_selector(job: &str, run_id: &str) -> String {
-    format!("{JOB_NAME_LABEL}={job},{}={run_id}", crate::manifest::RUN_ID_LABEL)
+    format!(
+        "{JOB_NAME_LABEL}={job},{}={run_id}",
+        crate::manifest::RUN_ID_LABEL
+    )
 }
 
 /// A live connection: the runtime it runs on, the client, and what the cluster serves.
@@ -73,7 +76,10 @@ impl Drop for ClusterBackend {
 
 impl std::fmt::Debug for ClusterBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterBackend").field("namespace", &self.namespace).field("connection", &self.description).finish()
+        f.debug_struct("ClusterBackend")
+            .field("namespace", &self.namespace)
+            .field("connection", &self.description)
+            .finish()
     }
 }
 
@@ -84,19 +90,47 @@ impl ClusterBackend {
             .thread_name("kflow-cluster")
             .enable_all()
             .build()
-            .map_err(|source| Error::Spawn { what: "the cluster backend's runtime".into(), fix: "free some threads or memory".into(), source })?;
+            .map_err(|source| Error::Spawn {
+                what: "the cluster backend's runtime".into(),
+                fix: "free some threads or memory".into(),
+                source,
+            })?;
         let (client, namespace, description, server, identity) = rt.block_on(async {
-            if let Source::Client { make, namespace, label, server } = source {
+            if let Source::Client {
+                make,
+                namespace,
+                label,
+                server,
+            } = source
+            {
                 // The only ready-made clients are signed-in sessions' (see `auth::kube_client`).
-                let identity = Identity { via: "session".into(), ..Default::default() };
-                return Ok((make()?, namespace.clone(), label.clone(), server.clone(), identity));
+                let identity = Identity {
+                    via: "session".into(),
+                    ..Default::default()
+                };
+                return Ok((
+                    make()?,
+                    namespace.clone(),
+                    label.clone(),
+                    server.clone(),
+                    identity,
+                ));
             }
             let resolved = connection::resolve(source, env).await?;
             let server = resolved.config.cluster_url.to_string();
             let namespace = resolved.config.default_namespace.clone();
-            let client = kube::Client::try_from(resolved.config)
-                .map_err(|e| Error::ClusterUnreachable { server: server.clone(), problem: e.to_string() })?;
-            Ok::<_, Error>((client, namespace, resolved.description, server, resolved.identity))
+            let client =
+                kube::Client::try_from(resolved.config).map_err(|e| Error::ClusterUnreachable {
+                    server: server.clone(),
+                    problem: e.to_string(),
+                })?;
+            Ok::<_, Error>((
+                client,
+                namespace,
+                resolved.description,
+                server,
+                resolved.identity,
+            ))
         })?;
         Ok(ClusterBackend {
             client,
@@ -127,20 +161,26 @@ impl ClusterBackend {
         if let Some(c) = *self.caps.lock().expect("caps lock") {
             return Ok(c);
         }
-        let caps = self.block_on(retry::retry_result(|| capabilities::detect(&self.client, &self.server)))?;
+        let caps = self.block_on(retry::retry_result(|| {
+            capabilities::detect(&self.client, &self.server)
+        }))?;
         *self.caps.lock().expect("caps lock") = Some(caps);
         Ok(caps)
     }
 
     /// The namespace a run goes to: its own, else the connection's.
     pub fn namespace_for(&self, spec: &RunSpec) -> String {
-        spec.namespace.clone().unwrap_or_else(|| self.namespace.clone())
+        spec.namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.clone())
     }
 }
 
 /// The API resource of a job kind at the version its manifest uses.
 pub fn job_resource(kind: JobKind, api_version: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("kubeflow.org", api_version));
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("kubeflow.org", api_version));
     ApiResource {
         group: group.into(),
         version: version.into(),
@@ -163,18 +203,28 @@ pub struct ClusterHandle {
 
 impl std::fmt::Debug for ClusterHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterHandle").field("source", &self.source).finish()
+        f.debug_struct("ClusterHandle")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
 impl ClusterHandle {
     pub fn new(source: Source, env: BTreeMap<String, String>) -> ClusterHandle {
-        ClusterHandle { source, env, preferred: None, cell: Arc::new(Mutex::new(None)) }
+        ClusterHandle {
+            source,
+            env,
+            preferred: None,
+            cell: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Connects through `preferred()` when it gives a source (it is asked once, lazily, so
     /// local runs never touch the keyring or the network).
-    pub fn preferring(mut self, preferred: impl Fn() -> Option<Source> + Send + Sync + 'static) -> ClusterHandle {
+    pub fn preferring(
+        mut self,
+        preferred: impl Fn() -> Option<Source> + Send + Sync + 'static,
+    ) -> ClusterHandle {
         self.preferred = Some(Arc::new(preferred));
         self
     }
@@ -185,7 +235,10 @@ impl ClusterHandle {
             return Ok(b.clone());
         }
         let preferred = self.preferred.as_ref().and_then(|p| p());
-        let backend = Arc::new(ClusterBackend::connect(preferred.as_ref().unwrap_or(&self.source), &self.env)?);
+        let backend = Arc::new(ClusterBackend::connect(
+            preferred.as_ref().unwrap_or(&self.source),
+            &self.env,
+        )?);
         *cell = Some(backend.clone());
         Ok(backend)
     }

@@ -51,11 +51,16 @@ fn status_file(dir: &RunDir) -> std::path::PathBuf {
 }
 
 pub fn last_status(dir: &RunDir) -> Option<JobStatus> {
-    std::fs::read_to_string(status_file(dir)).ok().and_then(|t| serde_json::from_str(&t).ok())
+    std::fs::read_to_string(status_file(dir))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 fn save_status(dir: &RunDir, status: &JobStatus) {
-    let _ = write_atomic(&status_file(dir), &serde_json::to_vec_pretty(status).unwrap_or_default());
+    let _ = write_atomic(
+        &status_file(dir),
+        &serde_json::to_vec_pretty(status).unwrap_or_default(),
+    );
 }
 
 /// The latest status of one run, kept current by a watch task.
@@ -72,23 +77,45 @@ impl StatusCell {
         *self.latest.lock().expect("status lock") = Some(s);
     }
     fn set_if_empty(&self, s: &JobStatus) {
-        self.latest.lock().expect("status lock").get_or_insert_with(|| s.clone());
+        self.latest
+            .lock()
+            .expect("status lock")
+            .get_or_insert_with(|| s.clone());
     }
 }
 
 /// One look at the job and its pods (GET + LIST). None when the job is gone (or is another
 /// run's job of the same name).
-async fn look(jobs: &Api<DynamicObject>, pods: &Api<Pod>, ns: &str, record: &RunRecord) -> Result<Option<JobStatus>> {
+async fn look(
+    jobs: &Api<DynamicObject>,
+    pods: &Api<Pod>,
+    ns: &str,
+    record: &RunRecord,
+) -> Result<Option<JobStatus>> {
     let name = &record.spec.name;
     let plural = format!("{}s", record.spec.kind.as_str().to_ascii_lowercase());
-    let job = retry(|| jobs.get_opt(name)).await.map_err(|e| api_error(e, "get", &plural, ns))?;
+    let job = retry(|| jobs.get_opt(name))
+        .await
+        .map_err(|e| api_error(e, "get", &plural, ns))?;
     let Some(job) = job else { return Ok(None) };
-    if job.metadata.labels.as_ref().and_then(|l| l.get(manifest::RUN_ID_LABEL)) != Some(&record.spec.run_id) {
+    if job
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(manifest::RUN_ID_LABEL))
+        != Some(&record.spec.run_id)
+    {
         return Ok(None);
     }
     let lp = ListParams::default().labels(&pod_selector(name, &record.spec.run_id));
-    let list = retry(|| pods.list(&lp)).await.map_err(|e| api_error(e, "list", "pods", ns))?;
-    Ok(Some(status::derive(&serde_json::to_value(&job).unwrap_or_default(), &list.items, &replicas(&record.spec))))
+    let list = retry(|| pods.list(&lp))
+        .await
+        .map_err(|e| api_error(e, "list", "pods", ns))?;
+    Ok(Some(status::derive(
+        &serde_json::to_value(&job).unwrap_or_default(),
+        &list.items,
+        &replicas(&record.spec),
+    )))
 }
 
 /// The run's status cell, starting its watch on first use.
@@ -107,13 +134,20 @@ fn watched(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Arc<St
         let expected = replicas(&record.spec);
         let mut ended = None;
         let selector = pod_selector(&record.spec.name, &record.spec.run_id);
-        status::watch(jobs.clone(), pods.clone(), &record.spec.name, &selector, &expected, &mut |s: JobStatus| {
-            if s.phase.is_terminal() {
-                ended = Some(s);
-            } else {
-                task_cell.set(s);
-            }
-        })
+        status::watch(
+            jobs.clone(),
+            pods.clone(),
+            &record.spec.name,
+            &selector,
+            &expected,
+            &mut |s: JobStatus| {
+                if s.phase.is_terminal() {
+                    ended = Some(s);
+                } else {
+                    task_cell.set(s);
+                }
+            },
+        )
         .await;
         // The job's end can come before the pod update that says why: one fresh look.
         let last = match look(&jobs, &pods, &ns, &record).await {
@@ -174,7 +208,11 @@ pub fn wait(
         }
         if let Some(limit) = timeout {
             if start.elapsed() >= limit {
-                return Err(Error::WaitTimeout { name: record.spec.name.clone(), seconds: limit.as_secs_f64(), phase: current.phase.as_str().to_string() });
+                return Err(Error::WaitTimeout {
+                    name: record.spec.name.clone(),
+                    seconds: limit.as_secs_f64(),
+                    phase: current.phase.as_str().to_string(),
+                });
             }
         }
         if interrupted() {
@@ -196,7 +234,8 @@ pub fn cancel(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Res
     s.phase = Phase::Failed;
     s.reason = Some("Cancelled".into());
     s.message = Some("the job was cancelled (deleted from the cluster)".into());
-    s.finished_at = Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
+    s.finished_at =
+        Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     for r in &mut s.replicas {
         if !r.phase.is_terminal() {
             r.phase = Phase::Failed;
@@ -211,7 +250,12 @@ fn snapshot_logs(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) {
     let ns = backend.namespace_for(&record.spec);
     let pods: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let (tx, _rx) = std::sync::mpsc::channel();
-    backend.block_on(super::logs::snapshot(pods, pod_selector(&record.spec.name, &record.spec.run_id), dir.logs(), tx));
+    backend.block_on(super::logs::snapshot(
+        pods,
+        pod_selector(&record.spec.name, &record.spec.run_id),
+        dir.logs(),
+        tx,
+    ));
 }
 
 /// Deletes the job and, with `wait`, returns once it and its code ConfigMap are gone (so the
@@ -221,11 +265,21 @@ pub fn delete_job(backend: &ClusterBackend, record: &RunRecord, wait: bool) -> R
     let name = record.spec.name.clone();
     let cms: Api<ConfigMap> = Api::namespaced(backend.client().clone(), &ns);
     backend.block_on(async {
-        let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
         match retry(|| jobs.delete(&name, &dp)).await {
             Ok(_) => {}
             Err(e) if status_code(&e) == Some(404) => {}
-            Err(e) => return Err(api_error(e, "delete", &format!("{}s", record.spec.kind.as_str().to_ascii_lowercase()), &ns)),
+            Err(e) => {
+                return Err(api_error(
+                    e,
+                    "delete",
+                    &format!("{}s", record.spec.kind.as_str().to_ascii_lowercase()),
+                    &ns,
+                ))
+            }
         }
         // The code ConfigMaps are owned by the job; deleting them too frees their names at
         // once on clusters whose garbage collector is slow (and covers a missing reference).
@@ -253,7 +307,9 @@ pub fn delete_job(backend: &ClusterBackend, record: &RunRecord, wait: bool) -> R
                     action: format!("delete job {name}"),
                     code: 0,
                     message: "it was still there after 60 s".into(),
-                    fix: "check for finalizers on the job (`kubectl get NAME -o yaml`) and try again".into(),
+                    fix:
+                        "check for finalizers on the job (`kubectl get NAME -o yaml`) and try again"
+                            .into(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -271,27 +327,60 @@ pub fn code_bytes(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) ->
     let cm_name = manifest::code_configmap_name(&record.spec.name);
     let found = backend.block_on(code_configmaps(&cms, record))?;
     // One ConfigMap with the archive, or slices named -000, -001, … joined in order.
-    let whole = found.iter().find(|c| c.metadata.name.as_deref() == Some(&cm_name)).and_then(|c| c.binary_data.as_ref()?.get(ARCHIVE_KEY_PUBLIC).map(|b| b.0.clone()));
+    let whole = found
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(&cm_name))
+        .and_then(|c| {
+            c.binary_data
+                .as_ref()?
+                .get(ARCHIVE_KEY_PUBLIC)
+                .map(|b| b.0.clone())
+        });
     let mut slices: Vec<(String, Vec<u8>)> = found
         .iter()
-        .filter_map(|c| Some((c.metadata.name.clone()?, c.binary_data.as_ref()?.get(super::chunks::PART_KEY)?.0.clone())))
+        .filter_map(|c| {
+            Some((
+                c.metadata.name.clone()?,
+                c.binary_data
+                    .as_ref()?
+                    .get(super::chunks::PART_KEY)?
+                    .0
+                    .clone(),
+            ))
+        })
         .collect();
     slices.sort();
-    let joined = (!slices.is_empty()).then(|| slices.into_iter().flat_map(|(_, b)| b).collect::<Vec<u8>>());
+    let joined =
+        (!slices.is_empty()).then(|| slices.into_iter().flat_map(|(_, b)| b).collect::<Vec<u8>>());
     whole.or(joined).ok_or_else(|| Error::ClusterApi {
-            action: format!("read the code of {}", record.spec.name),
-            code: 0,
-            message: format!("ConfigMap {cm_name} holds no {ARCHIVE_KEY_PUBLIC}"),
-            fix: "run the job again from its project folder (`kflow run`)".into(),
-        })
+        action: format!("read the code of {}", record.spec.name),
+        code: 0,
+        message: format!("ConfigMap {cm_name} holds no {ARCHIVE_KEY_PUBLIC}"),
+        fix: "run the job again from its project folder (`kflow run`)".into(),
+    })
 }
 
 /// The code ConfigMaps of a run (one, or its slices), found by its run id.
 async fn code_configmaps(cms: &Api<ConfigMap>, record: &RunRecord) -> Result<Vec<ConfigMap>> {
-    let lp = ListParams::default().labels(&format!("{}={}", manifest::RUN_ID_LABEL, record.spec.run_id));
-    let list = retry(|| cms.list(&lp)).await.map_err(|e| api_error(e, "list", "configmaps", cms.namespace().unwrap_or("")))?;
+    let lp = ListParams::default().labels(&format!(
+        "{}={}",
+        manifest::RUN_ID_LABEL,
+        record.spec.run_id
+    ));
+    let list = retry(|| cms.list(&lp))
+        .await
+        .map_err(|e| api_error(e, "list", "configmaps", cms.namespace().unwrap_or("")))?;
     let prefix = manifest::code_configmap_name(&record.spec.name);
-    Ok(list.items.into_iter().filter(|c| c.metadata.name.as_deref().is_some_and(|n| n.starts_with(&prefix))).collect())
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect())
 }
 
 /// Finds a kflow job by name on the cluster and returns its stored record.
@@ -304,20 +393,31 @@ pub fn find_record(backend: &ClusterBackend, name: &str) -> Result<Option<RunRec
                     continue;
                 }
                 let ar = job_resource(kind, version);
-                let api: Api<DynamicObject> = Api::namespaced_with(backend.client().clone(), &ns, &ar);
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(backend.client().clone(), &ns, &ar);
                 let found = match retry(|| api.get_opt(name)).await {
                     Ok(found) => found,
                     // Kind not served, or not allowed: look at the next one.
                     Err(_) => continue,
                 };
                 let Some(job) = found else { continue };
-                let managed = job.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == "kflow");
-                let record = job.metadata.annotations.as_ref().and_then(|a| a.get(RECORD_ANNOTATION));
+                let managed = job
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(MANAGED_BY))
+                    .is_some_and(|v| v == "kflow");
+                let record = job
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(RECORD_ANNOTATION));
                 if let (true, Some(text)) = (managed, record) {
-                    let mut record: RunRecord = serde_json::from_str(text).map_err(|e| Error::CorruptRecord {
-                        path: format!("{ns}/{name} annotation {RECORD_ANNOTATION}").into(),
-                        problem: e.to_string(),
-                    })?;
+                    let mut record: RunRecord =
+                        serde_json::from_str(text).map_err(|e| Error::CorruptRecord {
+                            path: format!("{ns}/{name} annotation {RECORD_ANNOTATION}").into(),
+                            problem: e.to_string(),
+                        })?;
                     if let Ok(yaml) = serde_yaml::to_string(&job) {
                         record.manifest_yaml = yaml;
                     }
@@ -360,8 +460,15 @@ pub struct ListedJob {
 pub fn listed_job(kind: &str, o: &DynamicObject) -> ListedJob {
     let labels = o.metadata.labels.clone().unwrap_or_default();
     let annotations = o.metadata.annotations.clone().unwrap_or_default();
-    let conditions = o.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    let holds = |t: &str| conditions.iter().find(|c| c["type"] == t && c["status"] == "True");
+    let conditions = o.data["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let holds = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t && c["status"] == "True")
+    };
     let (phase, cond) = if let Some(c) = holds("Failed") {
         ("Failed", Some(c))
     } else if let Some(c) = holds("Succeeded") {
@@ -378,8 +485,16 @@ pub fn listed_job(kind: &str, o: &DynamicObject) -> ListedJob {
         managed: labels.get(MANAGED_BY).is_some_and(|v| v == "kflow"),
         phase: phase.to_string(),
         reason: cond.and_then(|c| c["reason"].as_str().map(str::to_string)),
-        script: annotations.get(manifest::SCRIPT_ANNOTATION).cloned().unwrap_or_default(),
-        created_at: o.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
+        script: annotations
+            .get(manifest::SCRIPT_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+        created_at: o
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -410,7 +525,9 @@ pub fn list_jobs(backend: &ClusterBackend) -> Result<Vec<ListedJob>> {
                 if let Some(t) = &token {
                     lp = lp.continue_token(t);
                 }
-                let page = retry(|| api.list(&lp)).await.map_err(|e| api_error(e, "list", &ar.plural, &ns))?;
+                let page = retry(|| api.list(&lp))
+                    .await
+                    .map_err(|e| api_error(e, "list", &ar.plural, &ns))?;
                 out.extend(page.items.iter().map(|o| listed_job(kind.as_str(), o)));
                 token = page.metadata.continue_.filter(|t| !t.is_empty());
                 if token.is_none() {

@@ -73,9 +73,12 @@ where
 /// to ask for.
 pub fn api_error(e: kube::Error, verb: &str, resource: &str, namespace: &str) -> Error {
     match e {
-        kube::Error::Api(s) if s.code == 403 => {
-            Error::Forbidden { verb: verb.into(), resource: resource.into(), namespace: namespace.into(), message: s.message.clone() }
-        }
+        kube::Error::Api(s) if s.code == 403 => Error::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: namespace.into(),
+            message: s.message.clone(),
+        },
         kube::Error::Api(s) => {
             let fix = match s.code {
                 401 => "sign in again (`kflow login`) or refresh the kubeconfig: the cluster did not accept the credentials",
@@ -85,10 +88,22 @@ pub fn api_error(e: kube::Error, verb: &str, resource: &str, namespace: &str) ->
                 429 | 500..=599 => "the cluster is overloaded or failing; try again in a minute",
                 _ => "check the cluster's state with your admin",
             };
-            let action = if namespace.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource} in namespace {namespace:?}") };
-            Error::ClusterApi { action, code: s.code, message: s.message.clone(), fix: fix.into() }
+            let action = if namespace.is_empty() {
+                format!("{verb} {resource}")
+            } else {
+                format!("{verb} {resource} in namespace {namespace:?}")
+            };
+            Error::ClusterApi {
+                action,
+                code: s.code,
+                message: s.message.clone(),
+                fix: fix.into(),
+            }
         }
-        other => Error::ClusterUnreachable { server: "the Kubernetes API server".into(), problem: other.to_string() },
+        other => Error::ClusterUnreachable {
+            server: "the Kubernetes API server".into(),
+            problem: other.to_string(),
+        },
     }
 }
 
@@ -104,7 +119,8 @@ where
         match call().await {
             Err(e) if attempt + 1 < ATTEMPTS && passing(&e) => {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(3000))).await;
+                tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(3000)))
+                    .await;
             }
             other => return other,
         }
@@ -135,7 +151,10 @@ mod tests {
 
     #[test]
     fn server_wait_reads_retry_after_seconds_of_429_and_503_only() {
-        assert_eq!(server_wait(&status(429, Some(2))), Some(Duration::from_secs(2)));
+        assert_eq!(
+            server_wait(&status(429, Some(2))),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(server_wait(&status(503, Some(600))), Some(MAX_SERVER_WAIT));
         assert_eq!(server_wait(&status(500, Some(2))), None);
         assert_eq!(server_wait(&status(429, None)), None);
@@ -148,12 +167,22 @@ mod tests {
         let got = retry(|| {
             calls += 1;
             let first = calls == 1;
-            async move { if first { Err(status(429, Some(1))) } else { Ok(7) } }
+            async move {
+                if first {
+                    Err(status(429, Some(1)))
+                } else {
+                    Ok(7)
+                }
+            }
         })
         .await
         .unwrap();
         // Our own first back-off is 200-300 ms; the server asked for a full second.
         assert_eq!((got, calls), (7, 2));
-        assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -13,7 +13,6 @@ use serde_json::Value;
 
 use crate::backend::{JobStatus, Phase, ReplicaStatus};
 
-
 /// `master-0`, `worker-1`, `launcher-0`: from the operator's labels.
 pub fn replica_name(pod: &Pod) -> Option<String> {
     let labels = pod.metadata.labels.as_ref()?;
@@ -33,11 +32,20 @@ pub fn replica_name(pod: &Pod) -> Option<String> {
 
 /// The training container: the first one (kflow's pods have one).
 pub fn main_container(pod: &Pod) -> Option<String> {
-    pod.spec.as_ref()?.containers.first().map(|c| c.name.clone())
+    pod.spec
+        .as_ref()?
+        .containers
+        .first()
+        .map(|c| c.name.clone())
 }
 
 fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
-    pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|c| c.name == name)
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
 }
 
 /// Whether the container has produced (or can produce) logs: it runs or ran.
@@ -45,15 +53,22 @@ pub fn container_started(pod: &Pod, container: &str) -> bool {
     container_status(pod, container).is_some_and(|s| {
         let state = s.state.as_ref();
         state.is_some_and(|st| st.running.is_some() || st.terminated.is_some())
-            || s.last_state.as_ref().is_some_and(|l| l.terminated.is_some())
+            || s.last_state
+                .as_ref()
+                .is_some_and(|l| l.terminated.is_some())
     })
 }
 
 /// Whether this container will write no more: terminated, or its pod is finished.
 pub fn container_finished(pod: &Pod, container: &str) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending");
     matches!(phase, "Succeeded" | "Failed")
-        || container_status(pod, container).is_some_and(|s| s.state.as_ref().is_some_and(|st| st.terminated.is_some()))
+        || container_status(pod, container)
+            .is_some_and(|s| s.state.as_ref().is_some_and(|st| st.terminated.is_some()))
 }
 
 fn exit_code(s: &ContainerStatus) -> Option<i32> {
@@ -77,9 +92,16 @@ fn pod_phase(pod: &Pod) -> Phase {
 fn problem(pod: &Pod, replica: &str) -> Option<(String, String, bool)> {
     let status = pod.status.as_ref()?;
     for cond in status.conditions.iter().flatten() {
-        if cond.type_ == "PodScheduled" && cond.status == "False" && cond.reason.as_deref() == Some("Unschedulable") {
+        if cond.type_ == "PodScheduled"
+            && cond.status == "False"
+            && cond.reason.as_deref() == Some("Unschedulable")
+        {
             let why = cond.message.clone().unwrap_or_default();
-            return Some(("Unschedulable".into(), format!("{replica} cannot be scheduled: {why}"), true));
+            return Some((
+                "Unschedulable".into(),
+                format!("{replica} cannot be scheduled: {why}"),
+                true,
+            ));
         }
     }
     for s in status.container_statuses.iter().flatten() {
@@ -93,8 +115,14 @@ fn problem(pod: &Pod, replica: &str) -> Option<(String, String, bool)> {
                     return Some(("ImagePullBackOff".into(), format!("{replica} cannot pull image {image:?}: check the image name and tag, and that the cluster may pull it ({msg})"), true));
                 }
                 "CrashLoopBackOff" => {
-                    let code = exit_code(s).map(|c| format!(" (last exit code {c})")).unwrap_or_default();
-                    return Some(("CrashLoopBackOff".into(), format!("{replica} keeps crashing{code}"), false));
+                    let code = exit_code(s)
+                        .map(|c| format!(" (last exit code {c})"))
+                        .unwrap_or_default();
+                    return Some((
+                        "CrashLoopBackOff".into(),
+                        format!("{replica} keeps crashing{code}"),
+                        false,
+                    ));
                 }
                 "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
                     return Some((reason, format!("{replica}: {msg}"), true));
@@ -107,7 +135,11 @@ fn problem(pod: &Pod, replica: &str) -> Option<(String, String, bool)> {
                 return Some(("OOMKilled".into(), format!("{replica} was killed for using more memory than its limit (exit code {}): raise memory= or use less", t.exit_code), false));
             }
             if t.exit_code != 0 {
-                return Some(("Error".into(), format!("{replica} exited with code {}", t.exit_code), false));
+                return Some((
+                    "Error".into(),
+                    format!("{replica} exited with code {}", t.exit_code),
+                    false,
+                ));
             }
         }
     }
@@ -115,13 +147,19 @@ fn problem(pod: &Pod, replica: &str) -> Option<(String, String, bool)> {
 }
 
 fn true_condition<'a>(job: &'a Value, kind: &str) -> Option<&'a Value> {
-    job["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind && c["status"] == "True")
+    job["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind && c["status"] == "True")
 }
 
 /// The status of a job object (as JSON) and its pods. `expected` lists the replicas the spec
 /// asks for, so ones without a pod yet still show as Pending.
 pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
-    let mut named: Vec<(String, &Pod)> = pods.iter().filter_map(|p| replica_name(p).map(|n| (n, p))).collect();
+    let mut named: Vec<(String, &Pod)> = pods
+        .iter()
+        .filter_map(|p| replica_name(p).map(|n| (n, p)))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let mut replicas: Vec<ReplicaStatus> = Vec::new();
     let mut names: Vec<String> = expected.to_vec();
@@ -134,26 +172,39 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
         let pod = named.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
         let (phase, code) = match pod {
             Some(p) => {
-                let code = main_container(p).and_then(|c| container_status(p, &c).and_then(exit_code));
+                let code =
+                    main_container(p).and_then(|c| container_status(p, &c).and_then(exit_code));
                 (pod_phase(p), code)
             }
             None => (Phase::Pending, None),
         };
-        replicas.push(ReplicaStatus { name: name.clone(), phase, exit_code: code });
+        replicas.push(ReplicaStatus {
+            name: name.clone(),
+            phase,
+            exit_code: code,
+        });
     }
-    let problems: Vec<(String, String, bool)> = named.iter().filter_map(|(n, p)| problem(p, n)).collect();
+    let problems: Vec<(String, String, bool)> =
+        named.iter().filter_map(|(n, p)| problem(p, n)).collect();
     let failed = true_condition(job, "Failed");
     let succeeded = true_condition(job, "Succeeded");
     let running = true_condition(job, "Running");
     let text = |c: &Value, k: &str| c[k].as_str().map(str::to_string);
     let (phase, reason, message) = if let Some(c) = failed {
         // The pod's reason (OOMKilled, exit code) says more than "PyTorchJobFailed".
-        let pod_problem = problems.iter().find(|(r, _, _)| r == "OOMKilled" || r == "Error").or(problems.first());
+        let pod_problem = problems
+            .iter()
+            .find(|(r, _, _)| r == "OOMKilled" || r == "Error")
+            .or(problems.first());
         match pod_problem {
-            Some((r, m, _)) => (Phase::Failed, Some(r.clone()), Some(match text(c, "message") {
-                Some(cm) => format!("{m}; {cm}"),
-                None => m.clone(),
-            })),
+            Some((r, m, _)) => (
+                Phase::Failed,
+                Some(r.clone()),
+                Some(match text(c, "message") {
+                    Some(cm) => format!("{m}; {cm}"),
+                    None => m.clone(),
+                }),
+            ),
             None => (Phase::Failed, text(c, "reason"), text(c, "message")),
         }
     } else if let Some(c) = succeeded {
@@ -165,7 +216,11 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
     } else if running.is_some() || replicas.iter().any(|r| r.phase == Phase::Running) {
         (Phase::Running, None, None)
     } else if named.is_empty() {
-        (Phase::Pending, Some("Created".into()), Some("waiting for the training operator to create the pods".into()))
+        (
+            Phase::Pending,
+            Some("Created".into()),
+            Some("waiting for the training operator to create the pods".into()),
+        )
     } else {
         let waiting = named.iter().find_map(|(n, p)| {
             let s = main_container(p).and_then(|c| container_status(p, &c).cloned())?;
@@ -175,7 +230,14 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
         (Phase::Pending, Some("ContainerCreating".into()), waiting)
     };
     let time = |k: &str| job["status"][k].as_str().map(str::to_string);
-    JobStatus { phase, reason, message, replicas, started_at: time("startTime"), finished_at: time("completionTime") }
+    JobStatus {
+        phase,
+        reason,
+        message,
+        replicas,
+        started_at: time("startTime"),
+        finished_at: time("completionTime"),
+    }
 }
 
 /// The status when the job is gone from the cluster: the last one seen, ended.
@@ -202,9 +264,23 @@ pub fn deleted(last: Option<JobStatus>) -> JobStatus {
 /// Watches the job and its pods and hands every new status to `sink`, until the job ends or
 /// is deleted (the last status handed over is then terminal).
 /// `selector` picks the run's pods (see `pod_selector`).
-pub async fn watch(jobs: Api<DynamicObject>, pods: Api<Pod>, name: &str, selector: &str, expected: &[String], sink: &mut (dyn FnMut(JobStatus) + Send)) {
-    let mut job_events = watcher::watcher(jobs, watcher::Config::default().fields(&format!("metadata.name={name}"))).default_backoff().boxed();
-    let mut pod_events = watcher::watcher(pods, watcher::Config::default().labels(selector)).default_backoff().boxed();
+pub async fn watch(
+    jobs: Api<DynamicObject>,
+    pods: Api<Pod>,
+    name: &str,
+    selector: &str,
+    expected: &[String],
+    sink: &mut (dyn FnMut(JobStatus) + Send),
+) {
+    let mut job_events = watcher::watcher(
+        jobs,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .default_backoff()
+    .boxed();
+    let mut pod_events = watcher::watcher(pods, watcher::Config::default().labels(selector))
+        .default_backoff()
+        .boxed();
     let mut job: Option<Value> = None;
     let mut seen_job = false;
     let mut listed_job = false;
@@ -273,12 +349,18 @@ mod tests {
 
     #[test]
     fn replica_names_from_v1_types_and_v2beta1_roles() {
-        let labelled = |labels: Value| -> Pod { serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap() };
-        let v1 = labelled(json!({"training.kubeflow.org/replica-type": "Worker", "training.kubeflow.org/replica-index": "1"}));
+        let labelled = |labels: Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+        };
+        let v1 = labelled(
+            json!({"training.kubeflow.org/replica-type": "Worker", "training.kubeflow.org/replica-index": "1"}),
+        );
         assert_eq!(replica_name(&v1).as_deref(), Some("worker-1"));
         let launcher = labelled(json!({"training.kubeflow.org/job-role": "launcher"}));
         assert_eq!(replica_name(&launcher).as_deref(), Some("launcher-0"));
-        let worker = labelled(json!({"training.kubeflow.org/job-role": "worker", "training.kubeflow.org/replica-index": "0"}));
+        let worker = labelled(
+            json!({"training.kubeflow.org/job-role": "worker", "training.kubeflow.org/replica-index": "0"}),
+        );
         assert_eq!(replica_name(&worker).as_deref(), Some("worker-0"));
         assert_eq!(replica_name(&labelled(json!({"app": "x"}))), None);
     }
@@ -288,11 +370,19 @@ mod tests {
         let expected = vec!["master-0".to_string(), "worker-0".to_string()];
         let created = json!({"status": {"conditions": [{"type": "Created", "status": "True"}]}});
         let s = derive(&created, &[], &expected);
-        assert_eq!((s.phase, s.reason.as_deref()), (Phase::Pending, Some("Created")));
+        assert_eq!(
+            (s.phase, s.reason.as_deref()),
+            (Phase::Pending, Some("Created"))
+        );
         assert_eq!(s.replicas.len(), 2);
 
-        let bad_image = pod("master", 0, "Pending", json!({"name": "pytorch", "image": "nosuch/img:1", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}));
+        let bad_image = pod(
+            "master",
+            0,
+            "Pending",
+            json!({"name": "pytorch", "image": "nosuch/img:1", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}),
+        );
         let s = derive(&created, &[bad_image], &expected);
         assert_eq!(s.phase, Phase::Pending);
         assert_eq!(s.reason.as_deref(), Some("ImagePullBackOff"));
@@ -307,22 +397,51 @@ mod tests {
         assert!(s.message.unwrap().contains("Insufficient nvidia.com/gpu"));
 
         let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PyTorchJobFailed", "message": "PyTorchJob j is failed"}]}});
-        let oom = pod("worker", 0, "Failed", cs(json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})));
-        let ok = pod("master", 0, "Succeeded", cs(json!({"terminated": {"exitCode": 0, "reason": "Completed"}})));
+        let oom = pod(
+            "worker",
+            0,
+            "Failed",
+            cs(json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})),
+        );
+        let ok = pod(
+            "master",
+            0,
+            "Succeeded",
+            cs(json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+        );
         let s = derive(&failed, &[ok, oom], &expected);
-        assert_eq!((s.phase, s.reason.as_deref()), (Phase::Failed, Some("OOMKilled")));
+        assert_eq!(
+            (s.phase, s.reason.as_deref()),
+            (Phase::Failed, Some("OOMKilled"))
+        );
         assert_eq!(s.replicas[1].exit_code, Some(137));
 
-        let crash = pod("master", 0, "Failed", cs(json!({"terminated": {"exitCode": 3, "reason": "Error"}})));
+        let crash = pod(
+            "master",
+            0,
+            "Failed",
+            cs(json!({"terminated": {"exitCode": 3, "reason": "Error"}})),
+        );
         let s = derive(&failed, &[crash], &expected);
         assert_eq!(s.reason.as_deref(), Some("Error"));
-        assert!(s.message.unwrap().starts_with("master-0 exited with code 3"));
+        assert!(s
+            .message
+            .unwrap()
+            .starts_with("master-0 exited with code 3"));
 
         let running = json!({"status": {"conditions": [{"type": "Running", "status": "True"}], "startTime": "2026-01-01T00:00:00Z"}});
-        let looping = pod("master", 0, "Running", json!({"name": "pytorch", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
-            "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}}));
+        let looping = pod(
+            "master",
+            0,
+            "Running",
+            json!({"name": "pytorch", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}}),
+        );
         let s = derive(&running, &[looping], &expected);
-        assert_eq!((s.phase, s.reason.as_deref()), (Phase::Running, Some("CrashLoopBackOff")));
+        assert_eq!(
+            (s.phase, s.reason.as_deref()),
+            (Phase::Running, Some("CrashLoopBackOff"))
+        );
         assert!(s.message.unwrap().contains("last exit code 1"));
         assert_eq!(s.started_at.as_deref(), Some("2026-01-01T00:00:00Z"));
     }

@@ -27,7 +27,10 @@ pub struct Submission<'a> {
 }
 
 fn run_id_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)).map(String::as_str)
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(RUN_ID_LABEL))
+        .map(String::as_str)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
@@ -72,7 +75,10 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
     };
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let parts = std::iter::once(&sub.manifests.code).chain(sub.extra_code.iter());
-    let (pip_cache, codes) = futures::join!(pip_cache, futures::future::join_all(parts.map(|value| create_code(&cms, value, sub))));
+    let (pip_cache, codes) = futures::join!(
+        pip_cache,
+        futures::future::join_all(parts.map(|value| create_code(&cms, value, sub)))
+    );
     let mut names = Vec::new();
     let mut created = Vec::new();
     let mut first_error = None;
@@ -103,26 +109,41 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
 
     // The parts are owned by the job (gone with it); the owner needs the job's uid, so this
     // comes last, again all at once.
-    let api_version = sub.manifests.job["apiVersion"].as_str().unwrap_or("kubeflow.org/v1");
+    let api_version = sub.manifests.job["apiVersion"]
+        .as_str()
+        .unwrap_or("kubeflow.org/v1");
     let owner = json!({ "metadata": { "ownerReferences": [{
         "apiVersion": api_version, "kind": sub.kind.as_str(), "name": sub.name, "uid": uid,
         "controller": false, "blockOwnerDeletion": false,
     }]}});
     let (patch_params, patch) = (PatchParams::default(), Patch::Merge(&owner));
-    futures::future::join_all(names.iter().map(|name| retry(|| cms.patch(name, &patch_params, &patch)))).await;
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|name| retry(|| cms.patch(name, &patch_params, &patch))),
+    )
+    .await;
     Ok(uid)
 }
 
-async fn create_code(cms: &Api<ConfigMap>, value: &Value, sub: &Submission<'_>) -> Result<(String, bool)> {
+async fn create_code(
+    cms: &Api<ConfigMap>,
+    value: &Value,
+    sub: &Submission<'_>,
+) -> Result<(String, bool)> {
     let cm: ConfigMap = decode(value, "code ConfigMap")?;
     let name = cm.metadata.name.clone().unwrap_or_default();
     let pp = PostParams::default();
     match retry(|| cms.create(&pp, &cm)).await {
         Ok(_) => Ok((name, true)),
         Err(e) if status_code(&e) == Some(409) => {
-            let existing = retry(|| cms.get(&name)).await.map_err(|e| api_error(e, "get", "configmaps", sub.namespace))?;
+            let existing = retry(|| cms.get(&name))
+                .await
+                .map_err(|e| api_error(e, "get", "configmaps", sub.namespace))?;
             if run_id_of(&existing.metadata) != Some(sub.run_id) {
-                return Err(Error::JobExists { name: sub.name.to_string() });
+                return Err(Error::JobExists {
+                    name: sub.name.to_string(),
+                });
             }
             Ok((name, false))
         }
@@ -132,20 +153,29 @@ async fn create_code(cms: &Api<ConfigMap>, value: &Value, sub: &Submission<'_>) 
 
 async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
     let ns = sub.namespace;
-    let api_version = sub.manifests.job["apiVersion"].as_str().unwrap_or("kubeflow.org/v1");
+    let api_version = sub.manifests.job["apiVersion"]
+        .as_str()
+        .unwrap_or("kubeflow.org/v1");
     let ar = job_resource(sub.kind, api_version);
     let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let mut job: DynamicObject = decode(&sub.manifests.job, "job")?;
-    job.metadata.annotations.get_or_insert_with(Default::default).insert(RECORD_ANNOTATION.into(), sub.record_json.clone());
+    job.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(RECORD_ANNOTATION.into(), sub.record_json.clone());
     let pp = PostParams::default();
     match retry(|| jobs.create(&pp, &job)).await {
         Ok(created) => Ok(created.metadata.uid.unwrap_or_default()),
         Err(e) if status_code(&e) == Some(409) => {
-            let existing = retry(|| jobs.get(sub.name)).await.map_err(|e| api_error(e, "get", &ar.plural, ns))?;
+            let existing = retry(|| jobs.get(sub.name))
+                .await
+                .map_err(|e| api_error(e, "get", &ar.plural, ns))?;
             if run_id_of(&existing.metadata) == Some(sub.run_id) {
                 Ok(existing.metadata.uid.unwrap_or_default())
             } else {
-                Err(Error::JobExists { name: sub.name.to_string() })
+                Err(Error::JobExists {
+                    name: sub.name.to_string(),
+                })
             }
         }
         Err(e) => Err(api_error(e, "create", &ar.plural, ns)),
@@ -155,7 +185,11 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
 /// The files of a tar.gz (ConfigMap mode keys each file), in archive order.
 pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     use std::io::Read;
-    let bad = |e: std::io::Error| Error::Io { action: "reading the code archive", path: "code.tar.gz".into(), source: e };
+    let bad = |e: std::io::Error| Error::Io {
+        action: "reading the code archive",
+        path: "code.tar.gz".into(),
+        source: e,
+    };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
     let mut out = Vec::new();
     for entry in archive.entries().map_err(bad)? {
@@ -163,7 +197,12 @@ pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(bad)?.to_string_lossy().trim_start_matches("./").to_string();
+        let path = entry
+            .path()
+            .map_err(bad)?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(bad)?;
         out.push((path, bytes));

@@ -9,7 +9,10 @@ use crate::spec::{JobKind, Replica, RunSpec};
 /// A port nobody listens on right now. The small race until the master binds it is the same
 /// one torchrun's own free-port pick has.
 pub fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(29500)
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(29500)
 }
 
 pub fn operator_env(spec: &RunSpec, replica: &Replica, ports: &[u16]) -> BTreeMap<String, String> {
@@ -64,19 +67,33 @@ pub fn operator_env(spec: &RunSpec, replica: &Replica, ports: &[u16]) -> BTreeMa
 /// GPUs this machine has, by the IDs CUDA_VISIBLE_DEVICES uses.
 pub fn local_gpus(inherited: Option<&str>) -> Vec<String> {
     if let Some(list) = inherited {
-        return list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        return list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
     }
-    let Ok(out) = std::process::Command::new("nvidia-smi").arg("-L").output() else { return Vec::new() };
+    let Ok(out) = std::process::Command::new("nvidia-smi").arg("-L").output() else {
+        return Vec::new();
+    };
     if !out.status.success() {
         return Vec::new();
     }
-    let count = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("GPU ")).count();
+    let count = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("GPU "))
+        .count();
     (0..count).map(|i| i.to_string()).collect()
 }
 
 /// CUDA_VISIBLE_DEVICES for each replica: `gpu` devices each, in order, like a scheduler that
 /// hands out whole GPUs. `Err` says why the request cannot be met.
-pub fn split_gpus(gpus: &[String], per_replica: u32, replicas: usize) -> Result<Vec<String>, String> {
+pub fn split_gpus(
+    gpus: &[String],
+    per_replica: u32,
+    replicas: usize,
+) -> Result<Vec<String>, String> {
     let per = per_replica as usize;
     if per == 0 {
         return Ok(vec![String::new(); replicas]);
@@ -87,7 +104,9 @@ pub fn split_gpus(gpus: &[String], per_replica: u32, replicas: usize) -> Result<
             gpus.len()
         ));
     }
-    Ok((0..replicas).map(|r| gpus[r * per..(r + 1) * per].join(",")).collect())
+    Ok((0..replicas)
+        .map(|r| gpus[r * per..(r + 1) * per].join(","))
+        .collect())
 }
 
 #[cfg(test)]

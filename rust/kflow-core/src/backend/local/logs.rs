@@ -32,7 +32,9 @@ impl Source {
                 Err(_) => return,
             }
         }
-        let Some(file) = self.file.as_mut() else { return };
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
         if file.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
@@ -48,7 +50,10 @@ impl Source {
         while let Some(pos) = self.partial[start..].iter().position(|b| *b == b'\n') {
             let line = &self.partial[start..start + pos];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            out.push(LogLine { replica: self.replica.clone(), text: String::from_utf8_lossy(line).into_owned() });
+            out.push(LogLine {
+                replica: self.replica.clone(),
+                text: String::from_utf8_lossy(line).into_owned(),
+            });
             start += pos + 1;
         }
         self.partial.drain(..start);
@@ -56,7 +61,10 @@ impl Source {
 
     fn flush(&mut self, out: &mut Vec<LogLine>) {
         if !self.partial.is_empty() {
-            out.push(LogLine { replica: self.replica.clone(), text: String::from_utf8_lossy(&self.partial).into_owned() });
+            out.push(LogLine {
+                replica: self.replica.clone(),
+                text: String::from_utf8_lossy(&self.partial).into_owned(),
+            });
             self.partial.clear();
         }
     }
@@ -75,9 +83,21 @@ impl LogStream {
     pub fn new(dir: RunDir, replicas: Vec<String>, follow: bool) -> LogStream {
         let sources = replicas
             .into_iter()
-            .map(|r| Source { path: dir.log_file(&r), replica: r, file: None, offset: 0, partial: Vec::new() })
+            .map(|r| Source {
+                path: dir.log_file(&r),
+                replica: r,
+                file: None,
+                offset: 0,
+                partial: Vec::new(),
+            })
             .collect();
-        LogStream { dir, sources, follow, ready: Default::default(), done: false }
+        LogStream {
+            dir,
+            sources,
+            follow,
+            ready: Default::default(),
+            done: false,
+        }
     }
 
     /// Returns what is available now without waiting: `Ok(None)` at the end of the logs,
@@ -91,7 +111,10 @@ impl LogStream {
         }
         // Read the state before the files: if it says terminal, every byte the replicas wrote
         // is already in the files, and this read gets all of it.
-        let terminal = !self.follow || state::read(&self.dir).map(|s| s.status.phase.is_terminal()).unwrap_or(true);
+        let terminal = !self.follow
+            || state::read(&self.dir)
+                .map(|s| s.status.phase.is_terminal())
+                .unwrap_or(true);
         let mut lines = Vec::new();
         for source in &mut self.sources {
             source.poll(&mut lines);
@@ -115,7 +138,9 @@ impl LogStream {
         let deadline = std::time::Instant::now() + wait;
         loop {
             match self.poll()? {
-                Some(lines) if lines.is_empty() && std::time::Instant::now() < deadline => std::thread::sleep(POLL),
+                Some(lines) if lines.is_empty() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(POLL)
+                }
                 other => return Ok(other),
             }
         }

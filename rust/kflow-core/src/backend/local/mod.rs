@@ -41,7 +41,11 @@ impl LocalBackend {
         let _ = std::fs::remove_file(dir.cancel_marker());
         state::write(dir, &state::pending(replicas, reason))?;
         let Some((program, args)) = self.launcher.command.split_first() else {
-            return Err(Error::Unsupported { backend: "local", action: "start jobs", reason: "no supervisor command configured".into() });
+            return Err(Error::Unsupported {
+                backend: "local",
+                action: "start jobs",
+                reason: "no supervisor command configured".into(),
+            });
         };
         let log_path = dir.supervisor_log();
         let log = std::fs::File::create(&log_path).map_err(Error::io("creating", &log_path))?;
@@ -106,7 +110,8 @@ impl LocalBackend {
         if status.phase.is_terminal() {
             return Ok(status);
         }
-        std::fs::write(dir.cancel_marker(), b"").map_err(Error::io("writing", dir.cancel_marker()))?;
+        std::fs::write(dir.cancel_marker(), b"")
+            .map_err(Error::io("writing", dir.cancel_marker()))?;
         let st = state::read(dir)?;
         if let Some(pid) = st.supervisor_pid {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);

@@ -17,11 +17,17 @@ pub struct LocalState {
 pub fn read(dir: &RunDir) -> Result<LocalState> {
     let path = dir.state_file();
     let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-    serde_json::from_str(&text).map_err(|e| Error::CorruptRecord { path, problem: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
+        path,
+        problem: e.to_string(),
+    })
 }
 
 pub fn write(dir: &RunDir, state: &LocalState) -> Result<()> {
-    write_atomic(&dir.state_file(), &serde_json::to_vec_pretty(state).expect("state serializes"))
+    write_atomic(
+        &dir.state_file(),
+        &serde_json::to_vec_pretty(state).expect("state serializes"),
+    )
 }
 
 pub fn now() -> String {
@@ -34,7 +40,14 @@ pub fn pending(replicas: &[String], reason: &str) -> LocalState {
             phase: Phase::Pending,
             reason: Some(reason.to_string()),
             message: None,
-            replicas: replicas.iter().map(|r| ReplicaStatus { name: r.clone(), phase: Phase::Pending, exit_code: None }).collect(),
+            replicas: replicas
+                .iter()
+                .map(|r| ReplicaStatus {
+                    name: r.clone(),
+                    phase: Phase::Pending,
+                    exit_code: None,
+                })
+                .collect(),
             started_at: None,
             finished_at: None,
         },

@@ -29,8 +29,13 @@ const TICK: Duration = Duration::from_millis(25);
 /// Runs the job in `dir` to the end. `python` is the interpreter of the user who submitted it.
 pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(Error::io("installing signal handler", &dir.root))?;
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(Error::io("installing signal handler", &dir.root))?;
     }
     let record = dir.read_record()?;
     let spec = record.spec;
@@ -58,14 +63,34 @@ pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
     }
     let job_python = match venv::ensure(python, &spec.pip, cache, &mut first_log) {
         Ok(p) => p,
-        Err(e) => return finish(dir, &mut st, Phase::Failed, "DependencyInstallFailed", &e.to_string()),
+        Err(e) => {
+            return finish(
+                dir,
+                &mut st,
+                Phase::Failed,
+                "DependencyInstallFailed",
+                &e.to_string(),
+            )
+        }
     };
     if stop.load(Ordering::SeqCst) || dir.cancel_marker().exists() {
-        return finish(dir, &mut st, Phase::Failed, "Cancelled", "cancelled before the replicas started");
+        return finish(
+            dir,
+            &mut st,
+            Phase::Failed,
+            "Cancelled",
+            "cancelled before the replicas started",
+        );
     }
     if !dir.workspace().exists() {
         if let Err(e) = crate::artifacts::unpack(&dir.archive(), &dir.workspace()) {
-            return finish(dir, &mut st, Phase::Failed, "CodeUnpackFailed", &e.to_string());
+            return finish(
+                dir,
+                &mut st,
+                Phase::Failed,
+                "CodeUnpackFailed",
+                &e.to_string(),
+            );
         }
     }
 
@@ -84,7 +109,9 @@ pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
     let mut children: Vec<Option<Child>> = Vec::new();
     for (i, replica) in replicas.iter().enumerate() {
         let log = open_log(&dir.log_file(&labels[i]))?;
-        let err = log.try_clone().map_err(Error::io("opening", dir.log_file(&labels[i])))?;
+        let err = log
+            .try_clone()
+            .map_err(Error::io("opening", dir.log_file(&labels[i])))?;
         let mut cmd = Command::new(&job_python);
         cmd.arg("-u")
             .arg(&spec.script)
@@ -106,7 +133,11 @@ pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
             }
             Err(e) => {
                 terminate(&mut children, &st.replica_pgids);
-                let msg = format!("could not start {} for {}: {e}", job_python.display(), labels[i]);
+                let msg = format!(
+                    "could not start {} for {}: {e}",
+                    job_python.display(),
+                    labels[i]
+                );
                 return finish(dir, &mut st, Phase::Failed, "StartFailed", &msg);
             }
         }
@@ -121,10 +152,16 @@ pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
         for (i, slot) in children.iter_mut().enumerate() {
             let Some(child) = slot else { continue };
             if let Ok(Some(status)) = child.try_wait() {
-                let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+                let code = status.code().unwrap_or_else(|| {
+                    128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+                });
                 let replica = &mut st.status.replicas[i];
                 replica.exit_code = Some(code);
-                replica.phase = if code == 0 { Phase::Succeeded } else { Phase::Failed };
+                replica.phase = if code == 0 {
+                    Phase::Succeeded
+                } else {
+                    Phase::Failed
+                };
                 if code != 0 && failure.is_none() {
                     failure = Some(format!("{} exited with code {code}", labels[i]));
                 }
@@ -144,19 +181,35 @@ pub fn supervise(dir: &RunDir, python: &Path, cache: &Path) -> Result<()> {
             return finish(dir, &mut st, Phase::Failed, "Error", &message);
         }
         if children.iter().all(Option::is_none) {
-            return finish(dir, &mut st, Phase::Succeeded, "Completed", "all replicas exited with code 0");
+            return finish(
+                dir,
+                &mut st,
+                Phase::Succeeded,
+                "Completed",
+                "all replicas exited with code 0",
+            );
         }
         if stop.load(Ordering::SeqCst) || dir.cancel_marker().exists() {
             terminate(&mut children, &st.replica_pgids);
             mark_stopped(&mut st);
-            return finish(dir, &mut st, Phase::Failed, "Cancelled", "the job was cancelled");
+            return finish(
+                dir,
+                &mut st,
+                Phase::Failed,
+                "Cancelled",
+                "the job was cancelled",
+            );
         }
         std::thread::sleep(TICK);
     }
 }
 
 fn open_log(path: &Path) -> Result<File> {
-    OpenOptions::new().create(true).append(true).open(path).map_err(Error::io("opening", path))
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(Error::io("opening", path))
 }
 
 fn mark_stopped(st: &mut LocalState) {
@@ -195,7 +248,13 @@ pub fn signal_groups(pgids: &[i32], signal: Signal) {
     }
 }
 
-fn finish(dir: &RunDir, st: &mut LocalState, phase: Phase, reason: &str, message: &str) -> Result<()> {
+fn finish(
+    dir: &RunDir,
+    st: &mut LocalState,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
     st.status.phase = phase;
     st.status.reason = Some(reason.to_string());
     st.status.message = Some(message.to_string());

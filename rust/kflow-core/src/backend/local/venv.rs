@@ -26,21 +26,48 @@ pub fn ensure(python: &Path, pip: &[String], cache: &Path, log: &mut File) -> Re
     let lock = File::create(&lock_path).map_err(Error::io("creating", &lock_path))?;
     lock.lock().map_err(Error::io("locking", &lock_path))?;
     if dir.join(COMPLETE_MARKER).is_file() {
-        let _ = writeln!(log, "kflow: reusing the environment for {} (cached in {})", pip.join(" "), dir.display());
+        let _ = writeln!(
+            log,
+            "kflow: reusing the environment for {} (cached in {})",
+            pip.join(" "),
+            dir.display()
+        );
         return Ok(venv_python);
     }
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(Error::io("removing half-made environment", &dir))?;
     }
-    let _ = writeln!(log, "kflow: installing {} into a new environment ({})", pip.join(" "), dir.display());
-    run(Command::new(python).args(["-m", "venv", "--without-pip", "--system-site-packages"]).arg(&dir), log, "creating a virtual environment")?;
+    let _ = writeln!(
+        log,
+        "kflow: installing {} into a new environment ({})",
+        pip.join(" "),
+        dir.display()
+    );
+    run(
+        Command::new(python)
+            .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+            .arg(&dir),
+        log,
+        "creating a virtual environment",
+    )?;
     let parent_paths = site_paths(python)?;
-    let purelib = output(Command::new(&venv_python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]))?;
+    let purelib = output(Command::new(&venv_python).args([
+        "-c",
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    ]))?;
     let pth = Path::new(purelib.trim()).join("_kflow_parent.pth");
     std::fs::write(&pth, parent_paths.join("\n") + "\n").map_err(Error::io("writing", &pth))?;
     // Each spec is one argv word: pip sees it literally, no shell in between.
     let mut install = Command::new(&venv_python);
-    install.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"]).args(pip);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(pip);
     run(&mut install, log, "pip install")?;
     File::create(dir.join(COMPLETE_MARKER)).map_err(Error::io("writing", &dir))?;
     Ok(venv_python)
@@ -60,16 +87,22 @@ fn key(python: &Path, pip: &[String]) -> String {
 
 fn site_paths(python: &Path) -> Result<Vec<String>> {
     let code = "import sys; print('\\n'.join(p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))))";
-    Ok(output(Command::new(python).args(["-c", code]))?.lines().map(str::to_string).collect())
+    Ok(output(Command::new(python).args(["-c", code]))?
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
     let what = format!("{:?}", cmd.get_program());
-    let out = cmd.stdin(Stdio::null()).output().map_err(|source| Error::Spawn {
-        what: what.clone(),
-        fix: "check that the Python interpreter kflow was started with still exists".into(),
-        source,
-    })?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn {
+            what: what.clone(),
+            fix: "check that the Python interpreter kflow was started with still exists".into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(Error::Spawn {
             what,
@@ -84,11 +117,16 @@ fn output(cmd: &mut Command) -> Result<String> {
 fn run(cmd: &mut Command, log: &mut File, step: &str) -> Result<()> {
     let out = log.try_clone().map_err(Error::io("opening log", "log"))?;
     let err = log.try_clone().map_err(Error::io("opening log", "log"))?;
-    let status = cmd.stdin(Stdio::null()).stdout(out).stderr(err).status().map_err(|source| Error::Spawn {
-        what: step.to_string(),
-        fix: "check that Python and pip are installed".into(),
-        source,
-    })?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|source| Error::Spawn {
+            what: step.to_string(),
+            fix: "check that Python and pip are installed".into(),
+            source,
+        })?;
     if status.success() {
         Ok(())
     } else {
