@@ -81,18 +81,18 @@ impl Settings {
         for (key, value) in flat {
             let key = key.strip_prefix("kflow.").unwrap_or(&key).to_string();
             let boolean_key = BOOLEAN_KEYS.contains(&key.as_str());
+            let expected = if boolean_key {
+                "true or false (a TOML boolean, without quotes)"
+            } else {
+                "a string in double quotes"
+            };
             let text = match (&value, boolean_key) {
                 (toml::Value::Boolean(b), true) => b.to_string(),
                 (toml::Value::String(s), false) => s.clone(),
-                (other, true) => return Err(invalid(format!(
-                    "key {key:?}: expected true or false (a TOML boolean, without quotes), got {}",
-                    describe(other)
-                ))),
-                (other, false) => {
-                    return Err(invalid(format!(
-                        "key {key:?}: expected a string in double quotes, got {}",
-                        describe(other)
-                    )))
+                (other, _) => {
+                    let problem =
+                        format!("key {key:?}: expected {expected}, got {}", describe(other));
+                    return Err(invalid(problem));
                 }
             };
             settings
