@@ -48,11 +48,10 @@ def run(
         code_mode=code_mode, pip_cache=pip_cache, pip_cache_size=pip_cache_size, backend=backend,
     )
     native = _native.submit(options)
-    if native.warnings():
+    for warning in native.warnings():
         import warnings
 
-        for warning in native.warnings():
-            warnings.warn(warning, UserWarning, stacklevel=2)
+        warnings.warn(warning, UserWarning, stacklevel=2)
     job = Job(native)
     if wait:
         job.stream()

@@ -79,7 +79,7 @@ pub struct JobSummary {
     pub reason: Option<String>,
     pub script: String,
     pub created_at: String,
-    /// The phase is the last one seen, not a fresh reading: the cluster could not be asked.
+    /// The phase is the last one this machine saw, not a fresh reading from the cluster.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
 }
@@ -130,12 +130,7 @@ impl Preview {
         if !self.with_code {
             out.push_str("# kflow: the code ConfigMap omits the archive (kflow fills it in at submission); `kflow yaml --with-code` includes it for kubectl apply\n");
         }
-        let objects: Vec<String> = self
-            .objects()
-            .iter()
-            .map(|o| serde_yaml::to_string(o).unwrap_or_default())
-            .collect();
-        out.push_str(&objects.join("---\n"));
+        out.push_str(&manifest::yaml_documents(&self.objects()));
         out
     }
 }
@@ -387,16 +382,7 @@ impl Client {
     pub fn get(&self, name: &str) -> Result<Job> {
         match self.get_local(name) {
             Err(Error::JobNotFound { .. }) => match self.cluster.get() {
-                Ok(backend) => self.adopt(name).map_err(|e| match e {
-                    Error::JobNotFound { name, .. } => Error::JobNotFound {
-                        name,
-                        elsewhere: format!(
-                            " nor in namespace {:?} of the cluster at {}",
-                            backend.namespace, backend.server
-                        ),
-                    },
-                    other => other,
-                }),
+                Ok(backend) => self.fetch_from_cluster(&backend, name),
                 Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound {
                     name: name.to_string(),
                     elsewhere: String::new(),
@@ -428,16 +414,25 @@ impl Client {
         if let Ok(job) = self.get_local(name) {
             return Ok(job);
         }
+        let backend = self.cluster.get()?;
+        self.fetch_from_cluster(&backend, name)
+    }
+
+    /// `adopt`'s cluster half: the record from the job's annotation, the code from its
+    /// ConfigMap, both kept in a new run folder.
+    fn fetch_from_cluster(&self, backend: &ClusterBackend, name: &str) -> Result<Job> {
         let not_found = || Error::JobNotFound {
             name: name.to_string(),
-            elsewhere: String::new(),
+            elsewhere: format!(
+                " nor in namespace {:?} of the cluster at {}",
+                backend.namespace, backend.server
+            ),
         };
         spec::validate::job_name(name).map_err(|_| not_found())?;
-        let backend = self.cluster.get()?;
-        let record = cluster::ops::find_record(&backend, name)?.ok_or_else(not_found)?;
+        let record = cluster::ops::find_record(backend, name)?.ok_or_else(not_found)?;
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
         std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-        let code = cluster::ops::code_bytes(&backend, &dir, &record)?;
+        let code = cluster::ops::code_bytes(backend, &dir, &record)?;
         records::write_atomic(&dir.archive(), &code)?;
         dir.write_record(&record)?;
         Ok(self.job(dir, record))
@@ -445,8 +440,8 @@ impl Client {
 
     /// Every run this machine knows, newest first. When the configured backend is the cluster
     /// (or this machine has cluster runs), one paged listing of the cluster's training jobs
-    /// gives their phases and adds the kflow jobs submitted elsewhere; an unreachable cluster
-    /// leaves the last known phases, never an error.
+    /// gives their phases and adds the kflow jobs submitted elsewhere. A cluster that cannot be
+    /// listed leaves the last known phases (marked `stale`) and says why in `cluster_problem`.
     pub fn list(&self) -> Listing {
         let local = records::list(&self.ctx.dirs.runs());
         let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend)
@@ -562,35 +557,40 @@ fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
     ))
 }
 
-fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
-    let opts = match spec.code_mode {
-        CodeMode::Targz => PackOptions {
-            max_bytes: CLUSTER_MAX_BYTES,
-            limit_reason: " for a cluster run (the code travels through the API server in ConfigMaps)".into(),
-            entry_script: Some(spec.script.clone().into()),
-        },
-        CodeMode::Configmap => PackOptions {
-            max_bytes: CONFIGMAP_MAX_BYTES,
-            limit_reason: " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)".into(),
-            entry_script: Some(spec.script.clone().into()),
-        },
+/// Packing options for a run: `targz` is the cap and its reason in tar.gz code mode; ConfigMap
+/// mode is capped by what one ConfigMap holds.
+fn pack_options(spec: &RunSpec, targz: (u64, &str)) -> PackOptions {
+    let (max_bytes, limit_reason) = match spec.code_mode {
+        CodeMode::Targz => targz,
+        CodeMode::Configmap => (
+            CONFIGMAP_MAX_BYTES,
+            " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)",
+        ),
     };
-    artifacts::package(&spec.project_root, out, &opts)
+    PackOptions {
+        max_bytes,
+        limit_reason: limit_reason.into(),
+        entry_script: Some(spec.script.clone().into()),
+    }
+}
+
+fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
+    let targz = (
+        CLUSTER_MAX_BYTES,
+        " for a cluster run (the code travels through the API server in ConfigMaps)",
+    );
+    artifacts::package(&spec.project_root, out, &pack_options(spec, targz))
 }
 
 /// The largest project (before compression) a cluster run uploads.
 const CLUSTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 fn package_for(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
-    let opts = match spec.code_mode {
-        CodeMode::Targz => PackOptions { entry_script: Some(spec.script.clone().into()), ..PackOptions::default() },
-        CodeMode::Configmap => PackOptions {
-            max_bytes: CONFIGMAP_MAX_BYTES,
-            limit_reason: " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)".into(),
-            entry_script: Some(spec.script.clone().into()),
-        },
-    };
-    artifacts::package(&spec.project_root, out, &opts)
+    artifacts::package(
+        &spec.project_root,
+        out,
+        &pack_options(spec, (artifacts::DEFAULT_MAX_BYTES, "")),
+    )
 }
 
 /// A handle on one run.

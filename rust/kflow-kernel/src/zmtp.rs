@@ -10,7 +10,8 @@
 //! Wire format (<https://rfc.zeromq.org/spec/23/>): a 64-byte greeting each way, then each side
 //! sends a READY command with its socket type (and a ROUTER peer's identity), then frames of
 //! `flags, size (1 or 8 bytes), body`. Peers speaking 3.1 are served too: they fall back to 3.0
-//! when our greeting says 3.0, and their SUBSCRIBE/CANCEL/PING commands are understood anyway.
+//! when our greeting says 3.0 (so they send no PING heartbeats), and SUBSCRIBE/CANCEL commands
+//! are understood anyway.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ impl Default for Limits {
     }
 }
 
-/// Commands (READY, SUBSCRIBE, PING…) are small; one this large is an attack or a bug.
+/// Commands (READY, SUBSCRIBE…) are small; one this large is an attack or a bug.
 const MAX_COMMAND_BYTES: u64 = 64 * 1024;
 const FLAG_MORE: u8 = 0b001;
 const FLAG_LONG: u8 = 0b010;
@@ -131,10 +132,17 @@ fn greeting() -> [u8; 64] {
     g
 }
 
-fn check_greeting(g: &[u8; 64]) -> Result<(), ProtocolError> {
-    if g[0] != 0xFF || g[9] & 0x01 != 0x01 {
+/// The first 10 bytes: checked before reading on, so a peer that is not speaking ZMTP is
+/// dropped at once instead of at the handshake timeout.
+fn check_signature(signature: &[u8]) -> Result<(), ProtocolError> {
+    if signature[0] != 0xFF || signature[9] & 0x01 != 0x01 {
         return Err(ProtocolError::Greeting("bad signature"));
     }
+    Ok(())
+}
+
+fn check_greeting(g: &[u8; 64]) -> Result<(), ProtocolError> {
+    check_signature(&g[..10])?;
     if g[10] < 3 {
         return Err(ProtocolError::Greeting("ZMTP version below 3.0"));
     }
@@ -321,11 +329,15 @@ async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, frames: &[Bytes]) -> st
 type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
 type Writer = BufWriter<tokio::net::tcp::OwnedWriteHalf>;
 
+/// A connection after the handshake: its halves and the peer's READY properties.
+type Handshaken = (Reader, Writer, Vec<(Bytes, Bytes)>);
+
 /// Greets, exchanges READY and returns the peer's properties.
 async fn handshake(
     stream: TcpStream,
     kind: SocketType,
-) -> Result<(Reader, Writer, Vec<(Bytes, Bytes)>), ProtocolError> {
+    limits: &Limits,
+) -> Result<Handshaken, ProtocolError> {
     let (r, w) = stream.into_split();
     let (mut r, mut w) = (
         BufReader::with_capacity(64 * 1024, r),
@@ -335,15 +347,12 @@ async fn handshake(
     w.flush().await?;
     let mut peer = [0u8; 64];
     r.read_exact(&mut peer[..10]).await?;
-    if peer[0] != 0xFF || peer[9] & 0x01 != 0x01 {
-        return Err(ProtocolError::Greeting("bad signature"));
-    }
+    check_signature(&peer[..10])?;
     r.read_exact(&mut peer[10..]).await?;
     check_greeting(&peer)?;
     write_frame(&mut w, FLAG_COMMAND, &ready_command(kind)).await?;
     w.flush().await?;
-    let limits = Limits::default();
-    match read_unit(&mut r, &limits).await? {
+    match read_unit(&mut r, limits).await? {
         Unit::Command { name, data } if &name[..] == b"READY" => {
             Ok((r, w, parse_properties(&data)?))
         }
@@ -358,8 +367,8 @@ async fn handshake_within(
     stream: TcpStream,
     kind: SocketType,
     limits: &Limits,
-) -> Result<(Reader, Writer, Vec<(Bytes, Bytes)>), ProtocolError> {
-    tokio::time::timeout(limits.handshake_timeout, handshake(stream, kind))
+) -> Result<Handshaken, ProtocolError> {
+    tokio::time::timeout(limits.handshake_timeout, handshake(stream, kind, limits))
         .await
         .map_err(|_| ProtocolError::HandshakeTimeout(limits.handshake_timeout))?
 }
@@ -373,17 +382,6 @@ fn spawn_writer(mut w: Writer, mut queue: mpsc::Receiver<Vec<Bytes>>) {
             }
         }
     });
-}
-
-/// Answers a PING (3.1 heartbeats) so a peer that sends them anyway keeps its connection.
-fn pong(data: &Bytes) -> Option<Vec<u8>> {
-    // PING = TTL (2 bytes) + context (≤ 16 bytes); PONG echoes the context.
-    let context = data.get(2..)?;
-    let mut body = Vec::with_capacity(5 + context.len());
-    body.push(4);
-    body.extend_from_slice(b"PONG");
-    body.extend_from_slice(&context[..context.len().min(16)]);
-    Some(body)
 }
 
 /// Counts a socket's live connections and refuses those beyond the limit.
@@ -527,7 +525,7 @@ impl Router {
                 spawn_writer(w, queue_rx);
                 // A reconnecting client takes its identity over (ZMQ_ROUTER_HANDOVER).
                 if let Ok(mut p) = peers.lock() {
-                    p.insert(identity.clone(), (conn, queue_tx.clone()));
+                    p.insert(identity.clone(), (conn, queue_tx));
                 }
                 let result = async {
                     loop {
@@ -536,11 +534,6 @@ impl Router {
                                 frames.insert(0, identity.clone());
                                 if incoming_tx.send(frames).await.is_err() {
                                     return Ok(());
-                                }
-                            }
-                            Unit::Command { name, data } if &name[..] == b"PING" => {
-                                if let Some(body) = pong(&data) {
-                                    let _ = queue_tx.try_send(vec![Bytes::from(body)]);
                                 }
                             }
                             Unit::Command { .. } => {}
@@ -613,7 +606,7 @@ impl Publisher {
                         conn,
                         Subscriber {
                             prefixes: Vec::new(),
-                            queue: queue_tx.clone(),
+                            queue: queue_tx,
                         },
                     );
                 }
@@ -646,11 +639,6 @@ impl Publisher {
                             Unit::Command { name, data } => match &name[..] {
                                 b"SUBSCRIBE" => subscription(true, data),
                                 b"CANCEL" => subscription(false, data),
-                                b"PING" => {
-                                    if let Some(body) = pong(&data) {
-                                        let _ = queue_tx.try_send(vec![Bytes::from(body)]);
-                                    }
-                                }
                                 _ => {}
                             },
                             Unit::Discarded { .. } => {}
@@ -705,12 +693,6 @@ pub async fn bind_echo(
             loop {
                 match read_unit(&mut r, &limits).await? {
                     Unit::Message(frames) => write_message(&mut w, &frames).await?,
-                    Unit::Command { name, data } if &name[..] == b"PING" => {
-                        if let Some(body) = pong(&data) {
-                            write_frame(&mut w, FLAG_COMMAND, &body).await?;
-                            w.flush().await?;
-                        }
-                    }
                     Unit::Command { .. } | Unit::Discarded { .. } => {}
                 }
             }

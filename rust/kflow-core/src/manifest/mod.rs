@@ -65,12 +65,17 @@ impl Manifests {
     }
 
     pub fn to_yaml(&self) -> String {
-        self.objects()
-            .iter()
-            .map(|o| serde_yaml::to_string(o).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("---\n")
+        yaml_documents(&self.objects())
     }
+}
+
+/// Objects as one multi-document YAML stream.
+pub fn yaml_documents(objects: &[&Value]) -> String {
+    objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
 /// On a previewed code ConfigMap whose archive was left out.

@@ -93,13 +93,8 @@ pub fn parse_quantity(text: &str) -> Option<f64> {
     if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
         return None;
     }
-    let value: f64 = format!(
-        "{}.{}",
-        if whole.is_empty() { "0" } else { whole },
-        if frac.is_empty() { "0" } else { frac }
-    )
-    .parse()
-    .ok()?;
+    // Rust reads "5.", ".5" and "1.5" as Kubernetes does; the digits were checked above.
+    let value: f64 = number.parse().ok()?;
     let multiplier = match suffix {
         "Ki" => 1024f64,
         "Mi" => 1024f64.powi(2),
