@@ -1,5 +1,6 @@
 """The cluster backend side by side with its peers, against one kflow-testcluster started here
-(loopback only): submit latency, listing 5,000 PyTorchJobs, and log throughput.
+(loopback only): submit latency, repeated listing in one process (the reused connection),
+listing 5,000 PyTorchJobs, and log throughput.
 
     python bench/bench_cluster.py [--jobs 5000] [--lines 200000] [--mb 10] [--repeat 3]
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import pathlib
 import random
@@ -147,6 +149,48 @@ def bench_list(kubeconfig: str, n: int, repeat: int):
         del os.environ["KFLOW_BACKEND"]
 
 
+REUSE_SNIPPET = """
+import json, os, sys, time
+from kubernetes import client, config
+import kflow
+
+def timed(call, n):
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - start)
+    return out
+
+n = int(sys.argv[1])
+api = client.CustomObjectsApi(config.new_client_from_config(os.environ["KUBECONFIG"]))
+list_jobs = lambda: api.list_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs")
+print(json.dumps({"kflow": timed(kflow.jobs, n), "kubernetes": timed(list_jobs, n)}))
+"""
+
+
+def bench_reuse(repeat: int):
+    """One Python process calling kflow.jobs() again and again: the first call connects
+    (kubeconfig, TLS, discovery); the next ones reuse that connection. Beside it, the
+    kubernetes client with one ApiClient made up front, listing the same PyTorchJobs."""
+    rows = {"kflow": [], "kubernetes": []}
+    os.environ["KFLOW_BACKEND"] = "cluster"
+    try:
+        for _ in range(repeat):
+            out = subprocess.run([sys.executable, "-c", REUSE_SNIPPET, "6"], capture_output=True, text=True, check=True).stdout
+            for tool, times in json.loads(out).items():
+                rows[tool].append(times)
+    finally:
+        del os.environ["KFLOW_BACKEND"]
+    median = statistics.median
+    return [
+        ("kflow.jobs(), first call in a process (connects)", median(t[0] for t in rows["kflow"])),
+        ("kflow.jobs(), later calls (one reused connection)", median(x for t in rows["kflow"] for x in t[1:])),
+        ("kubernetes client list, first call (ApiClient made before)", median(t[0] for t in rows["kubernetes"])),
+        ("kubernetes client list, later calls (same ApiClient)", median(x for t in rows["kubernetes"] for x in t[1:])),
+    ]
+
+
 def bench_logs(kubeconfig: str, tmp: pathlib.Path, lines: int, repeat: int):
     import kflow
 
@@ -185,7 +229,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--mb", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="submit,logs,list", help="comma-separated: submit, logs, list")
+    parser.add_argument("--only", default="submit,logs,reuse,list", help="comma-separated: submit, logs, reuse, list")
     args = parser.parse_args()
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,12 +238,14 @@ def main() -> None:
             os.environ[var] = str(tmp / "kflow" / sub)
         cluster = TestCluster(tmp / "cluster", ["--watch-history", "20000"])
         os.environ["KUBECONFIG"] = cluster.kubeconfig
-        submit, logs, listing = [], [], []
+        submit, logs, listing, reuse = [], [], [], []
         try:
             if "submit" in only:
                 submit = bench_submit(cluster.kubeconfig, tmp, args.mb, args.repeat)
             if "logs" in only:
                 logs = bench_logs(cluster.kubeconfig, tmp, args.lines, args.repeat)
+            if "reuse" in only:
+                reuse = bench_reuse(args.repeat)
             if "list" in only:
                 listing = bench_list(cluster.kubeconfig, args.jobs, args.repeat)
         finally:
@@ -209,6 +255,8 @@ def main() -> None:
     print("|---|---|---:|---:|")
     for name, s in submit:
         print(f"| submit | {name} | {s:.3f} | |")
+    for name, s in reuse:
+        print(f"| repeated listing in one process | {name} | {s:.3f} | |")
     for name, s in listing:
         print(f"| list {args.jobs} PyTorchJobs | {name} | {s:.3f} | {args.jobs / s:,.0f} jobs/s |")
     for name, s in logs:

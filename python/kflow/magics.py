@@ -12,6 +12,8 @@ more. `--detach` returns the Job at once without streaming.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shlex
 import sys
@@ -21,15 +23,21 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-# Flags taking a value, and the `kflow.run` argument each sets.
-_VALUE_FLAGS = {
-    "name": "name", "kind": "kind", "image": "image", "gpu": "gpu", "cpu": "cpu",
-    "memory": "memory", "mem": "memory", "workers": "workers", "pip": "pip", "apt": "apt",
-    "env": "env", "namespace": "namespace", "template": "template", "backend": "backend",
-    "project": "project_root", "project-root": "project_root", "code-mode": "code_mode",
-}
-_LISTS = {"pip", "apt"}
-_INTS = {"gpu", "workers"}
+@functools.lru_cache(maxsize=None)
+def _grammar() -> Tuple[Dict[str, str], Dict[str, str]]:
+    """kflow-core's run-option grammar, shared with the CLI and the kflow kernel:
+    ({flag spelling: kflow.run argument}, {kflow.run argument: value kind})."""
+    from kflow import _native
+
+    flags: Dict[str, str] = {}
+    kinds: Dict[str, str] = {}
+    for option in json.loads(_native.run_options_json()):
+        name = option["name"]
+        kinds[name] = option["value"]
+        for spelling in [name, *option["aliases"]]:
+            flags[spelling] = name
+            flags[spelling.replace("_", "-")] = name
+    return flags, kinds
 
 
 class UsageError(ValueError):
@@ -58,23 +66,25 @@ def parse_line(line: str, want_script: bool) -> Tuple[Optional[str], Dict[str, A
             detach = True
             continue
         if w.startswith("--"):
+            flags, kinds = _grammar()
             flag, eq, value = w[2:].partition("=")
-            if flag not in _VALUE_FLAGS:
-                raise UsageError(f"%kflow_run: unknown option --{flag}; known: " + ", ".join(f"--{k}" for k in _VALUE_FLAGS))
+            if flag not in flags:
+                known = sorted({n.replace("_", "-") for n in kinds})
+                raise UsageError(f"%kflow_run: unknown option --{flag}; known: " + ", ".join(f"--{k}" for k in known))
             if not eq:
                 if i >= len(words):
                     raise UsageError(f"%kflow_run: --{flag} needs a value")
                 value = words[i]
                 i += 1
-            key = _VALUE_FLAGS[flag]
-            if key in _LISTS:
+            key = flags[flag]
+            if kinds[key] == "list":
                 params.setdefault(key, []).extend(v for v in value.replace(",", " ").split() if v)
-            elif key == "env":
+            elif kinds[key] == "pairs":
                 name, eq2, val = value.partition("=")
                 if not eq2 or not name:
                     raise UsageError(f"%kflow_run: --env {value}: expected NAME=VALUE")
                 params.setdefault("env", {})[name] = val
-            elif key in _INTS:
+            elif kinds[key] == "number":
                 try:
                     params[key] = int(value)
                 except ValueError:

@@ -1,5 +1,5 @@
 """The shipped kernelspec, its logos and the wheel's data-dir links to them. `kflow kernel
-install` is tested with the CLI (tests/test_cli.py)."""
+install` is tested with the CLI (tests/cli/test_cli.py)."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// GPUs per replica.
-    #[arg(long)]
+    #[arg(long, alias = "gpus")]
     pub gpu: Option<u32>,
     /// CPU per replica, e.g. 2 or 500m.
     #[arg(long, allow_hyphen_values = true)]
@@ -200,13 +200,13 @@ pub struct RunArgs {
     /// An environment variable for the job; repeat for more.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', alias = "ns")]
     pub namespace: Option<String>,
     /// A JSON template from .kflow/templates or the user's templates folder.
     #[arg(long, short = 't')]
     pub template: Option<String>,
     /// Folder to package (default: the script's folder).
-    #[arg(long)]
+    #[arg(long, alias = "project")]
     pub project_root: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub code_mode: Option<CodeModeArg>,
@@ -222,6 +222,15 @@ pub struct RunArgs {
     /// Run on the configured Kubeflow cluster.
     #[arg(long)]
     pub cluster: bool,
+    /// Where to run: local or cluster (the same as --local / --cluster).
+    #[arg(long, value_enum, conflicts_with_all = ["local", "cluster"])]
+    pub backend: Option<BackendArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Local,
+    Cluster,
 }
 
 fn parse_env(raw: &str) -> Result<(String, String), String> {
@@ -261,13 +270,41 @@ impl RunArgs {
             pip_cache: self.no_pip_cache.then_some(false),
             pip_cache_size: self.pip_cache_size.clone(),
             template: self.template.clone(),
-            backend: if self.local {
-                Some(BackendKind::Local)
-            } else if self.cluster {
-                Some(BackendKind::Cluster)
-            } else {
-                None
+            backend: match (self.backend, self.local, self.cluster) {
+                (Some(BackendArg::Local), ..) | (None, true, _) => Some(BackendKind::Local),
+                (Some(BackendArg::Cluster), ..) | (None, _, true) => Some(BackendKind::Cluster),
+                (None, false, false) => None,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `kflow run` spells every run option as kflow-core's grammar does (name and aliases),
+    /// as the kernel's `%kflow` and the IPython magic do.
+    #[test]
+    fn run_flags_follow_the_core_grammar() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run subcommand");
+        let flags: Vec<String> = run
+            .get_arguments()
+            .flat_map(|a| {
+                a.get_long()
+                    .into_iter()
+                    .chain(a.get_all_aliases().into_iter().flatten())
+                    .map(str::to_string)
+            })
+            .collect();
+        for option in kflow_core::RUN_OPTIONS {
+            for spelling in std::iter::once(option.name).chain(option.aliases.iter().copied()) {
+                let flag = spelling.replace('_', "-");
+                assert!(flags.contains(&flag), "kflow run has no --{flag}");
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `kflow`, the command line. Parses with clap, calls kflow-core, prints. Every error a user sees
-//! carries an event ID that is also in kflow's local log (NFR-4), and never a stack trace.
+//! carries an event ID that is also in kflow's local log, and never a stack trace.
 
 mod args;
 mod kernelspec;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kflow_core::{Client, Context, Error, Job, Launcher, Phase};
+use kflow_core::{Client, Context, Error, Job, Launcher, Phase, Progress};
 
 use args::{Cli, Command, KernelAction};
 use output::Printer;
@@ -59,7 +59,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
     match command {
         Command::Run { run, detach } => {
             let spec = client.resolve(run.options())?;
-            if spec.backend == kflow_core::BackendKind::Local && !run.local {
+            if spec.backend == kflow_core::BackendKind::Local && run.options().backend.is_none() {
                 out.note("no cluster configured: running on the local backend (this machine)");
             }
             let job = out.spinner("packaging the project", || client.submit_spec(spec))?;
@@ -352,51 +352,42 @@ fn follow(job: &Job, out: &Printer) -> Result<i32, Error> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
     let prefixed = job.replica_names().len() > 1;
-    let mut logs = job.logs(true);
     let pending = out.pending_spinner();
-    loop {
-        if interrupted.swap(false, Ordering::SeqCst) {
-            pending.finish_and_clear();
-            if ask_cancel(job.name()) {
-                let status = job.cancel()?;
-                out.note(&format!("cancelled {}", job.name()));
-                return Ok(status.phase.exit_code());
-            }
-            out.note(&format!(
-                "detached; the job keeps running. Follow it again with `kflow logs {} -f`",
-                job.name()
-            ));
-            return Ok(130);
-        }
-        match logs.poll_wait(LOG_WAIT)? {
-            None => break,
-            Some(lines) if lines.is_empty() => {
-                if !pending.is_finished() {
-                    if let Ok(status) = job.status() {
-                        if status.phase == Phase::Pending {
-                            pending.set_message(format!(
-                                "{} is pending ({})",
-                                job.name(),
-                                status.reason.unwrap_or_default()
-                            ));
-                        }
+    let followed = job.follow(
+        LOG_WAIT,
+        &mut || interrupted.load(Ordering::SeqCst),
+        &mut |progress| match progress {
+            Progress::Idle if !pending.is_finished() => {
+                if let Ok(status) = job.status() {
+                    if status.phase == Phase::Pending {
+                        pending.set_message(format!(
+                            "{} is pending ({})",
+                            job.name(),
+                            status.reason.unwrap_or_default()
+                        ));
                     }
                 }
             }
-            Some(lines) => {
+            Progress::Idle => {}
+            Progress::Lines(lines) => {
                 pending.finish_and_clear();
-                out.log_lines(&lines, prefixed, false);
+                out.log_lines(lines, prefixed, false);
             }
-        }
-    }
+        },
+    )?;
     pending.finish_and_clear();
-    // The logs end when the job has ended, seen through their own watch; the status watch may
-    // hear of it a moment later, so wait for it rather than read a stale "Running".
-    let status = match job.wait(Some(Duration::from_secs(30)), &mut || {
-        interrupted.load(Ordering::SeqCst)
-    }) {
-        Ok(status) => status,
-        Err(_) => job.status()?,
+    let Some(status) = followed else {
+        interrupted.store(false, Ordering::SeqCst);
+        if ask_cancel(job.name()) {
+            let status = job.cancel()?;
+            out.note(&format!("cancelled {}", job.name()));
+            return Ok(status.phase.exit_code());
+        }
+        out.note(&format!(
+            "detached; the job keeps running. Follow it again with `kflow logs {} -f`",
+            job.name()
+        ));
+        return Ok(130);
     };
     out.outcome(job, &status);
     Ok(status.phase.exit_code())

@@ -1,4 +1,4 @@
-//! Event IDs (NFR-4): every error shown to a user carries a short ID that also appears, with the
+//! Event IDs: every error shown to a user carries a short ID that also appears, with the
 //! full detail, in kflow's local log, so a support question can start from the ID alone.
 
 use std::fmt;

@@ -2,71 +2,31 @@
 //! backend; and the job handle: status, logs, wait, cancel, delete, restart, manifest.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::artifacts::{self, PackOptions, CONFIGMAP_MAX_BYTES};
-use crate::backend::cluster::{self, ClusterBackend, ClusterHandle, ClusterLogStream};
-use crate::backend::local::{self as local_backend, Launcher, LocalBackend};
-use crate::backend::{JobStatus, LogLine};
+use crate::artifacts;
+use crate::backend::cluster::{self, ClusterHandle};
+use crate::backend::description::Description;
+use crate::backend::local::{Launcher, LocalBackend};
+use crate::backend::packaging::{self, Destination};
+use crate::backend::{Backend, JobStatus, LogLine, LogStream, Run};
 use crate::error::{Error, Result};
-use crate::manifest::{self, CodePayload, Manifests, MpiApi};
+use crate::manifest::{self, Manifests, MpiApi};
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::template::{self, TemplateInfo};
-use crate::spec::{self, BackendKind, CodeMode, Context, RunOptions, RunSpec};
+use crate::spec::{self, BackendKind, Context, RunOptions, RunSpec};
 
-/// Entry point of the domain: holds the context (folders, settings) and the backends.
+/// Entry point of the domain: holds the context (folders, settings) and the backends. Cheap
+/// to clone; clones share the cluster connection.
 #[derive(Debug, Clone)]
 pub struct Client {
     ctx: Context,
-    local: LocalBackend,
+    local: Arc<LocalBackend>,
     /// Connected on first use: local runs never read a kubeconfig.
-    cluster: ClusterHandle,
-}
-
-/// Which backend a job handle talks to.
-#[derive(Debug, Clone)]
-enum JobBackend {
-    Local(LocalBackend),
-    Cluster(ClusterHandle),
-}
-
-/// A job's log lines, from whichever backend runs it.
-pub enum LogStream {
-    Local(local_backend::LogStream),
-    Cluster(Box<ClusterLogStream>),
-}
-
-impl LogStream {
-    /// What is available now without waiting: `Ok(None)` at the end of the logs,
-    /// `Ok(Some(empty))` when the job is still going and nothing new arrived.
-    pub fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
-        match self {
-            LogStream::Local(s) => s.poll(),
-            LogStream::Cluster(s) => s.poll(),
-        }
-    }
-
-    /// Like `poll`, but waits up to `wait` for the first line (the cluster's lines come over a
-    /// channel and wake the waiter at once; the local backend's files are looked at every 30 ms).
-    pub fn poll_wait(&mut self, wait: std::time::Duration) -> Result<Option<Vec<LogLine>>> {
-        match self {
-            LogStream::Local(s) => s.poll_wait(wait),
-            LogStream::Cluster(s) => s.poll_wait(wait),
-        }
-    }
-}
-
-impl Iterator for LogStream {
-    type Item = LogLine;
-
-    fn next(&mut self) -> Option<LogLine> {
-        match self {
-            LogStream::Local(s) => s.next(),
-            LogStream::Cluster(s) => s.next(),
-        }
-    }
+    cluster: Arc<ClusterHandle>,
 }
 
 /// A run as `kflow jobs` lists it.
@@ -84,6 +44,23 @@ pub struct JobSummary {
     pub stale: bool,
 }
 
+impl JobSummary {
+    /// The row of a run this machine knows, with the phase its backend gives.
+    pub(crate) fn of_run(run: &Run, phase: String, reason: Option<String>) -> JobSummary {
+        let spec = &run.record.spec;
+        JobSummary {
+            name: spec.name.clone(),
+            kind: spec.kind.to_string(),
+            backend: spec.backend.as_str().to_string(),
+            phase,
+            reason,
+            script: spec.script.clone(),
+            created_at: run.record.created_at.clone(),
+            stale: false,
+        }
+    }
+}
+
 /// What `Client::list` found, and why the cluster's part may be missing or old.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -98,9 +75,8 @@ pub struct Listing {
 #[derive(Debug, Clone)]
 pub struct Preview {
     pub spec: RunSpec,
+    /// With the code: its ConfigMaps as a submission creates them (sliced when large).
     pub manifests: Manifests,
-    /// The further code ConfigMaps of a large archive, when the code is included.
-    pub extra_code: Vec<serde_json::Value>,
     /// What would travel: file count, sizes, largest files, what was withheld.
     pub archive: artifacts::Archive,
     /// Whether the code ConfigMaps carry the archive (`--with-code`).
@@ -110,10 +86,7 @@ pub struct Preview {
 impl Preview {
     /// Every object in creation order: the pip cache, the code parts, the code, the job.
     pub fn objects(&self) -> Vec<&serde_json::Value> {
-        let mut objects: Vec<&serde_json::Value> = self.manifests.pip_cache.iter().collect();
-        objects.extend(&self.extra_code);
-        objects.extend([&self.manifests.code, &self.manifests.job]);
-        objects
+        self.manifests.objects()
     }
 
     /// The manifests as YAML, after comment lines that say what travels (comments keep the
@@ -135,34 +108,6 @@ impl Preview {
     }
 }
 
-/// The manifests that carry `archive` itself, as a submission creates them: in the code
-/// ConfigMap (or as files in ConfigMap mode), sliced into further ConfigMaps when large.
-fn manifests_with_code(
-    spec: &RunSpec,
-    archive: Vec<u8>,
-    sha256: &str,
-    mpi: MpiApi,
-) -> Result<(Manifests, Vec<serde_json::Value>)> {
-    let payload = match spec.code_mode {
-        CodeMode::Targz => CodePayload::Archive {
-            bytes: archive,
-            sha256: sha256.to_string(),
-        },
-        CodeMode::Configmap => CodePayload::Files {
-            files: cluster::submit::archive_files(&archive)?,
-            sha256: sha256.to_string(),
-        },
-    };
-    let mut manifests = manifest::build(spec, &payload, mpi);
-    let mut extra_code = Vec::new();
-    if let CodePayload::Archive { bytes, .. } = &payload {
-        if cluster::chunks::needed(bytes.len()) {
-            extra_code = cluster::chunks::split(&mut manifests, &spec.name, bytes);
-        }
-    }
-    Ok((manifests, extra_code))
-}
-
 impl Client {
     /// Cluster runs go through the signed-in Kubeflow session when there is one (`kflow
     /// login`), else KUBECONFIG / ~/.kube/config, else the pod's service account.
@@ -172,15 +117,15 @@ impl Client {
             .preferring(move || signed_in_source(&session_ctx));
         Client {
             ctx,
-            local: LocalBackend { launcher },
-            cluster,
+            local: Arc::new(LocalBackend { launcher }),
+            cluster: Arc::new(cluster),
         }
     }
 
     /// Uses `source` for cluster runs instead of KUBECONFIG / in-cluster discovery: the seam
     /// for a signed-in session's in-memory config.
     pub fn with_cluster_source(mut self, source: cluster::Source) -> Client {
-        self.cluster = ClusterHandle::new(source, self.ctx.env.clone());
+        self.cluster = Arc::new(ClusterHandle::new(source, self.ctx.env.clone()));
         self
     }
 
@@ -190,21 +135,31 @@ impl Client {
         cluster::doctor::run(&self.cluster, &self.ctx)
     }
 
-    /// The cluster connection (opened now if it was not yet).
-    pub fn cluster(&self) -> Result<std::sync::Arc<ClusterBackend>> {
-        self.cluster.get()
+    /// The cluster connection, for tests that drive the cluster backend's parts directly.
+    #[cfg(test)]
+    pub(crate) fn cluster_connection(&self) -> Arc<cluster::ClusterBackend> {
+        self.cluster.get().expect("a cluster connection")
+    }
+
+    /// The backend that runs jobs of `kind`.
+    fn backend_for(&self, kind: BackendKind) -> Arc<dyn Backend> {
+        match kind {
+            BackendKind::Local => self.local.clone(),
+            BackendKind::Cluster => self.cluster.clone(),
+        }
     }
 
     fn job(&self, dir: RunDir, record: RunRecord) -> Job {
-        let backend = match record.spec.backend {
-            BackendKind::Local => JobBackend::Local(self.local.clone()),
-            BackendKind::Cluster => JobBackend::Cluster(self.cluster.clone()),
-        };
         Job {
-            dir,
-            record,
-            backend,
+            backend: self.backend_for(record.spec.backend),
+            run: Run { dir, record },
         }
+    }
+
+    /// The same client (sharing its connections) resolving relative paths from `cwd`.
+    pub fn in_folder(mut self, cwd: std::path::PathBuf) -> Client {
+        self.ctx.cwd = cwd;
+        self
     }
 
     pub fn context(&self) -> &Context {
@@ -231,7 +186,7 @@ impl Client {
             spec.run_id
         ));
         let path = scratch.join("code.tar.gz");
-        let result = package_for(&spec, &path).and_then(|archive| {
+        let result = packaging::package(&spec, &path, Destination::Local).and_then(|archive| {
             let bytes = if with_code {
                 std::fs::read(&path).map_err(Error::io("reading", &path))?
             } else {
@@ -241,19 +196,14 @@ impl Client {
         });
         let _ = std::fs::remove_dir_all(&scratch);
         let (archive, bytes) = result?;
-        let (manifests, extra_code) = if with_code {
-            manifests_with_code(&spec, bytes, &archive.sha256, MpiApi::V1)?
+        let manifests = if with_code {
+            packaging::manifests_with_code(&spec, bytes, &archive.sha256, MpiApi::V1)?
         } else {
-            let elided = CodePayload::Elided {
-                sha256: archive.sha256.clone(),
-                bytes: archive.bytes,
-            };
-            (manifest::build(&spec, &elided, MpiApi::V1), Vec::new())
+            packaging::manifests_without_code(&spec, &archive.sha256, archive.bytes, 1, MpiApi::V1)
         };
         Ok(Preview {
             spec,
             manifests,
-            extra_code,
             archive,
             with_code,
         })
@@ -280,99 +230,16 @@ impl Client {
     }
 
     fn create(&self, dir: &RunDir, spec: RunSpec) -> Result<Job> {
-        if spec.backend == BackendKind::Cluster {
-            return create_on_cluster(&self.cluster, dir, spec, 1);
-        }
-        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-        let archive = package_for(&spec, &dir.archive())?;
-        let manifests = manifest::build(
-            &spec,
-            &CodePayload::Elided {
-                sha256: archive.sha256.clone(),
-                bytes: archive.bytes,
+        let backend = self.backend_for(spec.backend);
+        let record = backend.create(dir, spec, 1)?;
+        Ok(Job {
+            backend,
+            run: Run {
+                dir: dir.clone(),
+                record,
             },
-            MpiApi::V1,
-        );
-        let record = RunRecord {
-            manifest_yaml: manifests.to_yaml(),
-            code_sha256: archive.sha256.clone(),
-            created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            attempt: 1,
-            spec,
-            withheld: archive.withheld.clone(),
-        };
-        dir.write_record(&record)?;
-        let job = self.job(dir.clone(), record);
-        self.local.start(dir, &job.replica_names())?;
-        Ok(job)
+        })
     }
-}
-
-/// Cluster submission: connect, check the kind is served and the user may create it, package (a restart reuses the stored
-/// archive), record locally, then create the PVC, the code ConfigMap(s) and the job.
-fn create_on_cluster(
-    handle: &ClusterHandle,
-    dir: &RunDir,
-    mut spec: RunSpec,
-    attempt: u32,
-) -> Result<Job> {
-    let backend = handle.get()?;
-    let mpi = backend.capabilities()?.require(spec.kind)?;
-    // The record names the namespace, so status and restart find the job from anywhere.
-    spec.namespace = Some(backend.namespace_for(&spec));
-    let ns = spec.namespace.clone().unwrap_or_default();
-    backend.block_on(cluster::access::check(
-        backend.client(),
-        &ns,
-        &cluster::access::submission_needs(spec.kind),
-    ))?;
-    std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-    let mut withheld = Vec::new();
-    if !dir.archive().is_file() {
-        withheld = package_cluster(&spec, &dir.archive())?.withheld;
-    }
-    let sha256 = artifacts::sha256_file(&dir.archive())?;
-    let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
-    let size = bytes.len() as u64;
-    let (manifests, extra_code) = manifests_with_code(&spec, bytes, &sha256, mpi)?;
-    let mut elided = manifest::build(
-        &spec,
-        &CodePayload::Elided {
-            sha256: sha256.clone(),
-            bytes: size,
-        },
-        mpi,
-    );
-    if !extra_code.is_empty() {
-        cluster::chunks::rewrite_job(&mut elided.job, &spec.name, extra_code.len() + 1);
-    }
-    let record = RunRecord {
-        manifest_yaml: elided.to_yaml(),
-        code_sha256: sha256,
-        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        attempt,
-        spec,
-        withheld,
-    };
-    dir.write_record(&record)?;
-    let mut annotation = serde_json::to_value(&record).expect("record serializes");
-    // The manifest is on the cluster already; the annotation keeps what restart needs.
-    annotation["manifest_yaml"] = serde_json::json!("");
-    let submission = cluster::submit::Submission {
-        manifests: &manifests,
-        namespace: &ns,
-        kind: record.spec.kind,
-        name: &record.spec.name,
-        run_id: &record.spec.run_id,
-        record_json: annotation.to_string(),
-        extra_code,
-    };
-    backend.block_on(cluster::submit::submit(backend.client(), &submission))?;
-    Ok(Job {
-        dir: dir.clone(),
-        record,
-        backend: JobBackend::Cluster(handle.clone()),
-    })
 }
 
 impl Client {
@@ -382,7 +249,7 @@ impl Client {
     pub fn get(&self, name: &str) -> Result<Job> {
         match self.get_local(name) {
             Err(Error::JobNotFound { .. }) => match self.cluster.get() {
-                Ok(backend) => self.fetch_from_cluster(&backend, name),
+                Ok(backend) => self.fetch_from_cluster(&backend.namespace, &backend.server, name),
                 Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound {
                     name: name.to_string(),
                     elsewhere: String::new(),
@@ -415,26 +282,19 @@ impl Client {
             return Ok(job);
         }
         let backend = self.cluster.get()?;
-        self.fetch_from_cluster(&backend, name)
+        self.fetch_from_cluster(&backend.namespace, &backend.server, name)
     }
 
     /// `adopt`'s cluster half: the record from the job's annotation, the code from its
     /// ConfigMap, both kept in a new run folder.
-    fn fetch_from_cluster(&self, backend: &ClusterBackend, name: &str) -> Result<Job> {
+    fn fetch_from_cluster(&self, namespace: &str, server: &str, name: &str) -> Result<Job> {
         let not_found = || Error::JobNotFound {
             name: name.to_string(),
-            elsewhere: format!(
-                " nor in namespace {:?} of the cluster at {}",
-                backend.namespace, backend.server
-            ),
+            elsewhere: format!(" nor in namespace {namespace:?} of the cluster at {server}"),
         };
         spec::validate::job_name(name).map_err(|_| not_found())?;
-        let record = cluster::ops::find_record(backend, name)?.ok_or_else(not_found)?;
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
-        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-        let code = cluster::ops::code_bytes(backend, &dir, &record)?;
-        records::write_atomic(&dir.archive(), &code)?;
-        dir.write_record(&record)?;
+        let record = self.cluster.adopt(name, &dir)?.ok_or_else(not_found)?;
         Ok(self.job(dir, record))
     }
 
@@ -443,100 +303,31 @@ impl Client {
     /// gives their phases and adds the kflow jobs submitted elsewhere. A cluster that cannot be
     /// listed leaves the last known phases (marked `stale`) and says why in `cluster_problem`.
     pub fn list(&self) -> Listing {
-        let local = records::list(&self.ctx.dirs.runs());
-        let wants_cluster = self.ctx.settings().ok().and_then(|s| s.backend)
-            == Some(BackendKind::Cluster)
-            || local
-                .iter()
-                .any(|(_, r)| r.spec.backend == BackendKind::Cluster);
-        let mut cluster_problem = None;
-        let listed = if wants_cluster {
-            let listing = match self.cluster.get() {
-                Ok(b) => cluster::ops::list_jobs(&b)
-                    .map(|l| (b.namespace.clone(), l))
-                    .map_err(|e| format!("the cluster at {} could not be listed: {e}", b.server)),
-                Err(e) => Err(e.to_string()),
-            };
-            match listing {
-                Ok(l) => Some(l),
-                Err(problem) => {
-                    cluster_problem = Some(problem);
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        // Runs in other namespaces are not in the listing: their saved phase stands.
-        let listed_here = |spec: &RunSpec| {
-            listed
-                .as_ref()
-                .filter(|(ns, _)| spec.namespace.as_deref() == Some(ns.as_str()))
-                .map(|(_, l)| l)
-        };
-        let mut out: Vec<JobSummary> = local
+        let configured = self.ctx.settings().ok().and_then(|s| s.backend);
+        let mut known: Vec<(BackendKind, Vec<Run>)> = [BackendKind::Local, BackendKind::Cluster]
             .into_iter()
-            .map(|(dir, record)| {
-                let spec = &record.spec;
-                let (phase, reason) = match spec.backend {
-                    BackendKind::Local => match self.job(dir.clone(), record.clone()).status() {
-                        Ok(s) => (s.phase.as_str().to_string(), s.reason),
-                        Err(_) => ("Unknown".to_string(), None),
-                    },
-                    BackendKind::Cluster => {
-                        let here = listed_here(spec);
-                        let seen = here.and_then(|l| {
-                            l.iter().find(|j| {
-                                j.name == spec.name && j.run_id.as_deref() == Some(&spec.run_id)
-                            })
-                        });
-                        match (seen, cluster::ops::last_status(&dir)) {
-                            (Some(j), _) => (j.phase.clone(), j.reason.clone()),
-                            (None, Some(s)) if here.is_some() => {
-                                let s = cluster::status::deleted(Some(s));
-                                (s.phase.as_str().to_string(), s.reason)
-                            }
-                            (None, Some(s)) => (s.phase.as_str().to_string(), s.reason),
-                            (None, None) => ("Unknown".to_string(), None),
-                        }
-                    }
-                };
-                JobSummary {
-                    name: spec.name.clone(),
-                    kind: spec.kind.to_string(),
-                    backend: spec.backend.as_str().to_string(),
-                    phase,
-                    reason,
-                    script: spec.script.clone(),
-                    created_at: record.created_at.clone(),
-                    stale: spec.backend == BackendKind::Cluster && listed_here(spec).is_none(),
-                }
-            })
+            .map(|kind| (kind, Vec::new()))
             .collect();
-        for j in listed.map(|(_, l)| l).into_iter().flatten() {
-            if j.managed && !out.iter().any(|o| o.name == j.name) {
-                out.push(JobSummary {
-                    name: j.name,
-                    kind: j.kind,
-                    backend: "cluster".into(),
-                    phase: j.phase,
-                    reason: j.reason,
-                    script: j.script,
-                    created_at: j.created_at,
-                    stale: false,
-                });
+        for (dir, record) in records::list(&self.ctx.dirs.runs()) {
+            if let Some((_, runs)) = known.iter_mut().find(|(k, _)| *k == record.spec.backend) {
+                runs.push(Run { dir, record });
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.name.cmp(&b.name)));
+        let mut jobs = Vec::new();
+        let mut problems = Vec::new();
+        for (kind, runs) in known {
+            let part = self.backend_for(kind).list(runs, configured == Some(kind));
+            jobs.extend(part.jobs);
+            problems.extend(part.problem);
+        }
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.name.cmp(&b.name)));
         Listing {
-            jobs: out,
-            cluster_problem,
+            jobs,
+            cluster_problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
     }
 }
 
-/// Cluster code travels in ConfigMaps (sliced when large, see `cluster::chunks`), so the
-/// project is capped well below what would flood the API server.
 /// The connection of the signed-in session, in the configured namespace or else the user's
 /// first Kubeflow profile namespace.
 fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
@@ -557,76 +348,49 @@ fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
     ))
 }
 
-/// Packing options for a run: `targz` is the cap and its reason in tar.gz code mode; ConfigMap
-/// mode is capped by what one ConfigMap holds.
-fn pack_options(spec: &RunSpec, targz: (u64, &str)) -> PackOptions {
-    let (max_bytes, limit_reason) = match spec.code_mode {
-        CodeMode::Targz => targz,
-        CodeMode::Configmap => (
-            CONFIGMAP_MAX_BYTES,
-            " for ConfigMap mode (a ConfigMap holds at most 1 MiB; code mode targz has no such limit)",
-        ),
-    };
-    PackOptions {
-        max_bytes,
-        limit_reason: limit_reason.into(),
-        entry_script: Some(spec.script.clone().into()),
-    }
-}
-
-fn package_cluster(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
-    let targz = (
-        CLUSTER_MAX_BYTES,
-        " for a cluster run (the code travels through the API server in ConfigMaps)",
-    );
-    artifacts::package(&spec.project_root, out, &pack_options(spec, targz))
-}
-
-/// The largest project (before compression) a cluster run uploads.
-const CLUSTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
-
-fn package_for(spec: &RunSpec, out: &Path) -> Result<artifacts::Archive> {
-    artifacts::package(
-        &spec.project_root,
-        out,
-        &pack_options(spec, (artifacts::DEFAULT_MAX_BYTES, "")),
-    )
-}
-
 /// A handle on one run.
 #[derive(Debug, Clone)]
 pub struct Job {
-    dir: RunDir,
-    record: RunRecord,
-    backend: JobBackend,
+    run: Run,
+    backend: Arc<dyn Backend>,
+}
+
+/// What `Job::follow` hands its caller between waits for log lines.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// New lines of any replicas.
+    Lines(&'a [LogLine]),
+    /// Nothing new during one wait: a moment to update a spinner or a status line.
+    Idle,
 }
 
 impl Job {
     pub fn name(&self) -> &str {
-        &self.record.spec.name
+        &self.run.record.spec.name
     }
 
     pub fn spec(&self) -> &RunSpec {
-        &self.record.spec
+        &self.run.record.spec
     }
 
     /// Things the user should be told about this run, such as credentials left out of it.
     pub fn warnings(&self) -> Vec<String> {
-        artifacts::withheld_warning(&self.record.withheld)
+        artifacts::withheld_warning(&self.run.record.withheld)
             .into_iter()
             .collect()
     }
 
     pub fn record(&self) -> &RunRecord {
-        &self.record
+        &self.run.record
     }
 
     pub fn run_dir(&self) -> &Path {
-        &self.dir.root
+        &self.run.dir.root
     }
 
     pub fn replica_names(&self) -> Vec<String> {
-        self.record
+        self.run
+            .record
             .spec
             .replicas()
             .iter()
@@ -635,39 +399,13 @@ impl Job {
     }
 
     pub fn status(&self) -> Result<JobStatus> {
-        match &self.backend {
-            JobBackend::Local(local) => local.status(&self.dir),
-            JobBackend::Cluster(c) => cluster::ops::status(&*c.get()?, &self.dir, &self.record),
-        }
+        self.backend.status(&self.run)
     }
 
     /// All replicas' lines; with `follow`, until the job ends. A cluster job's logs come from
     /// its pods, or from the local copy once they are gone or the cluster is unreachable.
     pub fn logs(&self, follow: bool) -> LogStream {
-        match &self.backend {
-            JobBackend::Local(local) => {
-                LogStream::Local(local.logs(&self.dir, self.replica_names(), follow))
-            }
-            JobBackend::Cluster(c) => {
-                let replicas = cluster::ops::replicas(&self.record.spec);
-                match c.get() {
-                    Ok(backend) => {
-                        let (jobs, ns) = cluster::ops::jobs_api(&backend, &self.record);
-                        LogStream::Cluster(Box::new(ClusterLogStream::start(
-                            backend,
-                            jobs,
-                            &ns,
-                            self.name(),
-                            &self.record.spec.run_id,
-                            self.dir.clone(),
-                            replicas,
-                            follow,
-                        )))
-                    }
-                    Err(_) => LogStream::Local(cluster::logs::local_copy(&self.dir, replicas)),
-                }
-            }
-        }
+        self.backend.logs(&self.run, follow)
     }
 
     /// Blocks until the job ends, `timeout` passes, or `interrupted` says to stop waiting.
@@ -676,114 +414,73 @@ impl Job {
         timeout: Option<Duration>,
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<JobStatus> {
-        if let JobBackend::Cluster(c) = &self.backend {
-            return cluster::ops::wait(&*c.get()?, &self.dir, &self.record, timeout, interrupted);
-        }
-        let start = Instant::now();
+        self.backend.wait(&self.run, timeout, interrupted)
+    }
+
+    /// Streams the job's lines to `on` until the job ends, and returns its final status;
+    /// `None` when `stop` said to stop first. Each wait for lines lasts at most `wait`, so
+    /// `stop` and `on(Progress::Idle)` are looked at that often.
+    pub fn follow(
+        &self,
+        wait: Duration,
+        stop: &mut dyn FnMut() -> bool,
+        on: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Option<JobStatus>> {
+        let mut logs = self.logs(true);
         loop {
-            let status = self.status()?;
-            if status.phase.is_terminal() {
-                return Ok(status);
+            if stop() {
+                return Ok(None);
             }
-            if let Some(limit) = timeout {
-                if start.elapsed() >= limit {
-                    return Err(Error::WaitTimeout {
-                        name: self.name().to_string(),
-                        seconds: limit.as_secs_f64(),
-                        phase: status.phase.as_str().to_string(),
-                    });
-                }
+            match logs.poll_wait(wait)? {
+                None => break,
+                Some(lines) if lines.is_empty() => on(Progress::Idle),
+                Some(lines) => on(Progress::Lines(&lines)),
             }
-            if interrupted() {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(30));
+        }
+        // The logs end when the job has ended, seen through their own watch; the status watch
+        // may hear of it a moment later, so wait for it rather than read a stale "Running".
+        match self.wait(Some(FINAL_STATUS_WAIT), stop) {
+            Ok(status) => Ok(Some(status)),
+            Err(_) => self.status().map(Some),
         }
     }
 
     pub fn cancel(&self) -> Result<JobStatus> {
-        match &self.backend {
-            JobBackend::Local(local) => local.cancel(&self.dir),
-            JobBackend::Cluster(c) => cluster::ops::cancel(&*c.get()?, &self.dir, &self.record),
-        }
+        self.backend.cancel(&self.run)
     }
 
     /// Cancels the run if it is going and removes everything kflow kept for it (on a cluster:
     /// the job, and with it its pods and code ConfigMap).
     pub fn delete(self) -> Result<()> {
-        match &self.backend {
-            JobBackend::Local(_) => {
-                self.cancel()?;
-            }
-            JobBackend::Cluster(c) => cluster::ops::delete_job(&*c.get()?, &self.record, false)?,
-        }
-        std::fs::remove_dir_all(&self.dir.root).map_err(Error::io("removing", &self.dir.root))
+        self.backend.delete(&self.run)?;
+        let root = &self.run.dir.root;
+        std::fs::remove_dir_all(root).map_err(Error::io("removing", root))
     }
 
     /// Runs the same spec and the same code again under the same name; a running job is
-    /// cancelled first, as deleting and recreating a Kubeflow job would.
+    /// cancelled first, as deleting and recreating a Kubeflow job would. The old logs stay
+    /// under `attempts/<n>/`.
     pub fn restart(&self) -> Result<Job> {
-        let local = match &self.backend {
-            JobBackend::Local(local) => local,
-            JobBackend::Cluster(c) => return self.restart_on_cluster(c),
-        };
-        self.cancel()?;
-        let mut record = self.dir.read_record()?;
-        local.reset(&self.dir, record.attempt)?;
-        record.attempt += 1;
-        record.spec.run_id = spec::random_id(16);
-        let bytes = std::fs::metadata(self.dir.archive())
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let code = CodePayload::Elided {
-            sha256: record.code_sha256.clone(),
-            bytes,
-        };
-        record.manifest_yaml = manifest::build(&record.spec, &code, MpiApi::V1).to_yaml();
-        self.dir.write_record(&record)?;
-        let job = Job {
-            dir: self.dir.clone(),
-            record,
+        let record = self.backend.restart(&self.run)?;
+        Ok(Job {
+            run: Run {
+                dir: self.run.dir.clone(),
+                record,
+            },
             backend: self.backend.clone(),
-        };
-        local.start(&job.dir, &job.replica_names())?;
-        Ok(job)
-    }
-
-    /// Deletes the job on the cluster and creates it again from the stored spec and code, with
-    /// a new run id; the old logs move to `attempts/<n>/`.
-    fn restart_on_cluster(&self, handle: &ClusterHandle) -> Result<Job> {
-        let backend = handle.get()?;
-        let record = self.dir.read_record()?;
-        let code = cluster::ops::code_bytes(&backend, &self.dir, &record)?;
-        records::write_atomic(&self.dir.archive(), &code)?;
-        cluster::ops::delete_job(&backend, &record, true)?;
-        cluster::ops::archive_attempt(&self.dir, record.attempt)?;
-        let mut spec = record.spec.clone();
-        spec.run_id = spec::random_id(16);
-        create_on_cluster(handle, &self.dir, spec, record.attempt + 1)
+        })
     }
 
     /// Spec, status, conditions, pods, events and the last log lines of each replica (the
     /// cluster-only parts are empty for a local run).
-    pub fn describe(&self) -> Result<cluster::describe::Description> {
-        match &self.backend {
-            JobBackend::Local(local) => {
-                let status = local.status(&self.dir)?;
-                Ok(cluster::describe::local(
-                    &self.dir,
-                    &self.record,
-                    status,
-                    &self.replica_names(),
-                ))
-            }
-            JobBackend::Cluster(c) => {
-                cluster::describe::cluster(&*c.get()?, &self.dir, &self.record)
-            }
-        }
+    pub fn describe(&self) -> Result<Description> {
+        self.backend.describe(&self.run)
     }
 
     pub fn manifest_yaml(&self) -> &str {
-        &self.record.manifest_yaml
+        &self.run.record.manifest_yaml
     }
 }
+
+/// How long `follow` waits, once the logs have ended, for the status to say so too.
+const FINAL_STATUS_WAIT: Duration = Duration::from_secs(30);

@@ -1,22 +1,67 @@
-//! kflow's domain: what to run (spec), what it becomes on a cluster (manifest), how the code
-//! travels (artifacts), where it runs (backend) and the job handle over it all (jobs). It knows
-//! nothing of Python, Jupyter or VS Code; each of those is a thin adapter over `Client`.
+//! kflow's domain: what to run, how its code travels, where it runs, and the job handle over
+//! it all. It knows nothing of Python, Jupyter or VS Code: the CLI, the Python package, the
+//! kernel and `kflow serve` are thin adapters over this API, and none of them builds a
+//! manifest or calls an API server itself.
+//!
+//! # Where to start
+//!
+//! [`Client`] is the entry point: made from a [`Context`] (folders, settings, environment)
+//! and a [`Launcher`] (how local runs start their supervisor). [`Client::submit`] turns
+//! [`RunOptions`] into a checked [`RunSpec`], packages the project and starts it on the
+//! configured backend, returning a [`Job`]: [`Job::status`], [`Job::logs`] / [`Job::follow`],
+//! [`Job::wait`], [`Job::cancel`], [`Job::restart`], [`Job::delete`], [`Job::describe`].
+//! [`Client::preview`] shows what a run would create; [`Client::list`] and [`Client::get`]
+//! find runs; [`Client::doctor`] says which cluster runs would use. Every failure is an
+//! [`Error`] that says what was wrong and how to fix it. Sign-in lives in [`auth`].
+//!
+//! # The public API
+//!
+//! - running: [`Client`], [`Context`], [`Launcher`], [`supervise`], [`RunOptions`],
+//!   [`RunSpec`], [`BackendKind`], [`JobKind`], [`CodeMode`], templates via
+//!   [`Client::templates`] ([`TemplateInfo`])
+//! - the run-option grammar every surface parses with: [`RUN_OPTIONS`], [`run_option`],
+//!   [`RunOption`], [`OptionValue`]
+//! - a run: [`Job`], [`JobStatus`], [`Phase`], [`ReplicaStatus`], [`LogStream`],
+//!   [`LogLine`], [`Severity`], [`Progress`], [`Description`], [`RunRecord`]
+//! - finding runs: [`Listing`], [`JobSummary`]
+//! - previews and packaging: [`Preview`], [`Manifests`], [`package`], [`PackOptions`],
+//!   [`Archive`]
+//! - the cluster connection: [`Doctor`]
+//! - errors and events: [`Error`], [`ErrorKind`], [`Result`], [`events`]
+//! - sign-in: [`auth`]
+//!
+//! # Modules
+//!
+//! `jobs` (Client and Job: the thin orchestrator), `backend` (the `Backend` seam; `local`
+//! and `cluster` implement it), `spec` (options, settings, templates, validation ->
+//! RunSpec), `artifacts` (packaging), `manifest` (RunSpec -> Kubernetes objects),
+//! `kubeflow` (job kinds, API versions, conditions), `records` (run folders), `auth`
+//! (Keycloak/Dex sign-in, keyring, sessions), `events` (event IDs), `paths` (kflow's folders).
 
-pub mod artifacts;
+mod artifacts;
 pub mod auth;
-pub mod backend;
-pub mod error;
+mod backend;
+mod error;
 pub mod events;
-pub mod jobs;
-pub mod manifest;
-pub mod paths;
-pub mod records;
-pub mod spec;
+mod jobs;
+mod kubeflow;
+mod manifest;
+mod paths;
+mod pem;
+mod records;
+mod spec;
 
-pub use backend::cluster::describe::Description;
+pub use artifacts::{package, Archive, PackOptions};
 pub use backend::cluster::doctor::Doctor;
-pub use backend::local::Launcher;
-pub use backend::{JobStatus, LogLine, Phase, ReplicaStatus, Severity};
+pub use backend::description::Description;
+pub use backend::local::{supervise, Launcher};
+pub use backend::{JobStatus, LogLine, LogStream, Phase, ReplicaStatus, Severity};
 pub use error::{Error, ErrorKind, Result};
-pub use jobs::{Client, Job, JobSummary, Listing, LogStream, Preview};
-pub use spec::{BackendKind, CodeMode, Context, JobKind, RunOptions, RunSpec};
+pub use jobs::{Client, Job, JobSummary, Listing, Preview, Progress};
+pub use kubeflow::JobKind;
+pub use manifest::Manifests;
+pub use paths::Dirs;
+pub use records::RunRecord;
+pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};
+pub use spec::template::TemplateInfo;
+pub use spec::{BackendKind, CodeMode, Context, RunOptions, RunSpec};

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::magics::{self, MAGICS};
-use crate::options::OPTION_KEYS;
+use crate::options::option_keys;
 
 const PY_KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
@@ -173,8 +173,7 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
                         cursor_end: cursor,
                     };
                 }
-                let mut matches: Vec<String> = OPTION_KEYS
-                    .iter()
+                let mut matches: Vec<String> = option_keys()
                     .filter(|(k, _)| k.starts_with(&token))
                     .map(|(k, _)| format!("{k}="))
                     .collect();
@@ -189,8 +188,7 @@ pub fn complete(code: &str, cursor: usize, project: &Path, job_names: &[String])
             }
             "%kflow_run" | "%%kflow_run" => {
                 if let Some(flag) = token.strip_prefix("--") {
-                    let matches = OPTION_KEYS
-                        .iter()
+                    let matches = option_keys()
                         .filter(|(k, _)| k.starts_with(flag))
                         .map(|(k, _)| format!("--{k}"))
                         .collect();
@@ -467,7 +465,7 @@ pub fn inspect(code: &str, cursor: usize) -> Option<String> {
         .take_while(|&&c| c != '\n')
         .collect();
     if line.trim_start().starts_with("%kflow") {
-        if let Some((k, h)) = OPTION_KEYS.iter().find(|(k, _)| *k == word) {
+        if let Some((k, h)) = option_keys().find(|(k, _)| *k == word) {
             return Some(format!("{k}: {h}"));
         }
     }

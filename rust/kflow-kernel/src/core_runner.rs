@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kflow_core::{Client, Context, Job, Launcher, Phase, RunOptions, Severity};
+use kflow_core::{Client, Context, Job, Launcher, Phase, Progress, RunOptions, Severity};
 
 use crate::options::KernelOptions;
 use crate::runner::{
@@ -139,6 +139,12 @@ pub fn to_run_options(
         args: (!args.is_empty()).then(|| args.to_vec()),
         namespace: o.namespace.clone(),
         template: o.template.clone(),
+        requirements: o.requirements.clone(),
+        code_mode: o
+            .code_mode
+            .as_deref()
+            .map(|m| parse("code_mode", m.parse()))
+            .transpose()?,
         backend: o
             .backend
             .as_deref()
@@ -150,8 +156,8 @@ pub fn to_run_options(
 
 /// A pod log (and the local backend's) merges the job's stdout and stderr, so the stream is
 /// chosen by kflow-core's line severity: warnings and errors (tracebacks, kflow's own warnings)
-/// go to stderr, which notebooks highlight (FR-9), the rest to stdout; ANSI codes are kept.
-fn emit(sink: &mut dyn OutputSink, lines: Vec<kflow_core::LogLine>, replicas: usize) {
+/// go to stderr, which notebooks highlight, the rest to stdout; ANSI codes are kept.
+fn emit(sink: &mut dyn OutputSink, lines: &[kflow_core::LogLine], replicas: usize) {
     for l in lines {
         let mut text = l.render(replicas > 1);
         if !text.ends_with('\n') {
@@ -195,39 +201,28 @@ fn follow(
     show_status: bool,
 ) -> Result<Option<kflow_core::JobStatus>, String> {
     let replicas = job.replica_names().len();
-    let mut logs = job.logs(true);
     let start = Instant::now();
     let mut shown: Option<String> = None;
-    loop {
-        if cancel.is_cancelled() {
-            return Ok(None);
-        }
-        match logs.poll_wait(POLL) {
-            Ok(Some(lines)) => {
+    let followed = job
+        .follow(POLL, &mut || cancel.is_cancelled(), &mut |progress| {
+            if let Progress::Lines(lines) = progress {
                 emit(sink, lines, replicas);
-                if show_status && start.elapsed() >= STATUS_AFTER {
-                    if let Ok(s) = job.status() {
-                        let t = status_text(job, &s);
-                        if shown.as_deref() != Some(&t) {
-                            sink.status_line(Some(&t));
-                            shown = Some(t);
-                        }
+            }
+            if show_status && start.elapsed() >= STATUS_AFTER {
+                if let Ok(s) = job.status() {
+                    let t = status_text(job, &s);
+                    if shown.as_deref() != Some(&t) {
+                        sink.status_line(Some(&t));
+                        shown = Some(t);
                     }
                 }
             }
-            Ok(None) => break,
-            Err(e) => return Err(e.to_string()),
-        }
+        })
+        .map_err(|e| e.to_string())?;
+    if let (Some(s), Some(_)) = (&followed, &shown) {
+        sink.status_line(Some(&status_text(job, s)));
     }
-    // The logs' own watch may see the end before the status watch does: wait for the latter.
-    let s = match job.wait(Some(Duration::from_secs(30)), &mut || cancel.is_cancelled()) {
-        Ok(s) => s,
-        Err(_) => job.status().map_err(|e| e.to_string())?,
-    };
-    if shown.is_some() {
-        sink.status_line(Some(&status_text(job, &s)));
-    }
-    Ok(Some(s))
+    Ok(followed)
 }
 
 impl CellRunner for KflowRunner {
@@ -282,7 +277,7 @@ impl CellRunner for KflowRunner {
                     if lines.is_empty() {
                         break;
                     }
-                    emit(sink, lines, replicas);
+                    emit(sink, &lines, replicas);
                 }
                 match cancelled {
                     Ok(_) => CellOutcome::interrupted(&format!("job {} cancelled", job.name())),
@@ -351,11 +346,7 @@ fn summary(job: &Job) -> JobSummary {
 }
 
 /// The supervisor entry for binaries that launch themselves as the local backend's supervisor
-/// (the dev binary): `kflow_core::supervise` with this kernel's Python and cache.
+/// (the dev binary): `kflow_core::supervise` with this kernel's Python and context.
 pub fn supervise(run_dir: &Path, python: &Path) -> Result<(), String> {
-    let dirs = kflow_core::paths::Dirs::from_env();
-    let dir = kflow_core::records::RunDir {
-        root: run_dir.to_path_buf(),
-    };
-    kflow_core::backend::local::supervise(&dir, python, &dirs.cache).map_err(|e| e.to_string())
+    kflow_core::supervise(run_dir, python, &Context::from_process()).map_err(|e| e.to_string())
 }

@@ -6,26 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Option keys accepted by `%kflow` (and, as `--key`, by `%kflow_run`), with a help line each.
-pub const OPTION_KEYS: &[(&str, &str)] = &[
-    ("gpu", "GPUs per replica, e.g. gpu=1"),
-    ("cpu", "CPU request per replica, e.g. cpu=4"),
-    ("memory", "memory request per replica, e.g. memory=16Gi"),
-    ("image", "container image"),
-    ("pip", "pip packages, comma-separated: pip=torch,numpy"),
-    ("apt", "apt packages, comma-separated"),
-    ("workers", "replicas in all (PyTorch: 1 master + workers-1)"),
-    ("namespace", "Kubernetes namespace"),
-    ("kind", "pytorch | tf | mpi"),
-    ("backend", "local | cluster"),
-    ("name", "job name (default: generated)"),
-    ("env", "environment variables: env=A=1,B=2"),
-    ("template", "a run template by name"),
-    (
-        "project",
-        "project folder packaged with the job (default: the notebook's folder)",
-    ),
-];
+/// Option keys accepted by `%kflow` (and, as `--key`, by `%kflow_run`), with a help line each:
+/// kflow-core's run-option grammar, which the CLI and `kflow.run` share.
+pub fn option_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    kflow_core::RUN_OPTIONS.iter().map(|o| (o.name, o.help))
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KernelOptions {
@@ -43,6 +28,8 @@ pub struct KernelOptions {
     pub template: Option<String>,
     pub backend: Option<String>,
     pub project: Option<PathBuf>,
+    pub code_mode: Option<String>,
+    pub requirements: Option<PathBuf>,
 }
 
 fn list(value: &str) -> Vec<String> {
@@ -71,8 +58,15 @@ impl KernelOptions {
                 Some(v.to_string())
             }
         };
-        match key {
-            "gpu" | "gpus" => {
+        let Some(option) = kflow_core::run_option(key) else {
+            let known: Vec<&str> = option_keys().map(|(k, _)| k).collect();
+            return Err(format!(
+                "unknown option {key:?}; known options: {}",
+                known.join(", ")
+            ));
+        };
+        match option.name {
+            "gpu" => {
                 self.gpu = if v.is_empty() {
                     None
                 } else {
@@ -91,12 +85,19 @@ impl KernelOptions {
                 }
             }
             "cpu" => self.cpu = opt(),
-            "memory" | "mem" => self.memory = opt(),
+            "memory" => self.memory = opt(),
             "image" => self.image = opt(),
-            "namespace" | "ns" => self.namespace = opt(),
+            "namespace" => self.namespace = opt(),
             "name" => self.name = opt(),
             "template" => self.template = opt(),
-            "project" => self.project = opt().map(PathBuf::from),
+            "project_root" => self.project = opt().map(PathBuf::from),
+            "requirements" => self.requirements = opt().map(PathBuf::from),
+            "code_mode" => {
+                if !v.is_empty() && v.parse::<kflow_core::CodeMode>().is_err() {
+                    return Err(format!("code_mode={v}: use targz or configmap"));
+                }
+                self.code_mode = opt()
+            }
             "pip" => self.pip = list(v),
             "apt" => self.apt = list(v),
             "kind" => {
@@ -123,13 +124,7 @@ impl KernelOptions {
                     self.env.insert(k.trim().to_string(), val.to_string());
                 }
             }
-            _ => {
-                let known: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(format!(
-                    "unknown option {key:?}; known options: {}",
-                    known.join(", ")
-                ));
-            }
+            other => unreachable!("run option {other} has no kernel setting"),
         }
         Ok(())
     }
@@ -140,7 +135,21 @@ impl KernelOptions {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { out.$f = over.$f.clone(); } )* };
         }
-        take!(name, kind, image, gpu, cpu, memory, workers, namespace, template, backend, project);
+        take!(
+            name,
+            kind,
+            image,
+            gpu,
+            cpu,
+            memory,
+            workers,
+            namespace,
+            template,
+            backend,
+            project,
+            code_mode,
+            requirements
+        );
         for p in &over.pip {
             if !out.pip.contains(p) {
                 out.pip.push(p.clone());
@@ -155,7 +164,7 @@ impl KernelOptions {
         out
     }
 
-    /// `key=value` pairs of what is set, in OPTION_KEYS order; "(defaults)" when nothing is.
+    /// `key=value` pairs of what is set; "(defaults)" when nothing is.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let mut put = |k: &str, v: String| {
@@ -205,7 +214,13 @@ impl KernelOptions {
             put("template", v.clone())
         }
         if let Some(v) = &self.project {
-            put("project", v.display().to_string())
+            put("project_root", v.display().to_string())
+        }
+        if let Some(v) = &self.code_mode {
+            put("code_mode", v.clone())
+        }
+        if let Some(v) = &self.requirements {
+            put("requirements", v.display().to_string())
         }
         if s.is_empty() {
             s.push_str("(defaults)");

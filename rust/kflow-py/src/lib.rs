@@ -58,8 +58,29 @@ create_exception!(
     "The backend could not do what was asked."
 );
 
+/// One client per process, so repeated calls reuse its cluster connection (connection pool,
+/// token refresh, runtime). A changed environment (KUBECONFIG, KFLOW_* …) makes a new one; a
+/// changed working folder only moves the reused one. Sign-in and sign-out drop it, so the
+/// next call connects through the new session.
+static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+
 fn client(py: Python<'_>) -> PyResult<Client> {
-    Ok(Client::new(Context::from_process(), launcher(py)?))
+    let ctx = Context::from_process();
+    let mut cached = CLIENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(client) = cached.as_ref().filter(|c| c.context().env == ctx.env) {
+        return Ok(client.clone().in_folder(ctx.cwd));
+    }
+    let client = Client::new(ctx, launcher(py)?);
+    *cached = Some(client.clone());
+    Ok(client)
+}
+
+fn forget_client() {
+    *CLIENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
 }
 
 /// The supervisor runs in the same interpreter as the caller, so the job sees the same packages.
@@ -348,9 +369,16 @@ fn package(
     root: std::path::PathBuf,
     out: std::path::PathBuf,
 ) -> PyResult<(String, u64, usize)> {
-    py.detach(|| kflow_core::artifacts::package(&root, &out, &Default::default()))
+    py.detach(|| kflow_core::package(&root, &out, &Default::default()))
         .map(|a| (a.sha256, a.bytes, a.files))
         .map_err(|e| to_py(py, e))
+}
+
+/// kflow-core's run-option grammar (names, aliases, value kinds, help) as JSON, so the IPython
+/// magic spells options as the CLI and the kflow kernel do.
+#[pyfunction]
+fn run_options_json() -> String {
+    to_json(&kflow_core::RUN_OPTIONS)
 }
 
 /// Records an error raised by the Python layer itself, so it gets an event ID too.
@@ -393,9 +421,8 @@ fn supervise(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<i32> {
         .getattr("executable")?
         .extract::<String>()?
         .into();
-    let cache = Context::from_process().dirs.cache;
-    let dir = kflow_core::records::RunDir { root: run_dir };
-    match py.detach(|| kflow_core::backend::local::supervise(&dir, &python, &cache)) {
+    let ctx = Context::from_process();
+    match py.detach(|| kflow_core::supervise(&run_dir, &python, &ctx)) {
         Ok(()) => Ok(0),
         Err(e) => {
             eprintln!("kflow supervisor: {e}");
@@ -423,16 +450,18 @@ fn auth_login(
         password: kflow_core::auth::Zeroizing::new(password),
         store_password,
     };
-    py.detach(|| kflow_core::auth::login(&ctx, req))
-        .map(|who| to_json(&who))
-        .map_err(|e| to_py(py, e))
+    let signed_in = py.detach(|| kflow_core::auth::login(&ctx, req));
+    forget_client();
+    signed_in.map(|who| to_json(&who)).map_err(|e| to_py(py, e))
 }
 
 /// Signs out; returns who was signed in as JSON.
 #[pyfunction]
 fn auth_logout(py: Python<'_>) -> PyResult<String> {
     let ctx = Context::from_process();
-    py.detach(|| kflow_core::auth::logout(&ctx))
+    let signed_out = py.detach(|| kflow_core::auth::logout(&ctx));
+    forget_client();
+    signed_out
         .map(|who| to_json(&who))
         .map_err(|e| to_py(py, e))
 }
@@ -467,6 +496,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(describe_json, m)?,
         wrap_pyfunction!(templates_json, m)?,
         wrap_pyfunction!(record_event, m)?,
+        wrap_pyfunction!(run_options_json, m)?,
         wrap_pyfunction!(package, m)?,
         wrap_pyfunction!(cli_main, m)?,
         wrap_pyfunction!(supervise, m)?,

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
+use crate::authn::Identity;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{self, Attributes};
-use crate::server::Identity;
 
 /// Paths every authenticated user may read (system:discovery, system:public-info-viewer).
 const PUBLIC_PATHS: &[&str] = &[

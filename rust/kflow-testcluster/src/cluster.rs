@@ -12,7 +12,8 @@ use crate::faults::{FaultConfig, Faults};
 use crate::kubelet::{Kubelet, KubeletConfig};
 use crate::resources;
 use crate::runtime::{self, ImageTable};
-use crate::server::{self, Cluster};
+use crate::server;
+use crate::state::Cluster;
 use crate::store::{Store, StoreError};
 use crate::validation::{CrdError, CrdSchemas};
 
@@ -254,7 +255,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let cluster = Arc::new(Cluster {
         store: store.clone(),
         state_dir: opts.state_dir.clone(),
-        tokens: std::sync::RwLock::new(vec![token.clone()]),
+        admin_token: token.clone(),
         sa_tokens,
         crds,
         server_addr: addr.to_string(),

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 
 use crate::idp::{pkce_ok, DexConfig, Idp};
 use crate::jwt::now_secs;
-use crate::server::Cluster;
 
 /// Dex's client at the realm for its OIDC connector.
 pub const REALM_CLIENT: &str = "kubeflow-dex";
@@ -207,12 +206,8 @@ impl Dex {
     }
 }
 
-fn dex(c: &Cluster) -> Option<Arc<Dex>> {
-    c.dex.clone()
-}
-
-pub async fn discovery(State(c): State<Arc<Cluster>>) -> Response {
-    let Some(d) = dex(&c) else {
+pub async fn discovery(State(dex): State<Option<Arc<Dex>>>) -> Response {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let iss = d.issuer();
@@ -225,18 +220,18 @@ pub async fn discovery(State(c): State<Arc<Cluster>>) -> Response {
     .into_response()
 }
 
-pub async fn keys(State(c): State<Arc<Cluster>>) -> Response {
-    match dex(&c) {
+pub async fn keys(State(dex): State<Option<Arc<Dex>>>) -> Response {
+    match dex {
         Some(d) => Json(d.idp.signer.jwks()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 pub async fn auth(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let client_id = q.get("client_id").cloned().unwrap_or_default();
@@ -292,11 +287,11 @@ pub async fn auth(
 }
 
 pub async fn connector(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Path(conn): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let req_id = q.get("req").cloned().unwrap_or_default();
@@ -327,10 +322,10 @@ pub async fn connector(
 }
 
 pub async fn local_login_page(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     html(
@@ -340,11 +335,11 @@ pub async fn local_login_page(
 }
 
 pub async fn local_login(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Query(q): Query<HashMap<String, String>>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let req_id = q.get("state").cloned().unwrap_or_default();
@@ -357,10 +352,10 @@ pub async fn local_login(
 }
 
 pub async fn callback(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let req_id = q.get("state").cloned().unwrap_or_default();
@@ -394,10 +389,10 @@ pub async fn callback(
 }
 
 pub async fn approval_page(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let req_id = q.get("req").cloned().unwrap_or_default();
@@ -415,10 +410,10 @@ pub async fn approval_page(
 }
 
 pub async fn approval(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let req_id = f.get("req").cloned().unwrap_or_default();
@@ -447,10 +442,10 @@ pub async fn approval(
 }
 
 pub async fn token(
-    State(c): State<Arc<Cluster>>,
+    State(dex): State<Option<Arc<Dex>>>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(d) = dex(&c) else {
+    let Some(d) = dex else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let client_id = f.get("client_id").cloned().unwrap_or_default();

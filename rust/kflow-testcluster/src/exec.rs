@@ -16,11 +16,13 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::authn;
 use crate::error::ApiError;
 use crate::kubelet::ExecContext;
+use crate::rbac;
 use crate::resources;
 use crate::routing::ResourcePath;
-use crate::server::{self, Cluster};
+use crate::state::Cluster;
 
 struct ExecRequest {
     command: Vec<String>,
@@ -61,7 +63,7 @@ pub async fn exec(
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(id) = server::authenticate(&c, &headers) else {
+    let Some(id) = authn::authenticate(&c, &headers) else {
         return ApiError::unauthorized().into_response();
     };
     let rp = ResourcePath {
@@ -70,7 +72,7 @@ pub async fn exec(
         name: Some(name.clone()),
         sub: Some("exec".into()),
     };
-    if let Err(e) = server::authorize(&id, &axum::http::Method::POST, &rp, false) {
+    if let Err(e) = rbac::authorize(&id, &axum::http::Method::POST, &rp, false) {
         return e.into_response();
     }
     let req = parse(&uri);

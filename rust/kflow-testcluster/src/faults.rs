@@ -2,17 +2,13 @@
 //! per-route error rate and latency, and watch/log streams dropped after N events/lines.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::server::Cluster;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -111,46 +107,15 @@ impl Faults {
         None
     }
 
-    pub fn watch_drop_after(&self, _path: &str) -> Option<usize> {
+    pub fn watch_drop_after(&self) -> Option<usize> {
         self.get().watch_drop_after
     }
 
-    pub fn log_drop_after(&self, _path: &str) -> Option<usize> {
+    pub fn log_drop_after(&self) -> Option<usize> {
         self.get().log_drop_after
     }
 
     pub fn is_revoked(&self, token: &str) -> bool {
         self.get().revoked_tokens.iter().any(|t| t == token)
     }
-}
-
-fn admin_ok(c: &Cluster, headers: &HeaderMap) -> bool {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
-    c.tokens
-        .read()
-        .map(|t| t.first().is_some_and(|admin| admin == token))
-        .unwrap_or(false)
-}
-
-pub async fn put_faults(
-    State(c): State<Arc<Cluster>>,
-    headers: HeaderMap,
-    Json(config): Json<FaultConfig>,
-) -> Response {
-    if !admin_ok(&c, &headers) {
-        return ApiError::unauthorized().into_response();
-    }
-    c.faults.set(config);
-    Json(c.faults.get()).into_response()
-}
-
-pub async fn get_faults(State(c): State<Arc<Cluster>>, headers: HeaderMap) -> Response {
-    if !admin_ok(&c, &headers) {
-        return ApiError::unauthorized().into_response();
-    }
-    Json(c.faults.get()).into_response()
 }

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::jwt::{now_secs, Signer};
-use crate::server::Cluster;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -500,12 +499,15 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
         .into_response()
 }
 
-fn realm_idp(c: &Cluster, realm: &str) -> Option<Arc<Idp>> {
-    c.idp.clone().filter(|i| i.config.realm == realm)
+fn realm_idp(served: Option<Arc<Idp>>, realm: &str) -> Option<Arc<Idp>> {
+    served.filter(|i| i.config.realm == realm)
 }
 
-pub async fn discovery(State(c): State<Arc<Cluster>>, Path(realm): Path<String>) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+pub async fn discovery(
+    State(served): State<Option<Arc<Idp>>>,
+    Path(realm): Path<String>,
+) -> Response {
+    let Some(idp) = realm_idp(served, &realm) else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "Realm does not exist"})),
@@ -531,20 +533,20 @@ pub async fn discovery(State(c): State<Arc<Cluster>>, Path(realm): Path<String>)
     .into_response()
 }
 
-pub async fn certs(State(c): State<Arc<Cluster>>, Path(realm): Path<String>) -> Response {
-    match realm_idp(&c, &realm) {
+pub async fn certs(State(served): State<Option<Arc<Idp>>>, Path(realm): Path<String>) -> Response {
+    match realm_idp(served, &realm) {
         Some(idp) => Json(idp.signer.jwks()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 pub async fn auth(
-    State(c): State<Arc<Cluster>>,
+    State(served): State<Option<Arc<Idp>>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+    let Some(idp) = realm_idp(served, &realm) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let client_id = q.get("client_id").cloned().unwrap_or_default();
@@ -583,13 +585,13 @@ pub async fn auth(
 }
 
 pub async fn authenticate(
-    State(c): State<Arc<Cluster>>,
+    State(served): State<Option<Arc<Idp>>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+    let Some(idp) = realm_idp(served, &realm) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let tab_id = q.get("tab_id").cloned().unwrap_or_default();
@@ -715,11 +717,11 @@ pub fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) 
 }
 
 pub async fn token(
-    State(c): State<Arc<Cluster>>,
+    State(served): State<Option<Arc<Idp>>>,
     Path(realm): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+    let Some(idp) = realm_idp(served, &realm) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let client_id = form.get("client_id").cloned().unwrap_or_default();
@@ -796,11 +798,11 @@ pub async fn token(
 }
 
 pub async fn userinfo(
-    State(c): State<Arc<Cluster>>,
+    State(served): State<Option<Arc<Idp>>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+    let Some(idp) = realm_idp(served, &realm) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let token = headers
@@ -824,12 +826,12 @@ pub async fn userinfo(
 
 /// Ends the SSO session (refresh tokens of it stop working) and redirects if asked to.
 pub async fn logout(
-    State(c): State<Arc<Cluster>>,
+    State(served): State<Option<Arc<Idp>>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(idp) = realm_idp(&c, &realm) else {
+    let Some(idp) = realm_idp(served, &realm) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let mut ended = Vec::new();

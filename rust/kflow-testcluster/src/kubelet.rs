@@ -42,8 +42,6 @@ use crate::store::{EventType, Store};
 pub use env::expand_vars;
 pub use sandbox::ExecContext;
 
-pub const NODE_NAME: &str = "kflow-node";
-
 pub struct KubeletConfig {
     pub state_dir: PathBuf,
     pub images: ImageTable,

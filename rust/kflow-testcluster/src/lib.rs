@@ -3,18 +3,25 @@
 //! See README.md for what it serves and its limits.
 //!
 //! Modules, one concept each:
-//! - API server: `store` (objects, resourceVersions, history, snapshots), `watch`, `discovery`,
-//!   `routing`, `server` (verbs, auth), `rbac` (the authorization rule) and `access_review`
-//!   (`kubectl auth can-i`), `validation` (names, CRD schemas, operator webhook), `patch`,
-//!   `selectors`, `table`, `protobuf` (typed client bodies), `error` (Status), `tls`.
+//! - API server: `state` (what every handler shares), `server` (route table, request pipeline),
+//!   `request` (one request, body decoding), `verbs` (get, list, watch, create, update, patch,
+//!   delete), `admission` (defaults and checks on writes), `store` (objects, resourceVersions,
+//!   history, snapshots), `watch`, `discovery`, `routing`, `authn` (who is calling), `rbac`
+//!   (the authorization rule) and `access_review` (`kubectl auth can-i`), `validation` (names,
+//!   CRD schemas, operator webhook), `patch`, `selectors`, `table`, `protobuf` (typed client
+//!   bodies), `error` (Status), `tls`.
 //! - Controllers: `operator` (training operator), `node` (the one Node), `scheduler`,
 //!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun stand-ins), `volumes`,
 //!   `injected` (service-account files, launchers' kubectl) with `serviceaccount` and
 //!   `kubectl_bin`, `logs`, `exec`, `events`.
 //! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`,
 //!   `jwt`.
-//! - Test support: `faults`, `cluster` (start/stop, kubeconfig, `TestCluster`).
+//! - Test support: `faults`, `admin` (the `/admin` endpoints), `cluster` (start/stop,
+//!   kubeconfig, `TestCluster`).
 pub mod access_review;
+pub mod admin;
+pub mod admission;
+pub mod authn;
 pub mod cluster;
 pub mod dex;
 pub mod discovery;
@@ -34,6 +41,7 @@ pub mod operator;
 pub mod patch;
 pub mod protobuf;
 pub mod rbac;
+pub mod request;
 pub mod resources;
 pub mod routing;
 pub mod runtime;
@@ -41,10 +49,12 @@ pub mod scheduler;
 pub mod selectors;
 pub mod server;
 pub mod serviceaccount;
+pub mod state;
 pub mod store;
 pub mod table;
 pub mod tls;
 pub mod validation;
+pub mod verbs;
 pub mod volumes;
 pub mod watch;
 pub mod webapps;

@@ -4,10 +4,10 @@
 
 use serde_json::{json, Value};
 
-use crate::kubelet::NODE_NAME;
 use crate::resources;
 use crate::store::{now_rfc3339, Store};
 
+pub const NODE_NAME: &str = "kflow-node";
 pub const GPU: &str = "nvidia.com/gpu";
 
 /// The node's size. Defaults are generous (tests run several 2-CPU/8Gi replicas at once) and

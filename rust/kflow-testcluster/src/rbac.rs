@@ -1,8 +1,13 @@
-//! The one authorization rule, used for every request and answered by access reviews: the
-//! static token is cluster-admin; a realm user or a pod's service account acts only inside its
-//! namespaces (and may read those Namespace objects), nothing at the cluster scope.
+//! The one authorization rule, used for every request (`authorize`) and answered by access
+//! reviews (`decide`): the static token is cluster-admin; a realm user or a pod's service
+//! account acts only inside its namespaces (and may read those Namespace objects), nothing at
+//! the cluster scope.
 
-use crate::server::Identity;
+use axum::http::Method;
+
+use crate::authn::Identity;
+use crate::error::{ApiError, ApiResult};
+use crate::routing::ResourcePath;
 
 /// What a caller wants to do, as RBAC sees it (a SubjectAccessReview's resourceAttributes).
 #[derive(Debug, Clone, Default)]
@@ -59,6 +64,33 @@ pub fn decide(id: &Identity, a: &Attributes) -> Result<String, String> {
         "{}{named} is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
         a.resource, u.username, a.verb, a.group
     ))
+}
+
+/// A request to the API, as RBAC attributes, decided by the same rule.
+pub fn authorize(id: &Identity, method: &Method, rp: &ResourcePath, watch: bool) -> ApiResult<()> {
+    // Every authenticated user may ask what it may do (system:basic-user).
+    if rp.res.is_review() && *method == Method::POST {
+        return Ok(());
+    }
+    let verb = match (method.as_str(), rp.name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        _ => "deletecollection",
+    };
+    let attrs = Attributes {
+        verb: verb.into(),
+        group: rp.res.group.into(),
+        resource: rp.res.plural.into(),
+        subresource: rp.sub.clone(),
+        namespace: rp.namespace.clone(),
+        name: rp.name.clone(),
+    };
+    decide(id, &attrs).map(drop).map_err(ApiError::forbidden)
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::events;
-use crate::kubelet::NODE_NAME;
-use crate::node;
+use crate::node::{self, NODE_NAME};
 use crate::resources;
 use crate::store::{now_rfc3339, Store};
 

@@ -13,7 +13,7 @@ use pgzip::ParallelGzWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use walk::{collect, walk, Entry, EntryKind, Walked, Withheld};
+pub use walk::{walk, Entry, EntryKind, Walked};
 
 use crate::error::{Error, Result};
 
@@ -249,6 +249,34 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The files of a tar.gz (ConfigMap mode keys each file), in archive order.
+pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let bad = |e: std::io::Error| Error::Io {
+        action: "reading the code archive",
+        path: "code.tar.gz".into(),
+        source: e,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(bad)?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(bad)?;
+        out.push((path, bytes));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

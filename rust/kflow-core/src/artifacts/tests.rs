@@ -2,6 +2,11 @@ use std::path::Path;
 
 use super::*;
 
+/// The project's entries in a stable order (sorted by path).
+fn collect(root: &Path) -> Result<Vec<Entry>> {
+    walk(root, None).map(|w| w.entries)
+}
+
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

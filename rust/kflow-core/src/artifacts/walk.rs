@@ -176,11 +176,6 @@ fn unsafe_root(root: &Path, home: Option<&Path>) -> Option<&'static str> {
     }
 }
 
-/// The project's entries in a stable order (sorted by path).
-pub fn collect(root: &Path) -> Result<Vec<Entry>> {
-    walk(root, None).map(|w| w.entries)
-}
-
 /// The project's entries (sorted by path) and what was withheld. `entry_script`, the script
 /// the run starts, may be a link to a file outside the project: the user named it, so its
 /// content travels under the link's name (any other link leaving the project is refused).

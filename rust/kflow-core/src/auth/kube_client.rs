@@ -36,10 +36,7 @@ pub fn config(session: &Session, namespace: &str) -> Result<kube::Config> {
     config.default_namespace = namespace.to_string();
     if let Some(ca) = &ep.ca_file {
         let pem = std::fs::read(ca).map_err(Error::io("reading the CA file", ca))?;
-        let mut ders = Vec::new();
-        for block in pem_blocks(&pem) {
-            ders.push(block);
-        }
+        let ders = crate::pem::certificates(&String::from_utf8_lossy(&pem));
         if ders.is_empty() {
             return Err(bad(format!(
                 "the CA file {} holds no PEM certificate",
@@ -50,29 +47,6 @@ pub fn config(session: &Session, namespace: &str) -> Result<kube::Config> {
     }
     config.accept_invalid_certs = !ep.verify_tls;
     Ok(config)
-}
-
-/// DER bytes of each `CERTIFICATE` block of a PEM bundle.
-fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "-----BEGIN CERTIFICATE-----" {
-            body = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(b) = body.take() {
-                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b) {
-                    out.push(der);
-                }
-            }
-        } else if let Some(b) = body.as_mut() {
-            b.push_str(line);
-        }
-    }
-    out
 }
 
 /// Sets `Authorization: Bearer <current id_token>` on each request.
@@ -123,14 +97,5 @@ pub fn cluster_source(session: &Session, namespace: &str) -> crate::backend::clu
             session.endpoints().api_server
         ),
         server: session.endpoints().api_server.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pem_blocks_decode() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n";
-        assert_eq!(super::pem_blocks(pem), vec![vec![0u8, 1, 2, 3]]);
     }
 }

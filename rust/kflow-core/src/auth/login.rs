@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::endpoints::Endpoints;
 use super::form::{self, Page};
 use super::http;
-use super::session::TokenSet;
+use super::token::{self, TokenSet};
 use crate::error::{Error, Result};
 
 pub struct Credentials {
@@ -492,7 +492,7 @@ impl TokenSet {
         resp: &TokenResp,
         previous: Option<&TokenSet>,
     ) -> Result<TokenSet> {
-        let now = super::session::now_secs();
+        let now = token::now_secs();
         let id_token = match (&resp.extra_fields().id_token, previous) {
             (Some(t), _) => t.clone(),
             (None, Some(p)) => p.id_token.to_string(),
@@ -505,7 +505,7 @@ impl TokenSet {
             }
         };
         let expires_in = resp.expires_in().map(|d| d.as_secs()).unwrap_or(300);
-        let expires_at = super::session::jwt_exp(&id_token).unwrap_or(now + expires_in);
+        let expires_at = token::expiry(&id_token).unwrap_or(now + expires_in);
         Ok(TokenSet {
             id_token: Zeroizing::new(id_token),
             access_token: Zeroizing::new(resp.access_token().secret().clone()),

@@ -1,9 +1,10 @@
-//! Signing in to Kubeflow with a username and password (FR-1…FR-4): the two-stage Keycloak
+//! Signing in to Kubeflow with a username and password: the two-stage Keycloak
 //! (or Dex) login, a session that renews itself, secrets only in the OS keyring (or memory),
 //! sign-out. Modules: `endpoints` (the adapter: URL, realm, client, issuer, API server), `form`
 //! (reading identity-provider pages), `http` (client + cookie jar), `login` (the flows),
-//! `session` (tokens, refresh, persistence), `store` (keyring / memory), `kube` (a kube client
-//! whose requests carry the session's current token).
+//! `session` (refresh, persistence), `store` (keyring / memory), `token` (the token set, its
+//! renewal window, JWT claims), `kube_client` (a kube client whose requests carry the session's
+//! current token).
 //!
 //! The process-wide functions below are what the CLI, Python and the kernel call; one session per
 //! process is current, shared by every caller (the cluster backend gets it from `session`).
@@ -15,6 +16,7 @@ pub mod kube_client;
 pub mod login;
 pub mod session;
 pub mod store;
+pub mod token;
 
 use std::sync::Mutex;
 
@@ -88,7 +90,7 @@ fn identity(session: Option<&Session>, store: SecretStore) -> Identity {
                 store: s.store_kind().short().into(),
                 store_description: s.store_kind().describe(),
                 expires_at: Some(stamp),
-                expires_in_seconds: Some(exp as i64 - session::now_secs() as i64),
+                expires_in_seconds: Some(exp as i64 - token::now_secs() as i64),
                 web_session: s.has_web_session(),
                 password_stored: s.password_stored(),
                 notice,

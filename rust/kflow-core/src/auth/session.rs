@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -20,60 +19,8 @@ use super::endpoints::Endpoints;
 use super::http::{self, Jar};
 use super::login::{self, Credentials, RefreshFailure};
 use super::store::{SecretStore, StoreKind};
+use super::token::{now_secs, refresh_window, TokenSet};
 use crate::error::{Error, Result};
-
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The `exp` claim of a JWT (read, not verified: the API server verifies).
-pub fn jwt_exp(jwt: &str) -> Option<u64> {
-    jwt_claims(jwt)?.get("exp")?.as_u64()
-}
-
-pub fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// How long before expiry a token is renewed.
-pub fn refresh_window(lifetime: u64) -> u64 {
-    (lifetime / 2).min(300)
-}
-
-#[derive(Clone)]
-pub struct TokenSet {
-    /// What the API server validates (`--oidc-client-id` audience).
-    pub id_token: Zeroizing<String>,
-    pub access_token: Zeroizing<String>,
-    pub refresh_token: Option<Zeroizing<String>>,
-    /// Unix seconds when the id_token expires.
-    pub expires_at: u64,
-    /// Seconds the id_token was valid for when issued.
-    pub lifetime: u64,
-    pub refresh_expires_at: Option<u64>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("expires_at", &self.expires_at)
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TokenSet {
-    fn needs_refresh(&self, now: u64) -> bool {
-        now + refresh_window(self.lifetime) >= self.expires_at
-    }
-}
 
 /// The keyring blob: tokens and cookies (serialised only into the secret store).
 #[derive(Serialize, Deserialize)]
@@ -191,24 +138,17 @@ impl Session {
             let web_session = login::web_login(&mut endpoints, &client, &creds).await?;
             login::discover(&mut endpoints, &client).await;
             let tokens = login::token_login(&endpoints, &client, &creds).await?;
-            let expires_at = tokens.expires_at;
-            let session = Session {
-                inner: Arc::new(Inner {
-                    endpoints,
-                    username: creds.username.clone(),
-                    client,
-                    jar,
-                    store,
-                    state_dir,
-                    tokens: Mutex::new(tokens),
-                    password: store_password.then(|| creds.password.clone()),
-                    web_session: AtomicBool::new(web_session),
-                    refresh_gate: tokio::sync::Mutex::new(()),
-                    refreshes: AtomicU64::new(0),
-                    relogins: AtomicU64::new(0),
-                    expiry: tokio::sync::watch::channel(expires_at).0,
-                }),
-            };
+            let session = Session::new(
+                endpoints,
+                creds.username.clone(),
+                client,
+                jar,
+                store,
+                state_dir,
+                tokens,
+                store_password.then(|| creds.password.clone()),
+                web_session,
+            );
             session.persist()?;
             session.spawn_refresher();
             Ok(session)
@@ -242,27 +182,52 @@ impl Session {
         };
         let jar = http::jar_from_json(&stored.cookies);
         let client = http::client(&ep, jar.clone())?;
-        let expires_at = stored.expires_at;
-        let tokens = stored.into_tokens();
-        let session = Session {
+        let session = Session::new(
+            ep,
+            profile.username,
+            client,
+            jar,
+            store,
+            state_dir.to_path_buf(),
+            stored.into_tokens(),
+            password,
+            profile.web_session,
+        );
+        session.spawn_refresher();
+        Ok(Some(session))
+    }
+
+    // Each argument has a type of its own, so the compiler catches any two swapped.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        endpoints: Endpoints,
+        username: String,
+        client: reqwest::Client,
+        jar: Jar,
+        store: SecretStore,
+        state_dir: PathBuf,
+        tokens: TokenSet,
+        password: Option<Zeroizing<String>>,
+        web_session: bool,
+    ) -> Session {
+        let expires_at = tokens.expires_at;
+        Session {
             inner: Arc::new(Inner {
-                endpoints: ep,
-                username: profile.username,
+                endpoints,
+                username,
                 client,
                 jar,
                 store,
-                state_dir: state_dir.to_path_buf(),
+                state_dir,
                 tokens: Mutex::new(tokens),
                 password,
-                web_session: AtomicBool::new(profile.web_session),
+                web_session: AtomicBool::new(web_session),
                 refresh_gate: tokio::sync::Mutex::new(()),
                 refreshes: AtomicU64::new(0),
                 relogins: AtomicU64::new(0),
                 expiry: tokio::sync::watch::channel(expires_at).0,
             }),
-        };
-        session.spawn_refresher();
-        Ok(Some(session))
+        }
     }
 
     /// The tokens as the secret store has them now (None with nothing stored or unreadable).
@@ -318,15 +283,10 @@ impl Session {
                 password_stored: i.password.is_some(),
                 web_session: i.web_session.load(Ordering::Relaxed),
             };
-            let path = profile_path(&i.state_dir);
-            std::fs::create_dir_all(&i.state_dir).map_err(Error::io("creating", &i.state_dir))?;
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_string_pretty(&profile).unwrap_or_default(),
-            )
-            .map_err(Error::io("writing", &tmp))?;
-            std::fs::rename(&tmp, &path).map_err(Error::io("writing", &path))?;
+            crate::records::write_atomic(
+                &profile_path(&i.state_dir),
+                &serde_json::to_vec_pretty(&profile).unwrap_or_default(),
+            )?;
         }
         Ok(())
     }
@@ -592,36 +552,5 @@ impl Session {
                 }
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_is_five_minutes_or_half_the_lifetime() {
-        assert_eq!(refresh_window(300), 150);
-        assert_eq!(refresh_window(3600), 300);
-        assert_eq!(refresh_window(20), 10);
-        let t = TokenSet {
-            id_token: Zeroizing::new(String::new()),
-            access_token: Zeroizing::new(String::new()),
-            refresh_token: None,
-            expires_at: 1000,
-            lifetime: 20,
-            refresh_expires_at: None,
-        };
-        assert!(!t.needs_refresh(989));
-        assert!(t.needs_refresh(990));
-        assert!(!format!("{t:?}").contains("id_token"));
-    }
-
-    #[test]
-    fn jwt_exp_reads_the_payload() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(br#"{"exp":1234,"preferred_username":"u"}"#);
-        assert_eq!(jwt_exp(&format!("h.{payload}.s")), Some(1234));
-        assert_eq!(jwt_exp("garbage"), None);
     }
 }

@@ -1,13 +1,135 @@
-//! Where jobs run. The status and log types are shared by every backend so the surfaces show
-//! local and cluster runs the same way.
+//! Where jobs run: the `Backend` seam that the local and the cluster backend implement, and
+//! the status and log types they share, so the surfaces show every run the same way. A new
+//! backend is a new module implementing `Backend`, picked in `Client::backend_for`.
 
-pub mod cluster;
-pub mod local;
+pub(crate) mod cluster;
+pub(crate) mod description;
+pub(crate) mod local;
+pub(crate) mod packaging;
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+use crate::error::{Error, Result};
+use crate::jobs::JobSummary;
+use crate::records::{RunDir, RunRecord};
+use crate::spec::RunSpec;
+use description::Description;
+
+/// One run as a backend sees it: its folder on this machine and its record.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub dir: RunDir,
+    pub record: RunRecord,
+}
+
+/// What `Client::list` gets from one backend.
+#[derive(Debug, Default)]
+pub(crate) struct BackendListing {
+    pub jobs: Vec<JobSummary>,
+    /// Why the backend could not give fresh phases (or jobs made elsewhere), if it could not.
+    pub problem: Option<String>,
+}
+
+/// What every backend does with a run. The caller (`Client`, `Job`) keeps the run folder:
+/// it creates it before `create` and removes it when `create` fails or after `delete`.
+pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
+    /// Packages the project (unless the run folder holds its archive already, as on restart),
+    /// writes the run record and starts the run. Checks that can refuse come before anything
+    /// is created.
+    fn create(&self, dir: &RunDir, spec: RunSpec, attempt: u32) -> Result<RunRecord>;
+
+    fn status(&self, run: &Run) -> Result<JobStatus>;
+
+    /// All replicas' lines; with `follow`, until the run ends.
+    fn logs(&self, run: &Run, follow: bool) -> LogStream;
+
+    /// Blocks until the run ends, `timeout` passes, or `interrupted` says to stop waiting.
+    fn wait(
+        &self,
+        run: &Run,
+        timeout: Option<Duration>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<JobStatus> {
+        let start = Instant::now();
+        loop {
+            let status = self.status(run)?;
+            if status.phase.is_terminal() {
+                return Ok(status);
+            }
+            if let Some(limit) = timeout {
+                if start.elapsed() >= limit {
+                    return Err(Error::WaitTimeout {
+                        name: run.record.spec.name.clone(),
+                        seconds: limit.as_secs_f64(),
+                        phase: status.phase.as_str().to_string(),
+                    });
+                }
+            }
+            if interrupted() {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cancel(&self, run: &Run) -> Result<JobStatus>;
+
+    /// Cancels the run if it is going and removes what the backend holds of it.
+    fn delete(&self, run: &Run) -> Result<()>;
+
+    /// Starts the same spec and the same code again under the same name, with a new run id;
+    /// the old logs stay readable under `attempts/<n>/`.
+    fn restart(&self, run: &Run) -> Result<RunRecord>;
+
+    fn describe(&self, run: &Run) -> Result<Description>;
+
+    /// Rows for the runs of this backend that this machine knows, and for the ones it finds
+    /// elsewhere (made from another machine). `configured` says whether runs go to this backend
+    /// by default, so a backend may look even when this machine has no runs of its own there.
+    fn list(&self, known: Vec<Run>, configured: bool) -> BackendListing;
+}
+
+/// Where a backend's log lines come from.
+pub(crate) trait LogSource: Iterator<Item = LogLine> + Send {
+    fn poll(&mut self) -> Result<Option<Vec<LogLine>>>;
+    fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>>;
+}
+
+/// A job's log lines, from whichever backend runs it.
+pub struct LogStream(Box<dyn LogSource>);
+
+impl LogStream {
+    pub(crate) fn new(source: impl LogSource + 'static) -> LogStream {
+        LogStream(Box::new(source))
+    }
+
+    /// What is available now without waiting: `Ok(None)` at the end of the logs,
+    /// `Ok(Some(empty))` when the job is still going and nothing new arrived.
+    pub fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
+        self.0.poll()
+    }
+
+    /// Like `poll`, but waits up to `wait` for the first line (the cluster's lines come over a
+    /// channel and wake the waiter at once; the local backend's files are looked at every 30 ms).
+    pub fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
+        self.0.poll_wait(wait)
+    }
+}
+
+impl Iterator for LogStream {
+    type Item = LogLine;
+
+    fn next(&mut self) -> Option<LogLine> {
+        self.0.next()
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Phase {
+    #[default]
     Pending,
     Running,
     Succeeded,
@@ -63,7 +185,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// How a log line should stand out (FR-9: errors and warnings highlighted).
+/// How a log line should stand out: errors and warnings are highlighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

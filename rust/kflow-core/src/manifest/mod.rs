@@ -2,27 +2,21 @@
 //! v2beta1), the code ConfigMap and the pip-cache PVC. Objects are built as JSON values with
 //! serde_json, never by string templating, and printed as YAML for the preview.
 
+pub mod chunks;
 pub mod startup;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::spec::{JobKind, RunSpec, PIP_CACHE_PVC};
+use crate::kubeflow::JobKind;
+pub use crate::kubeflow::MpiApi;
+use crate::spec::{RunSpec, PIP_CACHE_PVC};
 use startup::{Finale, ARCHIVE_KEY, CODE_MOUNT, PIP_CACHE_MOUNT, WORKSPACE};
 
-pub const GROUP_VERSION: &str = "kubeflow.org/v1";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const RUN_ID_LABEL: &str = "kflow.dev/run-id";
 pub const DIGEST_ANNOTATION: &str = "kflow.dev/code-sha256";
 pub const SCRIPT_ANNOTATION: &str = "kflow.dev/script";
-
-/// Which MPIJob API the cluster serves: the training operator's v1 or mpi-operator's v2beta1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MpiApi {
-    #[default]
-    V1,
-    V2beta1,
-}
 
 /// The code as it goes into the ConfigMap.
 #[derive(Debug, Clone)]
@@ -34,8 +28,13 @@ pub enum CodePayload {
         files: Vec<(String, Vec<u8>)>,
         sha256: String,
     },
-    /// For previews: the digest and size only, so the YAML stays readable.
-    Elided { sha256: String, bytes: u64 },
+    /// For previews and run records: the digest and size only, so the YAML stays readable,
+    /// and the number of ConfigMaps the archive travels in (see `chunks`).
+    Elided {
+        sha256: String,
+        bytes: u64,
+        parts: usize,
+    },
 }
 
 impl CodePayload {
@@ -46,12 +45,24 @@ impl CodePayload {
             | CodePayload::Elided { sha256, .. } => sha256,
         }
     }
+
+    /// How many ConfigMaps carry the code: one, or the slices of a large archive.
+    pub fn parts(&self) -> usize {
+        match self {
+            CodePayload::Archive { bytes, .. } => chunks::count(bytes.len()),
+            CodePayload::Files { .. } => 1,
+            CodePayload::Elided { parts, .. } => (*parts).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifests {
     pub job: Value,
+    /// The code ConfigMap, or the first slice of a large archive.
     pub code: Value,
+    /// The further slices of a large archive.
+    pub code_parts: Vec<Value>,
     pub pip_cache: Option<Value>,
 }
 
@@ -60,6 +71,7 @@ impl Manifests {
     pub fn objects(&self) -> Vec<&Value> {
         self.pip_cache
             .iter()
+            .chain(&self.code_parts)
             .chain([&self.code, &self.job])
             .collect()
     }
@@ -86,9 +98,18 @@ pub fn code_configmap_name(job: &str) -> String {
 }
 
 pub fn build(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Manifests {
+    let mut code_cm = code_configmap(spec, code);
+    let mut code_parts = Vec::new();
+    if let CodePayload::Archive { bytes, .. } = code {
+        if chunks::needed(bytes.len()) {
+            code_parts = chunks::slices(&code_cm, &spec.name, bytes);
+            code_cm = code_parts.remove(0);
+        }
+    }
     Manifests {
         job: job(spec, code, mpi),
-        code: code_configmap(spec, code),
+        code: code_cm,
+        code_parts,
         pip_cache: spec.pip_cache.then(|| pip_cache_pvc(spec)),
     }
 }
@@ -105,10 +126,7 @@ fn metadata(spec: &RunSpec, name: &str) -> Value {
 }
 
 pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
-    let api_version = match (spec.kind, mpi) {
-        (JobKind::MPIJob, MpiApi::V2beta1) => "kubeflow.org/v2beta1",
-        _ => GROUP_VERSION,
-    };
+    let api_version = spec.kind.api_version(mpi);
     let mut meta = metadata(spec, &spec.name);
     meta["annotations"] =
         json!({ SCRIPT_ANNOTATION: spec.script, DIGEST_ANNOTATION: code.sha256() });
@@ -177,25 +195,34 @@ fn pod_template(
             .map(|(k, v)| json!({ "name": k, "value": v })),
     );
 
-    let mut mounts = vec![
-        json!({ "name": "kflow-code", "mountPath": CODE_MOUNT, "readOnly": true }),
-        json!({ "name": "kflow-workspace", "mountPath": WORKSPACE }),
-    ];
-    let mut volumes = vec![
-        json!({ "name": "kflow-code", "configMap": code_volume_source(spec, code) }),
-        json!({ "name": "kflow-workspace", "emptyDir": {} }),
-    ];
+    let parts = code.parts();
+    let mut mounts = Vec::new();
+    let mut volumes = Vec::new();
+    if parts == 1 {
+        mounts.push(json!({ "name": "kflow-code", "mountPath": CODE_MOUNT, "readOnly": true }));
+        volumes.push(json!({ "name": "kflow-code", "configMap": code_volume_source(spec, code) }));
+    }
+    mounts.push(json!({ "name": "kflow-workspace", "mountPath": WORKSPACE }));
+    volumes.push(json!({ "name": "kflow-workspace", "emptyDir": {} }));
     if spec.pip_cache {
         mounts.push(json!({ "name": "pip-cache", "mountPath": PIP_CACHE_MOUNT }));
         volumes.push(
             json!({ "name": "pip-cache", "persistentVolumeClaim": { "claimName": PIP_CACHE_PVC } }),
         );
     }
+    // A sliced archive: every slice mounted side by side, joined by the startup script.
+    for i in (0..parts).filter(|_| parts > 1) {
+        let volume = format!("kflow-code-{i:03}");
+        mounts.push(json!({ "name": volume, "mountPath": format!("{}/{i:03}", chunks::PARTS_MOUNT), "readOnly": true }));
+        volumes.push(
+            json!({ "name": volume, "configMap": { "name": chunks::chunk_name(&spec.name, i) } }),
+        );
+    }
 
     let mut container = json!({
         "name": container_name,
         "image": spec.image,
-        "command": ["/bin/sh", "-c", startup::script(spec, finale)],
+        "command": ["/bin/sh", "-c", startup::script(spec, finale, parts)],
         "workingDir": WORKSPACE,
         "env": env,
         "volumeMounts": mounts,
@@ -278,7 +305,7 @@ pub fn code_configmap(spec: &RunSpec, code: &CodePayload) -> Value {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     match code {
         CodePayload::Archive { bytes, .. } => cm["binaryData"] = json!({ ARCHIVE_KEY: b64(bytes) }),
-        CodePayload::Elided { bytes, sha256 } => {
+        CodePayload::Elided { bytes, sha256, .. } => {
             // A note in an annotation and no data: the object stays valid for an API server
             // (a placeholder in binaryData is not base64), and nobody mistakes it for the code.
             cm["metadata"]["annotations"][CODE_OMITTED_ANNOTATION] = json!(format!(

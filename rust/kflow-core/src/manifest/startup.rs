@@ -2,6 +2,7 @@
 //! because images differ in what they have, but every user string in it is single-quoted by
 //! `shlex`, so a package spec or an argument is always one literal word and never shell syntax.
 
+use super::chunks::{PARTS_MOUNT, PART_KEY};
 use crate::spec::{CodeMode, RunSpec};
 
 /// Where things live inside the container.
@@ -36,8 +37,8 @@ fn quoted_list(words: &[String]) -> String {
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
-/// The script for `sh -c`.
-pub fn script(spec: &RunSpec, finale: &Finale) -> String {
+/// The script for `sh -c`; `code_parts` is how many ConfigMaps the archive travels in.
+pub fn script(spec: &RunSpec, finale: &Finale, code_parts: usize) -> String {
     let mut lines = vec!["set -eu".to_string()];
     let setup = !matches!(finale, Finale::MpiLaunch { .. });
     if setup && !spec.apt.is_empty() {
@@ -57,6 +58,9 @@ pub fn script(spec: &RunSpec, finale: &Finale) -> String {
     if setup {
         lines.push(format!("mkdir -p {WORKSPACE}"));
         match spec.code_mode {
+            CodeMode::Targz if code_parts > 1 => lines.push(format!(
+                "cat {PARTS_MOUNT}/*/{PART_KEY} | tar -xzf - -C {WORKSPACE}"
+            )),
             CodeMode::Targz => lines.push(format!(
                 "tar -xzf {CODE_MOUNT}/{ARCHIVE_KEY} -C {WORKSPACE}"
             )),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::spec::{BackendKind, CodeMode, JobKind, RunSpec};
 
-fn spec(kind: JobKind) -> RunSpec {
+pub(crate) fn spec(kind: JobKind) -> RunSpec {
     RunSpec {
         name: "train-abc12".into(),
         run_id: "r0123456789abcde".into(),
@@ -140,7 +140,7 @@ fn no_pip_cache_means_no_pvc_and_no_mount() {
 
 #[test]
 fn user_strings_are_quoted_in_the_startup_chain() {
-    let script = startup::script(&spec(JobKind::PyTorchJob), &startup::Finale::Python);
+    let script = startup::script(&spec(JobKind::PyTorchJob), &startup::Finale::Python, 1);
     assert!(
         script.contains("\"torch>=2.1; python_version > '3.8'\""),
         "{script}"

@@ -1,6 +1,7 @@
 //! RunSpec: what to run and with what. Built from layers of `RunOptions` in a fixed precedence:
 //! explicit arguments > template > config file > `KFLOW_*` environment > defaults.
 
+pub mod grammar;
 pub mod options;
 pub mod settings;
 pub mod template;

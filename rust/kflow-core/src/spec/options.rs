@@ -2,62 +2,15 @@
 //! a template, the config file, `KFLOW_*` variables) are merged into one before resolving a RunSpec.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+pub use crate::kubeflow::JobKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum JobKind {
-    #[default]
-    #[serde(alias = "pytorch", alias = "pytorchjob")]
-    PyTorchJob,
-    #[serde(alias = "tf", alias = "tfjob", alias = "tensorflow")]
-    TFJob,
-    #[serde(alias = "mpi", alias = "mpijob")]
-    MPIJob,
-}
-
-impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::PyTorchJob, JobKind::TFJob, JobKind::MPIJob];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::PyTorchJob => "PyTorchJob",
-            JobKind::TFJob => "TFJob",
-            JobKind::MPIJob => "MPIJob",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<JobKind, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "pytorch" | "pytorchjob" | "torch" => Ok(JobKind::PyTorchJob),
-            "tf" | "tfjob" | "tensorflow" => Ok(JobKind::TFJob),
-            "mpi" | "mpijob" => Ok(JobKind::MPIJob),
-            _ => Err(Error::invalid(
-                "kind",
-                s,
-                "not a training job kind",
-                "use pytorch, tf or mpi",
-            )),
-        }
-    }
-}
-
-/// How the project's code reaches the job (FR-7).
+/// How the project's code reaches the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CodeMode {

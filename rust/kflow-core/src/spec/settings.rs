@@ -1,4 +1,4 @@
-//! User settings: the keys of FR-15, read from `config.toml` or from `KFLOW_*` variables. The key
+//! User settings, read from `config.toml` or from `KFLOW_*` variables. The key
 //! names are VS Code's (`defaultNamespace`, `autoPVCforPip`, …), with or without the `kflow.`
 //! prefix, so the extension can hand its settings through unchanged.
 

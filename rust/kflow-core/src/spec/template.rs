@@ -1,4 +1,4 @@
-//! Job templates (FR-16): JSON files of run parameters in the project's `.kflow/templates/` and
+//! Job templates: JSON files of run parameters in the project's `.kflow/templates/` and
 //! the user's config folder. The project's copy wins, so a team can commit its templates.
 
 use std::collections::BTreeMap;

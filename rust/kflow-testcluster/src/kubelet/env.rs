@@ -5,7 +5,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::container::StartError;
-use super::{ns_of, Kubelet, NODE_NAME};
+use super::{ns_of, Kubelet};
+use crate::node::NODE_NAME;
 use crate::resources;
 use crate::runtime;
 

@@ -5,10 +5,9 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::MpiApi;
-use crate::spec::JobKind;
+use crate::kubeflow::{self, JobKind, MpiApi};
 
-use super::retry::api_error;
+use super::api_errors::api_error;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -49,6 +48,16 @@ impl Capabilities {
                 missing("neither kubeflow.org/v1 nor kubeflow.org/v2beta1 MPIJob")
             }
             _ => Ok(MpiApi::V1),
+        }
+    }
+
+    /// The version a kind is served under, the one kflow builds for; `None` when not served.
+    pub fn version_of(&self, kind: JobKind) -> Option<&'static str> {
+        match kind {
+            JobKind::PyTorchJob => self.pytorchjob.then_some(kubeflow::V1),
+            JobKind::TFJob => self.tfjob.then_some(kubeflow::V1),
+            JobKind::MPIJob if self.mpijob_v2beta1 => Some(kubeflow::MPI_V2BETA1),
+            JobKind::MPIJob => self.mpijob_v1.then_some(kubeflow::V1),
         }
     }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
@@ -282,7 +281,7 @@ pub fn in_cluster(
     let ca = dir.join("ca.crt");
     if ca.is_file() {
         let pem = std::fs::read_to_string(&ca).map_err(Error::io("reading", &ca))?;
-        config.root_cert = Some(pem_certificates(&pem));
+        config.root_cert = Some(crate::pem::certificates(&pem));
     }
     if let Ok(ns) = std::fs::read_to_string(dir.join("namespace")) {
         if !ns.trim().is_empty() {
@@ -309,44 +308,15 @@ fn service_account(token_file: &Path) -> String {
     let Ok(token) = std::fs::read_to_string(token_file) else {
         return unknown;
     };
-    let Some(payload) = token.trim().split('.').nth(1) else {
-        return unknown;
-    };
-    let Ok(bytes) =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
-    else {
-        return unknown;
-    };
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
+    crate::auth::token::claims(&token)
         .and_then(|v| v["sub"].as_str().map(str::to_string))
         .unwrap_or(unknown)
 }
 
-/// DER bytes of each certificate in a PEM bundle.
-fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut body = String::new();
-    let mut inside = false;
-    for line in pem.lines() {
-        let line = line.trim();
-        if line.starts_with("-----BEGIN CERTIFICATE") {
-            inside = true;
-            body.clear();
-        } else if line.starts_with("-----END CERTIFICATE") {
-            inside = false;
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&body) {
-                out.push(der);
-            }
-        } else if inside {
-            body.push_str(line);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     #[tokio::test]

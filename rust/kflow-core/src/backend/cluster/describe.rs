@@ -1,116 +1,21 @@
-//! `kflow describe`: one look at everything that explains a job — its spec, status and
-//! conditions, each pod (phase, container state and reason, exit code, restarts, node), the
-//! events of the job and its pods (FailedScheduling, FailedMount, image pulls…), and the last
-//! log lines of each replica. Local jobs get the parts that exist there: spec, status, lines.
+//! `kflow describe` of a cluster run: the job's conditions, its pods, the events of both and
+//! the last lines of each replica, in one round of requests.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
-use serde::Serialize;
 
-use crate::backend::JobStatus;
+use crate::backend::description::{
+    tail_file, Condition, Description, EventInfo, PodInfo, TAIL_LINES,
+};
 use crate::error::Result;
 use crate::records::{RunDir, RunRecord};
 
-use super::retry::{api_error, retry};
+use super::api_errors::api_error;
+use super::retry::retry;
 use super::status::{main_container, replica_name};
-use super::{ops, pod_selector, ClusterBackend};
-
-/// How many log lines per replica a description shows.
-pub const TAIL_LINES: usize = 20;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Description {
-    pub name: String,
-    pub kind: String,
-    pub backend: String,
-    pub namespace: Option<String>,
-    pub spec: serde_json::Value,
-    pub status: JobStatus,
-    pub conditions: Vec<Condition>,
-    pub pods: Vec<PodInfo>,
-    pub events: Vec<EventInfo>,
-    /// Replica name -> its last lines (at most `TAIL_LINES`).
-    pub logs: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub last_transition_time: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PodInfo {
-    pub name: String,
-    pub replica: Option<String>,
-    pub phase: String,
-    pub node: Option<String>,
-    /// "waiting", "running" or "terminated" (the training container's).
-    pub state: Option<String>,
-    /// The state's reason (ImagePullBackOff, OOMKilled, Completed…), or the pod's own.
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub exit_code: Option<i32>,
-    pub restarts: i32,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct EventInfo {
-    /// "PyTorchJob/train-x" or "Pod/train-x-worker-0".
-    pub object: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub reason: String,
-    pub message: String,
-    pub count: i32,
-    pub last_seen: Option<String>,
-}
-
-/// The last `n` lines of a text file (a replica's local log copy); empty when there is none.
-pub fn tail_file(path: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
-}
-
-/// Spec, status and the last lines of a local run.
-pub fn local(
-    dir: &RunDir,
-    record: &RunRecord,
-    status: JobStatus,
-    replicas: &[String],
-) -> Description {
-    let logs = replicas
-        .iter()
-        .map(|r| (r.clone(), tail_file(&dir.log_file(r), TAIL_LINES)))
-        .collect();
-    base(record, status, logs)
-}
-
-fn base(record: &RunRecord, status: JobStatus, logs: BTreeMap<String, Vec<String>>) -> Description {
-    Description {
-        name: record.spec.name.clone(),
-        kind: record.spec.kind.to_string(),
-        backend: record.spec.backend.as_str().to_string(),
-        namespace: record.spec.namespace.clone(),
-        spec: serde_json::to_value(&record.spec).unwrap_or_default(),
-        status,
-        conditions: Vec::new(),
-        pods: Vec::new(),
-        events: Vec::new(),
-        logs,
-    }
-}
+use super::{pod_selector, tracking, ClusterBackend};
 
 fn pod_info(pod: &Pod) -> PodInfo {
     let status = pod.status.clone().unwrap_or_default();
@@ -171,18 +76,21 @@ fn pod_info(pod: &Pod) -> PodInfo {
 }
 
 /// Everything about a cluster run, in one round of requests (job, pods, events, log tails).
-pub fn cluster(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Result<Description> {
-    let status = ops::status(backend, dir, record)?;
-    let replicas = ops::replicas(&record.spec);
-    let (jobs, ns) = ops::jobs_api(backend, record);
+pub(super) fn describe(
+    backend: &ClusterBackend,
+    dir: &RunDir,
+    record: &RunRecord,
+) -> Result<Description> {
+    let status = tracking::status(backend, dir, record)?;
+    let replicas = tracking::replicas(&record.spec);
+    let (jobs, ns) = tracking::jobs_api(backend, record);
     let pods_api: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let events_api: Api<Event> = Api::namespaced(backend.client().clone(), &ns);
     let name = record.spec.name.clone();
-    let plural = format!("{}s", record.spec.kind.as_str().to_ascii_lowercase());
     backend.block_on(async {
         let job = retry(|| jobs.get_opt(&name))
             .await
-            .map_err(|e| api_error(e, "get", &plural, &ns))?;
+            .map_err(|e| api_error(e, "get", record.spec.kind.plural(), &ns))?;
         let conditions = job
             .as_ref()
             .and_then(|j| j.data["status"]["conditions"].as_array().cloned())
@@ -271,7 +179,7 @@ pub fn cluster(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Re
                 lines.unwrap_or_else(|| tail_file(&dir.log_file(replica), TAIL_LINES)),
             );
         }
-        let mut d = base(record, status, logs);
+        let mut d = Description::of_record(record, status, logs);
         d.conditions = conditions;
         d.pods = pods.iter().map(pod_info).collect();
         d.events = events;

@@ -26,12 +26,14 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 
-use crate::backend::local::LogStream as LocalLogStream;
+use crate::backend::local::FileLogs;
 use crate::backend::LogLine;
 use crate::error::Result;
+use crate::kubeflow::Conditions;
 use crate::records::RunDir;
 
-use super::retry::{retry, status_code};
+use super::api_errors::status_code;
+use super::retry::retry;
 use super::status::{container_finished, container_started, main_container, replica_name};
 
 /// What kflow's own lines in a job's log start with, so the CLI and the kernel can show them
@@ -145,7 +147,7 @@ impl CursorReader<'_> {
 pub struct ClusterLogStream {
     rx: mpsc::Receiver<Msg>,
     ready: VecDeque<LogLine>,
-    local: Option<LocalLogStream>,
+    local: Option<FileLogs>,
     dir: RunDir,
     replicas: Vec<String>,
     done: bool,
@@ -217,7 +219,7 @@ impl ClusterLogStream {
                 Ok(Msg::Line(l)) => lines.push(l),
                 Ok(Msg::Lines(batch)) => lines.extend(batch),
                 Ok(Msg::UseLocalCopy) => {
-                    self.local = Some(LocalLogStream::new(
+                    self.local = Some(FileLogs::new(
                         self.dir.clone(),
                         self.replicas.clone(),
                         false,
@@ -249,7 +251,7 @@ impl ClusterLogStream {
                 Ok(Msg::Line(l)) => self.ready.push_back(l),
                 Ok(Msg::Lines(batch)) => self.ready.extend(batch),
                 Ok(Msg::UseLocalCopy) => {
-                    self.local = Some(LocalLogStream::new(
+                    self.local = Some(FileLogs::new(
                         self.dir.clone(),
                         self.replicas.clone(),
                         false,
@@ -285,7 +287,7 @@ impl ClusterLogStream {
                 Ok(Msg::Line(l)) => return Some(l),
                 Ok(Msg::Lines(batch)) => self.ready.extend(batch),
                 Ok(Msg::UseLocalCopy) => {
-                    self.local = Some(LocalLogStream::new(
+                    self.local = Some(FileLogs::new(
                         self.dir.clone(),
                         self.replicas.clone(),
                         false,
@@ -476,13 +478,7 @@ async fn follow_job(
 }
 
 fn job_ended(job: &DynamicObject) -> bool {
-    job.data["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                (c["type"] == "Succeeded" || c["type"] == "Failed") && c["status"] == "True"
-            })
-        })
+    Conditions::of_job(&job.data).ended()
 }
 
 /// One replica's lines on their way out: appended to its local copy through a buffer and
@@ -708,8 +704,18 @@ async fn drain(
 }
 
 /// Saved logs of a run: the local copy only (no cluster needed).
-pub fn local_copy(dir: &RunDir, replicas: Vec<String>) -> LocalLogStream {
-    LocalLogStream::new(dir.clone(), replicas, false)
+pub fn local_copy(dir: &RunDir, replicas: Vec<String>) -> FileLogs {
+    FileLogs::new(dir.clone(), replicas, false)
+}
+
+impl crate::backend::LogSource for ClusterLogStream {
+    fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
+        ClusterLogStream::poll(self)
+    }
+
+    fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
+        ClusterLogStream::poll_wait(self, wait)
+    }
 }
 
 #[cfg(test)]

@@ -2,35 +2,42 @@
 //! is synchronous, so this backend owns a tokio runtime and blocks on it; log followers run as
 //! tasks on that runtime and hand lines over a channel.
 //!
-//! Modules: `access` (may the user submit here), `connection` (where the config comes from), `capabilities` (what is served),
-//! `submit` (PVC, code ConfigMap, job, owner references, run record), `status` (job + pods ->
-//! JobStatus, watched), `logs` (every replica, resumed, copied locally), `ops` (cancel, delete,
-//! restart, adopt), `retry` (errors and back-off).
+//! Modules: `connection` (where the config comes from), `capabilities` (what is served),
+//! `access` (may the user submit here), `lifecycle` (create, cancel, delete, restart),
+//! `submit` (PVC, code ConfigMaps, job, owner references), `tracking` (a run's status, watched
+//! and saved), `status` (job + pods -> JobStatus), `logs` (every replica, resumed, copied
+//! locally), `code` (a run's code and record as the cluster keeps them: restart, adopt),
+//! `listing` (`kflow jobs`), `describe`, `doctor`, `api_errors` (refusals as kflow errors),
+//! `retry` (back-off).
 
-pub mod access;
-pub mod capabilities;
-pub mod chunks;
-pub mod connection;
-pub mod describe;
-pub mod doctor;
-pub mod logs;
-pub mod ops;
-pub mod retry;
-pub mod status;
-pub mod submit;
+mod access;
+mod api_errors;
+pub(crate) mod capabilities;
+mod code;
+pub(crate) mod connection;
+mod describe;
+pub(crate) mod doctor;
+mod lifecycle;
+mod listing;
+pub(crate) mod logs;
+mod retry;
+mod status;
+mod submit;
+mod tracking;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use kube::api::ApiResource;
-
 pub use capabilities::Capabilities;
 pub use connection::{Identity, Source};
 pub use logs::ClusterLogStream;
 
+use crate::backend::description::Description;
+use crate::backend::{Backend, BackendListing, JobStatus, LogStream, Run};
 use crate::error::{Error, Result};
-use crate::spec::{JobKind, RunSpec};
+use crate::records::{RunDir, RunRecord};
+use crate::spec::RunSpec;
 
 /// The annotation on the job holding the run record (spec, digest, attempt) as JSON, so
 /// `restart` works from any machine.
@@ -48,7 +55,8 @@ pub fn pod_selector(job: &str, run_id: &str) -> String {
 
 /// A live connection: the runtime it runs on, the client, and what the cluster serves.
 pub struct ClusterBackend {
-    // Declared first so it is dropped last: the client's connections belong to it.
+    // Its connections belong to `rt`; `Drop` shuts that down (in the background) before any
+    // field is dropped, so no connection outlives the runtime it was made on.
     client: kube::Client,
     pub namespace: String,
     pub description: String,
@@ -58,7 +66,7 @@ pub struct ClusterBackend {
     caps: Mutex<Option<Capabilities>>,
     /// One status watch per run (by run id), shared by every handle and call: `status()` and
     /// `wait()` read it instead of asking the API server again.
-    pub(crate) watches: Mutex<std::collections::HashMap<String, Arc<ops::StatusCell>>>,
+    pub(crate) watches: Mutex<std::collections::HashMap<String, Arc<tracking::StatusCell>>>,
     /// Always Some until drop (see `Drop`).
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -176,20 +184,6 @@ impl ClusterBackend {
     }
 }
 
-/// The API resource of a job kind at the version its manifest uses.
-pub fn job_resource(kind: JobKind, api_version: &str) -> ApiResource {
-    let (group, version) = api_version
-        .split_once('/')
-        .unwrap_or(("kubeflow.org", api_version));
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.as_str().into(),
-        plural: format!("{}s", kind.as_str().to_ascii_lowercase()),
-    }
-}
-
 /// A connection opened on first use and shared by every handle of one `Client`, so local
 /// runs never touch a kubeconfig and `kflow jobs` needs the cluster only for cluster runs.
 #[derive(Clone, Default)]
@@ -242,4 +236,79 @@ impl ClusterHandle {
         *cell = Some(backend.clone());
         Ok(backend)
     }
+}
+
+impl ClusterHandle {
+    /// A cluster job this machine has no record of (submitted elsewhere): its record from the
+    /// job's annotation and its code from its ConfigMap(s), both kept in `dir`. `None` when
+    /// the connection's namespace holds no kflow job of that name.
+    pub(crate) fn adopt(&self, name: &str, dir: &RunDir) -> Result<Option<RunRecord>> {
+        let backend = self.get()?;
+        let Some(record) = code::find_record(&backend, name)? else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+        let archive = code::code_bytes(&backend, dir, &record)?;
+        crate::records::write_atomic(&dir.archive(), &archive)?;
+        dir.write_record(&record)?;
+        Ok(Some(record))
+    }
+}
+
+impl Backend for ClusterHandle {
+    fn create(&self, dir: &RunDir, spec: RunSpec, attempt: u32) -> Result<RunRecord> {
+        lifecycle::create(&*self.get()?, dir, spec, attempt)
+    }
+
+    fn status(&self, run: &Run) -> Result<JobStatus> {
+        tracking::status(&*self.get()?, &run.dir, &run.record)
+    }
+
+    /// From the pods, or from the local copy once they are gone or the cluster is unreachable.
+    fn logs(&self, run: &Run, follow: bool) -> LogStream {
+        let replicas = tracking::replicas(&run.record.spec);
+        match self.get() {
+            Ok(backend) => {
+                let (jobs, ns) = tracking::jobs_api(&backend, &run.record);
+                LogStream::new(ClusterLogStream::start(
+                    backend,
+                    jobs,
+                    &ns,
+                    &run.record.spec.name,
+                    &run.record.spec.run_id,
+                    run.dir.clone(),
+                    replicas,
+                    follow,
+                ))
+            }
+            Err(_) => LogStream::new(logs::local_copy(&run.dir, replicas)),
+        }
+    }
+
+    fn cancel(&self, run: &Run) -> Result<JobStatus> {
+        lifecycle::cancel(&*self.get()?, &run.dir, &run.record)
+    }
+
+    /// The job, and with it its pods and code ConfigMaps.
+    fn delete(&self, run: &Run) -> Result<()> {
+        lifecycle::delete_job(&*self.get()?, &run.record, false)
+    }
+
+    fn restart(&self, run: &Run) -> Result<RunRecord> {
+        lifecycle::restart(&*self.get()?, &run.dir)
+    }
+
+    fn describe(&self, run: &Run) -> Result<Description> {
+        describe::describe(&*self.get()?, &run.dir, &run.record)
+    }
+
+    fn list(&self, known: Vec<Run>, configured: bool) -> BackendListing {
+        listing::list(self, known, configured)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    mod backend;
+    mod logs;
 }

@@ -12,6 +12,7 @@ use kube::runtime::WatchStreamExt;
 use serde_json::Value;
 
 use crate::backend::{JobStatus, Phase, ReplicaStatus};
+use crate::kubeflow::Conditions;
 
 /// `master-0`, `worker-1`, `launcher-0`: from the operator's labels.
 pub fn replica_name(pod: &Pod) -> Option<String> {
@@ -146,13 +147,6 @@ fn problem(pod: &Pod, replica: &str) -> Option<(String, String, bool)> {
     None
 }
 
-fn true_condition<'a>(job: &'a Value, kind: &str) -> Option<&'a Value> {
-    job["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind && c["status"] == "True")
-}
-
 /// The status of a job object (as JSON) and its pods. `expected` lists the replicas the spec
 /// asks for, so ones without a pod yet still show as Pending.
 pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
@@ -186,11 +180,8 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
     }
     let problems: Vec<(String, String, bool)> =
         named.iter().filter_map(|(n, p)| problem(p, n)).collect();
-    let failed = true_condition(job, "Failed");
-    let succeeded = true_condition(job, "Succeeded");
-    let running = true_condition(job, "Running");
-    let text = |c: &Value, k: &str| c[k].as_str().map(str::to_string);
-    let (phase, reason, message) = if let Some(c) = failed {
+    let conditions = Conditions::of_job(job);
+    let (phase, reason, message) = if conditions.phase == Phase::Failed {
         // The pod's reason (OOMKilled, exit code) says more than "PyTorchJobFailed".
         let pod_problem = problems
             .iter()
@@ -200,20 +191,20 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
             Some((r, m, _)) => (
                 Phase::Failed,
                 Some(r.clone()),
-                Some(match text(c, "message") {
+                Some(match &conditions.message {
                     Some(cm) => format!("{m}; {cm}"),
                     None => m.clone(),
                 }),
             ),
-            None => (Phase::Failed, text(c, "reason"), text(c, "message")),
+            None => (Phase::Failed, conditions.reason, conditions.message),
         }
-    } else if let Some(c) = succeeded {
-        (Phase::Succeeded, text(c, "reason"), text(c, "message"))
+    } else if conditions.phase == Phase::Succeeded {
+        (Phase::Succeeded, conditions.reason, conditions.message)
     } else if let Some((r, m, _)) = problems.iter().find(|p| p.2) {
         (Phase::Pending, Some(r.clone()), Some(m.clone()))
     } else if let Some((r, m, _)) = problems.iter().find(|p| p.0 == "CrashLoopBackOff") {
         (Phase::Running, Some(r.clone()), Some(m.clone()))
-    } else if running.is_some() || replicas.iter().any(|r| r.phase == Phase::Running) {
+    } else if conditions.running || replicas.iter().any(|r| r.phase == Phase::Running) {
         (Phase::Running, None, None)
     } else if named.is_empty() {
         (

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifests, RUN_ID_LABEL};
 use crate::spec::JobKind;
 
-use super::retry::{api_error, retry, status_code};
-use super::{job_resource, RECORD_ANNOTATION};
+use super::api_errors::{api_error, status_code};
+use super::retry::retry;
+use super::RECORD_ANNOTATION;
 
 pub struct Submission<'a> {
     pub manifests: &'a Manifests,
@@ -22,8 +23,6 @@ pub struct Submission<'a> {
     pub run_id: &'a str,
     /// The run record as JSON, stored on the job.
     pub record_json: String,
-    /// Further code ConfigMaps when the archive is sliced (see `chunks`).
-    pub extra_code: Vec<Value>,
 }
 
 fn run_id_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
@@ -74,7 +73,7 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
         }
     };
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let parts = std::iter::once(&sub.manifests.code).chain(sub.extra_code.iter());
+    let parts = std::iter::once(&sub.manifests.code).chain(&sub.manifests.code_parts);
     let (pip_cache, codes) = futures::join!(
         pip_cache,
         futures::future::join_all(parts.map(|value| create_code(&cms, value, sub)))
@@ -156,7 +155,7 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
     let api_version = sub.manifests.job["apiVersion"]
         .as_str()
         .unwrap_or("kubeflow.org/v1");
-    let ar = job_resource(sub.kind, api_version);
+    let ar = sub.kind.api_resource(api_version);
     let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let mut job: DynamicObject = decode(&sub.manifests.job, "job")?;
     job.metadata
@@ -180,32 +179,4 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
         }
         Err(e) => Err(api_error(e, "create", &ar.plural, ns)),
     }
-}
-
-/// The files of a tar.gz (ConfigMap mode keys each file), in archive order.
-pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
-    use std::io::Read;
-    let bad = |e: std::io::Error| Error::Io {
-        action: "reading the code archive",
-        path: "code.tar.gz".into(),
-        source: e,
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
-    let mut out = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry
-            .path()
-            .map_err(bad)?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        out.push((path, bytes));
-    }
-    Ok(out)
 }

@@ -71,7 +71,7 @@ impl Source {
 }
 
 /// An iterator of log lines. With `follow`, it waits for new lines until the job ends.
-pub struct LogStream {
+pub struct FileLogs {
     dir: RunDir,
     sources: Vec<Source>,
     follow: bool,
@@ -79,8 +79,8 @@ pub struct LogStream {
     done: bool,
 }
 
-impl LogStream {
-    pub fn new(dir: RunDir, replicas: Vec<String>, follow: bool) -> LogStream {
+impl FileLogs {
+    pub fn new(dir: RunDir, replicas: Vec<String>, follow: bool) -> FileLogs {
         let sources = replicas
             .into_iter()
             .map(|r| Source {
@@ -91,7 +91,7 @@ impl LogStream {
                 partial: Vec::new(),
             })
             .collect();
-        LogStream {
+        FileLogs {
             dir,
             sources,
             follow,
@@ -132,7 +132,7 @@ impl LogStream {
     }
 }
 
-impl LogStream {
+impl FileLogs {
     /// Like `poll`, but looks again every `POLL` for up to `wait` while nothing new is there.
     pub fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
         let deadline = std::time::Instant::now() + wait;
@@ -147,7 +147,7 @@ impl LogStream {
     }
 }
 
-impl Iterator for LogStream {
+impl Iterator for FileLogs {
     type Item = LogLine;
 
     fn next(&mut self) -> Option<LogLine> {
@@ -161,5 +161,15 @@ impl Iterator for LogStream {
                 Ok(None) | Err(_) => return None,
             }
         }
+    }
+}
+
+impl crate::backend::LogSource for FileLogs {
+    fn poll(&mut self) -> Result<Option<Vec<LogLine>>> {
+        FileLogs::poll(self)
+    }
+
+    fn poll_wait(&mut self, wait: Duration) -> Result<Option<Vec<LogLine>>> {
+        FileLogs::poll_wait(self, wait)
     }
 }

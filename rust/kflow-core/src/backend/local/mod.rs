@@ -10,17 +10,22 @@ mod venv;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-pub use logs::LogStream;
-pub use supervisor::supervise;
+pub(crate) use logs::FileLogs;
 
-use crate::backend::{JobStatus, Phase};
+use crate::backend::description::{tail_file, Description, TAIL_LINES};
+use crate::backend::packaging::{self, Destination};
+use crate::backend::{Backend, BackendListing, JobStatus, LogStream, Phase, Run};
 use crate::error::{Error, Result};
-use crate::records::RunDir;
+use crate::jobs::JobSummary;
+use crate::manifest::MpiApi;
+use crate::records::{self, RunDir, RunRecord};
+use crate::spec::{self, Context, RunSpec};
 
 /// How to start a supervisor process: a program and its leading arguments; the run folder is
 /// appended. The Python package passes `[sys.executable, "-m", "kflow._supervisor"]`.
@@ -29,14 +34,123 @@ pub struct Launcher {
     pub command: Vec<OsString>,
 }
 
+/// The local backend's supervisor, run by the process a `Launcher` starts: runs the replicas of
+/// the run in `run_dir` under `python` (dependency environments cached in the context's cache
+/// folder) until they end, and records how each ended.
+pub fn supervise(run_dir: &Path, python: &Path, ctx: &Context) -> Result<()> {
+    let dir = RunDir {
+        root: run_dir.to_path_buf(),
+    };
+    supervisor::supervise(&dir, python, &ctx.dirs.cache)
+}
+
+/// Runs jobs as supervised process groups on this machine.
 #[derive(Debug, Clone)]
-pub struct LocalBackend {
+pub(crate) struct LocalBackend {
     pub launcher: Launcher,
+}
+
+/// `master-0`, `worker-1`, …: the replicas of a run, as its log files are named.
+fn replica_names(spec: &RunSpec) -> Vec<String> {
+    spec.replicas().iter().map(|r| r.label()).collect()
+}
+
+impl Backend for LocalBackend {
+    fn create(&self, dir: &RunDir, spec: RunSpec, attempt: u32) -> Result<RunRecord> {
+        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+        let archive = packaging::package(&spec, &dir.archive(), Destination::Local)?;
+        let manifests =
+            packaging::manifests_without_code(&spec, &archive.sha256, archive.bytes, 1, MpiApi::V1);
+        let record = RunRecord {
+            manifest_yaml: manifests.to_yaml(),
+            code_sha256: archive.sha256.clone(),
+            created_at: records::now(),
+            attempt,
+            spec,
+            withheld: archive.withheld.clone(),
+        };
+        dir.write_record(&record)?;
+        self.start(dir, &replica_names(&record.spec))?;
+        Ok(record)
+    }
+
+    fn status(&self, run: &Run) -> Result<JobStatus> {
+        self.status_of(&run.dir)
+    }
+
+    fn logs(&self, run: &Run, follow: bool) -> LogStream {
+        LogStream::new(FileLogs::new(
+            run.dir.clone(),
+            replica_names(&run.record.spec),
+            follow,
+        ))
+    }
+
+    fn cancel(&self, run: &Run) -> Result<JobStatus> {
+        self.cancel_dir(&run.dir)
+    }
+
+    fn delete(&self, run: &Run) -> Result<()> {
+        self.cancel_dir(&run.dir).map(|_| ())
+    }
+
+    /// A running job is cancelled first, as deleting and recreating a Kubeflow job would.
+    fn restart(&self, run: &Run) -> Result<RunRecord> {
+        self.cancel_dir(&run.dir)?;
+        let mut record = run.dir.read_record()?;
+        self.reset(&run.dir, record.attempt)?;
+        record.attempt += 1;
+        record.spec.run_id = spec::random_id(16);
+        let bytes = std::fs::metadata(run.dir.archive())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        record.manifest_yaml = packaging::manifests_without_code(
+            &record.spec,
+            &record.code_sha256,
+            bytes,
+            1,
+            MpiApi::V1,
+        )
+        .to_yaml();
+        run.dir.write_record(&record)?;
+        self.start(&run.dir, &replica_names(&record.spec))?;
+        Ok(record)
+    }
+
+    /// Spec, status and the last lines of each replica (no pods or events here).
+    fn describe(&self, run: &Run) -> Result<Description> {
+        let status = self.status_of(&run.dir)?;
+        let logs = replica_names(&run.record.spec)
+            .into_iter()
+            .map(|r| {
+                let tail = tail_file(&run.dir.log_file(&r), TAIL_LINES);
+                (r, tail)
+            })
+            .collect();
+        Ok(Description::of_record(&run.record, status, logs))
+    }
+
+    fn list(&self, known: Vec<Run>, _configured: bool) -> BackendListing {
+        let jobs = known
+            .iter()
+            .map(|run| {
+                let (phase, reason) = match self.status_of(&run.dir) {
+                    Ok(s) => (s.phase.as_str().to_string(), s.reason),
+                    Err(_) => ("Unknown".to_string(), None),
+                };
+                JobSummary::of_run(run, phase, reason)
+            })
+            .collect();
+        BackendListing {
+            jobs,
+            problem: None,
+        }
+    }
 }
 
 impl LocalBackend {
     /// Marks the run pending and starts its supervisor, detached from the caller.
-    pub fn start(&self, dir: &RunDir, replicas: &[String]) -> Result<()> {
+    fn start(&self, dir: &RunDir, replicas: &[String]) -> Result<()> {
         let reason = "Starting";
         let _ = std::fs::remove_file(dir.cancel_marker());
         state::write(dir, &state::pending(replicas, reason))?;
@@ -78,7 +192,7 @@ impl LocalBackend {
         Ok(())
     }
 
-    pub fn status(&self, dir: &RunDir) -> Result<JobStatus> {
+    fn status_of(&self, dir: &RunDir) -> Result<JobStatus> {
         let mut st = state::read(dir)?;
         if !st.status.phase.is_terminal() {
             if let Some(pid) = st.supervisor_pid {
@@ -99,14 +213,10 @@ impl LocalBackend {
         Ok(st.status)
     }
 
-    pub fn logs(&self, dir: &RunDir, replicas: Vec<String>, follow: bool) -> LogStream {
-        LogStream::new(dir.clone(), replicas, follow)
-    }
-
     /// Ends the run: asks the supervisor, and if it does not finish in time (say it is stuck in a
     /// pip install), ends its process group and every replica group itself.
-    pub fn cancel(&self, dir: &RunDir) -> Result<JobStatus> {
-        let status = self.status(dir)?;
+    fn cancel_dir(&self, dir: &RunDir) -> Result<JobStatus> {
+        let status = self.status_of(dir)?;
         if status.phase.is_terminal() {
             return Ok(status);
         }
@@ -118,7 +228,7 @@ impl LocalBackend {
         }
         let deadline = Instant::now() + Duration::from_secs(8);
         while Instant::now() < deadline {
-            let status = self.status(dir)?;
+            let status = self.status_of(dir)?;
             if status.phase.is_terminal() {
                 return Ok(status);
             }
@@ -143,7 +253,7 @@ impl LocalBackend {
 
     /// Clears a finished run's results so it can start again from its stored code. The old
     /// logs move to `attempts/<n>/`, where they stay readable.
-    pub fn reset(&self, dir: &RunDir, attempt: u32) -> Result<()> {
+    fn reset(&self, dir: &RunDir, attempt: u32) -> Result<()> {
         let previous = dir.root.join("attempts").join(attempt.to_string());
         std::fs::create_dir_all(&previous).map_err(Error::io("creating", &previous))?;
         for path in [dir.logs(), dir.state_file(), dir.supervisor_log()] {

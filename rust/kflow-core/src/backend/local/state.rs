@@ -30,9 +30,7 @@ pub fn write(dir: &RunDir, state: &LocalState) -> Result<()> {
     )
 }
 
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
+pub use crate::records::now;
 
 pub fn pending(replicas: &[String], reason: &str) -> LocalState {
     LocalState {

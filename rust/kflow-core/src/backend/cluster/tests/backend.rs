@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kflow_core::backend::cluster::{self, Source};
-use kflow_core::paths::Dirs;
-use kflow_core::{BackendKind, Client, Context, Error, Launcher, Phase, RunOptions};
+use crate::backend::cluster::{self, Source};
+use crate::paths::Dirs;
+use crate::{BackendKind, Client, Context, Error, Launcher, Phase, RunOptions};
 use kflow_testcluster::{Options, TestCluster};
 
 fn crd_dir() -> Option<PathBuf> {
@@ -70,7 +70,7 @@ impl Env {
 
     /// Sets the test cluster's fault injection (its admin endpoint, with the admin token).
     fn faults(&self, client: &Client, json: serde_json::Value) {
-        let backend = client.cluster().unwrap();
+        let backend = client.cluster_connection();
         let req = http::Request::put("/admin/faults")
             .header("content-type", "application/json")
             .body(json.to_string().into_bytes())
@@ -156,7 +156,7 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
     );
 
     // What the cluster holds: the code ConfigMap owned by the job, the record on the job.
-    let backend = client.cluster().unwrap();
+    let backend = client.cluster_connection();
     use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(backend.client().clone(), "default");
     let cm = backend.block_on(cms.get("pt-ok-code")).unwrap();
@@ -171,7 +171,7 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
         .block_on(pvcs.get_opt("pip-cache-pvc"))
         .unwrap()
         .is_some());
-    let record = cluster::ops::find_record(&backend, "pt-ok")
+    let record = cluster::code::find_record(&backend, "pt-ok")
         .unwrap()
         .expect("record annotation");
     assert_eq!(record.spec.run_id, job.spec().run_id);
@@ -225,7 +225,7 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
 
     // Delete removes the job (and with it the pods and the code ConfigMap).
     restarted.delete().unwrap();
-    assert!(cluster::ops::find_record(&backend, "pt-ok")
+    assert!(cluster::code::find_record(&backend, "pt-ok")
         .unwrap()
         .is_none());
 }
@@ -315,17 +315,17 @@ fn creation_is_idempotent_by_run_id() {
             ..opts("pt-once", "ok.py")
         })
         .unwrap();
-    let backend = client.cluster().unwrap();
+    let backend = client.cluster_connection();
     let mut spec_ns = spec.clone();
     spec_ns.namespace = Some("default".into());
-    let code = kflow_core::manifest::CodePayload::Archive {
+    let code = crate::manifest::CodePayload::Archive {
         bytes: b"not really a tar".to_vec(),
         sha256: "0".repeat(64),
     };
-    let manifests = kflow_core::manifest::build(&spec_ns, &code, kflow_core::manifest::MpiApi::V1);
+    let manifests = crate::manifest::build(&spec_ns, &code, crate::manifest::MpiApi::V1);
     fn sub<'a>(
-        manifests: &'a kflow_core::manifest::Manifests,
-        kind: kflow_core::JobKind,
+        manifests: &'a crate::manifest::Manifests,
+        kind: crate::JobKind,
         run_id: &'a str,
     ) -> cluster::submit::Submission<'a> {
         cluster::submit::Submission {
@@ -335,7 +335,6 @@ fn creation_is_idempotent_by_run_id() {
             name: "pt-once",
             run_id,
             record_json: "{}".into(),
-            extra_code: Vec::new(),
         }
     }
     let uid = backend
@@ -391,7 +390,7 @@ fn missing_operator_and_in_cluster_connection() {
         dir: sa,
         server: Some(env.cluster.base_url.clone()),
     });
-    let backend = in_pod.cluster().unwrap();
+    let backend = in_pod.cluster_connection();
     assert_eq!(backend.namespace, "default");
     assert!(backend.capabilities().unwrap().pytorchjob);
 
@@ -408,7 +407,7 @@ fn missing_operator_and_in_cluster_connection() {
         config: Box::new(config.clone()),
         label: "session".into(),
     });
-    assert!(in_memory.cluster().unwrap().capabilities().unwrap().tfjob);
+    assert!(in_memory.cluster_connection().capabilities().unwrap().tfjob);
     let make: cluster::connection::MakeClient = std::sync::Arc::new(move || {
         kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable {
             server: "test".into(),
@@ -421,8 +420,8 @@ fn missing_operator_and_in_cluster_connection() {
         label: "made".into(),
         server: String::new(),
     });
-    assert_eq!(made.cluster().unwrap().description, "made");
-    assert!(made.cluster().unwrap().capabilities().unwrap().mpijob_v1);
+    assert_eq!(made.cluster_connection().description, "made");
+    assert!(made.cluster_connection().capabilities().unwrap().mpijob_v1);
 }
 
 #[test]
@@ -434,7 +433,7 @@ fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
     )]);
     let client = env.client();
     // Discovery first, while the API is healthy (capabilities are cached per connection).
-    client.cluster().unwrap().capabilities().unwrap();
+    client.cluster_connection().capabilities().unwrap();
     // The numbers: 30% of API calls fail and every log stream is cut after 1,000 lines
     // (tests/cluster cuts every 25 lines too, without the errors).
     env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/", "errorRate": 0.3, "errorCode": 500}], "logDropAfter": 1000}));
@@ -461,8 +460,8 @@ fn flaky_api_and_cut_log_streams_still_give_one_job_and_every_line_once() {
             "{replica}"
         );
     }
-    let backend = client.cluster().unwrap();
-    let ar = cluster::job_resource(kflow_core::JobKind::PyTorchJob, "kubeflow.org/v1");
+    let backend = client.cluster_connection();
+    let ar = crate::JobKind::PyTorchJob.api_resource(crate::kubeflow::V1);
     let jobs: kube::Api<kube::api::DynamicObject> =
         kube::Api::namespaced_with(backend.client().clone(), "default", &ar);
     let all = backend.block_on(jobs.list(&Default::default())).unwrap();
@@ -476,7 +475,7 @@ fn tfjob_runs_with_tf_config() {
     let client = env.client();
     let job = client
         .submit(RunOptions {
-            kind: Some(kflow_core::JobKind::TFJob),
+            kind: Some(crate::JobKind::TFJob),
             pip_cache: Some(false),
             ..opts("tf-ok", "tf.py")
         })
@@ -564,7 +563,7 @@ fn a_project_larger_than_a_configmap_travels_in_slices() {
         [digest.clone(), digest],
         "both replicas unpacked the joined archive"
     );
-    let backend = client.cluster().unwrap();
+    let backend = client.cluster_connection();
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(backend.client().clone(), "default");
     let names: Vec<String> = backend

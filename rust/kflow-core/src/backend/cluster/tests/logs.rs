@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::artifacts::{self, PackOptions};
+use crate::backend::cluster::{self, ClusterLogStream};
+use crate::manifest::{self, CodePayload, MpiApi};
+use crate::paths::Dirs;
+use crate::records::RunDir;
+use crate::{BackendKind, Client, Context, Launcher, RunOptions};
 use k8s_openapi::api::core::v1::Pod;
-use kflow_core::artifacts::{self, PackOptions};
-use kflow_core::backend::cluster::{self, ClusterLogStream};
-use kflow_core::manifest::{self, CodePayload, MpiApi};
-use kflow_core::paths::Dirs;
-use kflow_core::records::RunDir;
-use kflow_core::{BackendKind, Client, Context, Launcher, RunOptions};
 use kflow_testcluster::{Options, TestCluster};
 
 fn crd_dir() -> Option<PathBuf> {
@@ -86,7 +86,7 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
     );
     m.job["spec"]["pytorchReplicaSpecs"]["Master"]["restartPolicy"] =
         serde_json::json!("OnFailure");
-    let backend = client.cluster().unwrap();
+    let backend = client.cluster_connection();
     let sub = cluster::submit::Submission {
         manifests: &m,
         namespace: "default",
@@ -94,7 +94,6 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
         name: &spec.name,
         run_id: &spec.run_id,
         record_json: "{}".into(),
-        extra_code: Vec::new(),
     };
     backend
         .block_on(cluster::submit::submit(backend.client(), &sub))
@@ -126,7 +125,7 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
         .map(|i| format!("first {i}"))
         .chain((0..30).map(|i| format!("second {i}")))
         .collect();
-    let ar = cluster::job_resource(spec.kind, manifest::GROUP_VERSION);
+    let ar = spec.kind.api_resource(crate::kubeflow::V1);
     for follow in [true, false] {
         let jobs: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(backend.client().clone(), "default", &ar);

@@ -1,0 +1,99 @@
+//! What `kflow describe` shows of a job: its spec, status and conditions, each pod (phase,
+//! container state and reason, exit code, restarts, node), the events of the job and its pods
+//! (FailedScheduling, FailedMount, image pulls…), and the last log lines of each replica. A
+//! local job has the parts that exist there: spec, status, lines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::backend::JobStatus;
+use crate::records::RunRecord;
+
+/// How many log lines per replica a description shows.
+pub const TAIL_LINES: usize = 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub name: String,
+    pub kind: String,
+    pub backend: String,
+    pub namespace: Option<String>,
+    pub spec: serde_json::Value,
+    pub status: JobStatus,
+    pub conditions: Vec<Condition>,
+    pub pods: Vec<PodInfo>,
+    pub events: Vec<EventInfo>,
+    /// Replica name -> its last lines (at most `TAIL_LINES`).
+    pub logs: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PodInfo {
+    pub name: String,
+    pub replica: Option<String>,
+    pub phase: String,
+    pub node: Option<String>,
+    /// "waiting", "running" or "terminated" (the training container's).
+    pub state: Option<String>,
+    /// The state's reason (ImagePullBackOff, OOMKilled, Completed…), or the pod's own.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    pub restarts: i32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EventInfo {
+    /// "PyTorchJob/train-x" or "Pod/train-x-worker-0".
+    pub object: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub count: i32,
+    pub last_seen: Option<String>,
+}
+
+/// The last `n` lines of a text file (a replica's local log copy); empty when there is none.
+pub(crate) fn tail_file(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+impl Description {
+    /// The parts every backend has: spec, status and the last lines of each replica.
+    pub(crate) fn of_record(
+        record: &RunRecord,
+        status: JobStatus,
+        logs: BTreeMap<String, Vec<String>>,
+    ) -> Description {
+        Description {
+            name: record.spec.name.clone(),
+            kind: record.spec.kind.to_string(),
+            backend: record.spec.backend.as_str().to_string(),
+            namespace: record.spec.namespace.clone(),
+            spec: serde_json::to_value(&record.spec).unwrap_or_default(),
+            status,
+            conditions: Vec::new(),
+            pods: Vec::new(),
+            events: Vec::new(),
+            logs,
+        }
+    }
+}

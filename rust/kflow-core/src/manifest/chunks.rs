@@ -1,0 +1,103 @@
+//! Archives larger than one ConfigMap travel as several: `<job>-code-000`, `-001`, … each
+//! holding one slice (`part`), mounted side by side under /kflow/code-parts and joined by
+//! `cat` into `tar`. Every replica on every node gets them from the API server, they are owned
+//! by the job like the single ConfigMap, and nothing needs exec rights or a helper pod.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::code_configmap_name;
+
+/// Bytes per slice: a ConfigMap holds at most 1 MiB, and base64 plus metadata need room.
+pub const CHUNK_BYTES: usize = 700 * 1024;
+pub const PARTS_MOUNT: &str = "/kflow/code-parts";
+pub const PART_KEY: &str = "part";
+
+pub fn chunk_name(job: &str, index: usize) -> String {
+    format!("{}-{index:03}", code_configmap_name(job))
+}
+
+/// Whether an archive of this size needs slicing.
+pub fn needed(archive_bytes: usize) -> bool {
+    archive_bytes > CHUNK_BYTES
+}
+
+/// How many ConfigMaps an archive of `archive_bytes` travels in.
+pub fn count(archive_bytes: usize) -> usize {
+    if needed(archive_bytes) {
+        archive_bytes.div_ceil(CHUNK_BYTES)
+    } else {
+        1
+    }
+}
+
+/// The code ConfigMaps of a sliced archive, built from the single code ConfigMap `whole`
+/// (its metadata and labels, one slice each in place of its data).
+pub(super) fn slices(whole: &Value, job_name: &str, archive: &[u8]) -> Vec<Value> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    archive
+        .chunks(CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut cm = whole.clone();
+            cm["metadata"]["name"] = json!(chunk_name(job_name, i));
+            if let Some(o) = cm.as_object_mut() {
+                o.remove("data");
+            }
+            cm["binaryData"] = json!({ PART_KEY: b64.encode(part) });
+            cm
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::spec;
+    use crate::manifest::{build, CodePayload, MpiApi};
+    use crate::spec::JobKind;
+
+    #[test]
+    fn slices_rejoin_to_the_archive_and_every_pod_mounts_them() {
+        let archive: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut spec = spec(JobKind::PyTorchJob);
+        spec.pip_cache = false;
+        let code = CodePayload::Archive {
+            bytes: archive.clone(),
+            sha256: "0".repeat(64),
+        };
+        let m = build(&spec, &code, MpiApi::V1);
+        assert_eq!(m.code_parts.len(), 2);
+        let mut joined = Vec::new();
+        for cm in std::iter::once(&m.code).chain(m.code_parts.iter()) {
+            assert_eq!(cm["metadata"]["labels"]["kflow.dev/run-id"], spec.run_id);
+            joined.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(cm["binaryData"][PART_KEY].as_str().unwrap())
+                    .unwrap(),
+            );
+        }
+        assert_eq!(joined, archive);
+        assert_eq!(m.code["metadata"]["name"], "train-abc12-code-000");
+        let pod = &m.job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"];
+        assert_eq!(pod["volumes"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"][3]["mountPath"],
+            "/kflow/code-parts/002"
+        );
+        let script = pod["containers"][0]["command"][2].as_str().unwrap();
+        assert!(script.contains("cat /kflow/code-parts/*/part | tar -xzf - -C /workspace"));
+        assert!(!script.contains("/kflow/code/code.tar.gz"));
+        // The record's manifest, without the bytes, says the same about the volumes.
+        let elided = CodePayload::Elided {
+            sha256: "0".repeat(64),
+            bytes: archive.len() as u64,
+            parts: count(archive.len()),
+        };
+        let record = build(&spec, &elided, MpiApi::V1);
+        assert_eq!(record.job, m.job);
+        assert!(record.code_parts.is_empty());
+    }
+}

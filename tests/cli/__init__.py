@@ -1,0 +1,1 @@
+"""The `kflow` command as a user types it (a package, so test module names stay unique)."""
