@@ -256,7 +256,7 @@ def main() -> None:
     for name, s in submit:
         print(f"| submit | {name} | {s:.3f} | |")
     for name, s in reuse:
-        print(f"| repeated listing in one process | {name} | {s:.3f} | |")
+        print(f"| repeated listing in one process | {name} | {s:.4f} | |")
     for name, s in listing:
         print(f"| list {args.jobs} PyTorchJobs | {name} | {s:.3f} | {args.jobs / s:,.0f} jobs/s |")
     for name, s in logs:

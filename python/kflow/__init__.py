@@ -23,10 +23,14 @@ from ._native import (
 )
 from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
+from ._types import Description, Doctor, Identity
 
 __all__ = [
     "BackendError",
     "ConflictError",
+    "Description",
+    "Doctor",
+    "Identity",
     "Job",
     "JobNotFoundError",
     "JobStatus",

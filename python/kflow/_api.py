@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from . import _native
 from ._job import Job, JobSummary
 from ._options import PathLike, _fail, to_json
+from ._types import Doctor, Identity
 
 
 def run(
@@ -92,7 +93,7 @@ def jobs() -> List[JobSummary]:
     return [JobSummary._from_json(j) for j in listing["jobs"]]
 
 
-def doctor() -> Dict[str, Any]:
+def doctor() -> Doctor:
     """Which cluster connection kflow uses (session, kubeconfig + context, or in-cluster), the
     API server, the user, the namespace and the Kubeflow kinds served; with no cluster
     configured, says that runs use the local backend. Never holds a token."""
@@ -105,7 +106,7 @@ def templates(project_root: Optional[PathLike] = None) -> List[Dict[str, str]]:
     return json.loads(_native.templates_json(root))
 
 
-def _identity(payload: str) -> Dict[str, Any]:
+def _identity(payload: str) -> Identity:
     who = json.loads(payload)
     notice = who.pop("notice", None)
     if notice:
@@ -135,7 +136,7 @@ def login(
     password: Optional[str] = None,
     store_password: bool = False,
     api_server: Optional[str] = None,
-) -> Dict[str, Any]:
+) -> Identity:
     """Signs in to Kubeflow with a username and password (Keycloak or Dex behind Kubeflow's
     gateway) and keeps the session — refresh token and cookies, never the password unless
     `store_password=True` — in the OS keyring (in memory when there is none; a warning says so).
@@ -164,13 +165,13 @@ def login(
     return _identity(_native.auth_login(username, password, url, store_password, api_server))
 
 
-def logout() -> Dict[str, Any]:
+def logout() -> Identity:
     """Signs out: ends the session and removes every secret kflow stored. Returns who was
     signed in (`signed_in` is False when nobody was)."""
     return _identity(_native.auth_logout())
 
 
-def whoami() -> Dict[str, Any]:
+def whoami() -> Identity:
     """Who is signed in: `signed_in`, `url`, `username`, `expires_at`, `store` ("keyring" or
     "memory") and `store_description`. No network; nothing secret."""
     return _identity(_native.auth_whoami())

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from . import _native
+from ._types import Description
+
+
+def _known_fields(cls: Any, data: Dict[str, Any]) -> Dict[str, Any]:
+    """The fields `cls` declares: a newer kflow-core may send more, which older code ignores."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in known}
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,8 @@ class JobStatus:
     @classmethod
     def _from_json(cls, text: str) -> "JobStatus":
         data = json.loads(text)
-        data["replicas"] = [ReplicaStatus(**r) for r in data.get("replicas", [])]
-        return cls(**data)
+        data["replicas"] = [ReplicaStatus(**_known_fields(ReplicaStatus, r)) for r in data.get("replicas", [])]
+        return cls(**_known_fields(cls, data))
 
     def __str__(self) -> str:
         detail = f" ({self.reason}: {self.message})" if self.phase == "Failed" and self.message else ""
@@ -63,9 +70,20 @@ class JobSummary:
 
     @classmethod
     def _from_json(cls, data: Dict[str, Any]) -> "JobSummary":
-        # Fields a newer core adds are ignored rather than breaking the constructor.
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known_fields(cls, data))
+
+
+def stream_lines(job: Any, out: Any) -> Any:
+    """Prints `job`'s log lines to `out` as they come and returns its final status; Ctrl-C
+    cancels the job and is raised again. `job` is a `Job`, or anything with its `logs`, `wait`
+    and `cancel` (the IPython magic's tests pass their own)."""
+    try:
+        for line in job.logs(follow=True):
+            print(line.rstrip("\n"), file=out, flush=True)
+        return job.wait()
+    except KeyboardInterrupt:
+        job.cancel()
+        raise
 
 
 class Job:
@@ -104,14 +122,7 @@ class Job:
 
     def stream(self, file: Any = None) -> JobStatus:
         """Prints the logs as they come and returns the final status. Ctrl-C cancels the job."""
-        out = file or sys.stdout
-        try:
-            for line in self.logs(follow=True):
-                print(line, file=out, flush=True)
-            return self.wait()
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
+        return stream_lines(self, file or sys.stdout)
 
     def cancel(self) -> JobStatus:
         return JobStatus._from_json(self._native.cancel())
@@ -124,7 +135,7 @@ class Job:
         """Runs the job again with the same stored spec and code, under the same name."""
         return Job(self._native.restart())
 
-    def describe(self) -> Dict[str, Any]:
+    def describe(self) -> Description:
         """Everything that explains this job: spec, status, conditions, each pod (phase,
         container state and reason, exit code, restarts, node), the job's and pods' events, and
         the last 20 log lines of each replica (local jobs: spec, status and lines)."""

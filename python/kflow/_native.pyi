@@ -7,6 +7,11 @@ __version__: str
 
 class KflowError(Exception):
     event_id: str
+    """Also in kflow's local log, with the whole message."""
+    problem: str
+    """What went wrong and where."""
+    fix: Optional[str]
+    """How to fix it, when kflow knows."""
 
 class ValidationError(KflowError): ...
 class TemplateError(KflowError): ...

@@ -18,6 +18,8 @@ def _fail(argument: str, value: Any, expected: str) -> ValidationError:
     event = _native.record_event("error", message)
     err = ValidationError(f"{message} [event {event}]")
     err.event_id = event  # type: ignore[attr-defined]
+    err.problem = message  # type: ignore[attr-defined]
+    err.fix = f"pass {argument}= as {expected}"  # type: ignore[attr-defined]
     return err
 
 

@@ -112,14 +112,12 @@ def _kflow():
 def stream(job: Any, out: Any = None, err: Any = None) -> Any:
     """Print the job's logs until it ends, then its outcome; Ctrl-C (a kernel interrupt)
     cancels the job. Returns the final status."""
-    out = out or sys.stdout
+    from kflow._job import stream_lines
+
     err = err or sys.stderr
     try:
-        for line in job.logs(follow=True):
-            print(line.rstrip("\n"), file=out, flush=True)
-        status = job.wait()
+        status = stream_lines(job, out or sys.stdout)
     except KeyboardInterrupt:
-        job.cancel()
         print(f"kflow: interrupted; job {job.name} cancelled", file=err, flush=True)
         raise
     if not getattr(status, "succeeded", status.phase == "Succeeded"):

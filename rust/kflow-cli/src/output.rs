@@ -74,14 +74,11 @@ impl Printer {
 
     /// Prints the error with its fix and an event ID, and records both in the local log.
     pub fn error(&self, client: &Client, err: &Error) {
-        let id = events::record(
-            &client.context().dirs.event_log(),
-            "error",
-            &err.to_string(),
-        );
+        let report = events::Report::record(err, &client.context().dirs.event_log());
         eprintln!(
-            "{} {err}",
-            self.paint(self.color_err, RED, &format!("error[{id}]:"))
+            "{} {}",
+            self.paint(self.color_err, RED, &format!("error[{}]:", report.event_id)),
+            report.message
         );
     }
 

@@ -1,65 +1,112 @@
-//! kflow-core's one error type. Every variant says what went wrong, where, and how to fix it,
-//! because these messages are shown to users as they are (CLI, Python, kernel, VS Code).
+//! kflow-core's errors, one enum per area (what to run, packaging, jobs, the cluster, sign-in,
+//! this machine) under the crate's [`Error`]. Each says what went wrong and where; how to fix
+//! it is a separate field ([`Error::fix`]), so every surface (CLI, Python, kernel, `kflow
+//! serve`) can show the two apart; `Display` joins them as `problem. Fix: fix`. None of them
+//! ever carries a password, token or cookie value.
 
 use std::path::PathBuf;
 
+/// A kflow-core result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Any failure of kflow-core, by area.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// What to run: options, settings, templates, the script.
+    #[error("{}", joined(.0, .0.fix()))]
+    Spec(#[source] SpecError),
+    /// Packaging the project.
+    #[error("{}", joined(.0, .0.fix()))]
+    Packaging(#[source] PackagingError),
+    /// A run kflow knows (or does not).
+    #[error("{}", joined(.0, .0.fix()))]
+    Job(#[source] JobError),
+    /// The cluster connection and the API server's answers.
+    #[error("{}", joined(.0, .0.fix()))]
+    Cluster(#[source] ClusterError),
+    /// Signing in to Kubeflow and the session.
+    #[error("{}", joined(.0, .0.fix()))]
+    Auth(#[source] AuthError),
+    /// This machine: files, processes.
+    #[error("{}", joined(.0, .0.fix()))]
+    System(#[source] SystemError),
+}
+
+fn joined(problem: &dyn std::fmt::Display, fix: Option<String>) -> String {
+    match fix {
+        Some(fix) => format!("{problem}. Fix: {fix}"),
+        None => problem.to_string(),
+    }
+}
+
+/// What to run could not be worked out from the options, settings and templates.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
     /// A run parameter has a value kflow cannot use.
-    #[error("invalid {field} {value:?}: {problem}. Fix: {fix}")]
+    #[error("invalid {field} {value:?}: {problem}")]
     InvalidParameter {
         field: &'static str,
         value: String,
         problem: String,
         fix: String,
     },
-
-    #[error("script {path} does not exist. Fix: pass the path of a .py file, relative to the current folder or absolute")]
+    #[error("script {path} does not exist")]
     ScriptNotFound { path: PathBuf },
-
-    #[error("script {script} is not inside the project folder {root}. Fix: pass a project_root that contains the script, or leave it out to use the script's folder")]
+    #[error("script {script} is not inside the project folder {root}")]
     ScriptOutsideProject { script: PathBuf, root: PathBuf },
-
-    #[error("template {name:?} was not found (looked in {searched}). Fix: create {name}.json in one of those folders; `kflow templates` lists the ones that exist")]
+    #[error("template {name:?} was not found (looked in {searched})")]
     TemplateNotFound { name: String, searched: String },
-
     #[error("template file {path}: key {key:?}: {problem}")]
     TemplateInvalid {
         path: PathBuf,
         key: String,
         problem: String,
     },
-
     #[error("config file {path}: {problem}")]
     ConfigInvalid { path: PathBuf, problem: String },
-
     #[error("environment variable {var}={value:?}: {problem}")]
     EnvInvalid {
         var: String,
         value: String,
         problem: String,
     },
+}
 
-    #[error("{path} is a symbolic link to {target}, which is outside the project folder {root}. Fix: copy the file into the project, or list the link in .kflowignore")]
+impl SpecError {
+    /// How to fix it, when there is more to say than the problem.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            SpecError::InvalidParameter { fix, .. } => fix.clone(),
+            SpecError::ScriptNotFound { .. } => {
+                "pass the path of a .py file, relative to the current folder or absolute".into()
+            }
+            SpecError::ScriptOutsideProject { .. } => "pass a project_root that contains the script, or leave it out to use the script's folder".into(),
+            SpecError::TemplateNotFound { name, .. } => format!("create {name}.json in one of those folders; `kflow templates` lists the ones that exist"),
+            SpecError::TemplateInvalid { .. }
+            | SpecError::ConfigInvalid { .. }
+            | SpecError::EnvInvalid { .. } => return None,
+        })
+    }
+}
+
+/// The project could not be packaged safely.
+#[derive(Debug, thiserror::Error)]
+pub enum PackagingError {
+    #[error("{path} is a symbolic link to {target}, which is outside the project folder {root}")]
     SymlinkOutsideProject {
         path: PathBuf,
         target: PathBuf,
         root: PathBuf,
     },
-
-    #[error("{path} is a symbolic link to {target} that {problem}. Fix: repair or remove the link, or list it in .kflowignore")]
+    #[error("{path} is a symbolic link to {target} that {problem}")]
     BrokenSymlink {
         path: PathBuf,
         target: PathBuf,
         problem: &'static str,
     },
-
-    #[error("the project folder {root} is {what}: packaging it would upload everything you own (keys, tokens, other projects). Fix: put the script in a folder of its own and run it from there, or pass --project-root (project_root=) naming the project's folder")]
+    #[error("the project folder {root} is {what}: packaging it would upload everything you own (keys, tokens, other projects)")]
     UnsafeProjectRoot { root: PathBuf, what: &'static str },
-
-    #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}. Fix: list large data files in .kflowignore (or .gitignore) and read them from a volume instead")]
+    #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}")]
     ProjectTooLarge {
         root: PathBuf,
         size: u64,
@@ -67,124 +114,138 @@ pub enum Error {
         mode: String,
         largest: String,
     },
+}
 
-    #[error("no job named {name:?} is known on this machine{elsewhere}. Fix: `kflow jobs` lists the jobs kflow knows")]
-    JobNotFound { name: String, elsewhere: String },
+impl PackagingError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            PackagingError::SymlinkOutsideProject { .. } => "copy the file into the project, or list the link in .kflowignore",
+            PackagingError::BrokenSymlink { .. } => "repair or remove the link, or list it in .kflowignore",
+            PackagingError::UnsafeProjectRoot { .. } => "put the script in a folder of its own and run it from there, or pass --project-root (project_root=) naming the project's folder",
+            PackagingError::ProjectTooLarge { .. } => "list large data files in .kflowignore (or .gitignore) and read them from a volume instead",
+        }.to_string())
+    }
+}
 
-    #[error("a job named {name:?} already exists. Fix: choose another name, or delete the old job first (`kflow delete {name}`)")]
-    JobExists { name: String },
-
-    #[error("job {name} is still running. Fix: cancel it first (`kflow delete {name}` cancels and deletes)")]
-    JobStillRunning { name: String },
-
-    #[error("timed out after {seconds:.1} s waiting for job {name} (it is still {phase}). Fix: wait longer, or check `kflow status {name}`")]
+/// A run kflow was asked about.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no job named {name:?} is known on this machine{elsewhere}")]
+    NotFound { name: String, elsewhere: String },
+    #[error("a job named {name:?} already exists")]
+    Exists { name: String },
+    #[error("timed out after {seconds:.1} s waiting for job {name} (it is still {phase})")]
     WaitTimeout {
         name: String,
         seconds: f64,
         phase: String,
     },
-
-    #[error("the {backend} backend cannot {action}: {reason}")]
-    Unsupported {
-        backend: &'static str,
-        action: &'static str,
-        reason: String,
-    },
-
-    #[error("could not start {what}: {source}. Fix: {fix}")]
-    Spawn {
-        what: String,
-        fix: String,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("run record {path} is unreadable: {problem}. Fix: delete that folder; the job cannot be restarted")]
+    #[error("run record {path} is unreadable: {problem}")]
     CorruptRecord { path: PathBuf, problem: String },
+}
 
+impl JobError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            JobError::NotFound { .. } => "`kflow jobs` lists the jobs kflow knows".to_string(),
+            JobError::Exists { name } => {
+                format!("choose another name, or delete the old job first (`kflow delete {name}`)")
+            }
+            JobError::WaitTimeout { name, .. } => {
+                format!("wait longer, or check `kflow status {name}`")
+            }
+            JobError::CorruptRecord { .. } => {
+                "delete that folder; the job cannot be restarted".to_string()
+            }
+        })
+    }
+}
+
+/// The cluster could not be used, or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
     /// No usable cluster connection (no kubeconfig, a bad one, an unknown context…).
-    #[error("no cluster connection: {problem}. Fix: {fix}")]
-    ClusterConfig { problem: String, fix: String },
-
+    #[error("no cluster connection: {problem}")]
+    Config { problem: String, fix: String },
     /// The API server could not be reached at all (network, TLS, DNS).
-    #[error("cannot reach the cluster at {server}: {problem}. Fix: check the network/VPN and that the kubeconfig's server address is right (`kubectl cluster-info` uses the same)")]
-    ClusterUnreachable { server: String, problem: String },
-
+    #[error("cannot reach the cluster at {server}: {problem}")]
+    Unreachable { server: String, problem: String },
     /// Discovery says a job kind is not served: the operator is missing, not a 404 on create.
-    #[error("the Kubeflow Training Operator is not installed here ({what} is not served). Fix: ask the cluster admin to install the training operator (kubeflow/training-operator v1.9, which serves kubeflow.org/v1 PyTorchJob, TFJob and MPIJob), or run with backend=\"local\"")]
+    #[error("the Kubeflow Training Operator is not installed here ({what} is not served)")]
     OperatorMissing { what: String },
-
     /// The address answers, but it is no Kubernetes API server (often the Kubeflow URL used
     /// as one after `kflow login`).
-    #[error("{server} is not a Kubernetes API server ({problem}). Fix: give the cluster's API server address: `kflow login --api-server https://API-SERVER:6443`, `apiServer = \"…\"` in kflow's config.toml (VS Code: kflow.apiServer), or KFLOW_API_SERVER; `kflow doctor` checks it")]
+    #[error("{server} is not a Kubernetes API server ({problem})")]
     NotKubernetesApi { server: String, problem: String },
-
     /// RBAC refused a call: says what to ask the admin for.
-    #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message}). Fix: ask your cluster admin to grant you {verb} on {resource} in {namespace:?} (in Kubeflow: be added as a contributor to that profile, which binds the kubeflow-edit role), or pass a namespace you own with namespace=...")]
+    #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message})")]
     Forbidden {
         verb: String,
         resource: String,
         namespace: String,
         message: String,
     },
-
     /// Any other refusal from the API server, with what kflow was doing.
-    #[error("the cluster refused to {action}: {message} (HTTP {code}). Fix: {fix}")]
-    ClusterApi {
+    #[error("the cluster refused to {action}: {message} (HTTP {code})")]
+    Api {
         action: String,
         code: u16,
         message: String,
         fix: String,
     },
+}
 
-    // Sign-in (auth/). None of these ever carries a password, token or cookie value.
-    #[error("sign-in to {url} failed: the identity provider rejected the username or password for {username:?}{message}. Fix: check both and run `kflow login` again")]
+impl ClusterError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            ClusterError::Config { fix, .. } | ClusterError::Api { fix, .. } => fix.clone(),
+            ClusterError::Unreachable { .. } => "check the network/VPN and that the kubeconfig's server address is right (`kubectl cluster-info` uses the same)".into(),
+            ClusterError::OperatorMissing { .. } => "ask the cluster admin to install the training operator (kubeflow/training-operator v1.9, which serves kubeflow.org/v1 PyTorchJob, TFJob and MPIJob), or run with backend=\"local\"".into(),
+            ClusterError::NotKubernetesApi { .. } => "give the cluster's API server address: `kflow login --api-server https://API-SERVER:6443`, `apiServer = \"…\"` in kflow's config.toml (VS Code: kflow.apiServer), or KFLOW_API_SERVER; `kflow doctor` checks it".into(),
+            ClusterError::Forbidden { verb, resource, namespace, .. } => format!("ask your cluster admin to grant you {verb} on {resource} in {namespace:?} (in Kubeflow: be added as a contributor to that profile, which binds the kubeflow-edit role), or pass a namespace you own with namespace=..."),
+        })
+    }
+}
+
+/// Signing in, or the session, failed. None of these ever carries a password, token or cookie.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign-in to {url} failed: the identity provider rejected the username or password for {username:?}{message}")]
     WrongCredentials {
         url: String,
         username: String,
         message: String,
     },
-
-    #[error("sign-in to {url} failed: the account {username:?} is disabled ({message}). Fix: ask your Kubeflow administrator to enable it")]
+    #[error("sign-in to {url} failed: the account {username:?} is disabled ({message})")]
     AccountDisabled {
         url: String,
         username: String,
         message: String,
     },
-
-    #[error("sign-in to {url} stopped: the identity provider asks {username:?} for {action}, which kflow does not fill in. Fix: sign in once in a browser at {url} and complete it, then run `kflow login` again")]
+    #[error("sign-in to {url} stopped: the identity provider asks {username:?} for {action}, which kflow does not fill in")]
     LoginActionRequired {
         url: String,
         username: String,
         action: String,
     },
-
-    #[error("sign-in to {url} failed: {problem}. Fix: {fix}")]
+    #[error("sign-in to {url} failed: {problem}")]
     LoginFailed {
         url: String,
         problem: String,
         fix: String,
     },
-
-    #[error("the Kubeflow session for {username:?} at {url} has expired and could not be renewed ({reason}). Fix: run `kflow login`")]
+    #[error("the Kubeflow session for {username:?} at {url} has expired and could not be renewed ({reason})")]
     SessionExpired {
         url: String,
         username: String,
         reason: String,
     },
-
-    #[error("not signed in to Kubeflow. Fix: run `kflow login` (or `kflow.login()` in Python)")]
+    #[error("not signed in to Kubeflow")]
     NotLoggedIn,
-
-    #[error("the OS keyring ({store}) failed to {action}: {problem}. Fix: unlock the keyring, or run `kflow logout` and sign in again")]
+    #[error("the OS keyring ({store}) failed to {action}: {problem}")]
     Keyring {
         store: String,
         action: &'static str,
@@ -192,78 +253,197 @@ pub enum Error {
     },
 }
 
+impl AuthError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            AuthError::WrongCredentials { .. } => {
+                "check both and run `kflow login` again".to_string()
+            }
+            AuthError::AccountDisabled { .. } => {
+                "ask your Kubeflow administrator to enable it".to_string()
+            }
+            AuthError::LoginActionRequired { url, .. } => format!(
+                "sign in once in a browser at {url} and complete it, then run `kflow login` again"
+            ),
+            AuthError::LoginFailed { fix, .. } => fix.clone(),
+            AuthError::SessionExpired { .. } => "run `kflow login`".to_string(),
+            AuthError::NotLoggedIn => {
+                "run `kflow login` (or `kflow.login()` in Python)".to_string()
+            }
+            AuthError::Keyring { .. } => {
+                "unlock the keyring, or run `kflow logout` and sign in again".to_string()
+            }
+        })
+    }
+}
+
+/// This machine could not do what a run needs.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error("the {backend} backend cannot {action}: {reason}")]
+    Unsupported {
+        backend: &'static str,
+        action: &'static str,
+        reason: String,
+    },
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        what: String,
+        fix: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SystemError {
+    /// How to fix it, when kflow knows.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            SystemError::Spawn { fix, .. } => Some(fix.clone()),
+            SystemError::Unsupported { .. } | SystemError::Io { .. } => None,
+        }
+    }
+}
+
+macro_rules! from_area {
+    ($($area:ident => $variant:ident),*) => {
+        $(impl From<$area> for Error {
+            fn from(e: $area) -> Error {
+                Error::$variant(e)
+            }
+        })*
+    };
+}
+from_area!(SpecError => Spec, PackagingError => Packaging, JobError => Job,
+    ClusterError => Cluster, AuthError => Auth, SystemError => System);
+
 impl Error {
+    /// A file operation's error, naming what was done to which path.
     pub fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
+        move |source| {
+            Error::System(SystemError::Io {
+                action,
+                path,
+                source,
+            })
         }
     }
 
+    /// A run parameter kflow cannot use, with how to fix it.
     pub fn invalid(
         field: &'static str,
         value: impl Into<String>,
         problem: impl Into<String>,
         fix: impl Into<String>,
     ) -> Error {
-        Error::InvalidParameter {
+        Error::Spec(SpecError::InvalidParameter {
             field,
             value: value.into(),
             problem: problem.into(),
             fix: fix.into(),
+        })
+    }
+
+    /// What went wrong and where, without the fix.
+    pub fn problem(&self) -> String {
+        match self {
+            Error::Spec(e) => e.to_string(),
+            Error::Packaging(e) => e.to_string(),
+            Error::Job(e) => e.to_string(),
+            Error::Cluster(e) => e.to_string(),
+            Error::Auth(e) => e.to_string(),
+            Error::System(e) => e.to_string(),
+        }
+    }
+
+    /// How to fix it, when kflow knows.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Error::Spec(e) => e.fix(),
+            Error::Packaging(e) => e.fix(),
+            Error::Job(e) => e.fix(),
+            Error::Cluster(e) => e.fix(),
+            Error::Auth(e) => e.fix(),
+            Error::System(e) => e.fix(),
         }
     }
 
     /// A short stable category, used by the surfaces to pick an exception class or exit code.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidParameter { .. }
-            | Error::ScriptNotFound { .. }
-            | Error::ScriptOutsideProject { .. }
-            | Error::EnvInvalid { .. }
-            | Error::ConfigInvalid { .. } => ErrorKind::Validation,
-            Error::TemplateNotFound { .. } | Error::TemplateInvalid { .. } => ErrorKind::Template,
-            Error::SymlinkOutsideProject { .. }
-            | Error::BrokenSymlink { .. }
-            | Error::UnsafeProjectRoot { .. }
-            | Error::ProjectTooLarge { .. } => ErrorKind::Packaging,
-            Error::JobNotFound { .. } => ErrorKind::NotFound,
-            Error::JobExists { .. } | Error::JobStillRunning { .. } => ErrorKind::Conflict,
-            Error::WaitTimeout { .. } => ErrorKind::Timeout,
+            Error::Spec(SpecError::TemplateNotFound { .. } | SpecError::TemplateInvalid { .. }) => {
+                ErrorKind::Template
+            }
+            Error::Spec(_) => ErrorKind::Validation,
+            Error::Packaging(_) => ErrorKind::Packaging,
+            Error::Job(JobError::NotFound { .. }) => ErrorKind::NotFound,
+            Error::Job(JobError::Exists { .. }) => ErrorKind::Conflict,
+            Error::Job(JobError::WaitTimeout { .. }) => ErrorKind::Timeout,
+            Error::Job(JobError::CorruptRecord { .. }) => ErrorKind::Backend,
             // Sign-in problems the user fixes by changing input map to Validation (exit 2); the
             // session or the keyring failing under a running command map to Backend (exit 1).
-            Error::WrongCredentials { .. }
-            | Error::AccountDisabled { .. }
-            | Error::LoginActionRequired { .. }
-            | Error::LoginFailed { .. }
-            | Error::NotLoggedIn => ErrorKind::Validation,
-            Error::SessionExpired { .. } | Error::Keyring { .. } => ErrorKind::Backend,
-            Error::Unsupported { .. }
-            | Error::Spawn { .. }
-            | Error::Io { .. }
-            | Error::CorruptRecord { .. }
-            | Error::ClusterConfig { .. }
-            | Error::ClusterUnreachable { .. }
-            | Error::OperatorMissing { .. }
-            | Error::NotKubernetesApi { .. }
-            | Error::Forbidden { .. }
-            | Error::ClusterApi { .. } => ErrorKind::Backend,
+            Error::Auth(AuthError::SessionExpired { .. } | AuthError::Keyring { .. }) => {
+                ErrorKind::Backend
+            }
+            Error::Auth(_) => ErrorKind::Validation,
+            Error::Cluster(_) | Error::System(_) => ErrorKind::Backend,
         }
     }
 }
 
+/// A short stable category of an error: what the surfaces map to exception classes and exit
+/// codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// The user's input (options, settings, credentials) is wrong.
     Validation,
+    /// A template is missing or wrong.
     Template,
+    /// The project could not be packaged.
     Packaging,
+    /// No such job.
     NotFound,
+    /// The name is taken.
     Conflict,
+    /// A wait ran out.
     Timeout,
+    /// The backend (cluster, this machine, the keyring) failed.
     Backend,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fix_is_a_field_and_display_joins_it() {
+        let e: Error = JobError::Exists { name: "j".into() }.into();
+        assert_eq!(e.problem(), "a job named \"j\" already exists");
+        assert_eq!(
+            e.fix().as_deref(),
+            Some("choose another name, or delete the old job first (`kflow delete j`)")
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("{}. Fix: {}", e.problem(), e.fix().unwrap())
+        );
+        let io = Error::io("reading", "/x")(std::io::Error::other("boom"));
+        assert_eq!(
+            (io.to_string(), io.fix()),
+            ("reading /x: boom".into(), None)
+        );
+        assert!(std::error::Error::source(&io).is_some());
+    }
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use rand::Rng;
 
+use crate::error::{Error, ErrorKind};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventId(String);
 
@@ -35,6 +37,32 @@ impl Default for EventId {
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An error as a surface shows it: what went wrong, how to fix it, and the event ID under which
+/// the whole message is in the local log.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub event_id: EventId,
+    pub kind: ErrorKind,
+    pub problem: String,
+    pub fix: Option<String>,
+    /// Problem and fix together, as `Display` of the error gives them.
+    pub message: String,
+}
+
+impl Report {
+    /// Logs `err` in `log` and returns what to show.
+    pub fn record(err: &Error, log: &Path) -> Report {
+        let message = err.to_string();
+        Report {
+            event_id: record(log, "error", &message),
+            kind: err.kind(),
+            problem: err.problem(),
+            fix: err.fix(),
+            message,
+        }
     }
 }
 

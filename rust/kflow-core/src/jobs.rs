@@ -8,12 +8,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::artifacts;
+use crate::auth::Session;
 use crate::backend::cluster::{self, ClusterHandle};
 use crate::backend::description::Description;
 use crate::backend::local::{Launcher, LocalBackend};
 use crate::backend::packaging::{self, Destination};
-use crate::backend::{Backend, JobStatus, LogLine, LogStream, Run};
-use crate::error::{Error, Result};
+use crate::backend::{Backend, JobStatus, JobSummary, LogLine, LogStream, Run};
+use crate::error::{ClusterError, Error, JobError, Result};
 use crate::manifest::{self, Manifests, MpiApi};
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::template::{self, TemplateInfo};
@@ -27,38 +28,6 @@ pub struct Client {
     local: Arc<LocalBackend>,
     /// Connected on first use: local runs never read a kubeconfig.
     cluster: Arc<ClusterHandle>,
-}
-
-/// A run as `kflow jobs` lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobSummary {
-    pub name: String,
-    pub kind: String,
-    pub backend: String,
-    pub phase: String,
-    pub reason: Option<String>,
-    pub script: String,
-    pub created_at: String,
-    /// The phase is the last one this machine saw, not a fresh reading from the cluster.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub stale: bool,
-}
-
-impl JobSummary {
-    /// The row of a run this machine knows, with the phase its backend gives.
-    pub(crate) fn of_run(run: &Run, phase: String, reason: Option<String>) -> JobSummary {
-        let spec = &run.record.spec;
-        JobSummary {
-            name: spec.name.clone(),
-            kind: spec.kind.to_string(),
-            backend: spec.backend.as_str().to_string(),
-            phase,
-            reason,
-            script: spec.script.clone(),
-            created_at: run.record.created_at.clone(),
-            stale: false,
-        }
-    }
 }
 
 /// What `Client::list` found, and why the cluster's part may be missing or old.
@@ -122,9 +91,13 @@ impl Client {
         }
     }
 
-    /// Uses `source` for cluster runs instead of KUBECONFIG / in-cluster discovery: the seam
-    /// for a signed-in session's in-memory config.
-    pub fn with_cluster_source(mut self, source: cluster::Source) -> Client {
+    /// Runs cluster jobs through `session` in `namespace`, whatever else is configured.
+    pub fn with_session(self, session: &Session, namespace: &str) -> Client {
+        self.with_cluster_source(session_source(session, namespace))
+    }
+
+    /// Uses `source` for cluster runs instead of KUBECONFIG / in-cluster discovery.
+    pub(crate) fn with_cluster_source(mut self, source: cluster::Source) -> Client {
         self.cluster = Arc::new(ClusterHandle::new(source, self.ctx.env.clone()));
         self
     }
@@ -218,9 +191,9 @@ impl Client {
     pub fn submit_spec(&self, spec: RunSpec) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), &spec.name);
         if dir.root.exists() {
-            return Err(Error::JobExists {
+            return Err(Error::Job(JobError::Exists {
                 name: spec.name.clone(),
-            });
+            }));
         }
         let result = self.create(&dir, spec);
         if result.is_err() {
@@ -248,16 +221,18 @@ impl Client {
     /// is looked at; a cluster that cannot be asked is named in the error.
     pub fn get(&self, name: &str) -> Result<Job> {
         match self.get_local(name) {
-            Err(Error::JobNotFound { .. }) => match self.cluster.get() {
+            Err(Error::Job(JobError::NotFound { .. })) => match self.cluster.get() {
                 Ok(backend) => self.fetch_from_cluster(&backend.namespace, &backend.server, name),
-                Err(Error::ClusterConfig { .. }) => Err(Error::JobNotFound {
-                    name: name.to_string(),
-                    elsewhere: String::new(),
-                }),
-                Err(e) => Err(Error::JobNotFound {
+                Err(Error::Cluster(ClusterError::Config { .. })) => {
+                    Err(Error::Job(JobError::NotFound {
+                        name: name.to_string(),
+                        elsewhere: String::new(),
+                    }))
+                }
+                Err(e) => Err(Error::Job(JobError::NotFound {
                     name: name.to_string(),
                     elsewhere: format!(", and the cluster could not be asked ({e})"),
-                }),
+                })),
             },
             other => other,
         }
@@ -266,10 +241,10 @@ impl Client {
     fn get_local(&self, name: &str) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
         if spec::validate::job_name(name).is_err() || !dir.exists() {
-            return Err(Error::JobNotFound {
+            return Err(Error::Job(JobError::NotFound {
                 name: name.to_string(),
                 elsewhere: String::new(),
-            });
+            }));
         }
         let record = dir.read_record()?;
         Ok(self.job(dir, record))
@@ -288,9 +263,11 @@ impl Client {
     /// `adopt`'s cluster half: the record from the job's annotation, the code from its
     /// ConfigMap, both kept in a new run folder.
     fn fetch_from_cluster(&self, namespace: &str, server: &str, name: &str) -> Result<Job> {
-        let not_found = || Error::JobNotFound {
-            name: name.to_string(),
-            elsewhere: format!(" nor in namespace {namespace:?} of the cluster at {server}"),
+        let not_found = || {
+            Error::Job(JobError::NotFound {
+                name: name.to_string(),
+                elsewhere: format!(" nor in namespace {namespace:?} of the cluster at {server}"),
+            })
         };
         spec::validate::job_name(name).map_err(|_| not_found())?;
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
@@ -343,9 +320,25 @@ fn signed_in_source(ctx: &Context) -> Option<cluster::Source> {
                 .and_then(|ns| ns.into_iter().next())
         })
         .unwrap_or_else(|| "default".to_string());
-    Some(crate::auth::kube_client::cluster_source(
-        &session, &namespace,
-    ))
+    Some(session_source(&session, &namespace))
+}
+
+/// A session's connection: the kube client is made inside the backend's runtime and asks the
+/// session for a token per request.
+fn session_source(session: &Session, namespace: &str) -> cluster::Source {
+    let made_for = session.clone();
+    let ns = namespace.to_string();
+    cluster::Source::Client {
+        make: Arc::new(move || crate::auth::kube_client::client(&made_for, &ns)),
+        namespace: namespace.to_string(),
+        label: format!(
+            "Kubeflow session of {} at {}",
+            session.username(),
+            session.endpoints().api_server
+        ),
+        server: session.endpoints().api_server.clone(),
+        user: Some(session.username().to_string()),
+    }
 }
 
 /// A handle on one run.

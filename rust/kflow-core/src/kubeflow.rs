@@ -8,8 +8,8 @@ use kube::api::ApiResource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::backend::Phase;
 use crate::error::Error;
+use crate::status::Phase;
 
 /// The API group of every training job kind.
 pub const GROUP: &str = "kubeflow.org";

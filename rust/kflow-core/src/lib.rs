@@ -38,26 +38,33 @@
 //! `kubeflow` (job kinds, API versions, conditions), `records` (run folders), `auth`
 //! (Keycloak/Dex sign-in, keyring, sessions), `events` (event IDs), `paths` (kflow's folders).
 
+#![warn(missing_docs)]
+
 mod artifacts;
 pub mod auth;
 mod backend;
 mod error;
 pub mod events;
 mod jobs;
+mod jwt;
 mod kubeflow;
 mod manifest;
 mod paths;
 mod pem;
 mod records;
 mod spec;
+mod status;
 
 pub use artifacts::{package, Archive, PackOptions};
 pub use backend::cluster::doctor::Doctor;
 pub use backend::description::Description;
 pub use backend::local::{supervise, Launcher};
-pub use backend::{JobStatus, LogLine, LogStream, Phase, ReplicaStatus, Severity};
-pub use error::{Error, ErrorKind, Result};
-pub use jobs::{Client, Job, JobSummary, Listing, Preview, Progress};
+pub use backend::LogStream;
+pub use error::{
+    AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, Result, SpecError,
+    SystemError,
+};
+pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
 pub use manifest::Manifests;
 pub use paths::Dirs;
@@ -65,3 +72,4 @@ pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};
 pub use spec::template::TemplateInfo;
 pub use spec::{BackendKind, CodeMode, Context, RunOptions, RunSpec};
+pub use status::{JobStatus, JobSummary, LogLine, Phase, ReplicaStatus, Severity};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JobError, Result};
 use crate::spec::RunSpec;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,9 +65,11 @@ impl RunDir {
     pub fn read_record(&self) -> Result<RunRecord> {
         let path = self.record_file();
         let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-        serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
-            path,
-            problem: e.to_string(),
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Job(JobError::CorruptRecord {
+                path,
+                problem: e.to_string(),
+            })
         })
     }
 

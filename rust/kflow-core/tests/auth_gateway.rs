@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use kflow_core::auth::{Credentials, Endpoints, SecretStore, Session};
-use kflow_core::Error;
+use kflow_core::{AuthError, Error};
 use kflow_testcluster::cluster::{self, Options, Running};
 use kflow_testcluster::idp::{DexConfig, IdpConfig, IdpUser};
 use zeroize::Zeroizing;
@@ -147,7 +147,10 @@ fn keycloak_behind_the_gateway_gives_web_cookies_and_an_api_token() {
     let err = d
         .login(d.endpoints(), "wrong-Pa55", state.path())
         .unwrap_err();
-    assert!(matches!(err, Error::WrongCredentials { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Auth(AuthError::WrongCredentials { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -206,6 +209,9 @@ fn dex_local_password_form() {
     assert!(s.has_web_session());
     assert_eq!(d.list_pods(&s), Ok(0));
     let err = d.login(ep, "wrong-Pa55", state.path()).unwrap_err();
-    assert!(matches!(err, Error::WrongCredentials { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Auth(AuthError::WrongCredentials { .. })),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains("wrong-Pa55"));
 }

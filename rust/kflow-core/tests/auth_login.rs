@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kflow_core::auth::{self, Credentials, Endpoints, SecretStore, Session};
-use kflow_core::Error;
+use kflow_core::{AuthError, Error};
 use kflow_testcluster::idp::{IdpConfig, IdpUser};
 use kflow_testcluster::{Options, TestCluster};
 use zeroize::Zeroizing;
@@ -165,7 +165,7 @@ fn login_gives_a_token_the_api_server_accepts_and_logout_clears_it() {
     assert!(other.unwrap_err().to_string().contains("403"));
 
     s.logout().unwrap();
-    assert!(!auth::session::profile_path(state.path()).exists());
+    assert!(!auth::profile_path(state.path()).exists());
     // The realm ended the SSO session: the old refresh token no longer works.
     assert!(s.refresh_now().is_err());
     assert!(files_containing(state.path(), SENTINEL).is_empty());
@@ -178,7 +178,10 @@ fn wrong_password_and_unknown_user_are_clear_and_never_echo_the_password() {
     let wrong = "kflow-sentinel-WRONG-77";
     for who in ["user@example.com", "nobody"] {
         let err = r.login(who, wrong, false, state.path()).unwrap_err();
-        assert!(matches!(err, Error::WrongCredentials { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Auth(AuthError::WrongCredentials { .. })),
+            "{err:?}"
+        );
         let msg = err.to_string();
         assert!(
             msg.contains("rejected the username or password") && msg.contains(who),
@@ -201,7 +204,7 @@ fn required_action_pages_stop_with_what_is_asked() {
         .login("otp-user", "pw-otp", false, state.path())
         .unwrap_err();
     assert!(
-        matches!(&err, Error::LoginActionRequired { action, .. } if action.contains("one-time code")),
+        matches!(&err, Error::Auth(AuthError::LoginActionRequired { action, .. }) if action.contains("one-time code")),
         "{err:?}"
     );
     assert!(
@@ -212,7 +215,7 @@ fn required_action_pages_stop_with_what_is_asked() {
         .login("new-user", "pw-new", false, state.path())
         .unwrap_err();
     assert!(
-        matches!(&err, Error::LoginActionRequired { action, .. } if action.contains("update-password")),
+        matches!(&err, Error::Auth(AuthError::LoginActionRequired { action, .. }) if action.contains("update-password")),
         "{err:?}"
     );
     assert!(!err.to_string().contains("pw-new"));
@@ -343,7 +346,10 @@ fn ended_session_needs_login_unless_the_password_is_stored() {
     end_sso_session(&r, &plain);
     end_sso_session(&r, &stored);
     let err = plain.refresh_now().unwrap_err();
-    assert!(matches!(err, Error::SessionExpired { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Auth(AuthError::SessionExpired { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("run `kflow login`"), "{err}");
     stored
         .refresh_now()
@@ -386,7 +392,7 @@ fn job_log_stream_outlives_several_token_lifetimes() {
             command: Vec::new(),
         },
     )
-    .with_cluster_source(auth::kube_client::cluster_source(&s, NS));
+    .with_session(&s, NS);
     let start = Instant::now();
     let job = client
         .submit(kflow_core::RunOptions {
@@ -437,5 +443,8 @@ fn a_stale_session_adopts_the_tokens_another_process_stored() {
     assert_eq!(list_pods(&old), Ok(0));
     new.logout().unwrap();
     let err = old.refresh_now().unwrap_err();
-    assert!(matches!(err, Error::SessionExpired { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Auth(AuthError::SessionExpired { .. })),
+        "{err:?}"
+    );
 }

@@ -15,7 +15,6 @@ pub mod magics;
 pub mod messages;
 pub mod options;
 pub mod output;
-pub mod process_runner;
 pub mod runner;
 pub mod sockets;
 pub mod wire;

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kflow_core::{events, Client, Context, Error, ErrorKind, Job, Launcher, RunOptions};
+use kflow_core::{events, Client, Context, Error, ErrorKind, Job, JobError, Launcher, RunOptions};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -93,13 +93,9 @@ fn launcher(py: Python<'_>) -> PyResult<Launcher> {
 
 /// Turns a core error into the matching Python exception, with an event ID also in the log.
 fn to_py(py: Python<'_>, err: Error) -> PyErr {
-    let id = events::record(
-        &Context::from_process().dirs.event_log(),
-        "error",
-        &err.to_string(),
-    );
-    let message = format!("{err} [event {id}]");
-    let exc = match err.kind() {
+    let report = events::Report::record(&err, &Context::from_process().dirs.event_log());
+    let message = format!("{} [event {}]", report.message, report.event_id);
+    let exc = match report.kind {
         ErrorKind::Validation => ValidationError::new_err(message),
         ErrorKind::Template => TemplateError::new_err(message),
         ErrorKind::Packaging => PackagingError::new_err(message),
@@ -108,7 +104,10 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
         ErrorKind::Timeout => WaitTimeoutError::new_err(message),
         ErrorKind::Backend => BackendError::new_err(message),
     };
-    let _ = exc.value(py).setattr("event_id", id.as_str());
+    let value = exc.value(py);
+    let _ = value.setattr("event_id", report.event_id.as_str());
+    let _ = value.setattr("problem", report.problem);
+    let _ = value.setattr("fix", report.fix);
     exc
 }
 
@@ -191,7 +190,7 @@ impl NativeJob {
             let result = py.detach(|| self.job.wait(Some(slice), &mut || false));
             match result {
                 Ok(status) => return Ok(to_json(&status)),
-                Err(Error::WaitTimeout { .. }) => {}
+                Err(Error::Job(JobError::WaitTimeout { .. })) => {}
                 Err(e) => return Err(to_py(py, e)),
             }
             py.check_signals()?;
@@ -204,11 +203,11 @@ impl NativeJob {
                         .unwrap_or_default();
                     return Err(to_py(
                         py,
-                        Error::WaitTimeout {
+                        Error::Job(JobError::WaitTimeout {
                             name: self.job.name().to_string(),
                             seconds: limit,
                             phase,
-                        },
+                        }),
                     ));
                 }
             }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub use walk::{walk, Entry, EntryKind, Walked};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PackagingError, Result, SystemError};
 
 /// Default cap on a project's packed size: code, not data sets.
 pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
@@ -188,13 +188,13 @@ fn check_size(root: &Path, entries: &[Entry], opts: &PackOptions) -> Result<()> 
         .map(|e| format!("{} ({})", e.relative.display(), human_bytes(e.size())))
         .collect::<Vec<_>>()
         .join(", ");
-    Err(Error::ProjectTooLarge {
+    Err(Error::Packaging(PackagingError::ProjectTooLarge {
         root: root.to_path_buf(),
         size: total,
         limit: opts.max_bytes,
         mode: opts.limit_reason.clone(),
         largest,
-    })
+    }))
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -254,10 +254,12 @@ impl<W: Write> Write for HashingWriter<W> {
 /// The files of a tar.gz (ConfigMap mode keys each file), in archive order.
 pub fn archive_files(targz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     use std::io::Read;
-    let bad = |e: std::io::Error| Error::Io {
-        action: "reading the code archive",
-        path: "code.tar.gz".into(),
-        source: e,
+    let bad = |e: std::io::Error| {
+        Error::System(SystemError::Io {
+            action: "reading the code archive",
+            path: "code.tar.gz".into(),
+            source: e,
+        })
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
     let mut out = Vec::new();

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::error::PackagingError;
 
 /// The project's entries in a stable order (sorted by path).
 fn collect(root: &Path) -> Result<Vec<Entry>> {
@@ -151,7 +152,13 @@ fn link_leaving_the_project_is_refused() {
     std::os::unix::fs::symlink(outside.path().join("creds"), dir.path().join("creds")).unwrap();
     let err = collect(dir.path()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::SymlinkOutsideProject { .. }), "{text}");
+    assert!(
+        matches!(
+            err,
+            Error::Packaging(PackagingError::SymlinkOutsideProject { .. })
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("creds") && text.contains(".kflowignore"),
         "{text}"
@@ -286,7 +293,9 @@ fn a_linked_entry_script_travels_as_its_content_and_broken_links_say_why() {
     // Any other link out of the project is still refused.
     assert!(matches!(
         walk(dir.path(), None),
-        Err(Error::SymlinkOutsideProject { .. })
+        Err(Error::Packaging(
+            PackagingError::SymlinkOutsideProject { .. }
+        ))
     ));
 
     let looped = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::WalkBuilder;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PackagingError, Result, SystemError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -156,10 +156,10 @@ fn check_root(root: &Path) -> Result<()> {
         .map(PathBuf::from)
         .and_then(|h| h.canonicalize().ok());
     match unsafe_root(root, home.as_deref()) {
-        Some(what) => Err(Error::UnsafeProjectRoot {
+        Some(what) => Err(Error::Packaging(PackagingError::UnsafeProjectRoot {
             root: root.to_path_buf(),
             what,
-        }),
+        })),
         None => Ok(()),
     }
 }
@@ -222,10 +222,12 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
     });
     let mut entries = Vec::new();
     for item in walker.build() {
-        let item = item.map_err(|e| Error::Io {
-            action: "walking",
-            path: root.clone(),
-            source: std::io::Error::other(e.to_string()),
+        let item = item.map_err(|e| {
+            Error::System(SystemError::Io {
+                action: "walking",
+                path: root.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
         })?;
         let absolute = item.path().to_path_buf();
         let Ok(relative) = absolute.strip_prefix(&root).map(Path::to_path_buf) else {
@@ -238,7 +240,7 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
         let (kind, content) = if meta.file_type().is_symlink() {
             match inside_target(&root, &absolute) {
                 Ok(target) => (EntryKind::Symlink { target }, absolute.clone()),
-                Err(Error::SymlinkOutsideProject { target, .. })
+                Err(Error::Packaging(PackagingError::SymlinkOutsideProject { target, .. }))
                     if Some(relative.as_path()) == entry_script && target.is_file() =>
                 {
                     let meta = std::fs::metadata(&target).map_err(Error::io("reading", &target))?;
@@ -295,10 +297,12 @@ pub fn walk(root: &Path, entry_script: Option<&Path>) -> Result<Walked> {
 /// never meant to send.
 fn inside_target(root: &Path, link: &Path) -> Result<PathBuf> {
     let raw = std::fs::read_link(link).map_err(Error::io("reading link", link))?;
-    let outside = |target: PathBuf| Error::SymlinkOutsideProject {
-        path: link.to_path_buf(),
-        target,
-        root: root.to_path_buf(),
+    let outside = |target: PathBuf| {
+        Error::Packaging(PackagingError::SymlinkOutsideProject {
+            path: link.to_path_buf(),
+            target,
+            root: root.to_path_buf(),
+        })
     };
     let resolved = link.parent().unwrap_or(root).join(&raw);
     let resolved = resolved.canonicalize().map_err(|e| {
@@ -310,11 +314,11 @@ fn inside_target(root: &Path, link: &Path) -> Result<PathBuf> {
         } else {
             return outside(resolved.clone());
         };
-        Error::BrokenSymlink {
+        Error::Packaging(PackagingError::BrokenSymlink {
             path: link.to_path_buf(),
             target: raw.clone(),
             problem,
-        }
+        })
     })?;
     if !resolved.starts_with(root) {
         return Err(outside(resolved));

@@ -10,35 +10,6 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::spec::Context;
 
-/// The environment variables that override the defaults, with what each one sets.
-pub const ENV_KEYS: [(&str, &str); 7] = [
-    (
-        "KFLOW_AUTH_CONNECTOR",
-        "Dex connector to use when Dex offers several (id or name)",
-    ),
-    (
-        "KFLOW_AUTH_CLIENT_ID",
-        "OIDC client id the API server trusts (default kflow)",
-    ),
-    (
-        "KFLOW_AUTH_ISSUER",
-        "realm issuer URL, e.g. https://keycloak.example.com/realms/kubeflow",
-    ),
-    (
-        "KFLOW_AUTH_REDIRECT_URI",
-        "redirect URI registered for the client (default http://localhost:8000/callback)",
-    ),
-    (
-        "KFLOW_API_SERVER",
-        "Kubernetes API server URL (default: the Kubeflow URL)",
-    ),
-    (
-        "KFLOW_CA_FILE",
-        "PEM file of an extra CA to trust (self-signed clusters)",
-    ),
-    ("KFLOW_KEYCLOAK_REALM", "Keycloak realm (default kubeflow)"),
-];
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
     /// The Kubeflow URL the user typed (no trailing slash).

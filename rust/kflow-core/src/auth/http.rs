@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest_cookie_store::{CookieStore, CookieStoreMutex};
 
 use super::endpoints::Endpoints;
-use crate::error::{Error, Result};
+use crate::error::{AuthError, Error, Result};
 
 pub type Jar = Arc<CookieStoreMutex>;
 
@@ -40,12 +40,13 @@ pub fn client(ep: &Endpoints, jar: Jar) -> Result<reqwest::Client> {
         .user_agent(concat!("kflow/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &ep.ca_file {
         let pem = std::fs::read(path).map_err(Error::io("reading the CA file", path))?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::LoginFailed {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Auth(AuthError::LoginFailed {
                 url: ep.url.clone(),
                 problem: format!("the CA file {} is not PEM: {e}", path.display()),
                 fix: "point KFLOW_CA_FILE at the cluster's CA certificate (PEM)".into(),
-            })?;
+            })
+        })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
@@ -53,10 +54,12 @@ pub fn client(ep: &Endpoints, jar: Jar) -> Result<reqwest::Client> {
     if !ep.verify_tls {
         b = b.danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| Error::LoginFailed {
-        url: ep.url.clone(),
-        problem: format!("cannot set up HTTPS: {e}"),
-        fix: "report this as a bug".into(),
+    b.build().map_err(|e| {
+        Error::Auth(AuthError::LoginFailed {
+            url: ep.url.clone(),
+            problem: format!("cannot set up HTTPS: {e}"),
+            fix: "report this as a bug".into(),
+        })
     })
 }
 

@@ -15,16 +15,16 @@ use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 use tower::BoxError;
 
 use super::session::Session;
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
 
 /// The API server's address and trust roots for a session, without credentials.
 pub fn config(session: &Session, namespace: &str) -> Result<kube::Config> {
     let ep = session.endpoints();
     let bad = |problem: String| {
-        Error::ClusterConfig {
+        Error::Cluster(ClusterError::Config {
         problem,
         fix: "set KFLOW_API_SERVER to the Kubernetes API server's https:// address and run `kflow login` again".into(),
-    }
+    })
     };
     let url: http::Uri = ep.api_server.parse().map_err(|e| {
         bad(format!(
@@ -73,29 +73,14 @@ impl AsyncPredicate<http::Request<Body>> for SessionAuth {
 pub fn client(session: &Session, namespace: &str) -> Result<kube::Client> {
     let config = config(session, namespace)?;
     let server = config.cluster_url.to_string();
-    let builder = ClientBuilder::try_from(config).map_err(|e| Error::ClusterUnreachable {
-        server,
-        problem: e.to_string(),
+    let builder = ClientBuilder::try_from(config).map_err(|e| {
+        Error::Cluster(ClusterError::Unreachable {
+            server,
+            problem: e.to_string(),
+        })
     })?;
     Ok(builder
         .with_layer(&BufferLayer::new(1024))
         .with_layer(&AsyncFilterLayer::new(SessionAuth(session.clone())))
         .build())
-}
-
-/// The cluster backend's connection for a session (`Client::with_cluster_source`): the kube
-/// client is made inside the backend's runtime and asks the session for a token per request.
-pub fn cluster_source(session: &Session, namespace: &str) -> crate::backend::cluster::Source {
-    let s = session.clone();
-    let ns = namespace.to_string();
-    crate::backend::cluster::Source::Client {
-        make: std::sync::Arc::new(move || client(&s, &ns)),
-        namespace: namespace.to_string(),
-        label: format!(
-            "Kubeflow session of {} at {}",
-            session.username(),
-            session.endpoints().api_server
-        ),
-        server: session.endpoints().api_server.clone(),
-    }
 }

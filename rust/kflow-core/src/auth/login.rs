@@ -24,7 +24,7 @@ use super::endpoints::Endpoints;
 use super::form::{self, Page};
 use super::http;
 use super::token::{self, TokenSet};
-use crate::error::{Error, Result};
+use crate::error::{AuthError, Error, Result};
 
 pub struct Credentials {
     pub username: String,
@@ -73,11 +73,11 @@ type OidcClient = oauth2::Client<
 >;
 
 fn bad_endpoint(ep: &Endpoints, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::LoginFailed {
+    Error::Auth(AuthError::LoginFailed {
         url: ep.url.clone(),
         problem: format!("the {what} is not a valid URL ({e})"),
         fix: "check KFLOW_AUTH_ISSUER / KFLOW_AUTH_REDIRECT_URI".into(),
-    }
+    })
 }
 
 fn oidc_client(ep: &Endpoints) -> Result<OidcClient> {
@@ -97,11 +97,11 @@ fn oidc_client(ep: &Endpoints) -> Result<OidcClient> {
 
 fn unreachable(ep: &Endpoints, target: &Url, e: reqwest::Error) -> Error {
     let host = target.host_str().unwrap_or("?").to_string();
-    Error::LoginFailed {
+    Error::Auth(AuthError::LoginFailed {
         url: ep.url.clone(),
         problem: format!("cannot reach {}://{host}: {}", target.scheme(), http::describe(e)),
         fix: "check the URL, the network/VPN, and for a self-signed cluster set KFLOW_CA_FILE to its CA (or verifySSL=false)".into(),
-    }
+    })
 }
 
 /// Where a walk through the identity provider's pages ended.
@@ -138,22 +138,22 @@ fn scrub(text: &str, creds: &Credentials) -> String {
 fn rejected(ep: &Endpoints, creds: &Credentials, page_error: Option<&str>) -> Error {
     let msg = scrub(page_error.unwrap_or(""), creds);
     if msg.to_ascii_lowercase().contains("disabled") {
-        return Error::AccountDisabled {
+        return Error::Auth(AuthError::AccountDisabled {
             url: ep.url.clone(),
             username: creds.username.clone(),
             message: msg,
-        };
+        });
     }
     let message = if msg.is_empty() {
         String::new()
     } else {
         format!(" (it said: {msg:?})")
     };
-    Error::WrongCredentials {
+    Error::Auth(AuthError::WrongCredentials {
         url: ep.url.clone(),
         username: creds.username.clone(),
         message,
-    }
+    })
 }
 
 /// Follows redirects by hand from `start`, posting the credentials once into a login form.
@@ -179,13 +179,15 @@ async fn walk(
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|loc| url.join(loc).ok())
-                .ok_or_else(|| Error::LoginFailed {
-                    url: ep.url.clone(),
-                    problem: format!(
-                        "{} answered HTTP {status} without a usable Location",
-                        without_query(&url)
-                    ),
-                    fix: "check the Kubeflow URL".into(),
+                .ok_or_else(|| {
+                    Error::Auth(AuthError::LoginFailed {
+                        url: ep.url.clone(),
+                        problem: format!(
+                            "{} answered HTTP {status} without a usable Location",
+                            without_query(&url)
+                        ),
+                        fix: "check the Kubeflow URL".into(),
+                    })
                 })?;
             if let Some(prefix) = back_to {
                 if next.as_str().starts_with(prefix) {
@@ -198,11 +200,11 @@ async fn walk(
                 }
             }
             if !ep.may_follow(&next) {
-                return Err(Error::LoginFailed {
+                return Err(Error::Auth(AuthError::LoginFailed {
                     url: ep.url.clone(),
                     problem: format!("the sign-in redirected to the cluster-internal address {}", without_query(&next)),
                     fix: "the gateway's public URL is misconfigured; set KFLOW_AUTH_ISSUER to the identity provider's public realm URL".into(),
-                });
+                }));
             }
             url = next;
             req = client.get(url.clone());
@@ -222,12 +224,12 @@ async fn walk(
                 req = client.post(f.action).form(&fields);
             }
             Page::Connectors(links) => {
-                let target = pick_connector(ep, &links).ok_or_else(|| Error::LoginFailed {
+                let target = pick_connector(ep, &links).ok_or_else(|| Error::Auth(AuthError::LoginFailed {
                     url: ep.url.clone(),
                     problem: format!("Dex offers no connector matching KFLOW_AUTH_CONNECTOR={:?} (it offers: {})", ep.connector.as_deref().unwrap_or(""),
                         links.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
                     fix: "set KFLOW_AUTH_CONNECTOR to one of the offered connectors".into(),
-                })?;
+                }))?;
                 url = target;
                 req = client.get(url.clone());
             }
@@ -236,29 +238,29 @@ async fn walk(
                 req = client.post(action).form(&fields);
             }
             Page::RequiredAction { action } => {
-                return Err(Error::LoginActionRequired {
+                return Err(Error::Auth(AuthError::LoginActionRequired {
                     url: ep.url.clone(),
                     username: creds.username.clone(),
                     action,
-                });
+                }));
             }
             Page::ProviderError { message } => {
                 let message = scrub(&message, creds);
                 if message.to_ascii_lowercase().contains("disabled") {
-                    return Err(Error::AccountDisabled {
+                    return Err(Error::Auth(AuthError::AccountDisabled {
                         url: ep.url.clone(),
                         username: creds.username.clone(),
                         message,
-                    });
+                    }));
                 }
-                return Err(Error::LoginFailed {
+                return Err(Error::Auth(AuthError::LoginFailed {
                     url: ep.url.clone(),
                     problem: format!("the identity provider answered HTTP {status}: {message:?} (at {})", without_query(&url)),
                     fix: format!(
                         "check the realm ({}) and the client id ({}) with your Kubeflow administrator; set KFLOW_KEYCLOAK_REALM / KFLOW_AUTH_CLIENT_ID / KFLOW_AUTH_REDIRECT_URI to match",
                         ep.realm, ep.client_id
                     ),
-                });
+                }));
             }
             Page::Other { title } => {
                 return Ok(Stop::Landed {
@@ -270,11 +272,11 @@ async fn walk(
             }
         }
     }
-    Err(Error::LoginFailed {
+    Err(Error::Auth(AuthError::LoginFailed {
         url: ep.url.clone(),
         problem: "more than 25 redirects".into(),
         fix: "check the Kubeflow URL".into(),
-    })
+    }))
 }
 
 /// The Dex connector to follow: the configured one (id or name), else the only one, else the
@@ -376,35 +378,37 @@ pub async fn token_login(
     let params = match walk(ep, client, auth_url, creds, Some(&ep.redirect_uri), &mut seen).await? {
         Stop::Redirected { params } => params,
         Stop::Landed { status, title, at, .. } => {
-            return Err(Error::LoginFailed {
+            return Err(Error::Auth(AuthError::LoginFailed {
                 url: ep.url.clone(),
                 problem: format!("the identity provider did not send back an authorization code (the sign-in ended at {} with HTTP {status} {title:?})", without_query(&at)),
                 fix: format!(
                     "check that the realm issuer is {} (KFLOW_AUTH_ISSUER / KFLOW_KEYCLOAK_REALM) and that client {:?} allows the redirect URI {}",
                     ep.issuer, ep.client_id, ep.redirect_uri
                 ),
-            })
+            }))
         }
     };
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(err) = get("error") {
-        return Err(Error::LoginFailed {
+        return Err(Error::Auth(AuthError::LoginFailed {
             url: ep.url.clone(),
             problem: format!("the identity provider refused: {err} ({})", get("error_description").unwrap_or_default()),
             fix: format!("ask your administrator to allow client {:?} with redirect URI {} (standard flow, PKCE)", ep.client_id, ep.redirect_uri),
-        });
+        }));
     }
     if get("state").as_deref() != Some(state.secret().as_str()) {
-        return Err(Error::LoginFailed {
+        return Err(Error::Auth(AuthError::LoginFailed {
             url: ep.url.clone(),
             problem: "the identity provider's answer carried the wrong state".into(),
             fix: "try again; if it repeats, report it".into(),
-        });
+        }));
     }
-    let code = get("code").ok_or_else(|| Error::LoginFailed {
-        url: ep.url.clone(),
-        problem: "the redirect back carried no authorization code".into(),
-        fix: "check KFLOW_AUTH_REDIRECT_URI".into(),
+    let code = get("code").ok_or_else(|| {
+        Error::Auth(AuthError::LoginFailed {
+            url: ep.url.clone(),
+            problem: "the redirect back carried no authorization code".into(),
+            fix: "check KFLOW_AUTH_REDIRECT_URI".into(),
+        })
     })?;
     let resp = oidc
         .exchange_code(AuthorizationCode::new(code))
@@ -436,14 +440,14 @@ fn token_error<RE: std::error::Error + 'static>(
         }
         RequestTokenError::Other(e) => e,
     };
-    Error::LoginFailed {
+    Error::Auth(AuthError::LoginFailed {
         url: ep.url.clone(),
         problem,
         fix: format!(
             "check the realm issuer {} and client id {:?}",
             ep.issuer, ep.client_id
         ),
-    }
+    })
 }
 
 /// Why a refresh failed: the grant is gone (sign in again) or the network hiccuped (retry).
@@ -497,11 +501,11 @@ impl TokenSet {
             (Some(t), _) => t.clone(),
             (None, Some(p)) => p.id_token.to_string(),
             (None, None) => {
-                return Err(Error::LoginFailed {
+                return Err(Error::Auth(AuthError::LoginFailed {
                     url: ep.url.clone(),
                     problem: "the token response has no id_token".into(),
                     fix: format!("client {:?} must be an OpenID Connect client that returns id_tokens for scope openid", ep.client_id),
-                })
+                }))
             }
         };
         let expires_in = resp.expires_in().map(|d| d.as_secs()).unwrap_or(300);
@@ -541,11 +545,12 @@ mod tests {
             Some("Account is disabled, contact your administrator."),
         );
         assert!(
-            matches!(e, Error::AccountDisabled { .. }) && e.to_string().contains("is disabled"),
+            matches!(e, Error::Auth(AuthError::AccountDisabled { .. }))
+                && e.to_string().contains("is disabled"),
             "{e}"
         );
         let e = rejected(&ep, &creds, Some("Invalid password s3cret-Pa55 for me"));
-        assert!(matches!(e, Error::WrongCredentials { .. }));
+        assert!(matches!(e, Error::Auth(AuthError::WrongCredentials { .. })));
         assert!(
             !e.to_string().contains("s3cret-Pa55") && e.to_string().contains("***"),
             "{e}"

@@ -9,13 +9,13 @@
 //! The process-wide functions below are what the CLI, Python and the kernel call; one session per
 //! process is current, shared by every caller (the cluster backend gets it from `session`).
 
-pub mod endpoints;
-pub mod form;
-pub mod http;
+mod endpoints;
+mod form;
+mod http;
 pub mod kube_client;
-pub mod login;
-pub mod session;
-pub mod store;
+mod login;
+mod session;
+mod store;
 pub mod token;
 
 use std::sync::Mutex;
@@ -24,11 +24,11 @@ use serde::Serialize;
 
 pub use endpoints::Endpoints;
 pub use login::Credentials;
-pub use session::Session;
+pub use session::{profile_path, Session};
 pub use store::{SecretStore, StoreKind};
 pub use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{AuthError, Error, Result};
 use crate::spec::Context;
 
 static CURRENT: Mutex<Option<Session>> = Mutex::new(None);
@@ -186,7 +186,8 @@ pub fn session(ctx: &Context) -> Result<Session> {
         return Ok(s.clone());
     }
     let store = SecretStore::detect();
-    let loaded = Session::load(&ctx.dirs.state, store)?.ok_or(Error::NotLoggedIn)?;
+    let loaded =
+        Session::load(&ctx.dirs.state, store)?.ok_or(Error::Auth(AuthError::NotLoggedIn))?;
     *cur = Some(loaded.clone());
     Ok(loaded)
 }
@@ -196,7 +197,7 @@ pub fn whoami(ctx: &Context) -> Result<Identity> {
     let store = SecretStore::detect();
     match session(ctx) {
         Ok(s) => Ok(identity(Some(&s), store)),
-        Err(Error::NotLoggedIn) => Ok(identity(None, store)),
+        Err(Error::Auth(AuthError::NotLoggedIn)) => Ok(identity(None, store)),
         Err(e) => Err(e),
     }
 }

@@ -20,7 +20,7 @@ use super::http::{self, Jar};
 use super::login::{self, Credentials, RefreshFailure};
 use super::store::{SecretStore, StoreKind};
 use super::token::{now_secs, refresh_window, TokenSet};
-use crate::error::{Error, Result};
+use crate::error::{AuthError, Error, Result};
 
 /// The keyring blob: tokens and cookies (serialised only into the secret store).
 #[derive(Serialize, Deserialize)]
@@ -391,11 +391,11 @@ impl Session {
         // On the sign-in runtime, so a caller's runtime shutting down never cuts a refresh.
         match runtime().spawn(async move { s.refresh(false).await }).await {
             Ok(r) => r,
-            Err(e) => Err(Error::SessionExpired {
+            Err(e) => Err(Error::Auth(AuthError::SessionExpired {
                 url: self.inner.endpoints.url.clone(),
                 username: self.inner.username.clone(),
                 reason: e.to_string(),
-            }),
+            })),
         }
     }
 
@@ -410,10 +410,12 @@ impl Session {
             if !s.has_web_session() {
                 req = req.bearer_auth(s.bearer_token_async().await?.as_str());
             }
-            let fail = |problem: String| Error::LoginFailed {
-                url: s.inner.endpoints.url.clone(),
-                problem: format!("cannot read the Kubeflow profile namespaces: {problem}"),
-                fix: "pass a namespace explicitly (namespace=... / --namespace)".into(),
+            let fail = |problem: String| {
+                Error::Auth(AuthError::LoginFailed {
+                    url: s.inner.endpoints.url.clone(),
+                    problem: format!("cannot read the Kubeflow profile namespaces: {problem}"),
+                    fix: "pass a namespace explicitly (namespace=... / --namespace)".into(),
+                })
             };
             let resp = req.send().await.map_err(|e| fail(http::describe(e)))?;
             if !resp.status().is_success() {
@@ -441,11 +443,11 @@ impl Session {
     }
 
     fn expired(&self, reason: impl Into<String>) -> Error {
-        Error::SessionExpired {
+        Error::Auth(AuthError::SessionExpired {
             url: self.inner.endpoints.url.clone(),
             username: self.inner.username.clone(),
             reason: reason.into(),
-        }
+        })
     }
 
     async fn refresh(&self, force: bool) -> Result<Zeroizing<String>> {

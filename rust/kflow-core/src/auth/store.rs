@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{AuthError, Error, Result};
 
 /// The keyring's service name for every kflow entry.
 pub const SERVICE: &str = "kflow";
@@ -162,11 +162,11 @@ impl SecretStore {
 
     fn fail(&self, action: &'static str, e: keyring::Error) -> Error {
         // keyring's messages name the store and the failure, never the secret.
-        Error::Keyring {
+        Error::Auth(AuthError::Keyring {
             store: self.kind.describe(),
             action,
             problem: e.to_string(),
-        }
+        })
     }
 
     /// Saves `secret`; values longer than the platform allows (Windows Credential Manager: 2560

@@ -1,7 +1,6 @@
 //! Tokens: the set a sign-in or refresh yields, when to renew it, and what a JWT says about
 //! itself. Claims are read, not verified: the API server verifies them.
 
-use base64::Engine;
 use zeroize::Zeroizing;
 
 /// Unix seconds now, the clock token expiries are in.
@@ -12,19 +11,7 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The payload of a JWT as JSON (None when it is not a JWT).
-pub fn claims(jwt: &str) -> Option<serde_json::Value> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// The `exp` claim of a JWT.
-pub fn expiry(jwt: &str) -> Option<u64> {
-    claims(jwt)?.get("exp")?.as_u64()
-}
+pub use crate::jwt::{claims, expiry};
 
 /// How long before expiry a token is renewed.
 pub fn refresh_window(lifetime: u64) -> u64 {
@@ -79,13 +66,5 @@ mod tests {
         assert!(!t.needs_refresh(989));
         assert!(t.needs_refresh(990));
         assert!(!format!("{t:?}").contains("id_token"));
-    }
-
-    #[test]
-    fn expiry_reads_the_payload() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(br#"{"exp":1234,"preferred_username":"u"}"#);
-        assert_eq!(expiry(&format!("h.{payload}.s")), Some(1234));
-        assert_eq!(expiry("garbage"), None);
     }
 }

@@ -9,12 +9,10 @@ pub(crate) mod packaging;
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, Result};
-use crate::jobs::JobSummary;
+use crate::error::{Error, JobError, Result};
 use crate::records::{RunDir, RunRecord};
 use crate::spec::RunSpec;
+pub(crate) use crate::status::{JobStatus, JobSummary, LogLine, Phase, ReplicaStatus};
 use description::Description;
 
 /// One run as a backend sees it: its folder on this machine and its record.
@@ -60,11 +58,11 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
             }
             if let Some(limit) = timeout {
                 if start.elapsed() >= limit {
-                    return Err(Error::WaitTimeout {
+                    return Err(Error::Job(JobError::WaitTimeout {
                         name: run.record.spec.name.clone(),
                         seconds: limit.as_secs_f64(),
                         phase: status.phase.as_str().to_string(),
-                    });
+                    }));
                 }
             }
             if interrupted() {
@@ -123,127 +121,5 @@ impl Iterator for LogStream {
 
     fn next(&mut self) -> Option<LogLine> {
         self.0.next()
-    }
-}
-
-/// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Phase {
-    #[default]
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl Phase {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Succeeded | Phase::Failed)
-    }
-
-    /// The exit code the CLI gives for a job that ended in this phase.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Phase::Succeeded => 0,
-            _ => 1,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplicaStatus {
-    /// `master-0`, `worker-1`, …
-    pub name: String,
-    pub phase: Phase,
-    pub exit_code: Option<i32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobStatus {
-    pub phase: Phase,
-    /// A one-word cause, as Kubernetes gives them: `InstallingDependencies`, `Error`, `Cancelled`…
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub replicas: Vec<ReplicaStatus>,
-    /// RFC 3339.
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    pub replica: String,
-    pub text: String,
-}
-
-/// How a log line should stand out: errors and warnings are highlighted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Normal,
-    Warning,
-    Error,
-}
-
-impl LogLine {
-    /// `[worker-1] text` when the job has several replicas, the bare text otherwise.
-    pub fn render(&self, prefixed: bool) -> String {
-        if prefixed {
-            format!("[{}] {}", self.replica, self.text)
-        } else {
-            self.text.clone()
-        }
-    }
-
-    pub fn severity(&self) -> Severity {
-        let lower = self.text.to_ascii_lowercase();
-        const ERROR_MARKS: [&str; 5] = [
-            "error",
-            "traceback (most recent call last)",
-            "exception",
-            "fatal",
-            "killed",
-        ];
-        if ERROR_MARKS.iter().any(|m| lower.contains(m)) {
-            Severity::Error
-        } else if lower.contains("warning") || lower.contains("warn:") || lower.contains("deprecat")
-        {
-            Severity::Warning
-        } else {
-            Severity::Normal
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn severity_and_prefix() {
-        let line = |t: &str| LogLine {
-            replica: "worker-1".into(),
-            text: t.into(),
-        };
-        assert_eq!(
-            line("RuntimeError: CUDA out of memory").severity(),
-            Severity::Error
-        );
-        assert_eq!(
-            line("UserWarning: deprecated").severity(),
-            Severity::Warning
-        );
-        assert_eq!(line("epoch 1 loss 0.3").severity(), Severity::Normal);
-        assert_eq!(line("hi").render(true), "[worker-1] hi");
-        assert_eq!(line("hi").render(false), "hi");
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use options::{BackendKind, CodeMode, JobKind, RunOptions};
 pub use settings::Settings;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 use crate::paths::Dirs;
 
 pub const DEFAULT_PIP_CACHE_SIZE: &str = "10Gi";
@@ -169,12 +169,12 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
         ));
     }
     if !script_path.is_file() {
-        return Err(Error::ScriptNotFound { path: script_arg });
+        return Err(Error::Spec(SpecError::ScriptNotFound { path: script_arg }));
     }
     // The project is the folder the script is given in, not where a link to it points: a
     // link `proj/train.py -> ~/train.py` must not make the home folder the project.
     let (Some(given_dir), Some(file_name)) = (script_path.parent(), script_path.file_name()) else {
-        return Err(Error::ScriptNotFound { path: script_arg });
+        return Err(Error::Spec(SpecError::ScriptNotFound { path: script_arg }));
     };
     let script_path = given_dir
         .canonicalize()
@@ -197,13 +197,12 @@ pub fn resolve(explicit: RunOptions, ctx: &Context) -> Result<RunSpec> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| ctx.cwd.clone()),
     };
-    let relative =
-        script_path
-            .strip_prefix(&project_root)
-            .map_err(|_| Error::ScriptOutsideProject {
-                script: script_path.clone(),
-                root: project_root.clone(),
-            })?;
+    let relative = script_path.strip_prefix(&project_root).map_err(|_| {
+        Error::Spec(SpecError::ScriptOutsideProject {
+            script: script_path.clone(),
+            root: project_root.clone(),
+        })
+    })?;
     let script = relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy())
@@ -494,7 +493,10 @@ mod tests {
             &ctx,
         )
         .unwrap_err();
-        assert!(matches!(err, Error::ScriptOutsideProject { .. }));
+        assert!(matches!(
+            err,
+            Error::Spec(SpecError::ScriptOutsideProject { .. })
+        ));
     }
 
     #[test]

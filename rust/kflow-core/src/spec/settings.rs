@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::options::{BackendKind, RunOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Settings {
@@ -57,9 +57,11 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(Error::io("reading", path)(e)),
         };
-        let invalid = |problem: String| Error::ConfigInvalid {
-            path: path.to_path_buf(),
-            problem,
+        let invalid = |problem: String| {
+            Error::Spec(SpecError::ConfigInvalid {
+                path: path.to_path_buf(),
+                problem,
+            })
         };
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             // The message alone can be empty ("url = " at the end of the file): the full
@@ -107,13 +109,13 @@ impl Settings {
         let mut settings = Settings::default();
         for (key, var) in KEYS {
             if let Some(value) = vars.get(var).filter(|v| !v.is_empty()) {
-                settings
-                    .set(key, value)
-                    .map_err(|problem| Error::EnvInvalid {
+                settings.set(key, value).map_err(|problem| {
+                    Error::Spec(SpecError::EnvInvalid {
                         var: var.to_string(),
                         value: value.clone(),
                         problem,
-                    })?;
+                    })
+                })?;
             }
         }
         Ok(settings)

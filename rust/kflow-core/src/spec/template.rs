@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::options::RunOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TemplateInfo {
@@ -86,10 +86,10 @@ pub fn load(
         .map(|(d, _)| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Err(Error::TemplateNotFound {
+    Err(Error::Spec(SpecError::TemplateNotFound {
         name: name.to_string(),
         searched,
-    })
+    }))
 }
 
 /// The keys of a JSON object in file order, repeats included.
@@ -133,10 +133,12 @@ fn canonical_key(key: &str) -> &str {
 
 pub fn parse(path: &Path) -> Result<RunOptions> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading template", path))?;
-    let invalid = |key: &str, problem: String| Error::TemplateInvalid {
-        path: path.to_path_buf(),
-        key: key.to_string(),
-        problem,
+    let invalid = |key: &str, problem: String| {
+        Error::Spec(SpecError::TemplateInvalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        })
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| {
         invalid(

@@ -2,7 +2,7 @@
 //! reproduced where a value becomes an object name, so a bad name fails here and not half-way
 //! through a submission.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 /// Longest job name: the operator names pods and services `<job>-worker-<i>`, and a service name
 /// is a DNS-1035 label of at most 63 characters.
@@ -226,7 +226,7 @@ pub fn requirements_file(path: &std::path::Path) -> Result<Vec<String>> {
             continue;
         }
         pip_requirement(line).map_err(|e| match e {
-            Error::InvalidParameter { problem, fix, .. } => Error::invalid(
+            Error::Spec(SpecError::InvalidParameter { problem, fix, .. }) => Error::invalid(
                 "requirements file",
                 format!("{}:{}: {line}", path.display(), i + 1),
                 problem,

@@ -9,7 +9,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
 use crate::spec::JobKind;
 
 /// One permission a submission needs: `verb` on `resource` of API `group` ("" is core).
@@ -47,7 +47,7 @@ pub fn submission_needs(kind: JobKind) -> [Need; 3] {
     ]
 }
 
-/// The first need the API server denies, as `Error::Forbidden`.
+/// The first need the API server denies, as `Error::Cluster(ClusterError::Forbidden)`.
 pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Result<()> {
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let pp = PostParams::default();
@@ -78,12 +78,12 @@ pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Re
                 .reason
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| "the cluster's access review denied it".into());
-            return Err(Error::Forbidden {
+            return Err(Error::Cluster(ClusterError::Forbidden {
                 verb: need.verb.into(),
                 resource: need.resource.into(),
                 namespace: namespace.into(),
                 message: why,
-            });
+            }));
         }
     }
     Ok(())

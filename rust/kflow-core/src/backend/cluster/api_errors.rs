@@ -1,6 +1,6 @@
 //! The API server's refusals as kflow errors that say what to do about them.
 
-use crate::error::Error;
+use crate::error::{ClusterError, Error};
 
 /// The HTTP status of an API refusal; `None` for transport failures.
 pub fn status_code(e: &kube::Error) -> Option<u16> {
@@ -14,12 +14,12 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
 /// to ask for.
 pub fn api_error(e: kube::Error, verb: &str, resource: &str, namespace: &str) -> Error {
     match e {
-        kube::Error::Api(s) if s.code == 403 => Error::Forbidden {
+        kube::Error::Api(s) if s.code == 403 => Error::Cluster(ClusterError::Forbidden {
             verb: verb.into(),
             resource: resource.into(),
             namespace: namespace.into(),
             message: s.message.clone(),
-        },
+        }),
         kube::Error::Api(s) => {
             let fix = match s.code {
                 401 => "sign in again (`kflow login`) or refresh the kubeconfig: the cluster did not accept the credentials",
@@ -34,16 +34,16 @@ pub fn api_error(e: kube::Error, verb: &str, resource: &str, namespace: &str) ->
             } else {
                 format!("{verb} {resource} in namespace {namespace:?}")
             };
-            Error::ClusterApi {
+            Error::Cluster(ClusterError::Api {
                 action,
                 code: s.code,
                 message: s.message.clone(),
                 fix: fix.into(),
-            }
+            })
         }
-        other => Error::ClusterUnreachable {
+        other => Error::Cluster(ClusterError::Unreachable {
             server: "the Kubernetes API server".into(),
             problem: other.to_string(),
-        },
+        }),
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
 use crate::kubeflow::{self, JobKind, MpiApi};
 
 use super::api_errors::api_error;
@@ -36,9 +36,9 @@ impl Capabilities {
     /// one acting on it.
     pub fn require(&self, kind: JobKind) -> Result<MpiApi> {
         let missing = |what: &str| {
-            Err(Error::OperatorMissing {
+            Err(Error::Cluster(ClusterError::OperatorMissing {
                 what: what.to_string(),
-            })
+            }))
         };
         match kind {
             JobKind::PyTorchJob if !self.pytorchjob => missing("kubeflow.org/v1 PyTorchJob"),
@@ -101,10 +101,10 @@ pub async fn detect(client: &kube::Client, server: &str) -> Result<Capabilities>
                 kube::Error::Api(status) => format!("GET /version answered HTTP {}", status.code),
                 other => format!("GET /version failed ({other})"),
             };
-            return Err(Error::NotKubernetesApi {
+            return Err(Error::Cluster(ClusterError::NotKubernetesApi {
                 server: server.to_string(),
                 problem,
-            });
+            }));
         }
     }
     Ok(Capabilities::from_resources(&v1, &v2))

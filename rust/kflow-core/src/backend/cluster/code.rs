@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, ListParams};
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, JobError, Result};
 use crate::kubeflow::JobKind;
 use crate::manifest::chunks::PART_KEY;
 use crate::manifest::startup::ARCHIVE_KEY;
@@ -47,11 +47,13 @@ pub fn code_bytes(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) ->
     slices.sort();
     let joined =
         (!slices.is_empty()).then(|| slices.into_iter().flat_map(|(_, b)| b).collect::<Vec<u8>>());
-    whole.or(joined).ok_or_else(|| Error::ClusterApi {
-        action: format!("read the code of {}", record.spec.name),
-        code: 0,
-        message: format!("ConfigMap {cm_name} holds no {ARCHIVE_KEY}"),
-        fix: "run the job again from its project folder (`kflow run`)".into(),
+    whole.or(joined).ok_or_else(|| {
+        Error::Cluster(ClusterError::Api {
+            action: format!("read the code of {}", record.spec.name),
+            code: 0,
+            message: format!("ConfigMap {cm_name} holds no {ARCHIVE_KEY}"),
+            fix: "run the job again from its project folder (`kflow run`)".into(),
+        })
     })
 }
 
@@ -108,11 +110,12 @@ pub fn find_record(backend: &ClusterBackend, name: &str) -> Result<Option<RunRec
                     .as_ref()
                     .and_then(|a| a.get(RECORD_ANNOTATION));
                 if let (true, Some(text)) = (managed, record) {
-                    let mut record: RunRecord =
-                        serde_json::from_str(text).map_err(|e| Error::CorruptRecord {
+                    let mut record: RunRecord = serde_json::from_str(text).map_err(|e| {
+                        Error::Job(JobError::CorruptRecord {
                             path: format!("{ns}/{name} annotation {RECORD_ANNOTATION}").into(),
                             problem: e.to_string(),
-                        })?;
+                        })
+                    })?;
                     if let Ok(yaml) = serde_yaml::to_string(&job) {
                         record.manifest_yaml = yaml;
                     }

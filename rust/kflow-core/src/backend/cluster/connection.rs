@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
 
 /// The service-account folder Kubernetes mounts into every pod.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -18,11 +18,6 @@ pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceacc
 pub enum Source {
     #[default]
     Auto,
-    /// A config built in memory, e.g. from a sign-in session; never written to disk.
-    Config {
-        config: Box<kube::Config>,
-        label: String,
-    },
     /// A client made by the caller (say one whose auth layer refreshes a session's token),
     /// built inside the backend's runtime so its background tasks live there.
     Client {
@@ -30,13 +25,12 @@ pub enum Source {
         namespace: String,
         label: String,
         server: String,
+        /// Who the client acts as (a session's username), for `doctor`.
+        user: Option<String>,
     },
-    /// A kubeconfig file (None: KUBECONFIG, else ~/.kube/config) and an optional context.
-    Kubeconfig {
-        path: Option<PathBuf>,
-        context: Option<String>,
-    },
-    /// A service-account folder (token, ca.crt, namespace) and the API server's address.
+    /// A service-account folder (token, ca.crt, namespace) and the API server's address: what
+    /// `Auto` finds in a pod, at a folder of the test's choosing.
+    #[cfg(test)]
     InCluster {
         dir: PathBuf,
         server: Option<String>,
@@ -48,10 +42,10 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Auto => f.write_str("Auto"),
-            Source::Config { label, .. } | Source::Client { label, .. } => {
+            Source::Client { label, .. } => {
                 write!(f, "Config({label})")
             }
-            Source::Kubeconfig { path, context } => write!(f, "Kubeconfig({path:?}, {context:?})"),
+            #[cfg(test)]
             Source::InCluster { dir, .. } => write!(f, "InCluster({})", dir.display()),
         }
     }
@@ -84,42 +78,27 @@ pub struct Identity {
 /// KUBERNETES_SERVICE_HOST/PORT, KFLOW_CONTEXT), passed in so tests never read the machine's own.
 pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<Resolved> {
     match source {
-        Source::Config { config, label } => Ok(Resolved {
-            config: (**config).clone(),
-            description: label.clone(),
-            identity: Identity {
-                via: "config".into(),
-                ..Default::default()
-            },
-        }),
         // ClusterBackend::connect uses such a client as it is; there is no config to give.
-        Source::Client { label, .. } => Err(Error::ClusterConfig {
+        Source::Client { label, .. } => Err(Error::Cluster(ClusterError::Config {
             problem: format!("connection {label:?} is a ready-made client, not a config"),
             fix: "connect through ClusterBackend::connect, which uses the client as it is".into(),
-        }),
-        Source::Kubeconfig { path, context } => {
-            from_kubeconfig(
-                path.as_deref(),
-                context.clone().or_else(|| env_context(env)),
-                env,
-            )
-            .await
-        }
+        })),
+        #[cfg(test)]
         Source::InCluster { dir, server } => in_cluster(dir, server.clone(), env),
         Source::Auto => {
-            let files = kubeconfig_paths(None, env);
+            let files = kubeconfig_paths(env);
             if files.iter().any(|p| p.is_file()) {
-                from_kubeconfig(None, env_context(env), env).await
+                from_kubeconfig(env_context(env), env).await
             } else if Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file() {
                 in_cluster(Path::new(SERVICE_ACCOUNT_DIR), None, env)
             } else {
-                Err(Error::ClusterConfig {
+                Err(Error::Cluster(ClusterError::Config {
                     problem: format!(
                         "no kubeconfig found (looked at {}) and not running inside a Kubernetes pod",
                         files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
                     ),
                     fix: "sign in (`kflow login`), point KUBECONFIG at your cluster's kubeconfig, or run with backend=\"local\"".into(),
-                })
+                }))
             }
         }
     }
@@ -127,7 +106,7 @@ pub async fn resolve(source: &Source, env: &BTreeMap<String, String>) -> Result<
 
 /// Whether `Source::Auto` finds a connection: a kubeconfig file, or a pod's service account.
 pub fn auto_available(env: &BTreeMap<String, String>) -> bool {
-    kubeconfig_paths(None, env).iter().any(|p| p.is_file())
+    kubeconfig_paths(env).iter().any(|p| p.is_file())
         || Path::new(SERVICE_ACCOUNT_DIR).join("token").is_file()
 }
 
@@ -136,10 +115,7 @@ fn env_context(env: &BTreeMap<String, String>) -> Option<String> {
 }
 
 /// KUBECONFIG may list several files (':'-separated), merged first-wins as kubectl does.
-fn kubeconfig_paths(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> Vec<PathBuf> {
-    if let Some(p) = explicit {
-        return vec![p.to_path_buf()];
-    }
+fn kubeconfig_paths(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
     if let Some(list) = env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
         return std::env::split_paths(list)
             .filter(|p| !p.as_os_str().is_empty())
@@ -154,41 +130,44 @@ fn kubeconfig_paths(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> 
 }
 
 async fn from_kubeconfig(
-    explicit: Option<&Path>,
     context: Option<String>,
     env: &BTreeMap<String, String>,
 ) -> Result<Resolved> {
-    let paths: Vec<PathBuf> = kubeconfig_paths(explicit, env)
+    let paths: Vec<PathBuf> = kubeconfig_paths(env)
         .into_iter()
         .filter(|p| p.is_file())
         .collect();
     let fix_file = "check the file with `kubectl config view`, or sign in again (`kflow login`)";
     let mut merged: Option<Kubeconfig> = None;
     for path in &paths {
-        let one = Kubeconfig::read_from(path).map_err(|e| Error::ClusterConfig {
-            problem: format!("kubeconfig {} is unreadable: {e}", path.display()),
-            fix: fix_file.into(),
+        let one = Kubeconfig::read_from(path).map_err(|e| {
+            Error::Cluster(ClusterError::Config {
+                problem: format!("kubeconfig {} is unreadable: {e}", path.display()),
+                fix: fix_file.into(),
+            })
         })?;
         merged = Some(match merged {
-            Some(m) => m.merge(one).map_err(|e| Error::ClusterConfig {
-                problem: format!("merging kubeconfigs: {e}"),
-                fix: fix_file.into(),
+            Some(m) => m.merge(one).map_err(|e| {
+                Error::Cluster(ClusterError::Config {
+                    problem: format!("merging kubeconfigs: {e}"),
+                    fix: fix_file.into(),
+                })
             })?,
             None => one,
         });
     }
     let Some(kubeconfig) = merged else {
-        return Err(Error::ClusterConfig {
+        return Err(Error::Cluster(ClusterError::Config {
             problem: format!(
                 "kubeconfig {} does not exist",
-                kubeconfig_paths(explicit, env)
+                kubeconfig_paths(env)
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(":")
             ),
             fix: "point KUBECONFIG at your cluster's kubeconfig, or sign in (`kflow login`)".into(),
-        });
+        }));
     };
     if let Some(ctx) = &context {
         if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
@@ -197,10 +176,10 @@ async fn from_kubeconfig(
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
-            return Err(Error::ClusterConfig {
+            return Err(Error::Cluster(ClusterError::Config {
                 problem: format!("context {ctx:?} is not in the kubeconfig (it has: {})", known.join(", ")),
                 fix: "pass one of those contexts (KFLOW_CONTEXT), or leave it out to use the current context".into(),
-            });
+            }));
         }
     }
     let chosen = context
@@ -220,9 +199,11 @@ async fn from_kubeconfig(
     };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| Error::ClusterConfig {
-            problem: format!("kubeconfig context {chosen:?}: {e}"),
-            fix: fix_file.into(),
+        .map_err(|e| {
+            Error::Cluster(ClusterError::Config {
+                problem: format!("kubeconfig context {chosen:?}: {e}"),
+                fix: fix_file.into(),
+            })
         })?;
     let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let identity = Identity {
@@ -249,10 +230,10 @@ pub fn in_cluster(
     let server = match server {
         Some(s) => s,
         None => {
-            let host = env.get("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty()).ok_or_else(|| Error::ClusterConfig {
+            let host = env.get("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty()).ok_or_else(|| Error::Cluster(ClusterError::Config {
                 problem: "KUBERNETES_SERVICE_HOST is not set, so the in-cluster API server is unknown".into(),
                 fix: fix.into(),
-            })?;
+            }))?;
             let port = env
                 .get("KUBERNETES_SERVICE_PORT")
                 .cloned()
@@ -265,16 +246,18 @@ pub fn in_cluster(
             format!("https://{host}:{port}")
         }
     };
-    let url: http::Uri = server.parse().map_err(|e| Error::ClusterConfig {
-        problem: format!("API server address {server:?}: {e}"),
-        fix: fix.into(),
+    let url: http::Uri = server.parse().map_err(|e| {
+        Error::Cluster(ClusterError::Config {
+            problem: format!("API server address {server:?}: {e}"),
+            fix: fix.into(),
+        })
     })?;
     let token = dir.join("token");
     if !token.is_file() {
-        return Err(Error::ClusterConfig {
+        return Err(Error::Cluster(ClusterError::Config {
             problem: format!("no service-account token at {}", token.display()),
             fix: fix.into(),
-        });
+        }));
     }
     let mut config = kube::Config::new(url);
     config.auth_info.token_file = Some(token.display().to_string());
@@ -308,7 +291,7 @@ fn service_account(token_file: &Path) -> String {
     let Ok(token) = std::fs::read_to_string(token_file) else {
         return unknown;
     };
-    crate::auth::token::claims(&token)
+    crate::jwt::claims(&token)
         .and_then(|v| v["sub"].as_str().map(str::to_string))
         .unwrap_or(unknown)
 }
@@ -327,17 +310,7 @@ mod tests {
             dir.path().join("nope").display().to_string(),
         )]
         .into();
-        let err = resolve(
-            &Source::Kubeconfig {
-                path: None,
-                context: None,
-            },
-            &env,
-        )
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+        let err = from_kubeconfig(None, &env).await.err().unwrap().to_string();
         assert!(
             err.contains("does not exist") && err.contains("Fix:"),
             "{err}"
@@ -369,17 +342,11 @@ mod tests {
             }
         );
         assert!(auto_available(&env));
-        let err = resolve(
-            &Source::Kubeconfig {
-                path: None,
-                context: Some("b".into()),
-            },
-            &env,
-        )
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+        let err = from_kubeconfig(Some("b".into()), &env)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("context \"b\" is not in the kubeconfig (it has: a)"),
             "{err}"

@@ -113,7 +113,7 @@ fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
             return doctor;
         }
     };
-    let mut conn = Connection {
+    let conn = Connection {
         via: cluster.identity.via.clone(),
         description: cluster.description.clone(),
         server: cluster.server.clone(),
@@ -122,12 +122,6 @@ fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
         files: cluster.identity.files.clone(),
         namespace: cluster.namespace.clone(),
     };
-    if conn.via == "session" {
-        if let Ok(s) = crate::auth::session(ctx) {
-            conn.user = Some(s.username().to_string());
-            conn.server = s.endpoints().api_server.clone();
-        }
-    }
     doctor.connection = Some(conn);
     if backend == BackendKind::Local {
         doctor.notes.push("runs use the local backend unless they ask for the cluster (--cluster, backend=\"cluster\", KFLOW_BACKEND=cluster, or `backend = \"cluster\"` in kflow's config.toml)".into());
@@ -154,9 +148,9 @@ fn probe(handle: &ClusterHandle, ctx: &Context) -> Doctor {
             doctor.notebook = notebook;
             if doctor.kinds.is_empty() {
                 doctor.problem = Some(
-                    crate::error::Error::OperatorMissing {
+                    crate::error::Error::Cluster(crate::error::ClusterError::OperatorMissing {
                         what: "no Kubeflow training job kind (PyTorchJob, TFJob, MPIJob)".into(),
-                    }
+                    })
                     .to_string(),
                 );
             } else if let Some(kind) = [JobKind::PyTorchJob, JobKind::TFJob, JobKind::MPIJob]

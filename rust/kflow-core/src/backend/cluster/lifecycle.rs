@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, PropagationPolicy};
 use crate::artifacts;
 use crate::backend::packaging::{self, Destination};
 use crate::backend::{JobStatus, Phase};
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::{self, RunSpec};
 
@@ -162,14 +162,14 @@ pub(super) fn delete_job(backend: &ClusterBackend, record: &RunRecord, wait: boo
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(Error::ClusterApi {
+                return Err(Error::Cluster(ClusterError::Api {
                     action: format!("delete job {name}"),
                     code: 0,
                     message: "it was still there after 60 s".into(),
                     fix:
                         "check for finalizers on the job (`kubectl get NAME -o yaml`) and try again"
                             .into(),
-                });
+                }));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

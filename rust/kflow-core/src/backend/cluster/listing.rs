@@ -3,9 +3,8 @@
 
 use kube::api::{Api, DynamicObject, ListParams};
 
-use crate::backend::{BackendListing, Run};
+use crate::backend::{BackendListing, JobSummary, Run};
 use crate::error::Result;
-use crate::jobs::JobSummary;
 use crate::kubeflow::{Conditions, JobKind};
 use crate::manifest::{self, MANAGED_BY};
 
@@ -54,7 +53,7 @@ pub(super) fn list(handle: &ClusterHandle, known: Vec<Run>, configured: bool) ->
                 (None, Some(s)) => (s.phase.as_str().to_string(), s.reason),
                 (None, None) => ("Unknown".to_string(), None),
             };
-            let mut row = JobSummary::of_run(run, phase, reason);
+            let mut row = JobSummary::of_record(&run.record, phase, reason);
             row.stale = here.is_none();
             row
         })

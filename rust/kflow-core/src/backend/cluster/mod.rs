@@ -35,7 +35,7 @@ pub use logs::ClusterLogStream;
 
 use crate::backend::description::Description;
 use crate::backend::{Backend, BackendListing, JobStatus, LogStream, Run};
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result, SystemError};
 use crate::records::{RunDir, RunRecord};
 use crate::spec::RunSpec;
 
@@ -98,10 +98,12 @@ impl ClusterBackend {
             .thread_name("kflow-cluster")
             .enable_all()
             .build()
-            .map_err(|source| Error::Spawn {
-                what: "the cluster backend's runtime".into(),
-                fix: "free some threads or memory".into(),
-                source,
+            .map_err(|source| {
+                Error::System(SystemError::Spawn {
+                    what: "the cluster backend's runtime".into(),
+                    fix: "free some threads or memory".into(),
+                    source,
+                })
             })?;
         let (client, namespace, description, server, identity) = rt.block_on(async {
             if let Source::Client {
@@ -109,11 +111,13 @@ impl ClusterBackend {
                 namespace,
                 label,
                 server,
+                user,
             } = source
             {
-                // The only ready-made clients are signed-in sessions' (see `auth::kube_client`).
+                // The only ready-made clients are signed-in sessions' (see `signed_in_source`).
                 let identity = Identity {
                     via: "session".into(),
+                    user: user.clone(),
                     ..Default::default()
                 };
                 return Ok((
@@ -127,11 +131,12 @@ impl ClusterBackend {
             let resolved = connection::resolve(source, env).await?;
             let server = resolved.config.cluster_url.to_string();
             let namespace = resolved.config.default_namespace.clone();
-            let client =
-                kube::Client::try_from(resolved.config).map_err(|e| Error::ClusterUnreachable {
+            let client = kube::Client::try_from(resolved.config).map_err(|e| {
+                Error::Cluster(ClusterError::Unreachable {
                     server: server.clone(),
                     problem: e.to_string(),
-                })?;
+                })
+            })?;
             Ok::<_, Error>((
                 client,
                 namespace,
@@ -309,6 +314,20 @@ impl Backend for ClusterHandle {
 
 #[cfg(test)]
 mod tests {
+    //! The cluster backend against kflow-testcluster on a loopback port.
+
     mod backend;
     mod logs;
+
+    use std::path::{Path, PathBuf};
+
+    /// The Kubeflow CRDs the test cluster validates manifests with, when they are at hand.
+    fn crd_dir() -> Option<PathBuf> {
+        std::env::var_os("KFLOW_CRD_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
+                d.is_dir().then_some(d)
+            })
+    }
 }

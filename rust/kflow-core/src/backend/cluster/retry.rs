@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::error::Error;
+use crate::error::{ClusterError, Error};
 
 const ATTEMPTS: u32 = 7;
 
@@ -83,8 +83,10 @@ where
 
 fn passing(e: &Error) -> bool {
     match e {
-        Error::ClusterUnreachable { .. } => true,
-        Error::ClusterApi { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
+        Error::Cluster(ClusterError::Unreachable { .. }) => true,
+        Error::Cluster(ClusterError::Api { code, .. }) => {
+            matches!(code, 429 | 500 | 502 | 503 | 504)
+        }
         _ => false,
     }
 }

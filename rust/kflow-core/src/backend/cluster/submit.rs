@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, JobError, Result};
 use crate::manifest::{Manifests, RUN_ID_LABEL};
 use crate::spec::JobKind;
 
@@ -33,11 +33,13 @@ fn run_id_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
-    serde_json::from_value(value.clone()).map_err(|e| Error::ClusterApi {
-        action: format!("prepare the {what}"),
-        code: 0,
-        message: e.to_string(),
-        fix: "this is a kflow bug: report it with this message".into(),
+    serde_json::from_value(value.clone()).map_err(|e| {
+        Error::Cluster(ClusterError::Api {
+            action: format!("prepare the {what}"),
+            code: 0,
+            message: e.to_string(),
+            fix: "this is a kflow bug: report it with this message".into(),
+        })
     })
 }
 
@@ -140,9 +142,9 @@ async fn create_code(
                 .await
                 .map_err(|e| api_error(e, "get", "configmaps", sub.namespace))?;
             if run_id_of(&existing.metadata) != Some(sub.run_id) {
-                return Err(Error::JobExists {
+                return Err(Error::Job(JobError::Exists {
                     name: sub.name.to_string(),
-                });
+                }));
             }
             Ok((name, false))
         }
@@ -172,9 +174,9 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
             if run_id_of(&existing.metadata) == Some(sub.run_id) {
                 Ok(existing.metadata.uid.unwrap_or_default())
             } else {
-                Err(Error::JobExists {
+                Err(Error::Job(JobError::Exists {
                     name: sub.name.to_string(),
-                })
+                }))
             }
         }
         Err(e) => Err(api_error(e, "create", &ar.plural, ns)),

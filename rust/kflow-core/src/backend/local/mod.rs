@@ -20,9 +20,8 @@ pub(crate) use logs::FileLogs;
 
 use crate::backend::description::{tail_file, Description, TAIL_LINES};
 use crate::backend::packaging::{self, Destination};
-use crate::backend::{Backend, BackendListing, JobStatus, LogStream, Phase, Run};
-use crate::error::{Error, Result};
-use crate::jobs::JobSummary;
+use crate::backend::{Backend, BackendListing, JobStatus, JobSummary, LogStream, Phase, Run};
+use crate::error::{Error, Result, SystemError};
 use crate::manifest::MpiApi;
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::{self, Context, RunSpec};
@@ -138,7 +137,7 @@ impl Backend for LocalBackend {
                     Ok(s) => (s.phase.as_str().to_string(), s.reason),
                     Err(_) => ("Unknown".to_string(), None),
                 };
-                JobSummary::of_run(run, phase, reason)
+                JobSummary::of_record(&run.record, phase, reason)
             })
             .collect();
         BackendListing {
@@ -155,11 +154,11 @@ impl LocalBackend {
         let _ = std::fs::remove_file(dir.cancel_marker());
         state::write(dir, &state::pending(replicas, reason))?;
         let Some((program, args)) = self.launcher.command.split_first() else {
-            return Err(Error::Unsupported {
+            return Err(Error::System(SystemError::Unsupported {
                 backend: "local",
                 action: "start jobs",
                 reason: "no supervisor command configured".into(),
-            });
+            }));
         };
         let log_path = dir.supervisor_log();
         let log = std::fs::File::create(&log_path).map_err(Error::io("creating", &log_path))?;
@@ -174,10 +173,12 @@ impl LocalBackend {
             // the run behind the user's back; kflow asks and cancels explicitly.
             .process_group(0)
             .spawn()
-            .map_err(|source| Error::Spawn {
-                what: format!("the local job supervisor ({})", program.to_string_lossy()),
-                fix: "check that the Python interpreter running kflow still exists".into(),
-                source,
+            .map_err(|source| {
+                Error::System(SystemError::Spawn {
+                    what: format!("the local job supervisor ({})", program.to_string_lossy()),
+                    fix: "check that the Python interpreter running kflow still exists".into(),
+                    source,
+                })
             })?;
         let pid = child.id();
         let mut st = state::read(dir)?;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{JobStatus, Phase, ReplicaStatus};
-use crate::error::{Error, Result};
+use crate::error::{Error, JobError, Result};
 use crate::records::{write_atomic, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,9 +17,11 @@ pub struct LocalState {
 pub fn read(dir: &RunDir) -> Result<LocalState> {
     let path = dir.state_file();
     let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-    serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
-        path,
-        problem: e.to_string(),
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Job(JobError::CorruptRecord {
+            path,
+            problem: e.to_string(),
+        })
     })
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SystemError};
 
 const COMPLETE_MARKER: &str = ".kflow-complete";
 
@@ -95,20 +95,19 @@ fn site_paths(python: &Path) -> Result<Vec<String>> {
 
 fn output(cmd: &mut Command) -> Result<String> {
     let what = format!("{:?}", cmd.get_program());
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| Error::Spawn {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|source| {
+        Error::System(SystemError::Spawn {
             what: what.clone(),
             fix: "check that the Python interpreter kflow was started with still exists".into(),
             source,
-        })?;
+        })
+    })?;
     if !out.status.success() {
-        return Err(Error::Spawn {
+        return Err(Error::System(SystemError::Spawn {
             what,
             fix: "check the Python installation".into(),
             source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        });
+        }));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -122,18 +121,20 @@ fn run(cmd: &mut Command, log: &mut File, step: &str) -> Result<()> {
         .stdout(out)
         .stderr(err)
         .status()
-        .map_err(|source| Error::Spawn {
-            what: step.to_string(),
-            fix: "check that Python and pip are installed".into(),
-            source,
+        .map_err(|source| {
+            Error::System(SystemError::Spawn {
+                what: step.to_string(),
+                fix: "check that Python and pip are installed".into(),
+                source,
+            })
         })?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::Spawn {
+        Err(Error::System(SystemError::Spawn {
             what: step.to_string(),
             fix: "check the package names and versions in the job's log above this line".into(),
             source: std::io::Error::other(format!("exited with {status}")),
-        })
+        }))
     }
 }

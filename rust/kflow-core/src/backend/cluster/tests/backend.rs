@@ -2,23 +2,15 @@
 //! a loopback port): submit, watch, logs (also across cut streams), failure reasons, restart,
 //! idempotent creation, the missing-operator message and the in-cluster connection.
 
+use crate::error::{ClusterError, JobError};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backend::cluster::{self, Source};
 use crate::paths::Dirs;
 use crate::{BackendKind, Client, Context, Error, Launcher, Phase, RunOptions};
 use kflow_testcluster::{Options, TestCluster};
-
-fn crd_dir() -> Option<PathBuf> {
-    std::env::var_os("KFLOW_CRD_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
-            d.is_dir().then_some(d)
-        })
-}
 
 struct Env {
     cluster: TestCluster,
@@ -29,7 +21,7 @@ impl Env {
     fn start() -> Env {
         let root = tempfile::tempdir().unwrap();
         let mut opts = Options::new(root.path().join("cluster"));
-        opts.crd_dir = crd_dir();
+        opts.crd_dir = super::crd_dir();
         let cluster = TestCluster::start(Some(opts)).expect("test cluster starts");
         Env { cluster, root }
     }
@@ -301,7 +293,7 @@ fn failures_say_why() {
             ..opts("pt-fail", "ok.py")
         })
         .unwrap_err();
-    assert!(matches!(err, Error::JobExists { .. }), "{err}");
+    assert!(matches!(err, Error::Job(JobError::Exists { .. })), "{err}");
 }
 
 #[test]
@@ -358,7 +350,7 @@ fn creation_is_idempotent_by_run_id() {
             &sub(&manifests, spec.kind, "otherrun"),
         ))
         .unwrap_err();
-    assert!(matches!(err, Error::JobExists { .. }), "{err}");
+    assert!(matches!(err, Error::Job(JobError::Exists { .. })), "{err}");
 }
 
 #[test]
@@ -394,7 +386,7 @@ fn missing_operator_and_in_cluster_connection() {
     assert_eq!(backend.namespace, "default");
     assert!(backend.capabilities().unwrap().pytorchjob);
 
-    // The sign-in seams: an in-memory config, or a client the caller makes.
+    // The sign-in seam: a client the caller makes.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&env.cluster.kubeconfig).unwrap();
     let config = rt
@@ -403,15 +395,12 @@ fn missing_operator_and_in_cluster_connection() {
             &Default::default(),
         ))
         .unwrap();
-    let in_memory = env.client().with_cluster_source(Source::Config {
-        config: Box::new(config.clone()),
-        label: "session".into(),
-    });
-    assert!(in_memory.cluster_connection().capabilities().unwrap().tfjob);
     let make: cluster::connection::MakeClient = std::sync::Arc::new(move || {
-        kube::Client::try_from(config.clone()).map_err(|e| Error::ClusterUnreachable {
-            server: "test".into(),
-            problem: e.to_string(),
+        kube::Client::try_from(config.clone()).map_err(|e| {
+            Error::Cluster(ClusterError::Unreachable {
+                server: "test".into(),
+                problem: e.to_string(),
+            })
         })
     });
     let made = env.client().with_cluster_source(Source::Client {
@@ -419,6 +408,7 @@ fn missing_operator_and_in_cluster_connection() {
         namespace: "default".into(),
         label: "made".into(),
         server: String::new(),
+        user: None,
     });
     assert_eq!(made.cluster_connection().description, "made");
     assert!(made.cluster_connection().capabilities().unwrap().mpijob_v1);
@@ -522,7 +512,10 @@ fn forbidden_and_oversized_code_say_what_to_do() {
     std::fs::remove_file(env.root.path().join("project/noise.bin")).unwrap();
     env.faults(&client, serde_json::json!({"rules": [{"pathContains": "/configmaps", "method": "POST", "errorRate": 1.0, "errorCode": 403}]}));
     let err = client.submit(opts("pt-denied", "ok.py")).unwrap_err();
-    assert!(matches!(err, Error::Forbidden { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Cluster(ClusterError::Forbidden { .. })),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(
         text.starts_with("you are not allowed to create configmaps in namespace \"default\""),

@@ -3,7 +3,6 @@
 //! when following starts only after the restart.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{self, PackOptions};
@@ -15,15 +14,6 @@ use crate::{BackendKind, Client, Context, Launcher, RunOptions};
 use k8s_openapi::api::core::v1::Pod;
 use kflow_testcluster::{Options, TestCluster};
 
-fn crd_dir() -> Option<PathBuf> {
-    std::env::var_os("KFLOW_CRD_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds");
-            d.is_dir().then_some(d)
-        })
-}
-
 /// Fails on its first run (after printing), succeeds on the second: the marker lives on the
 /// pip-cache PVC, which outlives the container.
 const FLAKY: &str = "import os, sys\nm = os.path.join(os.environ['PIP_CACHE_DIR'], 'ran-once')\nfirst = not os.path.exists(m)\nfor i in range(30):\n    print('first' if first else 'second', i, flush=True)\nif first:\n    open(m, 'w').close()\n    sys.exit(3)\n";
@@ -32,7 +22,7 @@ const FLAKY: &str = "import os, sys\nm = os.path.join(os.environ['PIP_CACHE_DIR'
 fn a_restarted_container_is_read_from_its_previous_instance_first() {
     let root = tempfile::tempdir().unwrap();
     let mut o = Options::new(root.path().join("cluster"));
-    o.crd_dir = crd_dir();
+    o.crd_dir = super::crd_dir();
     let tc = TestCluster::start(Some(o)).expect("test cluster starts");
     let r = root.path();
     let project = r.join("project");

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use crate::runner::{
+use kflow_kernel::runner::{
     CancelToken, CellOutcome, CellRunner, JobRequest, JobSummary, OutputSink, Script,
 };
 

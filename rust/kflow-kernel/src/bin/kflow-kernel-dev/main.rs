@@ -4,13 +4,15 @@
 //!   kflow-kernel-dev --supervise RUN_DIR     (the local backend's supervisor, launched by itself)
 //! `kflow` runs cells through kflow-core's local backend; `process` is the plain runner.
 
+mod process_runner;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use kflow_kernel::core_runner::{self, KflowRunner};
-use kflow_kernel::process_runner::ProcessRunner;
 use kflow_kernel::{run_kernel, CellRunner, KernelConfig};
+use process_runner::ProcessRunner;
 
 fn python() -> PathBuf {
     PathBuf::from(std::env::var("KFLOW_PYTHON").unwrap_or_else(|_| "python3".into()))
