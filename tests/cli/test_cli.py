@@ -68,7 +68,7 @@ def test_yaml_preview_creates_nothing(kflow_home, project):
     script = project("train.py", "print(1)\n")
     result = kflow_cmd("yaml", str(script), "--gpu", "1", "--pip", "numpy", "--name", "preview-job")
     assert result.returncode == 0, result.stderr
-    assert "kind: PyTorchJob" in result.stdout and "nvidia.com/gpu: 1" in result.stdout
+    assert "kind: PyTorchJob" in result.stdout and "nvidia.com/gpu: '1'" in result.stdout
     assert "name: preview-job" in result.stdout
     assert json.loads(kflow_cmd("jobs", "--json").stdout) == []
 
@@ -79,7 +79,7 @@ def test_templates_listing(kflow_home, project):
     assert [t["name"] for t in json.loads(result.stdout)] == ["geo"]
     script = project("train.py", "print(1)\n")
     result = kflow_cmd("yaml", str(script), "--template", "geo")
-    assert "nvidia.com/gpu: 1" in result.stdout
+    assert "nvidia.com/gpu: '1'" in result.stdout
 
 
 def test_help_lists_the_commands():

@@ -45,29 +45,63 @@ pub enum SpecError {
     /// A run parameter has a value kflow cannot use.
     #[error("invalid {field} {value:?}: {problem}")]
     InvalidParameter {
+        /// The parameter's name, as the user wrote it.
         field: &'static str,
+        /// The value that was given.
         value: String,
+        /// Why the value cannot be used.
         problem: String,
+        /// How to fix it.
         fix: String,
     },
+    /// The script to run does not exist.
     #[error("script {path} does not exist")]
-    ScriptNotFound { path: PathBuf },
+    ScriptNotFound {
+        /// The script path that was given.
+        path: PathBuf,
+    },
+    /// The script lies outside the project folder, so it would not be packaged.
     #[error("script {script} is not inside the project folder {root}")]
-    ScriptOutsideProject { script: PathBuf, root: PathBuf },
+    ScriptOutsideProject {
+        /// The script path.
+        script: PathBuf,
+        /// The project folder it should be in.
+        root: PathBuf,
+    },
+    /// No template of that name exists in any template folder.
     #[error("template {name:?} was not found (looked in {searched})")]
-    TemplateNotFound { name: String, searched: String },
+    TemplateNotFound {
+        /// The template name asked for.
+        name: String,
+        /// The folders that were searched, for the message.
+        searched: String,
+    },
+    /// A template file has a key kflow cannot use.
     #[error("template file {path}: key {key:?}: {problem}")]
     TemplateInvalid {
+        /// The template file.
         path: PathBuf,
+        /// The offending key.
         key: String,
+        /// What is wrong with it.
         problem: String,
     },
+    /// kflow's config file cannot be read or parsed.
     #[error("config file {path}: {problem}")]
-    ConfigInvalid { path: PathBuf, problem: String },
+    ConfigInvalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A `KFLOW_*` environment variable has a value kflow cannot use.
     #[error("environment variable {var}={value:?}: {problem}")]
     EnvInvalid {
+        /// The variable's name.
         var: String,
+        /// Its value.
         value: String,
+        /// What is wrong with it.
         problem: String,
     },
 }
@@ -92,26 +126,46 @@ impl SpecError {
 /// The project could not be packaged safely.
 #[derive(Debug, thiserror::Error)]
 pub enum PackagingError {
+    /// A symbolic link in the project points outside it, so its target would leak or be missing.
     #[error("{path} is a symbolic link to {target}, which is outside the project folder {root}")]
     SymlinkOutsideProject {
+        /// The link, inside the project.
         path: PathBuf,
+        /// Where it points.
         target: PathBuf,
+        /// The project folder.
         root: PathBuf,
     },
+    /// A symbolic link in the project cannot be followed.
     #[error("{path} is a symbolic link to {target} that {problem}")]
     BrokenSymlink {
+        /// The link, inside the project.
         path: PathBuf,
+        /// Where it points.
         target: PathBuf,
+        /// Why it cannot be followed (it does not exist, loops…).
         problem: &'static str,
     },
+    /// The project folder is too broad to upload (the home folder, `/`…).
     #[error("the project folder {root} is {what}: packaging it would upload everything you own (keys, tokens, other projects)")]
-    UnsafeProjectRoot { root: PathBuf, what: &'static str },
+    UnsafeProjectRoot {
+        /// The project folder.
+        root: PathBuf,
+        /// What it is, e.g. "your home folder".
+        what: &'static str,
+    },
+    /// The packed project is over the size limit for its code mode.
     #[error("the project folder {root} packs to {size} bytes, over the {limit}-byte limit{mode}. Largest files: {largest}")]
     ProjectTooLarge {
+        /// The project folder.
         root: PathBuf,
+        /// The packed size in bytes.
         size: u64,
+        /// The limit in bytes.
         limit: u64,
+        /// Why this limit applies (e.g. " for ConfigMap mode"), as a suffix; may be empty.
         mode: String,
+        /// The largest files, to say what to leave out.
         largest: String,
     },
 }
@@ -131,18 +185,38 @@ impl PackagingError {
 /// A run kflow was asked about.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// No run of that name is known.
     #[error("no job named {name:?} is known on this machine{elsewhere}")]
-    NotFound { name: String, elsewhere: String },
+    NotFound {
+        /// The job name asked for.
+        name: String,
+        /// Where else it might be, as a suffix for the message (may be empty).
+        elsewhere: String,
+    },
+    /// A run of that name already exists.
     #[error("a job named {name:?} already exists")]
-    Exists { name: String },
+    Exists {
+        /// The name that is taken.
+        name: String,
+    },
+    /// A wait for a run to finish ran out of time.
     #[error("timed out after {seconds:.1} s waiting for job {name} (it is still {phase})")]
     WaitTimeout {
+        /// The job waited for.
         name: String,
+        /// How long kflow waited, in seconds.
         seconds: f64,
+        /// The phase the job was still in.
         phase: String,
     },
+    /// A run's saved record cannot be read.
     #[error("run record {path} is unreadable: {problem}")]
-    CorruptRecord { path: PathBuf, problem: String },
+    CorruptRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl JobError {
@@ -168,31 +242,57 @@ impl JobError {
 pub enum ClusterError {
     /// No usable cluster connection (no kubeconfig, a bad one, an unknown context…).
     #[error("no cluster connection: {problem}")]
-    Config { problem: String, fix: String },
+    Config {
+        /// What is wrong with the connection settings.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// The API server could not be reached at all (network, TLS, DNS).
     #[error("cannot reach the cluster at {server}: {problem}")]
-    Unreachable { server: String, problem: String },
+    Unreachable {
+        /// The API server address tried.
+        server: String,
+        /// Why it could not be reached.
+        problem: String,
+    },
     /// Discovery says a job kind is not served: the operator is missing, not a 404 on create.
     #[error("the Kubeflow Training Operator is not installed here ({what} is not served)")]
-    OperatorMissing { what: String },
+    OperatorMissing {
+        /// The resource that is not served, e.g. `kubeflow.org/v1 PyTorchJob`.
+        what: String,
+    },
     /// The address answers, but it is no Kubernetes API server (often the Kubeflow URL used
     /// as one after `kflow login`).
     #[error("{server} is not a Kubernetes API server ({problem})")]
-    NotKubernetesApi { server: String, problem: String },
+    NotKubernetesApi {
+        /// The address that was used as the API server.
+        server: String,
+        /// What it answered instead.
+        problem: String,
+    },
     /// RBAC refused a call: says what to ask the admin for.
     #[error("you are not allowed to {verb} {resource} in namespace {namespace:?} (the API server said: {message})")]
     Forbidden {
+        /// The refused verb (create, list, get…).
         verb: String,
+        /// The resource it was refused on.
         resource: String,
+        /// The namespace of the call.
         namespace: String,
+        /// The API server's message.
         message: String,
     },
     /// Any other refusal from the API server, with what kflow was doing.
     #[error("the cluster refused to {action}: {message} (HTTP {code})")]
     Api {
+        /// What kflow was doing, e.g. "create the PyTorchJob".
         action: String,
+        /// The HTTP status code.
         code: u16,
+        /// The API server's message.
         message: String,
+        /// How to fix it.
         fix: String,
     },
 }
@@ -213,42 +313,67 @@ impl ClusterError {
 /// Signing in, or the session, failed. None of these ever carries a password, token or cookie.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The identity provider rejected the username or password.
     #[error("sign-in to {url} failed: the identity provider rejected the username or password for {username:?}{message}")]
     WrongCredentials {
+        /// The Kubeflow address signed in to.
         url: String,
+        /// The username tried.
         username: String,
+        /// The provider's message, as a suffix for the message (may be empty).
         message: String,
     },
+    /// The account exists but is disabled.
     #[error("sign-in to {url} failed: the account {username:?} is disabled ({message})")]
     AccountDisabled {
+        /// The Kubeflow address signed in to.
         url: String,
+        /// The username tried.
         username: String,
+        /// The provider's message.
         message: String,
     },
+    /// The identity provider wants an interactive step (password change, OTP…) kflow cannot do.
     #[error("sign-in to {url} stopped: the identity provider asks {username:?} for {action}, which kflow does not fill in")]
     LoginActionRequired {
+        /// The Kubeflow address signed in to.
         url: String,
+        /// The username tried.
         username: String,
+        /// What the provider asks for.
         action: String,
     },
+    /// Sign-in failed for another reason (network, an unexpected page…).
     #[error("sign-in to {url} failed: {problem}")]
     LoginFailed {
+        /// The Kubeflow address signed in to.
         url: String,
+        /// What went wrong.
         problem: String,
+        /// How to fix it.
         fix: String,
     },
+    /// The saved session ran out and could not be renewed from the stored credentials.
     #[error("the Kubeflow session for {username:?} at {url} has expired and could not be renewed ({reason})")]
     SessionExpired {
+        /// The Kubeflow address of the session.
         url: String,
+        /// The signed-in username.
         username: String,
+        /// Why renewing failed.
         reason: String,
     },
+    /// No Kubeflow session is saved.
     #[error("not signed in to Kubeflow")]
     NotLoggedIn,
+    /// The OS keyring holding the credentials failed.
     #[error("the OS keyring ({store}) failed to {action}: {problem}")]
     Keyring {
+        /// Which credential store, as kflow describes it.
         store: String,
+        /// What kflow asked of it (read, save, delete…).
         action: &'static str,
+        /// The keyring's error.
         problem: String,
     },
 }
@@ -281,23 +406,35 @@ impl AuthError {
 /// This machine could not do what a run needs.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
+    /// The backend cannot do what was asked (e.g. restart a local run).
     #[error("the {backend} backend cannot {action}: {reason}")]
     Unsupported {
+        /// The backend's name.
         backend: &'static str,
+        /// What was asked of it.
         action: &'static str,
+        /// Why it cannot.
         reason: String,
     },
+    /// A process could not be started.
     #[error("could not start {what}: {source}")]
     Spawn {
+        /// The program that failed to start.
         what: String,
+        /// How to fix it.
         fix: String,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// A file operation failed.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done, e.g. "reading".
         action: &'static str,
+        /// The path it was done to.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },

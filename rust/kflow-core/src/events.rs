@@ -9,10 +9,12 @@ use rand::Rng;
 
 use crate::error::{Error, ErrorKind};
 
+/// A short ID, `KF-` and six characters, naming one entry of kflow's local log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventId(String);
 
 impl EventId {
+    /// A fresh random ID.
     pub fn new() -> EventId {
         // Crockford-style alphabet: no I, L, O, U, so an ID read aloud or retyped stays exact.
         const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -23,6 +25,7 @@ impl EventId {
         EventId(format!("KF-{id}"))
     }
 
+    /// The ID as text, e.g. `KF-7Q2M9X`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -44,9 +47,13 @@ impl fmt::Display for EventId {
 /// the whole message is in the local log.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The ID under which the error is in the local log.
     pub event_id: EventId,
+    /// The error's category, for picking an exception class or exit code.
     pub kind: ErrorKind,
+    /// What went wrong and where.
     pub problem: String,
+    /// How to fix it, when kflow knows.
     pub fix: Option<String>,
     /// Problem and fix together, as `Display` of the error gives them.
     pub message: String,

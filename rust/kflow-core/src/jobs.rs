@@ -33,6 +33,7 @@ pub struct Client {
 /// What `Client::list` found, and why the cluster's part may be missing or old.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
+    /// Every run found, this machine's and the cluster's.
     pub jobs: Vec<JobSummary>,
     /// Set when a cluster was configured or has runs but could not be listed: the cluster's
     /// jobs then show their last known phases (marked `stale`) and jobs made elsewhere are
@@ -43,6 +44,7 @@ pub struct Listing {
 /// A run checked and packaged but not submitted: what `kflow yaml` shows.
 #[derive(Debug, Clone)]
 pub struct Preview {
+    /// The checked run the manifests were made from.
     pub spec: RunSpec,
     /// With the code: its ConfigMaps as a submission creates them (sliced when large).
     pub manifests: Manifests,
@@ -54,7 +56,7 @@ pub struct Preview {
 
 impl Preview {
     /// Every object in creation order: the pip cache, the code parts, the code, the job.
-    pub fn objects(&self) -> Vec<&serde_json::Value> {
+    pub fn objects(&self) -> Vec<serde_json::Value> {
         self.manifests.objects()
     }
 
@@ -135,14 +137,17 @@ impl Client {
         self
     }
 
+    /// The folders, working directory and environment this client reads.
     pub fn context(&self) -> &Context {
         &self.ctx
     }
 
+    /// Merges `opts` over the template, config file and environment, and checks the result.
     pub fn resolve(&self, opts: RunOptions) -> Result<RunSpec> {
         spec::resolve(opts, &self.ctx)
     }
 
+    /// The run templates available: the project's and the user's own.
     pub fn templates(&self, project_root: Option<&Path>) -> Result<Vec<TemplateInfo>> {
         template::list(project_root, &self.ctx.dirs.user_templates())
     }
@@ -188,6 +193,7 @@ impl Client {
         self.submit_spec(spec)
     }
 
+    /// Packages and starts an already resolved run, as [`Client::submit`] does after resolving.
     pub fn submit_spec(&self, spec: RunSpec) -> Result<Job> {
         let dir = RunDir::new(&self.ctx.dirs.runs(), &spec.name);
         if dir.root.exists() {
@@ -358,10 +364,12 @@ pub enum Progress<'a> {
 }
 
 impl Job {
+    /// The job's name.
     pub fn name(&self) -> &str {
         &self.run.record.spec.name
     }
 
+    /// What the job runs and with what.
     pub fn spec(&self) -> &RunSpec {
         &self.run.record.spec
     }
@@ -373,14 +381,17 @@ impl Job {
             .collect()
     }
 
+    /// What kflow keeps about this run on this machine.
     pub fn record(&self) -> &RunRecord {
         &self.run.record
     }
 
+    /// The run's folder in kflow's state folder: its record, state and local logs.
     pub fn run_dir(&self) -> &Path {
         &self.run.dir.root
     }
 
+    /// The replicas' names in the operator's order, e.g. `master-0`, `worker-0`.
     pub fn replica_names(&self) -> Vec<String> {
         self.run
             .record
@@ -391,6 +402,7 @@ impl Job {
             .collect()
     }
 
+    /// The job's state now, as its backend reports it.
     pub fn status(&self) -> Result<JobStatus> {
         self.backend.status(&self.run)
     }
@@ -438,6 +450,7 @@ impl Job {
         }
     }
 
+    /// Stops the run, keeping its record and logs; returns the status it ended with.
     pub fn cancel(&self) -> Result<JobStatus> {
         self.backend.cancel(&self.run)
     }
@@ -470,6 +483,7 @@ impl Job {
         self.backend.describe(&self.run)
     }
 
+    /// The Kubernetes manifests of the run as YAML, as submitted (or as they would be).
     pub fn manifest_yaml(&self) -> &str {
         &self.run.record.manifest_yaml
     }

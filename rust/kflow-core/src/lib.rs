@@ -16,9 +16,9 @@
 //!
 //! # The public API
 //!
-//! - running: [`Client`], [`Context`], [`Launcher`], [`supervise`], [`RunOptions`],
-//!   [`RunSpec`], [`BackendKind`], [`JobKind`], [`CodeMode`], templates via
-//!   [`Client::templates`] ([`TemplateInfo`])
+//! - running: [`Client`] (`new`, `with_session`, `submit`, `preview`, `get`, `adopt`, `list`,
+//!   `doctor`, `templates`, `resolve`), [`Context`], [`Dirs`], [`Launcher`], [`supervise`],
+//!   [`RunOptions`], [`RunSpec`], [`BackendKind`], [`JobKind`], [`CodeMode`], [`TemplateInfo`]
 //! - the run-option grammar every surface parses with: [`RUN_OPTIONS`], [`run_option`],
 //!   [`RunOption`], [`OptionValue`]
 //! - a run: [`Job`], [`JobStatus`], [`Phase`], [`ReplicaStatus`], [`LogStream`],
@@ -27,16 +27,20 @@
 //! - previews and packaging: [`Preview`], [`Manifests`], [`package`], [`PackOptions`],
 //!   [`Archive`]
 //! - the cluster connection: [`Doctor`]
-//! - errors and events: [`Error`], [`ErrorKind`], [`Result`], [`events`]
-//! - sign-in: [`auth`]
+//! - errors: [`Error`] over [`SpecError`], [`PackagingError`], [`JobError`],
+//!   [`ClusterError`], [`AuthError`], [`SystemError`]; [`ErrorKind`], [`Result`];
+//!   [`events`] (event IDs, [`events::Report`])
+//! - sign-in: [`auth`] (`login`, `logout`, `whoami`, `session`, `kubeconfig`, [`auth::Session`])
 //!
 //! # Modules
 //!
 //! `jobs` (Client and Job: the thin orchestrator), `backend` (the `Backend` seam; `local`
-//! and `cluster` implement it), `spec` (options, settings, templates, validation ->
-//! RunSpec), `artifacts` (packaging), `manifest` (RunSpec -> Kubernetes objects),
-//! `kubeflow` (job kinds, API versions, conditions), `records` (run folders), `auth`
-//! (Keycloak/Dex sign-in, keyring, sessions), `events` (event IDs), `paths` (kflow's folders).
+//! and `cluster` implement it; `packaging`, `description`), `spec` (options, grammar,
+//! settings, templates, validation -> RunSpec), `artifacts` (packaging), `manifest` (RunSpec
+//! -> Kubernetes objects, code slices, the startup chain), `kubeflow` (job kinds, API
+//! versions, conditions), `status` (what the surfaces show of a run), `records` (run
+//! folders), `auth` (Keycloak/Dex sign-in, keyring, sessions), `error`, `events` (event IDs),
+//! `paths` (kflow's folders), `jwt` and `pem` (token claims, certificates).
 
 #![warn(missing_docs)]
 

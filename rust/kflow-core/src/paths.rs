@@ -15,6 +15,8 @@ pub struct Dirs {
 }
 
 impl Dirs {
+    /// The XDG folders under `kflow/`, each overridable with `KFLOW_CONFIG_DIR`,
+    /// `KFLOW_STATE_DIR` or `KFLOW_CACHE_DIR`.
     pub fn from_env() -> Dirs {
         let home = || dirs::home_dir().unwrap_or_else(std::env::temp_dir);
         let pick = |var: &str, base: Option<PathBuf>, fallback: &str| {
@@ -34,18 +36,22 @@ impl Dirs {
         }
     }
 
+    /// The folder holding one record folder per run.
     pub fn runs(&self) -> PathBuf {
         self.state.join("runs")
     }
 
+    /// The file kflow's events are logged to.
     pub fn event_log(&self) -> PathBuf {
         self.state.join("kflow.log")
     }
 
+    /// kflow's `config.toml`.
     pub fn config_file(&self) -> PathBuf {
         self.config.join("config.toml")
     }
 
+    /// The folder of the user's own run templates.
     pub fn user_templates(&self) -> PathBuf {
         self.config.join("templates")
     }

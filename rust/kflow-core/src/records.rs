@@ -8,11 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, JobError, Result};
 use crate::spec::RunSpec;
 
+/// What kflow keeps about one run on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// What the run runs and with what.
     pub spec: RunSpec,
+    /// The run's Kubernetes manifests as YAML.
     pub manifest_yaml: String,
+    /// The SHA-256 of the packaged code, hex.
     pub code_sha256: String,
+    /// When this attempt was submitted (RFC 3339).
     pub created_at: String,
     /// 1 for the first run, +1 for each restart.
     pub attempt: u32,

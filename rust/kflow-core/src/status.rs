@@ -8,14 +8,19 @@ use crate::records::RunRecord;
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Phase {
+    /// Accepted but not started yet: queued, scheduling, pulling images, installing dependencies.
     #[default]
     Pending,
+    /// Started and not yet finished.
     Running,
+    /// Finished, every replica with exit code 0.
     Succeeded,
+    /// Finished with an error, or cancelled.
     Failed,
 }
 
 impl Phase {
+    /// Whether the run has ended (succeeded or failed) and will not change phase again.
     pub fn is_terminal(self) -> bool {
         matches!(self, Phase::Succeeded | Phase::Failed)
     }
@@ -28,6 +33,7 @@ impl Phase {
         }
     }
 
+    /// The phase's name as shown and stored, e.g. `"Running"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "Pending",
@@ -38,29 +44,40 @@ impl Phase {
     }
 }
 
+/// The state of one replica (process) of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     /// `master-0`, `worker-1`, …
     pub name: String,
+    /// Where this replica is in its life.
     pub phase: Phase,
+    /// The process's exit code, once it has ended.
     pub exit_code: Option<i32>,
 }
 
+/// A run's state as its backend reports it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
+    /// The run's phase as a whole.
     pub phase: Phase,
     /// A one-word cause, as Kubernetes gives them: `InstallingDependencies`, `Error`, `Cancelled`…
     pub reason: Option<String>,
+    /// A human-readable explanation of the phase or reason, when the backend gives one.
     pub message: Option<String>,
+    /// Each replica's state.
     pub replicas: Vec<ReplicaStatus>,
     /// RFC 3339.
     pub started_at: Option<String>,
+    /// When the run ended (RFC 3339), once it has.
     pub finished_at: Option<String>,
 }
 
+/// One line of a run's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
+    /// The replica that printed it, e.g. `worker-1`.
     pub replica: String,
+    /// The line, without its newline.
     pub text: String,
 }
 
@@ -68,8 +85,11 @@ pub struct LogLine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// An ordinary line.
     Normal,
+    /// A warning or deprecation notice.
     Warning,
+    /// An error, exception, traceback or kill.
     Error,
 }
 
@@ -83,6 +103,7 @@ impl LogLine {
         }
     }
 
+    /// How the line should stand out, guessed from words in its text.
     pub fn severity(&self) -> Severity {
         let lower = self.text.to_ascii_lowercase();
         const ERROR_MARKS: [&str; 5] = [
@@ -106,12 +127,19 @@ impl LogLine {
 /// A run as `kflow jobs` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {
+    /// The run's name.
     pub name: String,
+    /// The job kind, e.g. `PyTorchJob`.
     pub kind: String,
+    /// The backend it runs on: `local` or `cluster`.
     pub backend: String,
+    /// Its phase, as [`Phase::as_str`] names it.
     pub phase: String,
+    /// A one-word cause of the phase, when there is one.
     pub reason: Option<String>,
+    /// The script it runs.
     pub script: String,
+    /// When it was submitted (RFC 3339).
     pub created_at: String,
     /// The phase is the last one this machine saw, not a fresh reading from the cluster.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

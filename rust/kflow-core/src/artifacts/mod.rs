@@ -26,14 +26,18 @@ pub const CONFIGMAP_MAX_BYTES: u64 = 900 * 1024;
 /// not 0, because some unpackers warn about 1970 timestamps.
 const FIXED_MTIME: u64 = 1_577_836_800;
 
+/// A packed project: the deterministic tar.gz and what went into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Archive {
+    /// Where the tar.gz was written.
     pub path: PathBuf,
+    /// The SHA-256 of the tar.gz, hex: the same files give the same digest.
     pub sha256: String,
     /// Size of the tar.gz.
     pub bytes: u64,
     /// Size of the files before compression.
     pub content_bytes: u64,
+    /// How many files were packed.
     pub files: usize,
     /// The largest files (up to five) with their sizes, for previews.
     #[serde(default)]
@@ -77,7 +81,9 @@ pub fn withheld_warning(withheld: &[String]) -> Option<String> {
     ))
 }
 
+/// How to package a project.
 pub struct PackOptions {
+    /// The size cap on the files before compression, in bytes.
     pub max_bytes: u64,
     /// Shown in the size-limit error, e.g. " for ConfigMap mode".
     pub limit_reason: String,

@@ -40,30 +40,45 @@ fn current() -> std::sync::MutexGuard<'static, Option<Session>> {
 /// What `login` is asked to do. `url: None` uses the configured URL (`KFLOW_URL`, config.toml),
 /// else the one of the stored session.
 pub struct LoginRequest {
+    /// The Kubeflow URL to sign in to.
     pub url: Option<String>,
     /// The Kubernetes API server, when it is not the Kubeflow URL (`--api-server`).
     pub api_server: Option<String>,
+    /// The identity provider's username.
     pub username: String,
+    /// The password, wiped from memory when dropped.
     pub password: Zeroizing<String>,
+    /// Whether to keep the password in the secret store so an expired session can sign in
+    /// again silently.
     pub store_password: bool,
 }
 
 /// Who is signed in, where, and where the secrets are (no secret in here).
 #[derive(Debug, Clone, Serialize)]
 pub struct Identity {
+    /// Whether a session exists; when false, only the store fields are set.
     pub signed_in: bool,
+    /// The Kubeflow URL signed in to.
     pub url: Option<String>,
+    /// The signed-in username.
     pub username: Option<String>,
+    /// The identity provider's OIDC issuer URL.
     pub issuer: Option<String>,
+    /// The Kubernetes API server the session's token is sent to.
     pub api_server: Option<String>,
+    /// The OIDC client kflow signed in as.
     pub client_id: Option<String>,
     /// `keyring` or `memory`.
     pub store: String,
     /// In words, e.g. "OS keyring (Secret Service)".
     pub store_description: String,
+    /// When the current token expires (RFC 3339); it is renewed before then.
     pub expires_at: Option<String>,
+    /// Seconds until then (negative once past).
     pub expires_in_seconds: Option<i64>,
+    /// Whether sign-in got Kubeflow's web-session cookies (false without a gateway).
     pub web_session: bool,
+    /// Whether the password is kept for silent re-login.
     pub password_stored: bool,
     /// A one-time notice (memory-only store) the surface should show.
     #[serde(skip_serializing_if = "Option::is_none")]

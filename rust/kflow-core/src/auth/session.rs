@@ -58,6 +58,7 @@ pub struct Profile {
     pub web_session: bool,
 }
 
+/// Where the non-secret session profile lives in the state folder `state_dir`.
 pub fn profile_path(state_dir: &Path) -> PathBuf {
     state_dir.join("auth.json")
 }
@@ -330,14 +331,17 @@ impl Session {
         }
     }
 
+    /// Where the session signs in and which API server it talks to.
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints
     }
 
+    /// The signed-in username.
     pub fn username(&self) -> &str {
         &self.inner.username
     }
 
+    /// Where the session's secrets are kept.
     pub fn store_kind(&self) -> StoreKind {
         self.inner.store.kind()
     }
@@ -352,14 +356,17 @@ impl Session {
         self.inner.expiry.subscribe()
     }
 
+    /// How many times this process renewed the tokens with the refresh grant.
     pub fn refresh_count(&self) -> u64 {
         self.inner.refreshes.load(Ordering::Relaxed)
     }
 
+    /// How many times this process signed in again silently with the stored password.
     pub fn relogin_count(&self) -> u64 {
         self.inner.relogins.load(Ordering::Relaxed)
     }
 
+    /// Whether the password is kept for silent re-login.
     pub fn password_stored(&self) -> bool {
         self.inner.password.is_some()
     }

@@ -14,16 +14,26 @@ use crate::records::RunRecord;
 /// How many log lines per replica a description shows.
 pub const TAIL_LINES: usize = 20;
 
+/// Everything `kflow describe` shows of one job.
 #[derive(Debug, Clone, Serialize)]
 pub struct Description {
+    /// The job's name.
     pub name: String,
+    /// The job kind, e.g. `PyTorchJob`.
     pub kind: String,
+    /// The backend it runs on: `local` or `cluster`.
     pub backend: String,
+    /// The namespace it was submitted to; `None`: the connection's.
     pub namespace: Option<String>,
+    /// The run's [`RunSpec`](crate::RunSpec) as JSON.
     pub spec: serde_json::Value,
+    /// Its status now.
     pub status: JobStatus,
+    /// The training job's status conditions (cluster runs only).
     pub conditions: Vec<Condition>,
+    /// Its pods (cluster runs only).
     pub pods: Vec<PodInfo>,
+    /// Kubernetes events of the job and its pods (cluster runs only).
     pub events: Vec<EventInfo>,
     /// Replica name -> its last lines (at most `TAIL_LINES`).
     pub logs: BTreeMap<String, Vec<String>>,

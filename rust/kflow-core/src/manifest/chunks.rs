@@ -3,8 +3,10 @@
 //! `cat` into `tar`. Every replica on every node gets them from the API server, they are owned
 //! by the job like the single ConfigMap, and nothing needs exec rights or a helper pod.
 
-use base64::Engine;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::ByteString;
 
 use super::code_configmap_name;
 
@@ -33,19 +35,21 @@ pub fn count(archive_bytes: usize) -> usize {
 
 /// The code ConfigMaps of a sliced archive, built from the single code ConfigMap `whole`
 /// (its metadata and labels, one slice each in place of its data).
-pub(super) fn slices(whole: &Value, job_name: &str, archive: &[u8]) -> Vec<Value> {
-    let b64 = base64::engine::general_purpose::STANDARD;
+pub(super) fn slices(whole: &ConfigMap, job_name: &str, archive: &[u8]) -> Vec<ConfigMap> {
     archive
         .chunks(CHUNK_BYTES)
         .enumerate()
         .map(|(i, part)| {
-            let mut cm = whole.clone();
-            cm["metadata"]["name"] = json!(chunk_name(job_name, i));
-            if let Some(o) = cm.as_object_mut() {
-                o.remove("data");
+            let mut metadata = whole.metadata.clone();
+            metadata.name = Some(chunk_name(job_name, i));
+            ConfigMap {
+                metadata,
+                binary_data: Some(BTreeMap::from([(
+                    PART_KEY.to_string(),
+                    ByteString(part.to_vec()),
+                )])),
+                ..Default::default()
             }
-            cm["binaryData"] = json!({ PART_KEY: b64.encode(part) });
-            cm
         })
         .collect()
 }
@@ -70,18 +74,16 @@ mod tests {
         };
         let m = build(&spec, &code, MpiApi::V1);
         assert_eq!(m.code_parts.len(), 2);
-        let mut joined = Vec::new();
+        let mut joined: Vec<u8> = Vec::new();
         for cm in std::iter::once(&m.code).chain(m.code_parts.iter()) {
-            assert_eq!(cm["metadata"]["labels"]["kflow.dev/run-id"], spec.run_id);
-            joined.extend(
-                base64::engine::general_purpose::STANDARD
-                    .decode(cm["binaryData"][PART_KEY].as_str().unwrap())
-                    .unwrap(),
-            );
+            let labels = cm.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels["kflow.dev/run-id"], spec.run_id);
+            joined.extend(&cm.binary_data.as_ref().unwrap()[PART_KEY].0);
         }
         assert_eq!(joined, archive);
-        assert_eq!(m.code["metadata"]["name"], "train-abc12-code-000");
-        let pod = &m.job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"];
+        assert_eq!(m.code.metadata.name.as_deref(), Some("train-abc12-code-000"));
+        let job = serde_json::to_value(&m.job).unwrap();
+        let pod = &job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"];
         assert_eq!(pod["volumes"].as_array().unwrap().len(), 4);
         assert_eq!(
             pod["containers"][0]["volumeMounts"][3]["mountPath"],

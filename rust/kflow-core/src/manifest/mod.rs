@@ -1,17 +1,29 @@
 //! RunSpec -> the Kubernetes objects of a run: the training job (PyTorchJob, TFJob, MPIJob v1 or
-//! v2beta1), the code ConfigMap and the pip-cache PVC. Objects are built as JSON values with
-//! serde_json, never by string templating, and printed as YAML for the preview.
+//! v2beta1), the code ConfigMap(s) and the pip-cache PVC. Objects are typed (k8s-openapi's
+//! core types, `training_job`'s for the CRDs), never templated strings; they become JSON only
+//! to be printed as YAML or sent as a training job.
 
 pub mod chunks;
 pub mod startup;
+mod training_job;
 
-use base64::Engine;
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use serde_json::Value;
 
 use crate::kubeflow::JobKind;
 pub use crate::kubeflow::MpiApi;
 use crate::spec::{RunSpec, PIP_CACHE_PVC};
 use startup::{Finale, ARCHIVE_KEY, CODE_MOUNT, PIP_CACHE_MOUNT, WORKSPACE};
+pub use training_job::{ReplicaSpec, RunPolicy, TrainingJob, TrainingJobSpec};
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const RUN_ID_LABEL: &str = "kflow.dev/run-id";
@@ -56,33 +68,41 @@ impl CodePayload {
     }
 }
 
+/// The objects of one run, in the types the API server takes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifests {
-    pub job: Value,
+    /// The training job.
+    pub job: TrainingJob,
     /// The code ConfigMap, or the first slice of a large archive.
-    pub code: Value,
+    pub code: ConfigMap,
     /// The further slices of a large archive.
-    pub code_parts: Vec<Value>,
-    pub pip_cache: Option<Value>,
+    pub code_parts: Vec<ConfigMap>,
+    /// The pip-cache claim, when the run mounts one.
+    pub pip_cache: Option<PersistentVolumeClaim>,
 }
 
 impl Manifests {
-    /// In creation order: the PVC and the code must exist before the job's pods start.
-    pub fn objects(&self) -> Vec<&Value> {
-        self.pip_cache
-            .iter()
-            .chain(&self.code_parts)
-            .chain([&self.code, &self.job])
-            .collect()
+    /// In creation order, as JSON: the PVC and the code must exist before the job's pods start.
+    pub fn objects(&self) -> Vec<Value> {
+        let mut objects: Vec<Value> = self.pip_cache.iter().map(as_json).collect();
+        objects.extend(self.code_parts.iter().map(as_json));
+        objects.push(as_json(&self.code));
+        objects.push(as_json(&self.job));
+        objects
     }
 
+    /// The objects as one multi-document YAML stream.
     pub fn to_yaml(&self) -> String {
         yaml_documents(&self.objects())
     }
 }
 
+fn as_json(object: &impl serde::Serialize) -> Value {
+    serde_json::to_value(object).expect("manifest objects serialize")
+}
+
 /// Objects as one multi-document YAML stream.
-pub fn yaml_documents(objects: &[&Value]) -> String {
+pub fn yaml_documents(objects: &[Value]) -> String {
     objects
         .iter()
         .map(|o| serde_yaml::to_string(o).unwrap_or_default())
@@ -93,10 +113,12 @@ pub fn yaml_documents(objects: &[&Value]) -> String {
 /// On a previewed code ConfigMap whose archive was left out.
 pub const CODE_OMITTED_ANNOTATION: &str = "kflow.dev/code-omitted";
 
+/// The code ConfigMap of job `job` (slices add `-000`, `-001`, …).
 pub fn code_configmap_name(job: &str) -> String {
     format!("{job}-code")
 }
 
+/// The objects a run creates, with its code as `code` says.
 pub fn build(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Manifests {
     let mut code_cm = code_configmap(spec, code);
     let mut code_parts = Vec::new();
@@ -114,32 +136,53 @@ pub fn build(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Manifests {
     }
 }
 
-fn metadata(spec: &RunSpec, name: &str) -> Value {
-    let mut meta = json!({
-        "name": name,
-        "labels": { MANAGED_BY: "kflow", RUN_ID_LABEL: spec.run_id },
-    });
-    if let Some(ns) = &spec.namespace {
-        meta["namespace"] = json!(ns);
-    }
-    meta
+fn strings<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
-pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
-    let api_version = spec.kind.api_version(mpi);
-    let mut meta = metadata(spec, &spec.name);
-    meta["annotations"] =
-        json!({ SCRIPT_ANNOTATION: spec.script, DIGEST_ANNOTATION: code.sha256() });
-    let replica = |finale: Finale, container: &str, replicas: u32| {
-        json!({
-            "replicas": replicas,
-            "restartPolicy": "Never",
-            "template": pod_template(spec, code, container, &finale),
-        })
+fn kflow_labels(spec: &RunSpec) -> BTreeMap<String, String> {
+    strings([(MANAGED_BY, "kflow"), (RUN_ID_LABEL, &spec.run_id)])
+}
+
+fn metadata(spec: &RunSpec, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: spec.namespace.clone(),
+        labels: Some(kflow_labels(spec)),
+        ..Default::default()
+    }
+}
+
+/// The training job of a run: its replicas by kind, each running the startup chain.
+pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> TrainingJob {
+    let mut metadata = metadata(spec, &spec.name);
+    metadata.annotations = Some(strings([
+        (SCRIPT_ANNOTATION, &spec.script),
+        (DIGEST_ANNOTATION, code.sha256()),
+    ]));
+    let replica = |finale: Finale, container: &str, replicas: u32| ReplicaSpec {
+        replicas: replicas as i32,
+        restart_policy: "Never".into(),
+        template: pod_template(spec, code, container, &finale),
     };
-    let body = match spec.kind {
+    let run_policy = |clean: &str| RunPolicy {
+        clean_pod_policy: clean.into(),
+    };
+    let mut body = TrainingJobSpec {
+        slots_per_worker: None,
+        mpi_implementation: None,
+        ssh_auth_mount_path: None,
+        run_policy: run_policy("None"),
+        pytorch_replica_specs: None,
+        tf_replica_specs: None,
+        mpi_replica_specs: None,
+    };
+    match spec.kind {
         JobKind::PyTorchJob => {
-            let mut replicas = Map::new();
+            let mut replicas = BTreeMap::new();
             replicas.insert("Master".into(), replica(Finale::Python, "pytorch", 1));
             if spec.workers > 1 {
                 replicas.insert(
@@ -147,36 +190,37 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> Value {
                     replica(Finale::Python, "pytorch", spec.workers - 1),
                 );
             }
-            json!({ "runPolicy": { "cleanPodPolicy": "None" }, "pytorchReplicaSpecs": replicas })
+            body.pytorch_replica_specs = Some(replicas);
         }
-        JobKind::TFJob => json!({
-            "runPolicy": { "cleanPodPolicy": "None" },
-            "tfReplicaSpecs": { "Worker": replica(Finale::Python, "tensorflow", spec.workers) },
-        }),
+        JobKind::TFJob => {
+            let worker = replica(Finale::Python, "tensorflow", spec.workers);
+            body.tf_replica_specs = Some(BTreeMap::from([("Worker".into(), worker)]));
+        }
         JobKind::MPIJob => {
             let worker_finale = match mpi {
                 MpiApi::V1 => Finale::Idle,
                 MpiApi::V2beta1 => Finale::Sshd,
             };
-            let replicas = json!({
-                "Launcher": replica(Finale::MpiLaunch { ranks: spec.workers }, "mpi", 1),
-                "Worker": replica(worker_finale, "mpi", spec.workers),
-            });
-            match mpi {
-                MpiApi::V1 => {
-                    json!({ "slotsPerWorker": 1, "runPolicy": { "cleanPodPolicy": "Running" }, "mpiReplicaSpecs": replicas })
-                }
-                MpiApi::V2beta1 => json!({
-                    "slotsPerWorker": 1,
-                    "mpiImplementation": "OpenMPI",
-                    "sshAuthMountPath": "/root/.ssh",
-                    "runPolicy": { "cleanPodPolicy": "Running" },
-                    "mpiReplicaSpecs": replicas,
-                }),
+            let launcher = replica(Finale::MpiLaunch { ranks: spec.workers }, "mpi", 1);
+            let workers = replica(worker_finale, "mpi", spec.workers);
+            body.mpi_replica_specs = Some(BTreeMap::from([
+                ("Launcher".into(), launcher),
+                ("Worker".into(), workers),
+            ]));
+            body.slots_per_worker = Some(1);
+            body.run_policy = run_policy("Running");
+            if mpi == MpiApi::V2beta1 {
+                body.mpi_implementation = Some("OpenMPI".into());
+                body.ssh_auth_mount_path = Some("/root/.ssh".into());
             }
         }
-    };
-    json!({ "apiVersion": api_version, "kind": spec.kind.as_str(), "metadata": meta, "spec": body })
+    }
+    TrainingJob {
+        api_version: spec.kind.api_version(mpi).into(),
+        kind: spec.kind.as_str().into(),
+        metadata,
+        spec: body,
+    }
 }
 
 fn pod_template(
@@ -184,97 +228,139 @@ fn pod_template(
     code: &CodePayload,
     container_name: &str,
     finale: &Finale,
-) -> Value {
-    let mut env = vec![json!({ "name": "PYTHONUNBUFFERED", "value": "1" })];
+) -> PodTemplateSpec {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    };
+    let mut env = vec![var("PYTHONUNBUFFERED", "1")];
     if spec.pip_cache {
-        env.push(json!({ "name": "PIP_CACHE_DIR", "value": PIP_CACHE_MOUNT }));
+        env.push(var("PIP_CACHE_DIR", PIP_CACHE_MOUNT));
     }
-    env.extend(
-        spec.env
-            .iter()
-            .map(|(k, v)| json!({ "name": k, "value": v })),
-    );
+    env.extend(spec.env.iter().map(|(k, v)| var(k, v)));
 
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    };
     let parts = code.parts();
     let mut mounts = Vec::new();
     let mut volumes = Vec::new();
     if parts == 1 {
-        mounts.push(json!({ "name": "kflow-code", "mountPath": CODE_MOUNT, "readOnly": true }));
-        volumes.push(json!({ "name": "kflow-code", "configMap": code_volume_source(spec, code) }));
+        mounts.push(mount("kflow-code", CODE_MOUNT, true));
+        volumes.push(Volume {
+            name: "kflow-code".into(),
+            config_map: Some(code_volume_source(spec, code)),
+            ..Default::default()
+        });
     }
-    mounts.push(json!({ "name": "kflow-workspace", "mountPath": WORKSPACE }));
-    volumes.push(json!({ "name": "kflow-workspace", "emptyDir": {} }));
+    mounts.push(mount("kflow-workspace", WORKSPACE, false));
+    volumes.push(Volume {
+        name: "kflow-workspace".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
     if spec.pip_cache {
-        mounts.push(json!({ "name": "pip-cache", "mountPath": PIP_CACHE_MOUNT }));
-        volumes.push(
-            json!({ "name": "pip-cache", "persistentVolumeClaim": { "claimName": PIP_CACHE_PVC } }),
-        );
+        mounts.push(mount("pip-cache", PIP_CACHE_MOUNT, false));
+        volumes.push(Volume {
+            name: "pip-cache".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: PIP_CACHE_PVC.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
     // A sliced archive: every slice mounted side by side, joined by the startup script.
     for i in (0..parts).filter(|_| parts > 1) {
         let volume = format!("kflow-code-{i:03}");
-        mounts.push(json!({ "name": volume, "mountPath": format!("{}/{i:03}", chunks::PARTS_MOUNT), "readOnly": true }));
-        volumes.push(
-            json!({ "name": volume, "configMap": { "name": chunks::chunk_name(&spec.name, i) } }),
-        );
+        mounts.push(mount(
+            &volume,
+            &format!("{}/{i:03}", chunks::PARTS_MOUNT),
+            true,
+        ));
+        volumes.push(Volume {
+            name: volume,
+            config_map: Some(ConfigMapVolumeSource {
+                name: chunks::chunk_name(&spec.name, i),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
 
-    let mut container = json!({
-        "name": container_name,
-        "image": spec.image,
-        "command": ["/bin/sh", "-c", startup::script(spec, finale, parts)],
-        "workingDir": WORKSPACE,
-        "env": env,
-        "volumeMounts": mounts,
-    });
-    let resources = resources(spec, finale);
-    if !resources.is_empty() {
-        container["resources"] = Value::Object(resources);
+    let container = Container {
+        name: container_name.into(),
+        image: Some(spec.image.clone()),
+        command: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            startup::script(spec, finale, parts),
+        ]),
+        working_dir: Some(WORKSPACE.into()),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: resources(spec, finale),
+        ..Default::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(kflow_labels(spec)),
+            annotations: Some(strings([("sidecar.istio.io/inject", "false")])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
     }
-    json!({
-        "metadata": {
-            "labels": { MANAGED_BY: "kflow", RUN_ID_LABEL: spec.run_id },
-            "annotations": { "sidecar.istio.io/inject": "false" },
-        },
-        "spec": { "containers": [container], "volumes": volumes },
-    })
 }
 
-fn resources(spec: &RunSpec, finale: &Finale) -> Map<String, Value> {
-    let mut requests = Map::new();
-    let mut limits = Map::new();
+fn resources(spec: &RunSpec, finale: &Finale) -> Option<ResourceRequirements> {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
     for (key, value) in [("cpu", &spec.cpu), ("memory", &spec.memory)] {
         if let Some(v) = value {
-            requests.insert(key.into(), json!(v));
-            limits.insert(key.into(), json!(v));
+            requests.insert(key.to_string(), Quantity(v.clone()));
+            limits.insert(key.to_string(), Quantity(v.clone()));
         }
     }
     // The MPI launcher only starts ranks; GPUs belong to the workers.
     if spec.gpu > 0 && !matches!(finale, Finale::MpiLaunch { .. }) {
-        limits.insert("nvidia.com/gpu".into(), json!(spec.gpu));
+        limits.insert("nvidia.com/gpu".into(), Quantity(spec.gpu.to_string()));
     }
-    let mut out = Map::new();
-    if !requests.is_empty() {
-        out.insert("requests".into(), Value::Object(requests));
-    }
-    if !limits.is_empty() {
-        out.insert("limits".into(), Value::Object(limits));
-    }
-    out
+    (!requests.is_empty() || !limits.is_empty()).then(|| ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..Default::default()
+    })
 }
 
 /// ConfigMap mode maps each key back to the file's path, so the volume shows the project tree.
-fn code_volume_source(spec: &RunSpec, code: &CodePayload) -> Value {
-    let mut source = json!({ "name": code_configmap_name(&spec.name) });
-    if let CodePayload::Files { files, .. } = code {
-        let items: Vec<Value> = files
-            .iter()
-            .enumerate()
-            .map(|(i, (path, _))| json!({ "key": file_key(i, path), "path": path }))
-            .collect();
-        source["items"] = Value::Array(items);
+fn code_volume_source(spec: &RunSpec, code: &CodePayload) -> ConfigMapVolumeSource {
+    let items = match code {
+        CodePayload::Files { files, .. } => Some(
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, (path, _))| KeyToPath {
+                    key: file_key(i, path),
+                    path: path.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    ConfigMapVolumeSource {
+        name: code_configmap_name(&spec.name),
+        items,
+        ..Default::default()
     }
-    source
 }
 
 /// ConfigMap keys allow `[-._a-zA-Z0-9]`; paths are mapped to keys and back through `items`.
@@ -295,56 +381,71 @@ fn file_key(index: usize, path: &str) -> String {
     format!("f{index:04}-{base}")
 }
 
-pub fn code_configmap(spec: &RunSpec, code: &CodePayload) -> Value {
-    let mut cm = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(spec, &code_configmap_name(&spec.name)),
-    });
-    cm["metadata"]["annotations"] = json!({ DIGEST_ANNOTATION: code.sha256() });
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+/// The code ConfigMap: the archive, the files (ConfigMap mode), or a note of what was left out.
+pub fn code_configmap(spec: &RunSpec, code: &CodePayload) -> ConfigMap {
+    let mut metadata = metadata(spec, &code_configmap_name(&spec.name));
+    let mut annotations = strings([(DIGEST_ANNOTATION, code.sha256())]);
+    let mut cm = ConfigMap::default();
     match code {
-        CodePayload::Archive { bytes, .. } => cm["binaryData"] = json!({ ARCHIVE_KEY: b64(bytes) }),
+        CodePayload::Archive { bytes, .. } => {
+            cm.binary_data = Some(BTreeMap::from([(
+                ARCHIVE_KEY.to_string(),
+                ByteString(bytes.clone()),
+            )]));
+        }
         CodePayload::Elided { bytes, sha256, .. } => {
-            // A note in an annotation and no data: the object stays valid for an API server
-            // (a placeholder in binaryData is not base64), and nobody mistakes it for the code.
-            cm["metadata"]["annotations"][CODE_OMITTED_ANNOTATION] = json!(format!(
-                "the {bytes}-byte archive (sha256 {sha256}) is filled in at submission; `kflow yaml --with-code` includes it"
-            ));
+            // A note in an annotation and no data: the object stays valid for an API server,
+            // and nobody mistakes it for the code.
+            annotations.insert(
+                CODE_OMITTED_ANNOTATION.into(),
+                format!("the {bytes}-byte archive (sha256 {sha256}) is filled in at submission; `kflow yaml --with-code` includes it"),
+            );
         }
         CodePayload::Files { files, .. } => {
-            let mut data = Map::new();
-            let mut binary = Map::new();
+            let mut data = BTreeMap::new();
+            let mut binary = BTreeMap::new();
             for (i, (path, bytes)) in files.iter().enumerate() {
                 let key = file_key(i, path);
                 match std::str::from_utf8(bytes) {
-                    Ok(text) => data.insert(key, json!(text)),
-                    Err(_) => binary.insert(key, json!(b64(bytes))),
-                };
+                    Ok(text) => {
+                        data.insert(key, text.to_string());
+                    }
+                    Err(_) => {
+                        binary.insert(key, ByteString(bytes.clone()));
+                    }
+                }
             }
-            cm["data"] = Value::Object(data);
-            if !binary.is_empty() {
-                cm["binaryData"] = Value::Object(binary);
-            }
+            cm.data = Some(data);
+            cm.binary_data = (!binary.is_empty()).then_some(binary);
         }
     }
+    metadata.annotations = Some(annotations);
+    cm.metadata = metadata;
     cm
 }
 
-pub fn pip_cache_pvc(spec: &RunSpec) -> Value {
-    let mut meta = json!({ "name": PIP_CACHE_PVC, "labels": { MANAGED_BY: "kflow" } });
-    if let Some(ns) = &spec.namespace {
-        meta["namespace"] = json!(ns);
-    }
-    json!({
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": meta,
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": { "requests": { "storage": spec.pip_cache_size } },
+/// The claim that keeps pip's cache between runs.
+pub fn pip_cache_pvc(spec: &RunSpec) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(PIP_CACHE_PVC.into()),
+            namespace: spec.namespace.clone(),
+            labels: Some(strings([(MANAGED_BY, "kflow")])),
+            ..Default::default()
         },
-    })
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(spec.pip_cache_size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

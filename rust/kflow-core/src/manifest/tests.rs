@@ -117,16 +117,16 @@ fn golden_configmap_mode() {
 fn pytorch_always_has_one_master_and_workers_minus_one() {
     let mut s = spec(JobKind::PyTorchJob);
     s.workers = 1;
-    let job = job(&s, &payload(), MpiApi::V1);
+    let job = serde_json::to_value(job(&s, &payload(), MpiApi::V1)).unwrap();
     assert_eq!(job["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"], 1);
     assert!(job["spec"]["pytorchReplicaSpecs"].get("Worker").is_none());
     s.workers = 4;
-    let job = super::job(&s, &payload(), MpiApi::V1);
+    let job = serde_json::to_value(super::job(&s, &payload(), MpiApi::V1)).unwrap();
     assert_eq!(job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"], 3);
     let container =
         &job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0];
     assert_eq!(container["name"], "pytorch");
-    assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], 1);
+    assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], "1");
 }
 
 #[test]

@@ -25,9 +25,13 @@ pub enum OptionValue {
 /// spellings every surface also accepts, its value and a help line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RunOption {
+    /// The canonical name, with `_` between words, e.g. `project_root`.
     pub name: &'static str,
+    /// Other accepted spellings, e.g. `gpus` for `gpu`.
     pub aliases: &'static [&'static str],
+    /// What kind of value it takes.
     pub value: OptionValue,
+    /// A one-line description for help output.
     pub help: &'static str,
 }
 

@@ -25,27 +25,43 @@ pub const PIP_CACHE_PVC: &str = "pip-cache-pvc";
 /// A fully resolved, validated run. Stored in the run record, so restart needs nothing re-entered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
+    /// The job's name, unique among the user's runs.
     pub name: String,
+    /// A random id for this attempt, new on each restart; labels its pods and objects.
     pub run_id: String,
+    /// The training-operator job kind.
     pub kind: JobKind,
+    /// The container image every replica runs.
     pub image: String,
+    /// GPUs per replica.
     pub gpu: u32,
+    /// CPU request per replica, as a Kubernetes quantity (`4`, `500m`); `None`: no request.
     pub cpu: Option<String>,
+    /// Memory request per replica, as a Kubernetes quantity (`16Gi`); `None`: no request.
     pub memory: Option<String>,
     /// Replicas in all: one Master plus `workers - 1` Workers for PyTorchJob.
     pub workers: u32,
+    /// pip packages installed before the script starts, requirements files included.
     pub pip: Vec<String>,
+    /// apt packages installed before the script starts.
     pub apt: Vec<String>,
+    /// Environment variables set for the script.
     pub env: BTreeMap<String, String>,
+    /// Command-line arguments passed to the script.
     pub args: Vec<String>,
     /// `None`: the namespace of the connection (the kubeconfig context or profile).
     pub namespace: Option<String>,
     /// The script, relative to the project root, with '/' separators.
     pub script: String,
+    /// The absolute project folder that is packaged with the run.
     pub project_root: PathBuf,
+    /// How the project's code reaches the job.
     pub code_mode: CodeMode,
+    /// Whether pip's downloads are cached on a shared volume between runs.
     pub pip_cache: bool,
+    /// The size of that cache volume, as a Kubernetes quantity (`10Gi`).
     pub pip_cache_size: String,
+    /// Where the run runs.
     pub backend: BackendKind,
     /// The template the run was made from, for the record.
     pub template: Option<String>,
@@ -118,12 +134,16 @@ pub fn default_image(kind: JobKind) -> &'static str {
 /// environment, passed in so tests never depend on the machine's own.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// kflow's config, state and cache folders.
     pub dirs: Dirs,
+    /// The folder relative paths (script, project root) are resolved against.
     pub cwd: PathBuf,
+    /// The environment variables, read for `KFLOW_*` settings.
     pub env: BTreeMap<String, String>,
 }
 
 impl Context {
+    /// The context of this process: its folders, working directory and environment.
     pub fn from_process() -> Context {
         Context {
             dirs: Dirs::from_env(),
@@ -132,6 +152,7 @@ impl Context {
         }
     }
 
+    /// kflow's settings: the config file overridden by `KFLOW_*` variables.
     pub fn settings(&self) -> Result<Settings> {
         let file = Settings::from_file(&self.dirs.config_file())?;
         Ok(file.over(Settings::from_env(&self.env)?))

@@ -51,6 +51,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// The backend's name as written in options and records: `local` or `cluster`.
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Local => "local",
@@ -79,26 +80,45 @@ impl FromStr for BackendKind {
 /// One layer of run parameters. `None` means "this layer says nothing".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunOptions {
+    /// The Python script to run, relative to the working directory or absolute.
     pub script: Option<PathBuf>,
+    /// The project folder packaged with the job (default: the script's folder).
     pub project_root: Option<PathBuf>,
+    /// The job's name (default: generated).
     pub name: Option<String>,
+    /// The training-operator job kind.
     pub kind: Option<JobKind>,
+    /// The container image (default: one per job kind).
     pub image: Option<String>,
+    /// GPUs per replica.
     pub gpu: Option<u32>,
+    /// CPU request per replica, e.g. `4`.
     pub cpu: Option<String>,
+    /// Memory request per replica, e.g. `16Gi`.
     pub memory: Option<String>,
+    /// Replicas in all (PyTorchJob: one Master plus `workers - 1` Workers).
     pub workers: Option<u32>,
+    /// pip packages to install before the script starts.
     pub pip: Option<Vec<String>>,
     /// A requirements.txt whose requirements join `pip`.
     pub requirements: Option<PathBuf>,
+    /// apt packages to install before the script starts.
     pub apt: Option<Vec<String>>,
+    /// Environment variables for the script.
     pub env: Option<BTreeMap<String, String>>,
+    /// Command-line arguments for the script.
     pub args: Option<Vec<String>>,
+    /// The Kubernetes namespace (default: the connection's).
     pub namespace: Option<String>,
+    /// How the project's code reaches the job.
     pub code_mode: Option<CodeMode>,
+    /// Whether to cache pip downloads on a shared volume.
     pub pip_cache: Option<bool>,
+    /// The size of the pip cache volume, e.g. `10Gi`.
     pub pip_cache_size: Option<String>,
+    /// A run template to start from, by name.
     pub template: Option<String>,
+    /// Where the job runs.
     pub backend: Option<BackendKind>,
 }
 

@@ -10,9 +10,12 @@ use serde_json::Value;
 use super::options::RunOptions;
 use crate::error::{Error, Result, SpecError};
 
+/// A run template found in a template folder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TemplateInfo {
+    /// The template's name: its file name without `.json`.
     pub name: String,
+    /// The template file.
     pub path: PathBuf,
     /// "project" or "user".
     pub scope: &'static str,

@@ -15,9 +15,11 @@ use super::ClusterHandle;
 /// The report. `backend` is where runs go when they do not choose.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Doctor {
+    /// The default backend, `local` or `cluster`.
     pub backend: String,
     /// Whether any cluster connection is set up (session, kubeconfig or service account).
     pub cluster_configured: bool,
+    /// The connection cluster runs would use, when one is set up.
     pub connection: Option<Connection>,
     /// The served Kubeflow job kinds, e.g. "PyTorchJob (kubeflow.org/v1)".
     pub kinds: Vec<String>,

@@ -5,9 +5,9 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::error::{ClusterError, Error, JobError, Result};
+use crate::error::{Error, JobError, Result};
 use crate::manifest::{Manifests, RUN_ID_LABEL};
 use crate::spec::JobKind;
 
@@ -32,24 +32,16 @@ fn run_id_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        Error::Cluster(ClusterError::Api {
-            action: format!("prepare the {what}"),
-            code: 0,
-            message: e.to_string(),
-            fix: "this is a kflow bug: report it with this message".into(),
-        })
-    })
-}
-
 /// Creates the PVC unless it exists. A 403 on create is fine when the PVC is already there
 /// (users often may use but not create claims).
-pub async fn ensure_pip_cache(client: &kube::Client, ns: &str, pvc: &Value) -> Result<()> {
+pub async fn ensure_pip_cache(
+    client: &kube::Client,
+    ns: &str,
+    object: &PersistentVolumeClaim,
+) -> Result<()> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let object: PersistentVolumeClaim = decode(pvc, "pip-cache PVC")?;
     let pp = PostParams::default();
-    match retry(|| api.create(&pp, &object)).await {
+    match retry(|| api.create(&pp, object)).await {
         Ok(_) => Ok(()),
         Err(e) if status_code(&e) == Some(409) => Ok(()),
         Err(e) if status_code(&e) == Some(403) => {
@@ -78,7 +70,7 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
     let parts = std::iter::once(&sub.manifests.code).chain(&sub.manifests.code_parts);
     let (pip_cache, codes) = futures::join!(
         pip_cache,
-        futures::future::join_all(parts.map(|value| create_code(&cms, value, sub)))
+        futures::future::join_all(parts.map(|cm| create_code(&cms, cm, sub)))
     );
     let mut names = Vec::new();
     let mut created = Vec::new();
@@ -110,9 +102,7 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
 
     // The parts are owned by the job (gone with it); the owner needs the job's uid, so this
     // comes last, again all at once.
-    let api_version = sub.manifests.job["apiVersion"]
-        .as_str()
-        .unwrap_or("kubeflow.org/v1");
+    let api_version = &sub.manifests.job.api_version;
     let owner = json!({ "metadata": { "ownerReferences": [{
         "apiVersion": api_version, "kind": sub.kind.as_str(), "name": sub.name, "uid": uid,
         "controller": false, "blockOwnerDeletion": false,
@@ -129,13 +119,12 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
 
 async fn create_code(
     cms: &Api<ConfigMap>,
-    value: &Value,
+    cm: &ConfigMap,
     sub: &Submission<'_>,
 ) -> Result<(String, bool)> {
-    let cm: ConfigMap = decode(value, "code ConfigMap")?;
     let name = cm.metadata.name.clone().unwrap_or_default();
     let pp = PostParams::default();
-    match retry(|| cms.create(&pp, &cm)).await {
+    match retry(|| cms.create(&pp, cm)).await {
         Ok(_) => Ok((name, true)),
         Err(e) if status_code(&e) == Some(409) => {
             let existing = retry(|| cms.get(&name))
@@ -154,12 +143,11 @@ async fn create_code(
 
 async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
     let ns = sub.namespace;
-    let api_version = sub.manifests.job["apiVersion"]
-        .as_str()
-        .unwrap_or("kubeflow.org/v1");
-    let ar = sub.kind.api_resource(api_version);
+    let training_job = &sub.manifests.job;
+    let ar = sub.kind.api_resource(&training_job.api_version);
     let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let mut job: DynamicObject = decode(&sub.manifests.job, "job")?;
+    let mut job = DynamicObject::new(sub.name, &ar).data(json!({ "spec": training_job.spec }));
+    job.metadata = training_job.metadata.clone();
     job.metadata
         .annotations
         .get_or_insert_with(Default::default)

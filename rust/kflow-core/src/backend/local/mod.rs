@@ -30,6 +30,7 @@ use crate::spec::{self, Context, RunSpec};
 /// appended. The Python package passes `[sys.executable, "-m", "kflow._supervisor"]`.
 #[derive(Debug, Clone)]
 pub struct Launcher {
+    /// The program and its leading arguments.
     pub command: Vec<OsString>,
 }
 

@@ -74,8 +74,8 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
         },
         MpiApi::V1,
     );
-    m.job["spec"]["pytorchReplicaSpecs"]["Master"]["restartPolicy"] =
-        serde_json::json!("OnFailure");
+    let specs = m.job.spec.replica_specs_mut().expect("replica specs");
+    specs.get_mut("Master").expect("a master").restart_policy = "OnFailure".into();
     let backend = client.cluster_connection();
     let sub = cluster::submit::Submission {
         manifests: &m,
