@@ -60,8 +60,8 @@ mod spec;
 mod status;
 
 pub use artifacts::{package, Archive, PackOptions};
-pub use backend::cluster::doctor::Doctor;
-pub use backend::description::Description;
+pub use backend::cluster::doctor::{Connection, Doctor};
+pub use backend::description::{Condition, Description, EventInfo, PodInfo};
 pub use backend::local::{supervise, Launcher};
 pub use backend::LogStream;
 pub use error::{
@@ -70,7 +70,7 @@ pub use error::{
 };
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
-pub use manifest::Manifests;
+pub use manifest::{Manifests, ReplicaSpec, RunPolicy, TrainingJob, TrainingJobSpec};
 pub use paths::Dirs;
 pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};

@@ -185,7 +185,7 @@ fn dex_as_the_issuer_the_api_server_trusts() {
         s.endpoints().token_endpoint.as_deref(),
         Some(format!("{}/dex/token", d.api()).as_str())
     );
-    let claims = kflow_core::auth::token::claims(&s.bearer_token().unwrap()).unwrap();
+    let claims = kflow_core::auth::claims(&s.bearer_token().unwrap()).unwrap();
     assert_eq!(claims["iss"], format!("{}/dex", d.api()));
     assert_eq!(d.list_pods(&s), Ok(0));
     s.refresh_now().expect("refresh at Dex's token endpoint");

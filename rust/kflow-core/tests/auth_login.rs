@@ -144,11 +144,11 @@ fn login_gives_a_token_the_api_server_accepts_and_logout_clears_it() {
         !s.has_web_session(),
         "the test cluster has no gateway in front"
     );
-    let ttl = s.expires_at() as i64 - auth::token::now_secs() as i64;
+    let ttl = s.expires_at() as i64 - auth::now_secs() as i64;
     assert!((290..=300).contains(&ttl), "id_token lifetime {ttl}");
     assert_eq!(list_pods(&s), Ok(0));
     // The token is a realm id_token for this user.
-    let claims = auth::token::claims(&s.bearer_token().unwrap()).unwrap();
+    let claims = auth::claims(&s.bearer_token().unwrap()).unwrap();
     assert_eq!(claims["preferred_username"], "user@example.com");
     assert_eq!(claims["aud"], "kflow");
     // Outside its namespaces the API server says 403: the token is the user's, not an admin's.
@@ -297,7 +297,7 @@ fn twenty_second_tokens_are_renewed_in_place() {
         expiry.has_changed().unwrap() && *expiry.borrow() > first_expiry,
         "watchers saw the renewal"
     );
-    let ttl = s.expires_at() as i64 - auth::token::now_secs() as i64;
+    let ttl = s.expires_at() as i64 - auth::now_secs() as i64;
     assert!(ttl > 0, "the current token is valid ({ttl} s left)");
 }
 

@@ -87,7 +87,8 @@ pub struct PackOptions {
     pub max_bytes: u64,
     /// Shown in the size-limit error, e.g. " for ConfigMap mode".
     pub limit_reason: String,
-    /// The script the run starts, relative to the root (see [`walk`]).
+    /// The script the run starts, relative to the root: it may be a link to a file outside
+    /// the project (the user named it), whose content then travels under the link's name.
     pub entry_script: Option<PathBuf>,
 }
 

@@ -1,4 +1,4 @@
-//! Where sign-in goes: the endpoint adapter (spec risk 1). Every address a deployment may move —
+//! Where sign-in goes: the endpoint adapter. Every address a deployment may move —
 //! realm, client id, issuer, redirect URI, API server — has a default derived from the Kubeflow
 //! URL and an override (`KFLOW_AUTH_*` variables or the stored profile). Nothing here is secret.
 
@@ -10,28 +10,37 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::spec::Context;
 
+/// Every address sign-in uses for one Kubeflow deployment, with its defaults and overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
     /// The Kubeflow URL the user typed (no trailing slash).
     pub url: String,
+    /// The Keycloak realm (default `kubeflow`).
     pub realm: String,
+    /// The OIDC client id kflow signs in as (default `kflow`).
     pub client_id: String,
     /// `…/realms/{realm}`; discovered from the login page when the Kubeflow URL redirects there.
     pub issuer: String,
     /// Whether `issuer` was set explicitly (then discovery from redirects does not replace it).
     #[serde(default)]
     pub issuer_fixed: bool,
+    /// The OAuth redirect URI registered for the client.
     pub redirect_uri: String,
+    /// The Kubernetes API server (default: the Kubeflow URL).
     pub api_server: String,
+    /// A CA bundle to trust besides the system's (`KFLOW_CA_FILE`).
     pub ca_file: Option<PathBuf>,
+    /// Whether TLS certificates are checked.
     pub verify_tls: bool,
     /// From the issuer's OIDC discovery document when it has one (Dex's paths differ from
     /// Keycloak's); else the Keycloak paths under `issuer`.
     #[serde(default)]
     pub authorization_endpoint: Option<String>,
     #[serde(default)]
+    /// The token endpoint from the discovery document, when there is one.
     pub token_endpoint: Option<String>,
     #[serde(default)]
+    /// The logout endpoint from the discovery document, when there is one.
     pub end_session_endpoint: Option<String>,
     /// Which Dex connector to pick on Dex's "Log in with …" page (id or name; default: the
     /// only one, else the first that is not Dex's local password database).
@@ -137,12 +146,14 @@ impl Endpoints {
         Ok(())
     }
 
+    /// The OIDC authorization endpoint: discovered, else Keycloak's under the issuer.
     pub fn authorize_url(&self) -> String {
         self.authorization_endpoint
             .clone()
             .unwrap_or_else(|| format!("{}/protocol/openid-connect/auth", self.issuer))
     }
 
+    /// The OIDC token endpoint: discovered, else Keycloak's under the issuer.
     pub fn token_url(&self) -> String {
         self.token_endpoint
             .clone()
@@ -158,6 +169,7 @@ impl Endpoints {
         }
     }
 
+    /// The issuer's OIDC discovery document.
     pub fn discovery_url(&self) -> String {
         format!("{}/.well-known/openid-configuration", self.issuer)
     }

@@ -26,8 +26,11 @@ use super::http;
 use super::token::{self, TokenSet};
 use crate::error::{AuthError, Error, Result};
 
+/// A username and password for the identity provider; `Debug` never shows the password.
 pub struct Credentials {
+    /// The username.
     pub username: String,
+    /// The password, wiped from memory when dropped.
     pub password: Zeroizing<String>,
 }
 

@@ -16,7 +16,7 @@ pub mod kube_client;
 mod login;
 mod session;
 mod store;
-pub mod token;
+mod token;
 
 use std::sync::Mutex;
 
@@ -26,6 +26,7 @@ pub use endpoints::Endpoints;
 pub use login::Credentials;
 pub use session::{profile_path, Session};
 pub use store::{SecretStore, StoreKind};
+pub use token::{claims, now_secs};
 pub use zeroize::Zeroizing;
 
 use crate::error::{AuthError, Error, Result};

@@ -27,6 +27,7 @@ fn chunk_limit() -> usize {
     }
 }
 
+/// Where sign-in secrets are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     /// The platform's keyring; the name says which.
@@ -38,6 +39,7 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
+    /// The store in words for the user, with what it means for how long a session lasts.
     pub fn describe(&self) -> String {
         match self {
             StoreKind::Keyring(name) => format!("OS keyring ({name})"),
@@ -50,6 +52,7 @@ impl StoreKind {
         }
     }
 
+    /// A stable one-word name: `keyring`, `kernel-keyring` or `memory`.
     pub fn short(&self) -> &'static str {
         match self {
             StoreKind::Keyring(_) => "keyring",
@@ -129,6 +132,7 @@ fn probe() -> StoreKind {
         .unwrap_or(StoreKind::Memory)
 }
 
+/// Where this process saves, loads and deletes sign-in secrets.
 #[derive(Debug, Clone, Copy)]
 pub struct SecretStore {
     kind: StoreKind,
@@ -142,12 +146,14 @@ impl SecretStore {
         }
     }
 
+    /// A store that keeps secrets in this process's memory only.
     pub fn memory() -> SecretStore {
         SecretStore {
             kind: StoreKind::Memory,
         }
     }
 
+    /// Which kind of store this is.
     pub fn kind(&self) -> StoreKind {
         self.kind
     }
@@ -207,6 +213,7 @@ impl SecretStore {
             .unwrap_or(0))
     }
 
+    /// The secret saved for `account`, its chunks joined again; `None` when there is none.
     pub fn load(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
         let Some(head) = self.load_raw(account)? else {
             return Ok(None);

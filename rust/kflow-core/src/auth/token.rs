@@ -18,16 +18,20 @@ pub fn refresh_window(lifetime: u64) -> u64 {
     (lifetime / 2).min(300)
 }
 
+/// The tokens one sign-in or refresh yields; every token is wiped from memory when dropped.
 #[derive(Clone)]
 pub struct TokenSet {
     /// What the API server validates (`--oidc-client-id` audience).
     pub id_token: Zeroizing<String>,
+    /// The OAuth access token.
     pub access_token: Zeroizing<String>,
+    /// The refresh grant, when the identity provider gave one.
     pub refresh_token: Option<Zeroizing<String>>,
     /// Unix seconds when the id_token expires.
     pub expires_at: u64,
     /// Seconds the id_token was valid for when issued.
     pub lifetime: u64,
+    /// Unix seconds when the refresh grant expires, when the identity provider says.
     pub refresh_expires_at: Option<u64>,
 }
 

@@ -39,40 +39,60 @@ pub struct Description {
     pub logs: BTreeMap<String, Vec<String>>,
 }
 
+/// One of the training job's conditions, as the operator set it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Condition {
+    /// `Created`, `Running`, `Restarting`, `Succeeded` or `Failed`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// "True", "False" or "Unknown".
     pub status: String,
+    /// A one-word cause.
     pub reason: Option<String>,
+    /// What happened, in words.
     pub message: Option<String>,
+    /// When the condition last changed (RFC 3339).
     pub last_transition_time: Option<String>,
 }
 
+/// One pod of the job.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PodInfo {
+    /// The pod's name.
     pub name: String,
+    /// The replica it runs (`master-0`, `worker-1`, …), when its labels say.
     pub replica: Option<String>,
+    /// The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`).
     pub phase: String,
+    /// The node it was scheduled on.
     pub node: Option<String>,
     /// "waiting", "running" or "terminated" (the training container's).
     pub state: Option<String>,
     /// The state's reason (ImagePullBackOff, OOMKilled, Completed…), or the pod's own.
     pub reason: Option<String>,
+    /// The state's or the pod's message.
     pub message: Option<String>,
+    /// The training container's exit code, once it ended (or before its last restart).
     pub exit_code: Option<i32>,
+    /// How often the training container restarted.
     pub restarts: i32,
 }
 
+/// An event of the job or one of its pods.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EventInfo {
     /// "PyTorchJob/train-x" or "Pod/train-x-worker-0".
     pub object: String,
+    /// "Normal" or "Warning".
     #[serde(rename = "type")]
     pub type_: String,
+    /// A one-word cause (`FailedScheduling`, `Pulled`, …).
     pub reason: String,
+    /// What happened, in words.
     pub message: String,
+    /// How often it happened.
     pub count: i32,
+    /// When it last happened (RFC 3339).
     pub last_seen: Option<String>,
 }
 

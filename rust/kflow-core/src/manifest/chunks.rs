@@ -81,7 +81,10 @@ mod tests {
             joined.extend(&cm.binary_data.as_ref().unwrap()[PART_KEY].0);
         }
         assert_eq!(joined, archive);
-        assert_eq!(m.code.metadata.name.as_deref(), Some("train-abc12-code-000"));
+        assert_eq!(
+            m.code.metadata.name.as_deref(),
+            Some("train-abc12-code-000")
+        );
         let job = serde_json::to_value(&m.job).unwrap();
         let pod = &job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"];
         assert_eq!(pod["volumes"].as_array().unwrap().len(), 4);

@@ -201,7 +201,13 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> TrainingJob {
                 MpiApi::V1 => Finale::Idle,
                 MpiApi::V2beta1 => Finale::Sshd,
             };
-            let launcher = replica(Finale::MpiLaunch { ranks: spec.workers }, "mpi", 1);
+            let launcher = replica(
+                Finale::MpiLaunch {
+                    ranks: spec.workers,
+                },
+                "mpi",
+                1,
+            );
             let workers = replica(worker_finale, "mpi", spec.workers);
             body.mpi_replica_specs = Some(BTreeMap::from([
                 ("Launcher".into(), launcher),

@@ -34,15 +34,22 @@ pub struct Doctor {
     pub notes: Vec<String>,
 }
 
+/// The cluster connection in use, named only (never a token).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Connection {
     /// "session", "kubeconfig", "in-cluster" or "config".
     pub via: String,
+    /// Where the connection comes from, in words (the kubeconfig and context, the session…).
     pub description: String,
+    /// The API server's address.
     pub server: String,
+    /// Who the cluster sees: the session's username, the kubeconfig user, the service account.
     pub user: Option<String>,
+    /// The kubeconfig context in use.
     pub context: Option<String>,
+    /// The kubeconfig file(s) read.
     pub files: Vec<String>,
+    /// The namespace runs go to unless they name one.
     pub namespace: String,
 }
 

@@ -321,6 +321,28 @@ mod tests {
 
     use std::path::{Path, PathBuf};
 
+    use crate::{Client, Context, Dirs, Launcher};
+
+    /// A client whose folders live under `root`, its project in `root/project`, talking to the
+    /// cluster of `kubeconfig`; local runs would start no supervisor.
+    fn client_at(root: &Path, kubeconfig: &Path) -> Client {
+        let ctx = Context {
+            dirs: Dirs {
+                config: root.join("config"),
+                state: root.join("state"),
+                cache: root.join("cache"),
+            },
+            cwd: root.join("project"),
+            env: [("KUBECONFIG".to_string(), kubeconfig.display().to_string())].into(),
+        };
+        Client::new(
+            ctx,
+            Launcher {
+                command: Vec::new(),
+            },
+        )
+    }
+
     /// The Kubeflow CRDs the test cluster validates manifests with, when they are at hand.
     fn crd_dir() -> Option<PathBuf> {
         std::env::var_os("KFLOW_CRD_DIR")

@@ -2,12 +2,11 @@
 //! a loopback port): submit, watch, logs (also across cut streams), failure reasons, restart,
 //! idempotent creation, the missing-operator message and the in-cluster connection.
 
-use crate::error::{ClusterError, JobError};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backend::cluster::{self, Source};
+use crate::error::{ClusterError, JobError};
 use crate::paths::Dirs;
 use crate::{BackendKind, Client, Context, Error, Launcher, Phase, RunOptions};
 use kflow_testcluster::{Options, TestCluster};
@@ -27,27 +26,7 @@ impl Env {
     }
 
     fn client(&self) -> Client {
-        let r = self.root.path();
-        let env: BTreeMap<String, String> = [(
-            "KUBECONFIG".to_string(),
-            self.cluster.kubeconfig_path.display().to_string(),
-        )]
-        .into();
-        let ctx = Context {
-            dirs: Dirs {
-                config: r.join("config"),
-                state: r.join("state"),
-                cache: r.join("cache"),
-            },
-            cwd: r.join("project"),
-            env,
-        };
-        Client::new(
-            ctx,
-            Launcher {
-                command: Vec::new(),
-            },
-        )
+        super::client_at(self.root.path(), &self.cluster.kubeconfig_path)
     }
 
     fn project(&self, files: &[(&str, &str)]) -> PathBuf {

@@ -2,15 +2,13 @@
 //! kflow-testcluster: the previous instance's lines come first, none lost, none repeated, also
 //! when following starts only after the restart.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{self, PackOptions};
 use crate::backend::cluster::{self, ClusterLogStream};
 use crate::manifest::{self, CodePayload, MpiApi};
-use crate::paths::Dirs;
 use crate::records::RunDir;
-use crate::{BackendKind, Client, Context, Launcher, RunOptions};
+use crate::{BackendKind, RunOptions};
 use k8s_openapi::api::core::v1::Pod;
 use kflow_testcluster::{Options, TestCluster};
 
@@ -28,26 +26,7 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
     let project = r.join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("flaky.py"), FLAKY).unwrap();
-    let env: BTreeMap<String, String> = [(
-        "KUBECONFIG".to_string(),
-        tc.kubeconfig_path.display().to_string(),
-    )]
-    .into();
-    let ctx = Context {
-        dirs: Dirs {
-            config: r.join("config"),
-            state: r.join("state"),
-            cache: r.join("cache"),
-        },
-        cwd: project.clone(),
-        env,
-    };
-    let client = Client::new(
-        ctx,
-        Launcher {
-            command: Vec::new(),
-        },
-    );
+    let client = super::client_at(r, &tc.kubeconfig_path);
     let opts = RunOptions {
         script: Some("flaky.py".into()),
         name: Some("pt-again".into()),
