@@ -5,9 +5,11 @@
 
 Logs stream into the cell while the job runs; interrupting the cell cancels the job; the
 `kflow.Job` is returned (so `job = _` or the cell's value shows its status). Options are those
-of `kflow.run`, as flags: --name --kind --image --gpu --cpu --memory --workers --pip --apt
---env NAME=VALUE --namespace --template --backend --project; repeat --pip/--apt/--env to add
-more. `--detach` returns the Job at once without streaming.
+of `kflow.run`, as flags, spelled as the CLI and the kflow kernel spell them (one grammar in
+kflow-core): --name --kind --image --gpu --cpu --memory --workers --pip --requirements --apt
+--env NAME=VALUE --namespace --template --backend --project-root --code-mode, with the same
+aliases (--gpus, --mem, --ns, --project); repeat --pip/--apt/--env to add more. `--detach`
+returns the Job at once without streaming.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def parse_line(line: str, want_script: bool) -> Tuple[Optional[str], Dict[str, A
 
 
 def _kflow():
-    # Imported late so the magic module loads (and its parser is testable) without the native
-    # extension, and so tests can substitute the API.
+    # Imported late so tests can substitute the API (the option grammar itself comes from the
+    # native extension, see `_grammar`).
     import kflow
 
     return kflow

@@ -29,6 +29,30 @@ def test_list_and_create(api, unique):
     assert err.value.status == 404
 
 
+def test_metadata_only_responses(api, unique):
+    """`Accept: ...;as=PartialObjectMetadata` (client-go's metadata client, kube's *_metadata
+    calls, kflow's code uploads) gets the object's metadata only, on create, get and patch."""
+    import json
+
+    accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    path = "/api/v1/namespaces/default/configmaps"
+
+    def call(method, url, body=None, content_type="application/json"):
+        resp = api.call_api(url, method, header_params={"Accept": accept, "Content-Type": content_type},
+                            body=body, auth_settings=["BearerToken"], _preload_content=False)
+        return json.loads(resp[0].data)
+
+    created = call("POST", path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": unique}, "data": {"k": "v" * 1000}})
+    assert created["kind"] == "PartialObjectMetadata" and created["apiVersion"] == "meta.k8s.io/v1"
+    assert created["metadata"]["name"] == unique and "data" not in created
+    got = call("GET", f"{path}/{unique}")
+    assert got["kind"] == "PartialObjectMetadata" and got["metadata"]["uid"] == created["metadata"]["uid"]
+    patched = call("PATCH", f"{path}/{unique}", {"metadata": {"labels": {"a": "b"}}}, "application/merge-patch+json")
+    assert patched["metadata"]["labels"] == {"a": "b"} and "data" not in patched
+    full = client.CoreV1Api(api).read_namespaced_config_map(unique, "default")
+    assert full.data == {"k": "v" * 1000} and full.metadata.labels == {"a": "b"}
+
+
 def test_watch_sees_added(api, unique):
     v1 = client.CoreV1Api(api)
 

@@ -25,6 +25,8 @@ use crate::spec::{self, BackendKind, Context, RunOptions, RunSpec};
 #[derive(Debug, Clone)]
 pub struct Client {
     ctx: Context,
+    /// What the connection was made from, to tell when it no longer fits (`is_current`).
+    made_from: ConnectionStamp,
     local: Arc<LocalBackend>,
     /// Connected on first use: local runs never read a kubeconfig.
     cluster: Arc<ClusterHandle>,
@@ -87,6 +89,7 @@ impl Client {
         let cluster = ClusterHandle::new(cluster::Source::Auto, ctx.env.clone())
             .preferring(move || signed_in_source(&session_ctx));
         Client {
+            made_from: ConnectionStamp::of(&ctx),
             ctx,
             local: Arc::new(LocalBackend { launcher }),
             cluster: Arc::new(cluster),
@@ -129,6 +132,14 @@ impl Client {
             backend: self.backend_for(record.spec.backend),
             run: Run { dir, record },
         }
+    }
+
+    /// Whether this client still fits `ctx`: the same environment, and none of the files that
+    /// say where and as whom to connect (kubeconfig, kflow's config.toml, the sign-in
+    /// profile) changed since it was made. A long-lived surface keeps one client while this
+    /// holds, so repeated calls reuse its connection, and makes a new one when it does not.
+    pub fn is_current(&self, ctx: &Context) -> bool {
+        self.made_from == ConnectionStamp::of(ctx)
     }
 
     /// The same client (sharing its connections) resolving relative paths from `cwd`.
@@ -486,6 +497,33 @@ impl Job {
     /// The Kubernetes manifests of the run as YAML, as submitted (or as they would be).
     pub fn manifest_yaml(&self) -> &str {
         &self.run.record.manifest_yaml
+    }
+}
+
+/// The environment and the modification times of the files a client's connection is made
+/// from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConnectionStamp {
+    env: std::collections::BTreeMap<String, String>,
+    files: Vec<(std::path::PathBuf, Option<std::time::SystemTime>)>,
+}
+
+impl ConnectionStamp {
+    fn of(ctx: &Context) -> ConnectionStamp {
+        let mut paths = cluster::connection::kubeconfig_paths(&ctx.env);
+        paths.push(ctx.dirs.config_file());
+        paths.push(crate::auth::profile_path(&ctx.dirs.state));
+        let files = paths
+            .into_iter()
+            .map(|p| {
+                let modified = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+                (p, modified)
+            })
+            .collect();
+        ConnectionStamp {
+            env: ctx.env.clone(),
+            files,
+        }
     }
 }
 

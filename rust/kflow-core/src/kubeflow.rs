@@ -63,10 +63,11 @@ impl JobKind {
         }
     }
 
-    /// The versions an operator may serve this kind under, the preferred first.
+    /// The versions an operator may serve this kind under, in the order a job is looked for
+    /// by name (the training operator's first).
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
-            JobKind::MPIJob => &[MPI_V2BETA1, V1],
+            JobKind::MPIJob => &[V1, MPI_V2BETA1],
             _ => &[V1],
         }
     }

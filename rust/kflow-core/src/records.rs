@@ -86,12 +86,12 @@ impl RunDir {
     }
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
 /// Now, as records and statuses write times: RFC 3339 with milliseconds.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;

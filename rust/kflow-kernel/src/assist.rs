@@ -465,8 +465,8 @@ pub fn inspect(code: &str, cursor: usize) -> Option<String> {
         .take_while(|&&c| c != '\n')
         .collect();
     if line.trim_start().starts_with("%kflow") {
-        if let Some((k, h)) = option_keys().find(|(k, _)| *k == word) {
-            return Some(format!("{k}: {h}"));
+        if let Some(option) = kflow_core::run_option(word.trim_start_matches('-')) {
+            return Some(format!("{}: {}", option.name, option.help));
         }
     }
     None

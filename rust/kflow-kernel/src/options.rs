@@ -124,7 +124,11 @@ impl KernelOptions {
                     self.env.insert(k.trim().to_string(), val.to_string());
                 }
             }
-            other => unreachable!("run option {other} has no kernel setting"),
+            other => {
+                return Err(format!(
+                    "{other} cannot be set in a notebook (use kflow.run or the CLI)"
+                ))
+            }
         }
         Ok(())
     }
@@ -263,5 +267,29 @@ mod tests {
         assert_eq!(m.summary(), "gpu=2 pip=torch,numpy,rich env=A=1,B=x=y");
         o.set("gpu", "").unwrap();
         assert_eq!(o.gpu, None);
+    }
+
+    /// Every run option of kflow-core's grammar, by name and by alias, is a `%kflow` option.
+    #[test]
+    fn every_core_option_is_a_kernel_option() {
+        let sample = |value: kflow_core::OptionValue| match value {
+            kflow_core::OptionValue::Number => "2",
+            kflow_core::OptionValue::Pairs => "A=1",
+            _ => "x",
+        };
+        for option in kflow_core::RUN_OPTIONS {
+            let value = match option.name {
+                "kind" => "tf",
+                "backend" => "local",
+                "code_mode" => "configmap",
+                _ => sample(option.value),
+            };
+            for spelling in std::iter::once(option.name).chain(option.aliases.iter().copied()) {
+                let mut o = KernelOptions::default();
+                o.set(spelling, value)
+                    .unwrap_or_else(|e| panic!("%kflow {spelling}={value}: {e}"));
+                assert_ne!(o, KernelOptions::default(), "{spelling} set nothing");
+            }
+        }
     }
 }

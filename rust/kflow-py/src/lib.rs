@@ -59,21 +59,29 @@ create_exception!(
 );
 
 /// One client per process, so repeated calls reuse its cluster connection (connection pool,
-/// token refresh, runtime). A changed environment (KUBECONFIG, KFLOW_* …) makes a new one; a
-/// changed working folder only moves the reused one. Sign-in and sign-out drop it, so the
-/// next call connects through the new session.
-static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+/// token refresh, runtime), kept while `Client::is_current` says it still fits (the same
+/// environment, no kubeconfig, config.toml or sign-in change); a changed working folder only
+/// moves it. Sign-in and sign-out from Python drop it at once. A forked child (multiprocessing)
+/// never uses its parent's: the runtime's threads did not come along.
+static CLIENT: Mutex<Option<(u32, Client)>> = Mutex::new(None);
 
 fn client(py: Python<'_>) -> PyResult<Client> {
     let ctx = Context::from_process();
+    let pid = std::process::id();
     let mut cached = CLIENT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(client) = cached.as_ref().filter(|c| c.context().env == ctx.env) {
-        return Ok(client.clone().in_folder(ctx.cwd));
+    match cached.take() {
+        Some((owner, client)) if owner == pid && client.is_current(&ctx) => {
+            *cached = Some((owner, client.clone()));
+            return Ok(client.in_folder(ctx.cwd));
+        }
+        // Dropping the parent's would shut down a runtime whose threads live in the parent.
+        Some((owner, client)) if owner != pid => std::mem::forget(client),
+        _ => {}
     }
     let client = Client::new(ctx, launcher(py)?);
-    *cached = Some(client.clone());
+    *cached = Some((pid, client.clone()));
     Ok(client)
 }
 

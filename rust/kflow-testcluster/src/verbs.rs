@@ -50,6 +50,23 @@ pub fn review(rp: &ResourcePath, req: &ApiRequest<'_>) -> ApiResult<Response> {
     Ok(json_response(201, &crate::access_review::review(id, obj)?))
 }
 
+/// The object, or only its metadata when the client asks for it as the real API server
+/// serves it (`Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`, what
+/// client-go's metadata client and kube's `*_metadata` calls send).
+fn object_response(code: u16, obj: &Value, req: &ApiRequest<'_>) -> Response {
+    let first = req.accept().split(',').next().unwrap_or("");
+    if first.contains("as=PartialObjectMetadata") && !first.contains("as=PartialObjectMetadataList")
+    {
+        let partial = json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj["metadata"],
+        });
+        return json_response(code, &partial);
+    }
+    json_response(code, obj)
+}
+
 fn namespace(rp: &ResourcePath) -> String {
     rp.namespace.clone().unwrap_or_default()
 }
@@ -74,7 +91,7 @@ fn get(c: &Cluster, rp: &ResourcePath, name: &str, req: &ApiRequest<'_>) -> ApiR
             &table::table(res, &[obj], &include_object(req.query), meta),
         ));
     }
-    Ok(json_response(200, &obj))
+    Ok(object_response(200, &obj, req))
 }
 
 /// Where the next page of a chunked list starts, opaque to clients.
@@ -188,7 +205,7 @@ fn create(c: &Cluster, rp: &ResourcePath, req: &ApiRequest<'_>) -> ApiResult<Res
         return Err(ApiError::method_not_allowed());
     }
     let created = store_new(c, rp.res, &namespace(rp), req.object()?, req.dry_run())?;
-    Ok(json_response(201, &created))
+    Ok(object_response(201, &created, req))
 }
 
 fn store_new(
@@ -218,7 +235,7 @@ fn replace(
         let new = admission::carry_status(res, old, new, sub);
         admission::admit(&c.crds, res, new)
     })?;
-    Ok(json_response(200, &updated))
+    Ok(object_response(200, &updated, req))
 }
 
 fn patch(
@@ -234,7 +251,7 @@ fn patch(
     let p = patch::parse_body(kind, req.body)?;
     if kind == PatchKind::Apply && c.store.get(res, &ns, name).is_none() {
         let created = store_new(c, res, &ns, p, req.dry_run())?;
-        return Ok(json_response(201, &created));
+        return Ok(object_response(201, &created, req));
     }
     let builtin = res.group.is_empty();
     let updated = c.store.update_with(res, &ns, name, req.dry_run(), |old| {
@@ -242,7 +259,7 @@ fn patch(
         let patched = admission::carry_status(res, old, patched, sub);
         admission::admit(&c.crds, res, patched)
     })?;
-    Ok(json_response(200, &updated))
+    Ok(object_response(200, &updated, req))
 }
 
 fn delete(c: &Cluster, rp: &ResourcePath, name: &str, req: &ApiRequest<'_>) -> ApiResult<Response> {

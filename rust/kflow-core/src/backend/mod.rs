@@ -30,8 +30,8 @@ pub(crate) struct BackendListing {
     pub problem: Option<String>,
 }
 
-/// What every backend does with a run. The caller (`Client`, `Job`) keeps the run folder:
-/// it creates it before `create` and removes it when `create` fails or after `delete`.
+/// What every backend does with a run. `create` makes the run folder once its checks pass;
+/// the caller (`Client`, `Job`) removes the folder when `create` fails and after `delete`.
 pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     /// Packages the project (unless the run folder holds its archive already, as on restart),
     /// writes the run record and starts the run. Checks that can refuse come before anything

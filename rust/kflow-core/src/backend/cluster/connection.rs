@@ -115,7 +115,7 @@ fn env_context(env: &BTreeMap<String, String>) -> Option<String> {
 }
 
 /// KUBECONFIG may list several files (':'-separated), merged first-wins as kubectl does.
-fn kubeconfig_paths(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
+pub(crate) fn kubeconfig_paths(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
     if let Some(list) = env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
         return std::env::split_paths(list)
             .filter(|p| !p.as_os_str().is_empty())

@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{PartialObjectMeta, Request};
 use serde_json::json;
 
 use crate::error::{Error, JobError, Result};
@@ -70,7 +71,7 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
     let parts = std::iter::once(&sub.manifests.code).chain(&sub.manifests.code_parts);
     let (pip_cache, codes) = futures::join!(
         pip_cache,
-        futures::future::join_all(parts.map(|cm| create_code(&cms, cm, sub)))
+        futures::future::join_all(parts.map(|cm| create_code(client, &cms, cm, sub)))
     );
     let mut names = Vec::new();
     let mut created = Vec::new();
@@ -108,23 +109,42 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
         "controller": false, "blockOwnerDeletion": false,
     }]}});
     let (patch_params, patch) = (PatchParams::default(), Patch::Merge(&owner));
+    // Only the metadata comes back (the parts' bytes would come back with a plain patch).
     futures::future::join_all(
         names
             .iter()
-            .map(|name| retry(|| cms.patch(name, &patch_params, &patch))),
+            .map(|name| retry(|| cms.patch_metadata(name, &patch_params, &patch))),
     )
     .await;
     Ok(uid)
 }
 
+/// What a create asks to get back: the object's metadata only, as the API server sends it to
+/// client-go's metadata client; a code part's bytes need not come back.
+const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
 async fn create_code(
+    client: &kube::Client,
     cms: &Api<ConfigMap>,
     cm: &ConfigMap,
     sub: &Submission<'_>,
 ) -> Result<(String, bool)> {
     let name = cm.metadata.name.clone().unwrap_or_default();
     let pp = PostParams::default();
-    match retry(|| cms.create(&pp, cm)).await {
+    let body = serde_json::to_vec(cm).expect("a ConfigMap serializes");
+    let create = || async {
+        let mut request = Request::new(cms.resource_url())
+            .create(&pp, body.clone())
+            .map_err(kube::Error::BuildRequest)?;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(METADATA_ONLY),
+        );
+        client
+            .request::<PartialObjectMeta<ConfigMap>>(request)
+            .await
+    };
+    match retry(create).await {
         Ok(_) => Ok((name, true)),
         Err(e) if status_code(&e) == Some(409) => {
             let existing = retry(|| cms.get(&name))
