@@ -15,7 +15,7 @@ use crate::backend::local::{Launcher, LocalBackend};
 use crate::backend::packaging::{self, Destination};
 use crate::backend::{Backend, JobStatus, JobSummary, LogLine, LogStream, Run};
 use crate::error::{ClusterError, Error, JobError, Result};
-use crate::manifest::{self, Manifests, MpiApi};
+use crate::manifest::{self, MpiApi};
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::template::{self, TemplateInfo};
 use crate::spec::{self, BackendKind, Context, RunOptions, RunSpec};
@@ -48,8 +48,9 @@ pub struct Listing {
 pub struct Preview {
     /// The checked run the manifests were made from.
     pub spec: RunSpec,
-    /// With the code: its ConfigMaps as a submission creates them (sliced when large).
-    pub manifests: Manifests,
+    /// Every object in creation order, as JSON: the pip cache, the code parts, the code, the
+    /// job (with the code: its ConfigMaps as a submission creates them, sliced when large).
+    pub objects: Vec<serde_json::Value>,
     /// What would travel: file count, sizes, largest files, what was withheld.
     pub archive: artifacts::Archive,
     /// Whether the code ConfigMaps carry the archive (`--with-code`).
@@ -57,11 +58,6 @@ pub struct Preview {
 }
 
 impl Preview {
-    /// Every object in creation order: the pip cache, the code parts, the code, the job.
-    pub fn objects(&self) -> Vec<serde_json::Value> {
-        self.manifests.objects()
-    }
-
     /// The manifests as YAML, after comment lines that say what travels (comments keep the
     /// output valid for `kubectl apply -f -`).
     pub fn to_yaml(&self) -> String {
@@ -76,7 +72,7 @@ impl Preview {
         if !self.with_code {
             out.push_str("# kflow: the code ConfigMap omits the archive (kflow fills it in at submission); `kflow yaml --with-code` includes it for kubectl apply\n");
         }
-        out.push_str(&manifest::yaml_documents(&self.objects()));
+        out.push_str(&manifest::yaml_documents(&self.objects));
         out
     }
 }
@@ -192,7 +188,7 @@ impl Client {
         };
         Ok(Preview {
             spec,
-            manifests,
+            objects: manifests.objects(),
             archive,
             with_code,
         })

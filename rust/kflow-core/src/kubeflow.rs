@@ -128,8 +128,6 @@ pub(crate) struct Conditions {
     /// The reason and message of the condition that decided the phase (`Created` while pending).
     pub reason: Option<String>,
     pub message: Option<String>,
-    /// Whether the operator said `Running` (pods may say so before it does).
-    pub running: bool,
 }
 
 impl Conditions {
@@ -155,7 +153,6 @@ impl Conditions {
             phase,
             reason: text("reason"),
             message: text("message"),
-            running: holds("Running").is_some(),
         }
     }
 
@@ -192,7 +189,7 @@ mod tests {
         let c = Conditions::of_job(&job);
         assert_eq!(c.phase, Phase::Failed);
         assert_eq!(c.reason.as_deref(), Some("PyTorchJobFailed"));
-        assert!(!c.running && c.ended());
+        assert!(c.ended());
         let created = Conditions::of_job(
             &json!({"status": {"conditions": [{"type": "Created", "status": "True", "reason": "JobCreated"}]}}),
         );

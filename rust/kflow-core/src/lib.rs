@@ -24,8 +24,7 @@
 //! - a run: [`Job`], [`JobStatus`], [`Phase`], [`ReplicaStatus`], [`LogStream`],
 //!   [`LogLine`], [`Severity`], [`Progress`], [`Description`], [`RunRecord`]
 //! - finding runs: [`Listing`], [`JobSummary`]
-//! - previews and packaging: [`Preview`], [`Manifests`], [`package`], [`PackOptions`],
-//!   [`Archive`]
+//! - previews and packaging: [`Preview`], [`package`], [`PackOptions`], [`Archive`]
 //! - the cluster connection: [`Doctor`]
 //! - errors: [`Error`] over [`SpecError`], [`PackagingError`], [`JobError`],
 //!   [`ClusterError`], [`AuthError`], [`SystemError`]; [`ErrorKind`], [`Result`];
@@ -70,7 +69,6 @@ pub use error::{
 };
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
-pub use manifest::{Manifests, ReplicaSpec, RunPolicy, TrainingJob, TrainingJobSpec};
 pub use paths::Dirs;
 pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};

@@ -88,6 +88,22 @@ impl Shared {
         ));
     }
 
+    /// Answers a shutdown request (on shell or control alike); the caller then stops.
+    fn shutdown_reply(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) {
+        let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone())
+            .map(|r| r.restart)
+            .unwrap_or(false);
+        self.reply(
+            to,
+            req,
+            "shutdown_reply",
+            ShutdownReply {
+                status: "ok",
+                restart,
+            },
+        );
+    }
+
     fn kernel_info(&self, to: &mpsc::UnboundedSender<Outgoing>, req: &Incoming) {
         self.reply(
             to,
@@ -267,18 +283,7 @@ fn control(shared: &Shared, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming
             shared.reply(tx, req, "interrupt_reply", StatusReply { status: "ok" });
         }
         "shutdown_request" => {
-            let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone())
-                .map(|r| r.restart)
-                .unwrap_or(false);
-            shared.reply(
-                tx,
-                req,
-                "shutdown_reply",
-                ShutdownReply {
-                    status: "ok",
-                    restart,
-                },
-            );
+            shared.shutdown_reply(tx, req);
             return true;
         }
         other if other.ends_with("_request") => {
@@ -418,18 +423,7 @@ impl ShellState {
                 }
             }
             "shutdown_request" => {
-                let restart = serde_json::from_value::<ShutdownRequest>(req.content.clone())
-                    .map(|r| r.restart)
-                    .unwrap_or(false);
-                shared.reply(
-                    tx,
-                    req,
-                    "shutdown_reply",
-                    ShutdownReply {
-                        status: "ok",
-                        restart,
-                    },
-                );
+                shared.shutdown_reply(tx, req);
                 return true;
             }
             other => log(&format!("shell: ignored {other}")),

@@ -325,7 +325,7 @@ fn preview(
     Ok((
         to_json(&preview.spec),
         preview.to_yaml(),
-        to_json(&preview.objects()),
+        to_json(&preview.objects),
     ))
 }
 

@@ -48,16 +48,6 @@ pub struct TrainingJobSpec {
     pub mpi_replica_specs: Option<BTreeMap<String, ReplicaSpec>>,
 }
 
-impl TrainingJobSpec {
-    /// The replica specs by type (`Master`, `Worker`, `Launcher`), whichever the kind names them.
-    pub fn replica_specs_mut(&mut self) -> Option<&mut BTreeMap<String, ReplicaSpec>> {
-        self.pytorch_replica_specs
-            .as_mut()
-            .or(self.tf_replica_specs.as_mut())
-            .or(self.mpi_replica_specs.as_mut())
-    }
-}
-
 /// The operator's run policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

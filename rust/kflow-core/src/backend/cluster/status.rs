@@ -204,7 +204,9 @@ pub fn derive(job: &Value, pods: &[Pod], expected: &[String]) -> JobStatus {
         (Phase::Pending, Some(r.clone()), Some(m.clone()))
     } else if let Some((r, m, _)) = problems.iter().find(|p| p.0 == "CrashLoopBackOff") {
         (Phase::Running, Some(r.clone()), Some(m.clone()))
-    } else if conditions.running || replicas.iter().any(|r| r.phase == Phase::Running) {
+    } else if conditions.phase == Phase::Running
+        || replicas.iter().any(|r| r.phase == Phase::Running)
+    {
         (Phase::Running, None, None)
     } else if named.is_empty() {
         (

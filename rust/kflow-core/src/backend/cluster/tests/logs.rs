@@ -53,7 +53,12 @@ fn a_restarted_container_is_read_from_its_previous_instance_first() {
         },
         MpiApi::V1,
     );
-    let specs = m.job.spec.replica_specs_mut().expect("replica specs");
+    let specs = m
+        .job
+        .spec
+        .pytorch_replica_specs
+        .as_mut()
+        .expect("replica specs");
     specs.get_mut("Master").expect("a master").restart_policy = "OnFailure".into();
     let backend = client.cluster_connection();
     let sub = cluster::submit::Submission {
