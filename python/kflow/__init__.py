@@ -15,6 +15,7 @@ from ._native import (
     ConflictError,
     JobNotFoundError,
     KflowError,
+    NotInstalledError,
     PackagingError,
     TemplateError,
     ValidationError,
@@ -23,6 +24,7 @@ from ._native import (
 )
 from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
+from ._namespace import Namespace, Page, PortForward, dashboard, namespace
 from ._types import Description, Doctor, Identity
 
 __all__ = [
@@ -36,18 +38,24 @@ __all__ = [
     "JobStatus",
     "JobSummary",
     "KflowError",
+    "Namespace",
+    "NotInstalledError",
     "PackagingError",
+    "Page",
+    "PortForward",
     "ReplicaStatus",
     "TemplateError",
     "ValidationError",
     "WaitTimeoutError",
     "__version__",
+    "dashboard",
     "doctor",
     "get",
     "jobs",
     "login",
     "logout",
     "manifests",
+    "namespace",
     "run",
     "templates",
     "whoami",

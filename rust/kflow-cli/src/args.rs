@@ -125,6 +125,38 @@ pub enum Command {
     },
     /// Print a kubeconfig for the current session (holds a live token: only when you need one).
     Kubeconfig,
+    /// List what is in the namespace: training jobs of every kind (anyone's), PVCs,
+    /// ConfigMaps, Notebook servers, StorageClasses. Paged; --all for everything.
+    #[command(
+        after_help = "Examples:\n  kflow ls jobs\n  kflow ls pvcs --json\n  kflow ls configmaps --limit 50 --cursor NEXT"
+    )]
+    Ls {
+        #[arg(value_enum)]
+        what: crate::namespace::ListKind,
+        #[command(flatten)]
+        list: crate::namespace::ListArgs,
+    },
+    /// Create or delete a PVC.
+    Pvc {
+        #[command(subcommand)]
+        action: crate::namespace::PvcAction,
+    },
+    /// Kubeflow Notebook servers: create, list, open (port-forward), stop, start, delete.
+    #[command(
+        after_help = "Examples:\n  kflow notebook create lab --image jupyter-scipy --cpu 1 --mem 2Gi\n  kflow notebook open lab\n  kflow notebook stop lab"
+    )]
+    Notebook {
+        #[command(subcommand)]
+        action: crate::namespace::NotebookAction,
+    },
+    /// Open Kubeflow's central dashboard for the namespace (prints the URL).
+    Dashboard {
+        #[arg(long, short = 'n', alias = "ns")]
+        namespace: Option<String>,
+        /// Print the URL without opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod kernelspec;
+mod namespace;
 mod output;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -48,7 +49,9 @@ pub fn main(argv: Vec<String>, host: Host) -> i32 {
         Err(e) => {
             printer.error(&client, &e);
             match e.kind() {
-                kflow_core::ErrorKind::Backend | kflow_core::ErrorKind::Timeout => EXIT_FAILED,
+                kflow_core::ErrorKind::Backend
+                | kflow_core::ErrorKind::Timeout
+                | kflow_core::ErrorKind::NotInstalled => EXIT_FAILED,
                 _ => EXIT_USAGE,
             }
         }
@@ -335,6 +338,13 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             }
             Ok(if who.signed_in { 0 } else { EXIT_FAILED })
         }
+        Command::Ls { what, list } => namespace::list(client, what, &list, out),
+        Command::Pvc { action } => namespace::pvc(client, action, out),
+        Command::Notebook { action } => namespace::notebook(client, action, out),
+        Command::Dashboard {
+            namespace,
+            no_browser,
+        } => namespace::dashboard(client, namespace, no_browser, out),
         Command::Kubeconfig => {
             let yaml = kflow_core::auth::kubeconfig(client.context())?;
             out.note("warning: this kubeconfig holds a live token of your session: anyone who reads it can act as you until it expires. kflow keeps it in memory only; do not save it to a file you share");

@@ -30,6 +30,9 @@ pub enum Error {
     /// This machine: files, processes.
     #[error("{}", joined(.0, .0.fix()))]
     System(#[source] SystemError),
+    /// The namespace's other objects: PVCs, Notebook servers, Kubeflow's web apps.
+    #[error("{}", joined(.0, .0.fix()))]
+    Resource(#[source] ResourceError),
 }
 
 fn joined(problem: &dyn std::fmt::Display, fix: Option<String>) -> String {
@@ -217,6 +220,14 @@ pub enum JobError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A job kflow did not make has no stored spec and code to run again.
+    #[error(
+        "job {name:?} was not made by kflow: there is no stored spec and code to restart it from"
+    )]
+    NotRestartable {
+        /// The job.
+        name: String,
+    },
 }
 
 impl JobError {
@@ -232,6 +243,9 @@ impl JobError {
             }
             JobError::CorruptRecord { .. } => {
                 "delete that folder; the job cannot be restarted".to_string()
+            }
+            JobError::NotRestartable { .. } => {
+                "create it again the way it was made (kubectl apply, TrainingClient), or run its script with `kflow run`".to_string()
             }
         })
     }
@@ -440,6 +454,91 @@ pub enum SystemError {
     },
 }
 
+/// A namespace object (PVC, Notebook server) or a Kubeflow component could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// No object of that kind and name in the namespace.
+    #[error("no {kind} named {name:?} in namespace {namespace:?}")]
+    NotFound {
+        /// What was looked for: "PVC", "Notebook server", "training job".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The namespace looked in.
+        namespace: String,
+        /// How to find the right name.
+        fix: String,
+    },
+    /// The name is taken.
+    #[error("a {kind} named {name:?} already exists in namespace {namespace:?}")]
+    Exists {
+        /// "PVC", "Notebook server".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The namespace.
+        namespace: String,
+    },
+    /// A PVC that running pods mount was not deleted.
+    #[error("PVC {name:?} is mounted by running pods: {}", pods.join(", "))]
+    InUse {
+        /// The PVC.
+        name: String,
+        /// The running pods that mount it.
+        pods: Vec<String>,
+    },
+    /// A Kubeflow component this needs is not part of the deployment.
+    #[error("{what} is not installed in this deployment ({evidence})")]
+    NotInstalled {
+        /// The component: "the Kubeflow Notebook controller", "Kubeflow Pipelines".
+        what: String,
+        /// What showed it: "kubeflow.org notebooks is not served".
+        evidence: String,
+        /// What to do instead.
+        fix: String,
+    },
+    /// A Notebook server that cannot become ready without a change.
+    #[error("Notebook server {name:?} cannot start: {reason}")]
+    Stuck {
+        /// The server.
+        name: String,
+        /// Why: the image pull or scheduling failure the cluster reports.
+        reason: String,
+        /// What to change.
+        fix: String,
+    },
+    /// Waiting for a Notebook server ran out.
+    #[error("Notebook server {name:?} was not ready after {seconds} s ({state})")]
+    NotReady {
+        /// The server.
+        name: String,
+        /// How long kflow waited.
+        seconds: u64,
+        /// Its state when the wait ended.
+        state: String,
+    },
+}
+
+impl ResourceError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            ResourceError::NotFound { fix, .. }
+            | ResourceError::NotInstalled { fix, .. }
+            | ResourceError::Stuck { fix, .. } => fix.clone(),
+            ResourceError::Exists { kind, .. } => {
+                format!("choose another name, or delete the old {kind} first")
+            }
+            ResourceError::InUse { .. } => {
+                "stop the pods or Notebook servers that use it first, or delete it anyway with --force (force=True): Kubernetes then removes it once they end".into()
+            }
+            ResourceError::NotReady { name, .. } => format!(
+                "wait longer (`kflow notebook list` shows its state), or see why with `kubectl describe pod {name}-0`"
+            ),
+        })
+    }
+}
+
 impl SystemError {
     /// How to fix it, when kflow knows.
     pub fn fix(&self) -> Option<String> {
@@ -460,7 +559,8 @@ macro_rules! from_area {
     };
 }
 from_area!(SpecError => Spec, PackagingError => Packaging, JobError => Job,
-    ClusterError => Cluster, AuthError => Auth, SystemError => System);
+    ClusterError => Cluster, AuthError => Auth, SystemError => System,
+    ResourceError => Resource);
 
 impl Error {
     /// A file operation's error, naming what was done to which path.
@@ -502,6 +602,7 @@ impl Error {
             Error::Cluster(e) => e.to_string(),
             Error::Auth(e) => e.to_string(),
             Error::System(e) => e.to_string(),
+            Error::Resource(e) => e.to_string(),
         }
     }
 
@@ -514,6 +615,7 @@ impl Error {
             Error::Cluster(e) => e.fix(),
             Error::Auth(e) => e.fix(),
             Error::System(e) => e.fix(),
+            Error::Resource(e) => e.fix(),
         }
     }
 
@@ -529,12 +631,20 @@ impl Error {
             Error::Job(JobError::Exists { .. }) => ErrorKind::Conflict,
             Error::Job(JobError::WaitTimeout { .. }) => ErrorKind::Timeout,
             Error::Job(JobError::CorruptRecord { .. }) => ErrorKind::Backend,
+            Error::Job(JobError::NotRestartable { .. }) => ErrorKind::Validation,
             // Sign-in problems the user fixes by changing input map to Validation (exit 2); the
             // session or the keyring failing under a running command map to Backend (exit 1).
             Error::Auth(AuthError::SessionExpired { .. } | AuthError::Keyring { .. }) => {
                 ErrorKind::Backend
             }
             Error::Auth(_) => ErrorKind::Validation,
+            Error::Resource(ResourceError::NotFound { .. }) => ErrorKind::NotFound,
+            Error::Resource(ResourceError::Exists { .. } | ResourceError::InUse { .. }) => {
+                ErrorKind::Conflict
+            }
+            Error::Resource(ResourceError::NotInstalled { .. }) => ErrorKind::NotInstalled,
+            Error::Resource(ResourceError::NotReady { .. }) => ErrorKind::Timeout,
+            Error::Resource(ResourceError::Stuck { .. }) => ErrorKind::Backend,
             Error::Cluster(_) | Error::System(_) => ErrorKind::Backend,
         }
     }
@@ -556,6 +666,8 @@ pub enum ErrorKind {
     Conflict,
     /// A wait ran out.
     Timeout,
+    /// A Kubeflow component is not part of the deployment.
+    NotInstalled,
     /// The backend (cluster, this machine, the keyring) failed.
     Backend,
 }

@@ -109,6 +109,17 @@ impl Client {
         cluster::doctor::run(&self.cluster, &self.ctx)
     }
 
+    /// The namespace `name` of the cluster (default: the connection's), to list and manage
+    /// what is in it beyond kflow's runs. Connects on first use, as runs do.
+    pub fn namespace(&self, name: Option<&str>) -> Result<crate::Namespace> {
+        if let Some(n) = name {
+            spec::validate::namespace(n)?;
+        }
+        let backend = self.cluster.get()?;
+        let name = name.map_or_else(|| backend.namespace.clone(), str::to_string);
+        Ok(crate::Namespace::new(backend, name, self.ctx.clone()))
+    }
+
     /// The cluster connection, for tests that drive the cluster backend's parts directly.
     #[cfg(test)]
     pub(crate) fn cluster_connection(&self) -> Arc<cluster::ClusterBackend> {
@@ -273,8 +284,9 @@ impl Client {
         self.fetch_from_cluster(&backend.namespace, &backend.server, name)
     }
 
-    /// `adopt`'s cluster half: the record from the job's annotation, the code from its
-    /// ConfigMap, both kept in a new run folder.
+    /// `adopt`'s cluster half: for kflow's jobs the record from the job's annotation and the
+    /// code from its ConfigMap, both kept in a new run folder; anyone else's training job is
+    /// followed from a record read off the job (kept in the cache, not among the runs).
     fn fetch_from_cluster(&self, namespace: &str, server: &str, name: &str) -> Result<Job> {
         let not_found = || {
             Error::Job(JobError::NotFound {
@@ -284,7 +296,11 @@ impl Client {
         };
         spec::validate::job_name(name).map_err(|_| not_found())?;
         let dir = RunDir::new(&self.ctx.dirs.runs(), name);
-        let record = self.cluster.adopt(name, &dir)?.ok_or_else(not_found)?;
+        let foreign_root = self.ctx.dirs.cache.join("cluster-jobs");
+        let (dir, record) = self
+            .cluster
+            .adopt(name, &dir, &foreign_root)?
+            .ok_or_else(not_found)?;
         Ok(self.job(dir, record))
     }
 

@@ -25,9 +25,15 @@
 //!   [`LogLine`], [`Severity`], [`Progress`], [`Description`], [`RunRecord`]
 //! - finding runs: [`Listing`], [`JobSummary`]
 //! - previews and packaging: [`Preview`], [`package`], [`PackOptions`], [`Archive`]
+//! - the namespace ([`Client::namespace`]): [`Namespace`] (paged listings of training jobs of
+//!   every kind, PVCs, ConfigMaps, Notebook servers and StorageClasses; PVCs and Notebook
+//!   servers made, stopped, started and deleted; [`PortForward`]; the dashboard URL),
+//!   [`Page`], [`PageRequest`], the rows ([`TrainingJobRow`], [`PvcRow`], [`ConfigMapRow`],
+//!   [`KeySize`], [`NotebookRow`], [`NotebookState`], [`StorageClassRow`]), [`PvcRequest`],
+//!   [`NotebookRequest`], [`Workspace`], [`NotebookImages`]
 //! - the cluster connection: [`Doctor`]
 //! - errors: [`Error`] over [`SpecError`], [`PackagingError`], [`JobError`],
-//!   [`ClusterError`], [`AuthError`], [`SystemError`]; [`ErrorKind`], [`Result`];
+//!   [`ClusterError`], [`AuthError`], [`SystemError`], [`ResourceError`]; [`ErrorKind`], [`Result`];
 //!   [`events`] (event IDs, [`events::Report`])
 //! - sign-in: [`auth`] (`login`, `logout`, `whoami`, `session`, `kubeconfig`, [`auth::Session`])
 //!
@@ -37,7 +43,8 @@
 //! and `cluster` implement it; `packaging`, `description`), `spec` (options, grammar,
 //! settings, templates, validation -> RunSpec), `artifacts` (packaging), `manifest` (RunSpec
 //! -> Kubernetes objects, code slices, the startup chain), `kubeflow` (job kinds, API
-//! versions, conditions), `status` (what the surfaces show of a run), `records` (run
+//! versions, conditions), `namespace` (everything else in the namespace: listings, PVCs,
+//! Notebook servers, port-forward), `status` (what the surfaces show of a run), `records` (run
 //! folders), `auth` (Keycloak/Dex sign-in, keyring, sessions), `error`, `events` (event IDs),
 //! `paths` (kflow's folders), `jwt` and `pem` (token claims, certificates).
 
@@ -52,6 +59,7 @@ mod jobs;
 mod jwt;
 mod kubeflow;
 mod manifest;
+mod namespace;
 mod paths;
 mod pem;
 mod records;
@@ -64,11 +72,16 @@ pub use backend::description::{Condition, Description, EventInfo, PodInfo};
 pub use backend::local::{supervise, Launcher};
 pub use backend::LogStream;
 pub use error::{
-    AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, Result, SpecError,
-    SystemError,
+    AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, ResourceError, Result,
+    SpecError, SystemError,
 };
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
+pub use namespace::{
+    ConfigMapRow, KeySize, Namespace, NotebookImages, NotebookRequest, NotebookRow, NotebookState,
+    Page, PageRequest, PortForward, PvcRequest, PvcRow, StorageClassRow, TrainingJobRow, Workspace,
+    DEFAULT_PAGE_SIZE,
+};
 pub use paths::Dirs;
 pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};

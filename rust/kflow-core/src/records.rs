@@ -24,6 +24,11 @@ pub struct RunRecord {
     /// Credential files left out of the upload ("path (why)"), so every surface can say so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<String>,
+    /// Set for a training job kflow did not make (kubectl, TrainingClient, a pipeline step):
+    /// its replicas as its spec names them (`master-0`, `worker-2`). Such a job can be
+    /// watched, described and deleted, but kflow has no code or spec to restart it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_replicas: Option<Vec<String>>,
 }
 
 /// The folder of one run: `<state>/runs/<name>/`.

@@ -1,6 +1,8 @@
 //! `kflow._native`: the PyO3 layer over kflow-core. Structured values cross as JSON strings, the
 //! typed Python API lives in `python/kflow/`. Long waits release the GIL and check for Ctrl-C.
 
+mod namespace;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,12 @@ create_exception!(
     WaitTimeoutError,
     KflowError,
     "Waiting for a job took longer than the timeout."
+);
+create_exception!(
+    _native,
+    NotInstalledError,
+    KflowError,
+    "A Kubeflow component (Notebook controller, Pipelines, Model Registry) is not part of the deployment."
 );
 create_exception!(
     _native,
@@ -111,6 +119,7 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
         ErrorKind::Conflict => ConflictError::new_err(message),
         ErrorKind::Timeout => WaitTimeoutError::new_err(message),
         ErrorKind::Backend => BackendError::new_err(message),
+        ErrorKind::NotInstalled => NotInstalledError::new_err(message),
     };
     let value = exc.value(py);
     let _ = value.setattr("event_id", report.event_id.as_str());
@@ -494,6 +503,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<NativeJob>()?;
     m.add_class::<LogIter>()?;
+    m.add_class::<namespace::NativeNamespace>()?;
+    m.add_class::<namespace::NativeForward>()?;
     for f in [
         wrap_pyfunction!(submit, m)?,
         wrap_pyfunction!(preview, m)?,
@@ -512,6 +523,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(auth_logout, m)?,
         wrap_pyfunction!(auth_whoami, m)?,
         wrap_pyfunction!(auth_default_url, m)?,
+        wrap_pyfunction!(namespace::namespace, m)?,
     ] {
         m.add_function(f)?;
     }
@@ -523,5 +535,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConflictError", py.get_type::<ConflictError>())?;
     m.add("WaitTimeoutError", py.get_type::<WaitTimeoutError>())?;
     m.add("BackendError", py.get_type::<BackendError>())?;
+    m.add("NotInstalledError", py.get_type::<NotInstalledError>())?;
     Ok(())
 }

@@ -299,6 +299,38 @@ pub fn reconcile(store: &Store, res: &'static ResourceType, ns: &str, name: &str
             k.operator_name,
         );
     }
+    // runPolicy.suspend, as the training operator (v1.7+) does it: a suspended job has no
+    // pods and says so in a Suspended condition; resuming flips it False and starts them.
+    let suspended = job["spec"]["runPolicy"]["suspend"].as_bool() == Some(true);
+    if !finished && suspended {
+        delete_job_pods(store, &job, &k, |_| true);
+        if !has_condition(&status, "Suspended") {
+            let msg = format!("{} {name} is suspended.", res.kind);
+            let mut conds = status["conditions"].as_array().cloned().unwrap_or_default();
+            conds.retain(|c| c["type"] != json!("Suspended"));
+            for c in conds.iter_mut().filter(|c| c["type"] == json!("Running")) {
+                c["status"] = json!("False");
+            }
+            conds.push(condition("Suspended", "JobSuspended", &msg));
+            status["conditions"] = json!(conds);
+        }
+        let _ = store.update_with(res, ns, name, false, |old| {
+            let mut new = old.clone();
+            new["status"] = status.clone();
+            Ok(new)
+        });
+        return;
+    }
+    if has_condition(&status, "Suspended") {
+        if let Some(conds) = status["conditions"].as_array_mut() {
+            for c in conds.iter_mut().filter(|c| c["type"] == json!("Suspended")) {
+                c["status"] = json!("False");
+                c["reason"] = json!("JobResumed");
+                c["message"] = json!(format!("{} {name} is resumed.", res.kind));
+                c["lastTransitionTime"] = json!(now_rfc3339());
+            }
+        }
+    }
     let types = replica_types(&k, &job);
     let total: i64 = types
         .iter()
@@ -471,6 +503,13 @@ fn clean_pods(store: &Store, job: &Value, k: &KindSpec) {
     if policy == "None" {
         return;
     }
+    delete_job_pods(store, job, k, |phase| {
+        policy == "All" || matches!(phase, "Running" | "Pending")
+    });
+}
+
+/// Deletes the job's pods whose phase `which` picks.
+fn delete_job_pods(store: &Store, job: &Value, k: &KindSpec, which: impl Fn(&str) -> bool) {
     let name = job["metadata"]["name"].as_str().unwrap_or("");
     let ns = job["metadata"]["namespace"].as_str().unwrap_or("");
     let selector = |p: &Value| {
@@ -482,8 +521,7 @@ fn clean_pods(store: &Store, job: &Value, k: &KindSpec) {
         .list(resources::pods(), Some(ns), None, None, &selector)
         .items
     {
-        let phase = pod["status"]["phase"].as_str().unwrap_or("");
-        if policy == "All" || matches!(phase, "Running" | "Pending") {
+        if which(pod["status"]["phase"].as_str().unwrap_or("")) {
             let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
             let _ = store.delete(resources::pods(), ns, pod_name, false, true);
         }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 pub use endpoints::Endpoints;
 pub use login::Credentials;
-pub use session::{profile_path, Session};
+pub use session::{profile_path, GatewayRefusal, Session};
 pub use store::{SecretStore, StoreKind};
 pub use token::{claims, now_secs};
 pub use zeroize::Zeroizing;

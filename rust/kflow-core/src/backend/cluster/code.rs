@@ -83,8 +83,17 @@ pub(super) async fn code_configmaps(
         .collect())
 }
 
-/// Finds a kflow job by name on the cluster and returns its stored record.
-pub fn find_record(backend: &ClusterBackend, name: &str) -> Result<Option<RunRecord>> {
+/// A training job found by name on the cluster.
+pub enum FoundJob {
+    /// One of kflow's, with the record from its annotation.
+    Kflow(RunRecord),
+    /// Anyone else's, with a record read from the job itself (no code to restart from).
+    Foreign(RunRecord),
+}
+
+/// Finds a training job by name in the connection's namespace: kflow's with its stored record,
+/// or anyone else's with what a record needs to follow it.
+pub fn find_job(backend: &ClusterBackend, name: &str) -> Result<Option<FoundJob>> {
     let ns = backend.namespace.clone();
     backend.block_on(async {
         for kind in JobKind::ALL {
@@ -109,6 +118,7 @@ pub fn find_record(backend: &ClusterBackend, name: &str) -> Result<Option<RunRec
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(RECORD_ANNOTATION));
+                let yaml = serde_yaml::to_string(&job).unwrap_or_default();
                 if let (true, Some(text)) = (managed, record) {
                     let mut record: RunRecord = serde_json::from_str(text).map_err(|e| {
                         Error::Job(JobError::CorruptRecord {
@@ -116,13 +126,82 @@ pub fn find_record(backend: &ClusterBackend, name: &str) -> Result<Option<RunRec
                             problem: e.to_string(),
                         })
                     })?;
-                    if let Ok(yaml) = serde_yaml::to_string(&job) {
-                        record.manifest_yaml = yaml;
-                    }
-                    return Ok(Some(record));
+                    record.manifest_yaml = yaml;
+                    return Ok(Some(FoundJob::Kflow(record)));
                 }
+                return Ok(Some(FoundJob::Foreign(foreign_record(
+                    kind, &ns, &job, yaml,
+                ))));
             }
         }
         Ok(None)
     })
+}
+
+/// A record for a job kflow did not make: enough to watch, describe and delete it.
+fn foreign_record(kind: JobKind, ns: &str, job: &DynamicObject, yaml: String) -> RunRecord {
+    let specs = job.data["spec"]
+        .as_object()
+        .and_then(|spec| {
+            spec.iter()
+                .find(|(key, value)| key.ends_with("ReplicaSpecs") && value.is_object())
+        })
+        .and_then(|(_, v)| v.as_object().cloned())
+        .unwrap_or_default();
+    // The operator's order: the coordinating replica first, then the others by name.
+    let mut types: Vec<(&String, &serde_json::Value)> = specs.iter().collect();
+    types.sort_by_key(|(t, _)| {
+        let lead = matches!(t.as_str(), "Master" | "Chief" | "Launcher");
+        (!lead, t.to_ascii_lowercase())
+    });
+    let mut replicas = Vec::new();
+    let mut image = String::new();
+    for (rtype, spec) in types {
+        let count = spec["replicas"].as_u64().unwrap_or(1).min(1024);
+        for i in 0..count {
+            replicas.push(format!("{}-{i}", rtype.to_ascii_lowercase()));
+        }
+        if image.is_empty() {
+            image = spec["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+    let spec = crate::spec::RunSpec {
+        name: job.metadata.name.clone().unwrap_or_default(),
+        run_id: String::new(),
+        kind,
+        image,
+        gpu: 0,
+        cpu: None,
+        memory: None,
+        workers: replicas.len() as u32,
+        pip: Vec::new(),
+        apt: Vec::new(),
+        env: Default::default(),
+        args: Vec::new(),
+        namespace: Some(ns.to_string()),
+        script: String::new(),
+        project_root: Default::default(),
+        code_mode: Default::default(),
+        pip_cache: false,
+        pip_cache_size: String::new(),
+        backend: crate::spec::BackendKind::Cluster,
+        template: None,
+    };
+    RunRecord {
+        spec,
+        manifest_yaml: yaml,
+        code_sha256: String::new(),
+        created_at: job
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        attempt: 1,
+        withheld: Vec::new(),
+        foreign_replicas: Some(replicas),
+    }
 }

@@ -82,7 +82,7 @@ pub(super) fn describe(
     record: &RunRecord,
 ) -> Result<Description> {
     let status = tracking::status(backend, dir, record)?;
-    let replicas = tracking::replicas(&record.spec);
+    let replicas = tracking::replicas(record);
     let (jobs, ns) = tracking::jobs_api(backend, record);
     let pods_api: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let events_api: Api<Event> = Api::namespaced(backend.client().clone(), &ns);

@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, PropagationPolicy};
 use crate::artifacts;
 use crate::backend::packaging::{self, Destination};
 use crate::backend::{JobStatus, Phase};
-use crate::error::{ClusterError, Error, Result};
+use crate::error::{ClusterError, Error, JobError, Result};
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::{self, RunSpec};
 
@@ -54,6 +54,7 @@ pub(super) fn create(
         attempt,
         spec,
         withheld,
+        foreign_replicas: None,
     };
     dir.write_record(&record)?;
     let mut annotation = serde_json::to_value(&record).expect("record serializes");
@@ -75,6 +76,11 @@ pub(super) fn create(
 /// new run id; the old logs move to `attempts/<n>/`.
 pub(super) fn restart(backend: &ClusterBackend, dir: &RunDir) -> Result<RunRecord> {
     let record = dir.read_record()?;
+    if record.foreign_replicas.is_some() {
+        return Err(Error::Job(JobError::NotRestartable {
+            name: record.spec.name.clone(),
+        }));
+    }
     let archive = code::code_bytes(backend, dir, &record)?;
     records::write_atomic(&dir.archive(), &archive)?;
     delete_job(backend, &record, true)?;
@@ -141,8 +147,13 @@ pub(super) fn delete_job(backend: &ClusterBackend, record: &RunRecord, wait: boo
         }
         // The code ConfigMaps are owned by the job; deleting them too frees their names at
         // once on clusters whose garbage collector is slow (and covers a missing reference).
+        // A job kflow did not make has none.
         let plain = DeleteParams::default();
-        for cm in code::code_configmaps(&cms, record).await? {
+        let parts = match record.foreign_replicas {
+            Some(_) => Vec::new(),
+            None => code::code_configmaps(&cms, record).await?,
+        };
+        for cm in parts {
             let cm_name = cm.metadata.name.unwrap_or_default();
             match retry(|| cms.delete(&cm_name, &plain)).await {
                 Ok(_) => {}

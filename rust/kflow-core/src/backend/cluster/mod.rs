@@ -11,7 +11,7 @@
 //! `retry` (back-off).
 
 mod access;
-mod api_errors;
+pub(crate) mod api_errors;
 pub(crate) mod capabilities;
 mod code;
 pub(crate) mod connection;
@@ -20,7 +20,7 @@ pub(crate) mod doctor;
 mod lifecycle;
 mod listing;
 pub(crate) mod logs;
-mod retry;
+pub(crate) mod retry;
 mod status;
 mod submit;
 mod tracking;
@@ -47,6 +47,10 @@ pub const JOB_NAME_LABEL: &str = "training.kubeflow.org/job-name";
 /// The pods of one run: by job name and run id, so pods of an earlier run of the same name
 /// that the garbage collector has not removed yet are never mistaken for this run's.
 pub fn pod_selector(job: &str, run_id: &str) -> String {
+    if run_id.is_empty() {
+        // A job kflow did not make: its pods carry only the operator's labels.
+        return format!("{JOB_NAME_LABEL}={job}");
+    }
     format!(
         "{JOB_NAME_LABEL}={job},{}={run_id}",
         crate::manifest::RUN_ID_LABEL
@@ -244,19 +248,34 @@ impl ClusterHandle {
 }
 
 impl ClusterHandle {
-    /// A cluster job this machine has no record of (submitted elsewhere): its record from the
-    /// job's annotation and its code from its ConfigMap(s), both kept in `dir`. `None` when
-    /// the connection's namespace holds no kflow job of that name.
-    pub(crate) fn adopt(&self, name: &str, dir: &RunDir) -> Result<Option<RunRecord>> {
+    /// A cluster job this machine has no record of. One of kflow's (submitted elsewhere)
+    /// gets its record from the job's annotation and its code from its ConfigMap(s), both
+    /// kept in `dir`; anyone else's gets a record read from the job, kept in a folder under
+    /// `foreign_root` (it is not one of this machine's runs). `None` when the connection's
+    /// namespace holds no training job of that name.
+    pub(crate) fn adopt(
+        &self,
+        name: &str,
+        dir: &RunDir,
+        foreign_root: &std::path::Path,
+    ) -> Result<Option<(RunDir, RunRecord)>> {
         let backend = self.get()?;
-        let Some(record) = code::find_record(&backend, name)? else {
-            return Ok(None);
-        };
-        std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-        let archive = code::code_bytes(&backend, dir, &record)?;
-        crate::records::write_atomic(&dir.archive(), &archive)?;
-        dir.write_record(&record)?;
-        Ok(Some(record))
+        match code::find_job(&backend, name)? {
+            None => Ok(None),
+            Some(code::FoundJob::Kflow(record)) => {
+                std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+                let archive = code::code_bytes(&backend, dir, &record)?;
+                crate::records::write_atomic(&dir.archive(), &archive)?;
+                dir.write_record(&record)?;
+                Ok(Some((dir.clone(), record)))
+            }
+            Some(code::FoundJob::Foreign(record)) => {
+                let dir = RunDir::new(&foreign_root.join(&backend.namespace), name);
+                std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
+                dir.write_record(&record)?;
+                Ok(Some((dir, record)))
+            }
+        }
     }
 }
 
@@ -271,7 +290,7 @@ impl Backend for ClusterHandle {
 
     /// From the pods, or from the local copy once they are gone or the cluster is unreachable.
     fn logs(&self, run: &Run, follow: bool) -> LogStream {
-        let replicas = tracking::replicas(&run.record.spec);
+        let replicas = tracking::replicas(&run.record);
         match self.get() {
             Ok(backend) => {
                 let (jobs, ns) = tracking::jobs_api(&backend, &run.record);

@@ -12,7 +12,6 @@ use crate::error::Result;
 use crate::kubeflow::{self, JobKind};
 use crate::manifest;
 use crate::records::{write_atomic, RunDir, RunRecord};
-use crate::spec::RunSpec;
 
 use super::api_errors::api_error;
 use super::retry::retry;
@@ -37,7 +36,11 @@ fn api_version_of(record: &RunRecord) -> String {
 }
 
 /// Replica names as the cluster's pods are named (the MPI launcher included).
-pub fn replicas(spec: &RunSpec) -> Vec<String> {
+pub fn replicas(record: &RunRecord) -> Vec<String> {
+    if let Some(names) = &record.foreign_replicas {
+        return names.clone();
+    }
+    let spec = &record.spec;
     let mut names: Vec<String> = spec.replicas().iter().map(|r| r.label()).collect();
     if spec.kind == JobKind::MPIJob {
         names.insert(0, "launcher-0".into());
@@ -96,13 +99,12 @@ async fn look(
         .await
         .map_err(|e| api_error(e, "get", record.spec.kind.plural(), ns))?;
     let Some(job) = job else { return Ok(None) };
-    if job
+    let run_id = job
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(manifest::RUN_ID_LABEL))
-        != Some(&record.spec.run_id)
-    {
+        .and_then(|l| l.get(manifest::RUN_ID_LABEL));
+    if record.foreign_replicas.is_none() && run_id != Some(&record.spec.run_id) {
         return Ok(None);
     }
     let lp = ListParams::default().labels(&pod_selector(name, &record.spec.run_id));
@@ -112,13 +114,21 @@ async fn look(
     Ok(Some(status::derive(
         &serde_json::to_value(&job).unwrap_or_default(),
         &list.items,
-        &replicas(&record.spec),
+        &replicas(record),
     )))
 }
 
 /// The run's status cell, starting its watch on first use.
 fn watched(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Arc<StatusCell> {
-    let key = record.spec.run_id.clone();
+    // Jobs kflow did not make have no run id: their namespace and name tell them apart.
+    let key = match record.foreign_replicas {
+        Some(_) => format!(
+            "{}/{}",
+            backend.namespace_for(&record.spec),
+            record.spec.name
+        ),
+        None => record.spec.run_id.clone(),
+    };
     let mut watches = backend.watches.lock().expect("watches lock");
     if let Some(cell) = watches.get(&key) {
         return cell.clone();
@@ -129,7 +139,7 @@ fn watched(backend: &ClusterBackend, dir: &RunDir, record: &RunRecord) -> Arc<St
     let pods: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let (task_cell, record, last_saved) = (cell.clone(), record.clone(), last_status(dir));
     backend.runtime().spawn(async move {
-        let expected = replicas(&record.spec);
+        let expected = replicas(&record);
         let mut ended = None;
         let selector = pod_selector(&record.spec.name, &record.spec.run_id);
         status::watch(

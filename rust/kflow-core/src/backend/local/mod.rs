@@ -68,6 +68,7 @@ impl Backend for LocalBackend {
             attempt,
             spec,
             withheld: archive.withheld.clone(),
+            foreign_replicas: None,
         };
         dir.write_record(&record)?;
         self.start(dir, &replica_names(&record.spec))?;

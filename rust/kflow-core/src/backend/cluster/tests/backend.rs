@@ -142,9 +142,11 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
         .block_on(pvcs.get_opt("pip-cache-pvc"))
         .unwrap()
         .is_some());
-    let record = cluster::code::find_record(&backend, "pt-ok")
-        .unwrap()
-        .expect("record annotation");
+    let Some(cluster::code::FoundJob::Kflow(record)) =
+        cluster::code::find_job(&backend, "pt-ok").unwrap()
+    else {
+        panic!("no record annotation")
+    };
     assert_eq!(record.spec.run_id, job.spec().run_id);
     assert_eq!(record.code_sha256, job.record().code_sha256);
 
@@ -196,7 +198,7 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
 
     // Delete removes the job (and with it the pods and the code ConfigMap).
     restarted.delete().unwrap();
-    assert!(cluster::code::find_record(&backend, "pt-ok")
+    assert!(cluster::code::find_job(&backend, "pt-ok")
         .unwrap()
         .is_none());
 }
