@@ -144,6 +144,26 @@ class Namespace:
         `volume_binding_mode`."""
         return self._list("storageclasses", limit, cursor, all)
 
+    def watch(self, kind: str, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """Keeps a listing live: yields `{"change": "upsert", "row": {...}}` for every current
+        object, then one for each change, and `{"change": "delete", "name": ..., "kind": ...}`
+        when one goes. `kind` is jobs, pvcs, configmaps, notebooks or storageclasses. Ends
+        after `timeout` seconds without a change (None: never)."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+            raise _fail("timeout", timeout, "seconds (a number, 0 or more) or None")
+        native = self._native.watch(_name("kind", kind))
+        step = 0.5 if timeout is None else min(0.5, float(timeout))
+        quiet = 0.0
+        while True:
+            changes = json.loads(native.next_json(step))
+            if changes:
+                quiet = 0.0
+                yield from changes
+                continue
+            quiet += step
+            if timeout is not None and quiet >= timeout:
+                return
+
     def create_pvc(self, name: str, size: Union[str, None] = None, storage_class: Optional[str] = None,
                    access_mode: Optional[str] = None) -> Row:
         """Creates a PVC; `size` defaults to `defaultPVCsize` (else 10Gi), the class to the

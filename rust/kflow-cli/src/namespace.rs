@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kflow_core::{
-    Client, Error, Namespace, NotebookRequest, Page, PageRequest, PvcRequest, Workspace,
+    Client, Error, Listed, Namespace, NotebookRequest, Page, PageRequest, PvcRequest, Row,
+    RowChange, Workspace,
 };
 use serde::Serialize;
 
@@ -44,6 +45,9 @@ pub struct ListArgs {
     /// Page through everything instead of one page.
     #[arg(long, conflicts_with = "cursor")]
     pub all: bool,
+    /// Keep the listing live: every row now, then a line per change, until Ctrl-C.
+    #[arg(long, conflicts_with_all = ["cursor", "all", "limit"])]
+    pub watch: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -202,12 +206,14 @@ fn or_dash(value: Option<&String>) -> String {
     value.cloned().unwrap_or_else(|| "-".into())
 }
 
-/// Reads one page, or every page with `all`; prints rows with `show` or as JSON.
+/// Reads one page, or every page with `all`; prints the rows as a table of `header` with
+/// `cells` per row, or as JSON.
 fn listing<T: Serialize>(
     args: &ListArgs,
     out: &Printer,
+    header: &[&str],
     read: impl Fn(&PageRequest) -> Result<Page<T>, Error>,
-    show: impl Fn(Vec<T>),
+    cells: impl Fn(T) -> Vec<String>,
 ) -> Result<i32, Error> {
     let mut request = PageRequest {
         limit: args.limit,
@@ -224,14 +230,58 @@ fn listing<T: Serialize>(
     };
     if args.json {
         print_json(&serde_json::json!({"items": items, "next": next}));
+        return Ok(0);
+    }
+    if items.is_empty() {
+        out.note("none");
     } else {
-        let empty = items.is_empty();
-        show(items);
-        if empty {
-            out.note("none");
-        }
-        if let Some(next) = next {
-            out.note(&format!("more: --cursor {next} (or --all for every page)"));
+        table(header, items.into_iter().map(cells).collect());
+    }
+    if let Some(next) = next {
+        out.note(&format!("more: --cursor {next} (or --all for every page)"));
+    }
+    Ok(0)
+}
+
+fn joined_or_dash(values: &[String]) -> String {
+    if values.is_empty() {
+        "-".into()
+    } else {
+        values.join(",")
+    }
+}
+
+/// `--watch`: a line per change (JSON lines with --json) until Ctrl-C.
+fn watch(ns: &Namespace, kind: ListKind, json: bool) -> Result<i32, Error> {
+    let listed = match kind {
+        ListKind::Jobs => Listed::TrainingJobs,
+        ListKind::Pvcs => Listed::Pvcs,
+        ListKind::Configmaps => Listed::ConfigMaps,
+        ListKind::Notebooks => Listed::Notebooks,
+        ListKind::Storageclasses => Listed::StorageClasses,
+    };
+    let watch = ns.watch(listed)?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, interrupted.clone());
+    while !interrupted.load(Ordering::SeqCst) {
+        for change in watch.next_changes(Duration::from_millis(200)) {
+            if json {
+                println!("{}", serde_json::to_string(&change).unwrap_or_default());
+                continue;
+            }
+            match change {
+                RowChange::Upsert { row } => {
+                    let state = match &row {
+                        Row::TrainingJob(j) => j.phase.clone(),
+                        Row::Pvc(p) => p.phase.clone(),
+                        Row::Notebook(n) => n.state.as_str().to_string(),
+                        Row::ConfigMap(_) | Row::StorageClass(_) => String::new(),
+                    };
+                    println!("{:<8} {} {state}", "upsert", row.name());
+                }
+                RowChange::Delete { name, .. } => println!("{:<8} {name}", "delete"),
+            }
         }
     }
     Ok(0)
@@ -239,100 +289,75 @@ fn listing<T: Serialize>(
 
 pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> Result<i32, Error> {
     let ns = client.namespace(args.namespace.as_deref())?;
+    if args.watch {
+        return watch(&ns, kind, args.json);
+    }
     match kind {
         ListKind::Jobs => listing(
             args,
             out,
+            &[
+                "NAME", "KIND", "PHASE", "REPLICAS", "BY KFLOW", "CREATED", "REASON",
+            ],
             |p| ns.training_jobs(p),
-            |rows| {
-                table(
-                    &[
-                        "NAME", "KIND", "PHASE", "REPLICAS", "BY KFLOW", "CREATED", "REASON",
-                    ],
-                    rows.into_iter()
-                        .map(|j| {
-                            let replicas: Vec<String> =
-                                j.replicas.iter().map(|(t, n)| format!("{t}:{n}")).collect();
-                            vec![
-                                j.name,
-                                j.kind,
-                                j.phase,
-                                replicas.join(","),
-                                if j.made_by_kflow { "yes" } else { "no" }.into(),
-                                or_dash(j.created_at.as_ref()),
-                                or_dash(j.reason.as_ref()),
-                            ]
-                        })
-                        .collect(),
-                )
+            |j| {
+                let replicas: Vec<String> =
+                    j.replicas.iter().map(|(t, n)| format!("{t}:{n}")).collect();
+                vec![
+                    j.name,
+                    j.kind,
+                    j.phase,
+                    joined_or_dash(&replicas),
+                    if j.made_by_kflow { "yes" } else { "no" }.into(),
+                    or_dash(j.created_at.as_ref()),
+                    or_dash(j.reason.as_ref()),
+                ]
             },
         ),
         ListKind::Pvcs => listing(
             args,
             out,
+            &["NAME", "PHASE", "SIZE", "CLASS", "ACCESS", "MOUNTED BY"],
             |p| ns.pvcs(p),
-            |rows| {
-                table(
-                    &["NAME", "PHASE", "SIZE", "CLASS", "ACCESS", "MOUNTED BY"],
-                    rows.into_iter()
-                        .map(|p| {
-                            vec![
-                                p.name,
-                                p.phase,
-                                or_dash(p.size.as_ref()),
-                                or_dash(p.storage_class.as_ref()),
-                                p.access_modes.join(","),
-                                if p.mounted_by.is_empty() {
-                                    "-".into()
-                                } else {
-                                    p.mounted_by.join(",")
-                                },
-                            ]
-                        })
-                        .collect(),
-                )
+            |p| {
+                vec![
+                    p.name,
+                    p.phase,
+                    or_dash(p.size.as_ref()),
+                    or_dash(p.storage_class.as_ref()),
+                    p.access_modes.join(","),
+                    joined_or_dash(&p.mounted_by),
+                ]
             },
         ),
         ListKind::Configmaps => listing(
             args,
             out,
+            &["NAME", "KEYS", "BYTES", "KFLOW CODE OF"],
             |p| ns.config_maps(p),
-            |rows| {
-                table(
-                    &["NAME", "KEYS", "BYTES", "KFLOW CODE OF"],
-                    rows.into_iter()
-                        .map(|c| {
-                            vec![
-                                c.name,
-                                c.keys.len().to_string(),
-                                c.keys.iter().map(|k| k.bytes).sum::<u64>().to_string(),
-                                or_dash(c.code_of.as_ref()),
-                            ]
-                        })
-                        .collect(),
-                )
+            |c| {
+                vec![
+                    c.name,
+                    c.keys.len().to_string(),
+                    c.keys.iter().map(|k| k.bytes).sum::<u64>().to_string(),
+                    or_dash(c.code_of.as_ref()),
+                ]
             },
         ),
         ListKind::Notebooks => notebooks_table(&ns, args, out),
         ListKind::Storageclasses => listing(
             args,
             out,
+            &["NAME", "PROVISIONER", "DEFAULT", "RECLAIM", "BINDING"],
             |p| ns.storage_classes(p),
-            |rows| {
-                table(
-                    &["NAME", "PROVISIONER", "DEFAULT", "RECLAIM", "BINDING"],
-                    rows.into_iter()
-                        .map(|s| {
-                            vec![
-                                s.name,
-                                s.provisioner,
-                                if s.default { "yes" } else { "" }.into(),
-                                or_dash(s.reclaim_policy.as_ref()),
-                                or_dash(s.volume_binding_mode.as_ref()),
-                            ]
-                        })
-                        .collect(),
-                )
+            |s| {
+                vec![
+                    s.name,
+                    s.provisioner,
+                    if s.default { "yes" } else { "" }.into(),
+                    or_dash(s.reclaim_policy.as_ref()),
+                    or_dash(s.volume_binding_mode.as_ref()),
+                ]
             },
         ),
     }
@@ -342,27 +367,21 @@ fn notebooks_table(ns: &Namespace, args: &ListArgs, out: &Printer) -> Result<i32
     listing(
         args,
         out,
+        &[
+            "NAME", "STATE", "IMAGE", "CPU", "MEMORY", "GPUS", "VOLUMES", "REASON",
+        ],
         |p| ns.notebooks(p),
-        |rows| {
-            table(
-                &[
-                    "NAME", "STATE", "IMAGE", "CPU", "MEMORY", "GPUS", "VOLUMES", "REASON",
-                ],
-                rows.into_iter()
-                    .map(|n| {
-                        vec![
-                            n.name,
-                            n.state.as_str().into(),
-                            n.image.rsplit('/').next().unwrap_or_default().to_string(),
-                            or_dash(n.cpu.as_ref()),
-                            or_dash(n.memory.as_ref()),
-                            n.gpus.to_string(),
-                            n.volumes.join(","),
-                            or_dash(n.reason.as_ref()),
-                        ]
-                    })
-                    .collect(),
-            )
+        |n| {
+            vec![
+                n.name,
+                n.state.as_str().into(),
+                n.image.rsplit('/').next().unwrap_or_default().to_string(),
+                or_dash(n.cpu.as_ref()),
+                or_dash(n.memory.as_ref()),
+                n.gpus.to_string(),
+                joined_or_dash(&n.volumes),
+                or_dash(n.reason.as_ref()),
+            ]
         },
     )
 }

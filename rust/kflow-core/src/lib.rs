@@ -27,7 +27,8 @@
 //! - previews and packaging: [`Preview`], [`package`], [`PackOptions`], [`Archive`]
 //! - the namespace ([`Client::namespace`]): [`Namespace`] (paged listings of training jobs of
 //!   every kind, PVCs, ConfigMaps, Notebook servers and StorageClasses; PVCs and Notebook
-//!   servers made, stopped, started and deleted; [`PortForward`]; the dashboard URL),
+//!   servers made, stopped, started and deleted; [`PortForward`]; the dashboard URL;
+//!   [`Namespace::watch`] keeps a listing live: [`Listed`], [`RowWatch`], [`RowChange`], [`Row`]),
 //!   [`Page`], [`PageRequest`], the rows ([`TrainingJobRow`], [`PvcRow`], [`ConfigMapRow`],
 //!   [`KeySize`], [`NotebookRow`], [`NotebookState`], [`StorageClassRow`]), [`PvcRequest`],
 //!   [`NotebookRequest`], [`Workspace`], [`NotebookImages`]
@@ -78,9 +79,9 @@ pub use error::{
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
 pub use namespace::{
-    ConfigMapRow, KeySize, Namespace, NotebookImages, NotebookRequest, NotebookRow, NotebookState,
-    Page, PageRequest, PortForward, PvcRequest, PvcRow, StorageClassRow, TrainingJobRow, Workspace,
-    DEFAULT_PAGE_SIZE,
+    ConfigMapRow, KeySize, Listed, Namespace, NotebookImages, NotebookRequest, NotebookRow,
+    NotebookState, Page, PageRequest, PortForward, PvcRequest, PvcRow, Row, RowChange, RowWatch,
+    StorageClassRow, TrainingJobRow, Workspace, DEFAULT_PAGE_SIZE,
 };
 pub use paths::Dirs;
 pub use records::RunRecord;

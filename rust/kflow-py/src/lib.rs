@@ -505,6 +505,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LogIter>()?;
     m.add_class::<namespace::NativeNamespace>()?;
     m.add_class::<namespace::NativeForward>()?;
+    m.add_class::<namespace::NativeWatch>()?;
     for f in [
         wrap_pyfunction!(submit, m)?,
         wrap_pyfunction!(preview, m)?,

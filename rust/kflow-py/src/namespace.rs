@@ -5,7 +5,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kflow_core::{Namespace, NotebookRequest, PageRequest, PortForward, PvcRequest, Workspace};
+use kflow_core::{
+    Listed, Namespace, NotebookRequest, PageRequest, PortForward, PvcRequest, RowWatch, Workspace,
+};
 use pyo3::prelude::*;
 
 use crate::{client, to_json, to_py};
@@ -29,6 +31,16 @@ fn page(limit: Option<u32>, cursor: Option<String>) -> PageRequest {
     PageRequest { limit, cursor }
 }
 
+/// A row (or page) as JSON, or the error as kflow's exception.
+fn json_or_raise<T: serde::Serialize>(
+    py: Python<'_>,
+    result: kflow_core::Result<T>,
+) -> PyResult<String> {
+    result
+        .map(|value| to_json(&value))
+        .map_err(|e| to_py(py, e))
+}
+
 #[pymethods]
 impl NativeNamespace {
     #[getter]
@@ -48,20 +60,15 @@ impl NativeNamespace {
     ) -> PyResult<String> {
         let request = page(limit, cursor);
         let ns = &self.namespace;
-        let result = py.detach(|| match kind {
-            "jobs" => ns.training_jobs(&request).map(|p| to_json(&p)),
-            "pvcs" => ns.pvcs(&request).map(|p| to_json(&p)),
-            "configmaps" => ns.config_maps(&request).map(|p| to_json(&p)),
-            "notebooks" => ns.notebooks(&request).map(|p| to_json(&p)),
-            "storageclasses" => ns.storage_classes(&request).map(|p| to_json(&p)),
-            other => Err(kflow_core::Error::invalid(
-                "listing",
-                other,
-                "not something a namespace lists",
-                "use jobs, pvcs, configmaps, notebooks or storageclasses",
-            )),
-        });
-        result.map_err(|e| to_py(py, e))
+        let listed = listed(kind).map_err(|e| to_py(py, e))?;
+        py.detach(|| match listed {
+            Listed::TrainingJobs => ns.training_jobs(&request).map(|p| to_json(&p)),
+            Listed::Pvcs => ns.pvcs(&request).map(|p| to_json(&p)),
+            Listed::ConfigMaps => ns.config_maps(&request).map(|p| to_json(&p)),
+            Listed::Notebooks => ns.notebooks(&request).map(|p| to_json(&p)),
+            Listed::StorageClasses => ns.storage_classes(&request).map(|p| to_json(&p)),
+        })
+        .map_err(|e| to_py(py, e))
     }
 
     #[pyo3(signature = (name, size=None, storage_class=None, access_mode=None))]
@@ -79,9 +86,7 @@ impl NativeNamespace {
             storage_class,
             access_mode,
         };
-        py.detach(|| self.namespace.create_pvc(&request))
-            .map(|row| to_json(&row))
-            .map_err(|e| to_py(py, e))
+        json_or_raise(py, py.detach(|| self.namespace.create_pvc(&request)))
     }
 
     #[pyo3(signature = (name, force=false))]
@@ -129,15 +134,11 @@ impl NativeNamespace {
             },
             data_volumes,
         };
-        py.detach(|| self.namespace.create_notebook(&request))
-            .map(|row| to_json(&row))
-            .map_err(|e| to_py(py, e))
+        json_or_raise(py, py.detach(|| self.namespace.create_notebook(&request)))
     }
 
     fn notebook_json(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        py.detach(|| self.namespace.notebook(name))
-            .map(|row| to_json(&row))
-            .map_err(|e| to_py(py, e))
+        json_or_raise(py, py.detach(|| self.namespace.notebook(name)))
     }
 
     /// Waits until Ready; Ctrl-C in Python interrupts between looks.
@@ -159,15 +160,11 @@ impl NativeNamespace {
     }
 
     fn stop_notebook(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        py.detach(|| self.namespace.stop_notebook(name))
-            .map(|row| to_json(&row))
-            .map_err(|e| to_py(py, e))
+        json_or_raise(py, py.detach(|| self.namespace.stop_notebook(name)))
     }
 
     fn start_notebook(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        py.detach(|| self.namespace.start_notebook(name))
-            .map(|row| to_json(&row))
-            .map_err(|e| to_py(py, e))
+        json_or_raise(py, py.detach(|| self.namespace.start_notebook(name)))
     }
 
     fn delete_notebook(&self, py: Python<'_>, name: &str) -> PyResult<()> {
@@ -191,8 +188,48 @@ impl NativeNamespace {
             .map_err(|e| to_py(py, e))
     }
 
+    /// Watches a listing: its rows now, then each change.
+    fn watch(&self, py: Python<'_>, kind: &str) -> PyResult<NativeWatch> {
+        let listed = listed(kind).map_err(|e| to_py(py, e))?;
+        py.detach(|| self.namespace.watch(listed))
+            .map(|watch| NativeWatch { watch })
+            .map_err(|e| to_py(py, e))
+    }
+
     fn dashboard_url(&self, py: Python<'_>) -> PyResult<String> {
         self.namespace.dashboard_url().map_err(|e| to_py(py, e))
+    }
+}
+
+fn listed(kind: &str) -> kflow_core::Result<Listed> {
+    Ok(match kind {
+        "jobs" => Listed::TrainingJobs,
+        "pvcs" => Listed::Pvcs,
+        "configmaps" => Listed::ConfigMaps,
+        "notebooks" => Listed::Notebooks,
+        "storageclasses" => Listed::StorageClasses,
+        other => {
+            return Err(kflow_core::Error::invalid(
+                "listing",
+                other,
+                "not something a namespace lists",
+                "use jobs, pvcs, configmaps, notebooks or storageclasses",
+            ))
+        }
+    })
+}
+
+#[pyclass(module = "kflow._native", name = "NativeWatch", frozen)]
+pub struct NativeWatch {
+    watch: RowWatch,
+}
+
+#[pymethods]
+impl NativeWatch {
+    /// The changes within `timeout` seconds, as a JSON list (empty when none came).
+    fn next_json(&self, py: Python<'_>, timeout: f64) -> String {
+        let wait = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        to_json(&py.detach(|| self.watch.next_changes(wait)))
     }
 }
 

@@ -249,7 +249,7 @@ impl LeanObject for LeanJob {
 }
 
 impl LeanJob {
-    fn row(self, resource: &JobResource) -> TrainingJobRow {
+    pub(super) fn row(self, resource: &JobResource) -> TrainingJobRow {
         let LeanJob {
             metadata,
             spec,

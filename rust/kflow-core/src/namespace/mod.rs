@@ -6,7 +6,7 @@
 //!
 //! Modules: `rows` (what each listing shows), `lean` (decoding only what a row needs),
 //! `listing` (the paged LISTs), `volumes` (PVCs), `notebooks` (Notebook servers),
-//! `portforward` (a local port into a pod).
+//! `portforward` (a local port into a pod), `watch` (listings kept live).
 
 mod lean;
 mod listing;
@@ -14,6 +14,7 @@ mod notebooks;
 mod portforward;
 mod rows;
 mod volumes;
+mod watch;
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +29,7 @@ pub use rows::{
     TrainingJobRow, DEFAULT_PAGE_SIZE,
 };
 pub use volumes::PvcRequest;
+pub use watch::{Listed, Row, RowChange, RowWatch};
 
 use listing::{JobResource, TRAINING_KINDS};
 
