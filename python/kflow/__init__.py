@@ -8,6 +8,9 @@
 
 With no cluster configured, jobs run on the local backend: this machine, with the same
 packaging, startup chain and operator environment variables as on Kubeflow.
+
+Signed in (`kflow.login()`), `kflow.pipelines` and `kflow.models` reach Kubeflow Pipelines and
+the Model Registry.
 """
 
 from ._native import (
@@ -21,6 +24,7 @@ from ._native import (
     WaitTimeoutError,
     __version__,
 )
+from . import models, pipelines
 from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
 from ._types import Description, Doctor, Identity
@@ -48,6 +52,8 @@ __all__ = [
     "login",
     "logout",
     "manifests",
+    "models",
+    "pipelines",
     "run",
     "templates",
     "whoami",

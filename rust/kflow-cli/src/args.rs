@@ -125,6 +125,16 @@ pub enum Command {
     },
     /// Print a kubeconfig for the current session (holds a live token: only when you need one).
     Kubeconfig,
+    /// Kubeflow Pipelines: list pipelines, versions, experiments and runs; upload; run; follow.
+    Pipelines {
+        #[command(subcommand)]
+        action: crate::apps::PipelinesAction,
+    },
+    /// The Kubeflow Model Registry: list models, versions and artifacts; register a version.
+    Models {
+        #[command(subcommand)]
+        action: crate::apps::ModelsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,8 +26,16 @@
 //! - finding runs: [`Listing`], [`JobSummary`]
 //! - previews and packaging: [`Preview`], [`package`], [`PackOptions`], [`Archive`]
 //! - the cluster connection: [`Doctor`]
+//! - Kubeflow Pipelines: [`Pipelines`] (`connect`, `list_pipelines`, `list_versions`,
+//!   `list_experiments`, `list_runs`, `get_run`, `start_run`, `follow_run`, `upload`),
+//!   [`PipelineInfo`], [`PipelineVersionInfo`], [`ExperimentInfo`], [`RunInfo`], [`RunState`],
+//!   [`StateChange`], [`RunRequest`], [`UploadRequest`], [`Uploaded`]
+//! - the Model Registry: [`ModelRegistry`] (`connect`, `list_models`, `list_versions`,
+//!   `list_artifacts`, `register`), [`RegisteredModelInfo`], [`ModelVersionInfo`],
+//!   [`ModelArtifactInfo`], [`RegisterRequest`], [`Registered`]; both page with [`Page`] and
+//!   [`PageRequest`]; [`KubeflowApp`] names them in errors
 //! - errors: [`Error`] over [`SpecError`], [`PackagingError`], [`JobError`],
-//!   [`ClusterError`], [`AuthError`], [`SystemError`]; [`ErrorKind`], [`Result`];
+//!   [`ClusterError`], [`AuthError`], [`SystemError`], [`AppError`]; [`ErrorKind`], [`Result`];
 //!   [`events`] (event IDs, [`events::Report`])
 //! - sign-in: [`auth`] (`login`, `logout`, `whoami`, `session`, `kubeconfig`, [`auth::Session`])
 //!
@@ -38,7 +46,8 @@
 //! settings, templates, validation -> RunSpec), `artifacts` (packaging), `manifest` (RunSpec
 //! -> Kubernetes objects, code slices, the startup chain), `kubeflow` (job kinds, API
 //! versions, conditions), `status` (what the surfaces show of a run), `records` (run
-//! folders), `auth` (Keycloak/Dex sign-in, keyring, sessions), `error`, `events` (event IDs),
+//! folders), `auth` (Keycloak/Dex sign-in, keyring, sessions), `kubeflow_apps` (Pipelines and
+//! the Model Registry through the gateway), `error`, `events` (event IDs),
 //! `paths` (kflow's folders), `jwt` and `pem` (token claims, certificates).
 
 #![warn(missing_docs)]
@@ -51,6 +60,7 @@ pub mod events;
 mod jobs;
 mod jwt;
 mod kubeflow;
+mod kubeflow_apps;
 mod manifest;
 mod paths;
 mod pem;
@@ -64,11 +74,16 @@ pub use backend::description::{Condition, Description, EventInfo, PodInfo};
 pub use backend::local::{supervise, Launcher};
 pub use backend::LogStream;
 pub use error::{
-    AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, Result, SpecError,
-    SystemError,
+    AppError, AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, Result,
+    SpecError, SystemError,
 };
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
+pub use kubeflow_apps::{
+    ExperimentInfo, KubeflowApp, ModelArtifactInfo, ModelRegistry, ModelVersionInfo, Page,
+    PageRequest, PipelineInfo, PipelineVersionInfo, Pipelines, RegisterRequest, Registered,
+    RegisteredModelInfo, RunInfo, RunRequest, RunState, StateChange, UploadRequest, Uploaded,
+};
 pub use paths::Dirs;
 pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};

@@ -1,6 +1,8 @@
 //! `kflow._native`: the PyO3 layer over kflow-core. Structured values cross as JSON strings, the
 //! typed Python API lives in `python/kflow/`. Long waits release the GIL and check for Ctrl-C.
 
+mod apps;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -515,6 +517,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add_function(f)?;
     }
+    apps::register(m)?;
     m.add("KflowError", py.get_type::<KflowError>())?;
     m.add("ValidationError", py.get_type::<ValidationError>())?;
     m.add("TemplateError", py.get_type::<TemplateError>())?;

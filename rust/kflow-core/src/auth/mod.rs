@@ -23,7 +23,9 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 pub use endpoints::Endpoints;
+pub(crate) use http::describe;
 pub use login::Credentials;
+pub(crate) use session::run;
 pub use session::{profile_path, Session};
 pub use store::{SecretStore, StoreKind};
 pub use token::{claims, now_secs};

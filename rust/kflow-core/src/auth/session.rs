@@ -412,11 +412,9 @@ impl Session {
     pub fn kubeflow_namespaces(&self) -> Result<Vec<String>> {
         let s = self.clone();
         run(async move {
-            let url = format!("{}/api/workgroup/env-info", s.inner.endpoints.url);
-            let mut req = s.inner.client.get(&url);
-            if !s.has_web_session() {
-                req = req.bearer_auth(s.bearer_token_async().await?.as_str());
-            }
+            let req = s
+                .gateway_request(reqwest::Method::GET, "/api/workgroup/env-info", false)
+                .await?;
             let fail = |problem: String| {
                 Error::Auth(AuthError::LoginFailed {
                     url: s.inner.endpoints.url.clone(),
@@ -441,6 +439,24 @@ impl Session {
                 })
                 .unwrap_or_default())
         })
+    }
+
+    /// A request to one of Kubeflow's web APIs behind the gateway (`path` below the Kubeflow
+    /// URL): with the gateway's session cookies, or the bearer token when stage 1 found no
+    /// gateway or `token` asks for it (a web session the gateway no longer accepts). Send it on
+    /// the sign-in runtime ([`run`]), where the session's connection pool lives.
+    pub(crate) async fn gateway_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: bool,
+    ) -> Result<reqwest::RequestBuilder> {
+        let url = format!("{}{path}", self.inner.endpoints.url.trim_end_matches('/'));
+        let req = self.inner.client.request(method, url);
+        if token || !self.has_web_session() {
+            return Ok(req.bearer_auth(self.bearer_token_async().await?.as_str()));
+        }
+        Ok(req)
     }
 
     /// Renews now (blocking), even outside the window.
