@@ -8,6 +8,9 @@
 
 With no cluster configured, jobs run on the local backend: this machine, with the same
 packaging, startup chain and operator environment variables as on Kubeflow.
+
+Signed in (`kflow.login()`), `kflow.pipelines` and `kflow.models` reach Kubeflow Pipelines and
+the Model Registry.
 """
 
 from ._native import (
@@ -22,9 +25,11 @@ from ._native import (
     WaitTimeoutError,
     __version__,
 )
+from . import models, pipelines
 from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
 from ._job import Job, JobStatus, JobSummary, ReplicaStatus
-from ._namespace import Namespace, Page, PortForward, dashboard, namespace
+from ._namespace import Namespace, PortForward, dashboard, namespace
+from ._pages import Page
 from ._types import Description, Doctor, Identity
 
 __all__ = [
@@ -55,7 +60,9 @@ __all__ = [
     "login",
     "logout",
     "manifests",
+    "models",
     "namespace",
+    "pipelines",
     "run",
     "templates",
     "whoami",

@@ -18,27 +18,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import _native
 from ._options import _fail
+from ._pages import Page, _cursor, _limit
 
 Row = Dict[str, Any]
-
-
-class Page(list):
-    """One page of rows (a list of dicts); `next` is the cursor of the page after it, or None
-    on the last page."""
-
-    next: Optional[str]
-
-    def __init__(self, items: List[Row], next: Optional[str]):
-        super().__init__(items)
-        self.next = next
-
-
-def _limit(limit: Any) -> Optional[int]:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise _fail("limit", limit, "a positive whole number of rows")
-    return limit
 
 
 def _name(argument: str, value: Any) -> str:
@@ -108,9 +90,7 @@ class Namespace:
         return f"Namespace({self.name!r})"
 
     def _list(self, kind: str, limit: Any, cursor: Optional[str], all: bool) -> Page:
-        limit = _limit(limit)
-        if cursor is not None and not isinstance(cursor, str):
-            raise _fail("cursor", cursor, "the `next` of the page before (str)")
+        limit, cursor = _limit(limit), _cursor(cursor)
         items: List[Row] = []
         while True:
             page = json.loads(self._native.page_json(kind, limit, cursor))

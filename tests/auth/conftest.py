@@ -24,7 +24,7 @@ REALM = "kubeflow"
 class Realm:
     """A running test cluster with a realm; `url` is the "Kubeflow URL", `ca` its CA file."""
 
-    def __init__(self, base: pathlib.Path, password: str, access_seconds: int = 300):
+    def __init__(self, base: pathlib.Path, password: str, access_seconds: int = 300, extra_args=()):
         self.password = password
         cfg = {
             "realm": REALM,
@@ -40,7 +40,7 @@ class Realm:
         }
         (base / "realm.yaml").write_text(yaml.safe_dump(cfg))
         state = base / "cluster"
-        self.cluster = TestCluster(state, ["--idp-config", str(base / "realm.yaml"), "--gateway-port", "0"])
+        self.cluster = TestCluster(state, ["--idp-config", str(base / "realm.yaml"), "--gateway-port", "0", *extra_args])
         self.admin_kubeconfig = self.cluster.kubeconfig
         kc = yaml.safe_load(open(self.admin_kubeconfig))
         cluster = kc["clusters"][0]["cluster"]

@@ -157,6 +157,16 @@ pub enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Kubeflow Pipelines: list pipelines, versions, experiments and runs; upload; run; follow.
+    Pipelines {
+        #[command(subcommand)]
+        action: crate::apps::PipelinesAction,
+    },
+    /// The Kubeflow Model Registry: list models, versions and artifacts; register a version.
+    Models {
+        #[command(subcommand)]
+        action: crate::apps::ModelsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `kflow`, the command line. Parses with clap, calls kflow-core, prints. Every error a user sees
 //! carries an event ID that is also in kflow's local log, and never a stack trace.
 
+mod apps;
 mod args;
 mod kernelspec;
 mod namespace;
@@ -345,6 +346,8 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             namespace,
             no_browser,
         } => namespace::dashboard(client, namespace, no_browser, out),
+        Command::Pipelines { action } => apps::pipelines(action, client, out),
+        Command::Models { action } => apps::models(action, client, out),
         Command::Kubeconfig => {
             let yaml = kflow_core::auth::kubeconfig(client.context())?;
             out.note("warning: this kubeconfig holds a live token of your session: anyone who reads it can act as you until it expires. kflow keeps it in memory only; do not save it to a file you share");

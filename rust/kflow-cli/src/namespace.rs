@@ -13,7 +13,7 @@ use kflow_core::{
 };
 use serde::Serialize;
 
-use crate::output::Printer;
+use crate::output::{print_json, Printer};
 
 /// What `kflow ls` lists.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -170,38 +170,6 @@ pub enum NotebookAction {
     },
 }
 
-fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-}
-
-/// Prints `rows` as aligned columns under `header`.
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  ", w = *w));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row);
-    }
-}
-
 fn or_dash(value: Option<&String>) -> String {
     value.cloned().unwrap_or_else(|| "-".into())
 }
@@ -213,33 +181,20 @@ fn listing<T: Serialize>(
     out: &Printer,
     header: &[&str],
     read: impl Fn(&PageRequest) -> Result<Page<T>, Error>,
-    cells: impl Fn(T) -> Vec<String>,
+    cells: impl Fn(&T) -> Vec<String>,
 ) -> Result<i32, Error> {
     let mut request = PageRequest {
         limit: args.limit,
         cursor: args.cursor.clone(),
     };
-    let mut items = Vec::new();
-    let next = loop {
-        let page = read(&request)?;
-        items.extend(page.items);
-        match page.next {
-            Some(next) if args.all => request.cursor = Some(next),
-            other => break other,
-        }
-    };
-    if args.json {
-        print_json(&serde_json::json!({"items": items, "next": next}));
-        return Ok(0);
+    let mut page = read(&request)?;
+    while let (true, Some(next)) = (args.all, page.next.take()) {
+        request.cursor = Some(next);
+        let more = read(&request)?;
+        page.items.extend(more.items);
+        page.next = more.next;
     }
-    if items.is_empty() {
-        out.note("none");
-    } else {
-        table(header, items.into_iter().map(cells).collect());
-    }
-    if let Some(next) = next {
-        out.note(&format!("more: --cursor {next} (or --all for every page)"));
-    }
+    out.page(&page, args.json, header, cells);
     Ok(0)
 }
 
@@ -304,9 +259,9 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
                 let replicas: Vec<String> =
                     j.replicas.iter().map(|(t, n)| format!("{t}:{n}")).collect();
                 vec![
-                    j.name,
-                    j.kind,
-                    j.phase,
+                    j.name.clone(),
+                    j.kind.clone(),
+                    j.phase.clone(),
                     joined_or_dash(&replicas),
                     if j.made_by_kflow { "yes" } else { "no" }.into(),
                     or_dash(j.created_at.as_ref()),
@@ -321,8 +276,8 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
             |p| ns.pvcs(p),
             |p| {
                 vec![
-                    p.name,
-                    p.phase,
+                    p.name.clone(),
+                    p.phase.clone(),
                     or_dash(p.size.as_ref()),
                     or_dash(p.storage_class.as_ref()),
                     p.access_modes.join(","),
@@ -337,7 +292,7 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
             |p| ns.config_maps(p),
             |c| {
                 vec![
-                    c.name,
+                    c.name.clone(),
                     c.keys.len().to_string(),
                     c.keys.iter().map(|k| k.bytes).sum::<u64>().to_string(),
                     or_dash(c.code_of.as_ref()),
@@ -352,8 +307,8 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
             |p| ns.storage_classes(p),
             |s| {
                 vec![
-                    s.name,
-                    s.provisioner,
+                    s.name.clone(),
+                    s.provisioner.clone(),
                     if s.default { "yes" } else { "" }.into(),
                     or_dash(s.reclaim_policy.as_ref()),
                     or_dash(s.volume_binding_mode.as_ref()),
@@ -373,7 +328,7 @@ fn notebooks_table(ns: &Namespace, args: &ListArgs, out: &Printer) -> Result<i32
         |p| ns.notebooks(p),
         |n| {
             vec![
-                n.name,
+                n.name.clone(),
                 n.state.as_str().into(),
                 n.image.rsplit('/').next().unwrap_or_default().to_string(),
                 or_dash(n.cpu.as_ref()),

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kflow_core::{
-    events, Client, Description, Doctor, Error, Job, JobStatus, JobSummary, LogLine, Phase,
+    events, Client, Description, Doctor, Error, Job, JobStatus, JobSummary, LogLine, Page, Phase,
     Severity,
 };
+use serde::Serialize;
 
 pub struct Printer {
     color_out: bool,
@@ -348,6 +349,60 @@ impl Printer {
             for l in lines {
                 println!("  {l}");
             }
+        }
+    }
+}
+
+pub fn print_json<T: Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// Prints `rows` as aligned columns under `header`.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+impl Printer {
+    /// A page as JSON, or as a table of `header` with `cells` per row, then where the next
+    /// page starts.
+    pub fn page<T: Serialize>(
+        &self,
+        page: &Page<T>,
+        json: bool,
+        header: &[&str],
+        cells: impl Fn(&T) -> Vec<String>,
+    ) {
+        if json {
+            print_json(page);
+            return;
+        }
+        if page.items.is_empty() {
+            self.note("none");
+        } else {
+            table(header, page.items.iter().map(cells).collect());
+        }
+        if let Some(next) = &page.next {
+            self.note(&format!("more: --cursor {next}"));
         }
     }
 }

@@ -1,10 +1,12 @@
 //! kflow-core's errors, one enum per area (what to run, packaging, jobs, the cluster, sign-in,
-//! this machine) under the crate's [`Error`]. Each says what went wrong and where; how to fix
+//! this machine, Kubeflow's web apps) under the crate's [`Error`]. Each says what went wrong and where; how to fix
 //! it is a separate field ([`Error::fix`]), so every surface (CLI, Python, kernel, `kflow
 //! serve`) can show the two apart; `Display` joins them as `problem. Fix: fix`. None of them
 //! ever carries a password, token or cookie value.
 
 use std::path::PathBuf;
+
+use crate::kubeflow_apps::KubeflowApp;
 
 /// A kflow-core result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,6 +35,9 @@ pub enum Error {
     /// The namespace's other objects: PVCs, Notebook servers, Kubeflow's web apps.
     #[error("{}", joined(.0, .0.fix()))]
     Resource(#[source] ResourceError),
+    /// Kubeflow's web apps: Pipelines, the Model Registry.
+    #[error("{}", joined(.0, .0.fix()))]
+    App(#[source] AppError),
 }
 
 fn joined(problem: &dyn std::fmt::Display, fix: Option<String>) -> String {
@@ -417,6 +422,118 @@ impl AuthError {
     }
 }
 
+/// One of Kubeflow's web apps (Pipelines, the Model Registry) could not be used, or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The deployment has no such app: the gateway has no route to its API.
+    #[error("{app} is not installed in this deployment ({url} has no {app} API)")]
+    NotInstalled {
+        /// The app.
+        app: KubeflowApp,
+        /// The Kubeflow URL signed in to.
+        url: String,
+    },
+    /// The app could not be reached (network, TLS).
+    #[error("cannot reach {app} at {url}: {problem}")]
+    Unreachable {
+        /// The app.
+        app: KubeflowApp,
+        /// The Kubeflow URL signed in to.
+        url: String,
+        /// Why it could not be reached.
+        problem: String,
+    },
+    /// The app refused a request.
+    #[error("{app} refused to {action}: {message} (HTTP {code})")]
+    Refused {
+        /// The app.
+        app: KubeflowApp,
+        /// What kflow asked, e.g. "start a run of pipeline train".
+        action: String,
+        /// The HTTP status code.
+        code: u16,
+        /// The app's message.
+        message: String,
+    },
+    /// The app answered with something its API does not return.
+    #[error("{app} gave an unexpected answer when asked to {action}: {problem}")]
+    BadAnswer {
+        /// The app.
+        app: KubeflowApp,
+        /// What kflow asked.
+        action: String,
+        /// What was wrong with the answer.
+        problem: String,
+    },
+    /// No object of that name (or id).
+    #[error("{app} has no {what} {name:?}{place}")]
+    NotFound {
+        /// The app.
+        app: KubeflowApp,
+        /// What was looked for, e.g. "pipeline".
+        what: &'static str,
+        /// The name or id asked for.
+        name: String,
+        /// Where it was looked for, as a suffix for the message (may be empty).
+        place: String,
+        /// How to find the right one.
+        fix: String,
+    },
+    /// The name is taken.
+    #[error("{app} already has a {what} {name:?}{place}")]
+    Exists {
+        /// The app.
+        app: KubeflowApp,
+        /// What was to be created, e.g. "pipeline".
+        what: &'static str,
+        /// The name that is taken.
+        name: String,
+        /// Where, as a suffix for the message (may be empty).
+        place: String,
+        /// What to do instead.
+        fix: String,
+    },
+    /// A file that is not a compiled pipeline (KFP IR YAML).
+    #[error("{path} is not a compiled Kubeflow pipeline: {problem}")]
+    InvalidPipelineFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A wait for a pipeline run to end ran out of time.
+    #[error("timed out after {seconds:.1} s waiting for pipeline run {run} (it is still {state})")]
+    WaitTimeout {
+        /// The run's id.
+        run: String,
+        /// How long kflow waited, in seconds.
+        seconds: f64,
+        /// The state the run was still in.
+        state: String,
+    },
+}
+
+impl AppError {
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            AppError::NotInstalled { app, url } => format!("ask your Kubeflow administrator to install {app}, or sign in to the deployment that has it (`kflow whoami` shows {url}; `kflow login --url URL` changes it)"),
+            AppError::Unreachable { .. } => "check the network/VPN and the Kubeflow URL (`kflow whoami` shows it)".into(),
+            AppError::Refused { app, code, .. } => match code {
+                401 => "the Kubeflow session is no longer accepted: run `kflow login`".into(),
+                403 => "use a namespace you are a contributor of (--namespace / namespace=...), or ask the namespace's owner to add you to their profile".into(),
+                400 | 422 => format!("correct what was passed: the message says what {app} expects"),
+                409 => "choose another name".into(),
+                _ => format!("try again; if it persists, ask your Kubeflow administrator to look at {app}'s logs"),
+            },
+            AppError::BadAnswer { app, .. } => format!("check that the Kubeflow URL is right and {app} is installed there; if both are, report this as a kflow bug"),
+            AppError::NotFound { fix, .. } | AppError::Exists { fix, .. } => fix.clone(),
+            AppError::InvalidPipelineFile { .. } => "pass the YAML file the KFP compiler writes (`kfp.compiler.Compiler().compile(pipeline_func, \"pipeline.yaml\")` or `kfp dsl compile`), with pipelineInfo and root".into(),
+            AppError::WaitTimeout { run, .. } => format!("wait longer (--timeout / timeout=), or follow it again with `kflow pipelines follow {run}`"),
+        })
+    }
+}
+
 /// This machine could not do what a run needs.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
@@ -560,7 +677,7 @@ macro_rules! from_area {
 }
 from_area!(SpecError => Spec, PackagingError => Packaging, JobError => Job,
     ClusterError => Cluster, AuthError => Auth, SystemError => System,
-    ResourceError => Resource);
+    ResourceError => Resource, AppError => App);
 
 impl Error {
     /// A file operation's error, naming what was done to which path.
@@ -603,6 +720,7 @@ impl Error {
             Error::Auth(e) => e.to_string(),
             Error::System(e) => e.to_string(),
             Error::Resource(e) => e.to_string(),
+            Error::App(e) => e.to_string(),
         }
     }
 
@@ -616,6 +734,7 @@ impl Error {
             Error::Auth(e) => e.fix(),
             Error::System(e) => e.fix(),
             Error::Resource(e) => e.fix(),
+            Error::App(e) => e.fix(),
         }
     }
 
@@ -646,6 +765,22 @@ impl Error {
             Error::Resource(ResourceError::NotReady { .. }) => ErrorKind::Timeout,
             Error::Resource(ResourceError::Stuck { .. }) => ErrorKind::Backend,
             Error::Cluster(_) | Error::System(_) => ErrorKind::Backend,
+            Error::App(AppError::NotFound { .. } | AppError::Refused { code: 404, .. }) => {
+                ErrorKind::NotFound
+            }
+            Error::App(AppError::Exists { .. }) => ErrorKind::Conflict,
+            Error::App(AppError::NotInstalled { .. }) => ErrorKind::NotInstalled,
+            Error::App(AppError::WaitTimeout { .. }) => ErrorKind::Timeout,
+            // Refusals of what the user passed (and their session or namespace) map to
+            // Validation (exit 2), as sign-in problems do.
+            Error::App(
+                AppError::InvalidPipelineFile { .. }
+                | AppError::Refused {
+                    code: 400 | 401 | 403 | 409 | 422,
+                    ..
+                },
+            ) => ErrorKind::Validation,
+            Error::App(_) => ErrorKind::Backend,
         }
     }
 }

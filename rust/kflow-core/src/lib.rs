@@ -29,12 +29,22 @@
 //!   every kind, PVCs, ConfigMaps, Notebook servers and StorageClasses; PVCs and Notebook
 //!   servers made, stopped, started and deleted; [`PortForward`]; the dashboard URL;
 //!   [`Namespace::watch`] keeps a listing live: [`Listed`], [`RowWatch`], [`RowChange`], [`Row`]),
-//!   [`Page`], [`PageRequest`], the rows ([`TrainingJobRow`], [`PvcRow`], [`ConfigMapRow`],
+//!   the rows ([`TrainingJobRow`], [`PvcRow`], [`ConfigMapRow`],
 //!   [`KeySize`], [`NotebookRow`], [`NotebookState`], [`StorageClassRow`]), [`PvcRequest`],
 //!   [`NotebookRequest`], [`Workspace`], [`NotebookImages`]
 //! - the cluster connection: [`Doctor`]
+//! - Kubeflow Pipelines: [`Pipelines`] (`connect`, `list_pipelines`, `list_versions`,
+//!   `list_experiments`, `list_runs`, `get_run`, `start_run`, `follow_run`, `upload`),
+//!   [`PipelineInfo`], [`PipelineVersionInfo`], [`ExperimentInfo`], [`RunInfo`], [`RunState`],
+//!   [`StateChange`], [`RunRequest`], [`UploadRequest`], [`Uploaded`]
+//! - the Model Registry: [`ModelRegistry`] (`connect`, `list_models`, `list_versions`,
+//!   `list_artifacts`, `register`), [`RegisteredModelInfo`], [`ModelVersionInfo`],
+//!   [`ModelArtifactInfo`], [`RegisterRequest`], [`Registered`]; [`KubeflowApp`] names them
+//!   in errors
+//! - paging, for every listing: [`Page`], [`PageRequest`], [`DEFAULT_PAGE_SIZE`]
 //! - errors: [`Error`] over [`SpecError`], [`PackagingError`], [`JobError`],
-//!   [`ClusterError`], [`AuthError`], [`SystemError`], [`ResourceError`]; [`ErrorKind`], [`Result`];
+//!   [`ClusterError`], [`AuthError`], [`SystemError`], [`ResourceError`], [`AppError`];
+//!   [`ErrorKind`], [`Result`];
 //!   [`events`] (event IDs, [`events::Report`])
 //! - sign-in: [`auth`] (`login`, `logout`, `whoami`, `session`, `kubeconfig`, [`auth::Session`])
 //!
@@ -45,8 +55,10 @@
 //! settings, templates, validation -> RunSpec), `artifacts` (packaging), `manifest` (RunSpec
 //! -> Kubernetes objects, code slices, the startup chain), `kubeflow` (job kinds, API
 //! versions, conditions), `namespace` (everything else in the namespace: listings, PVCs,
-//! Notebook servers, port-forward), `status` (what the surfaces show of a run), `records` (run
-//! folders), `auth` (Keycloak/Dex sign-in, keyring, sessions), `error`, `events` (event IDs),
+//! Notebook servers, port-forward), `paging` (pages and cursors), `status` (what the surfaces
+//! show of a run), `records` (run folders), `auth` (Keycloak/Dex sign-in, keyring, sessions),
+//! `kubeflow_apps` (Pipelines and
+//! the Model Registry through the gateway), `error`, `events` (event IDs),
 //! `paths` (kflow's folders), `jwt` and `pem` (token claims, certificates).
 
 #![warn(missing_docs)]
@@ -59,8 +71,10 @@ pub mod events;
 mod jobs;
 mod jwt;
 mod kubeflow;
+mod kubeflow_apps;
 mod manifest;
 mod namespace;
+mod paging;
 mod paths;
 mod pem;
 mod records;
@@ -73,16 +87,22 @@ pub use backend::description::{Condition, Description, EventInfo, PodInfo};
 pub use backend::local::{supervise, Launcher};
 pub use backend::LogStream;
 pub use error::{
-    AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, ResourceError, Result,
-    SpecError, SystemError,
+    AppError, AuthError, ClusterError, Error, ErrorKind, JobError, PackagingError, ResourceError,
+    Result, SpecError, SystemError,
 };
 pub use jobs::{Client, Job, Listing, Preview, Progress};
 pub use kubeflow::JobKind;
+pub use kubeflow_apps::{
+    ExperimentInfo, KubeflowApp, ModelArtifactInfo, ModelRegistry, ModelVersionInfo, PipelineInfo,
+    PipelineVersionInfo, Pipelines, RegisterRequest, Registered, RegisteredModelInfo, RunInfo,
+    RunRequest, RunState, StateChange, UploadRequest, Uploaded,
+};
 pub use namespace::{
     ConfigMapRow, KeySize, Listed, Namespace, NotebookImages, NotebookRequest, NotebookRow,
-    NotebookState, Page, PageRequest, PortForward, PvcRequest, PvcRow, Row, RowChange, RowWatch,
-    StorageClassRow, TrainingJobRow, Workspace, DEFAULT_PAGE_SIZE,
+    NotebookState, PortForward, PvcRequest, PvcRow, Row, RowChange, RowWatch, StorageClassRow,
+    TrainingJobRow, Workspace,
 };
+pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE};
 pub use paths::Dirs;
 pub use records::RunRecord;
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};

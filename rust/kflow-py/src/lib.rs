@@ -1,6 +1,7 @@
 //! `kflow._native`: the PyO3 layer over kflow-core. Structured values cross as JSON strings, the
 //! typed Python API lives in `python/kflow/`. Long waits release the GIL and check for Ctrl-C.
 
+mod apps;
 mod namespace;
 
 use std::sync::Mutex;
@@ -144,6 +145,16 @@ fn options(py: Python<'_>, json: &str) -> PyResult<RunOptions> {
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// Runs `work` without the GIL and turns its result into JSON or the matching exception.
+fn answer<T: serde::Serialize + Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> kflow_core::Result<T> + Send,
+) -> PyResult<String> {
+    py.detach(work)
+        .map(|v| to_json(&v))
+        .map_err(|e| to_py(py, e))
 }
 
 #[pyclass(module = "kflow._native", name = "NativeJob", frozen)]
@@ -528,6 +539,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add_function(f)?;
     }
+    apps::register(m)?;
     m.add("KflowError", py.get_type::<KflowError>())?;
     m.add("ValidationError", py.get_type::<ValidationError>())?;
     m.add("TemplateError", py.get_type::<TemplateError>())?;

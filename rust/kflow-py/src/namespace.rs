@@ -10,7 +10,7 @@ use kflow_core::{
 };
 use pyo3::prelude::*;
 
-use crate::{client, to_json, to_py};
+use crate::{answer, client, to_json, to_py};
 
 #[pyclass(module = "kflow._native", name = "NativeNamespace", frozen)]
 pub struct NativeNamespace {
@@ -29,16 +29,6 @@ pub fn namespace(py: Python<'_>, name: Option<String>) -> PyResult<NativeNamespa
 
 fn page(limit: Option<u32>, cursor: Option<String>) -> PageRequest {
     PageRequest { limit, cursor }
-}
-
-/// A row (or page) as JSON, or the error as kflow's exception.
-fn json_or_raise<T: serde::Serialize>(
-    py: Python<'_>,
-    result: kflow_core::Result<T>,
-) -> PyResult<String> {
-    result
-        .map(|value| to_json(&value))
-        .map_err(|e| to_py(py, e))
 }
 
 #[pymethods]
@@ -86,7 +76,7 @@ impl NativeNamespace {
             storage_class,
             access_mode,
         };
-        json_or_raise(py, py.detach(|| self.namespace.create_pvc(&request)))
+        answer(py, || self.namespace.create_pvc(&request))
     }
 
     #[pyo3(signature = (name, force=false))]
@@ -134,11 +124,11 @@ impl NativeNamespace {
             },
             data_volumes,
         };
-        json_or_raise(py, py.detach(|| self.namespace.create_notebook(&request)))
+        answer(py, || self.namespace.create_notebook(&request))
     }
 
     fn notebook_json(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        json_or_raise(py, py.detach(|| self.namespace.notebook(name)))
+        answer(py, || self.namespace.notebook(name))
     }
 
     /// Waits until Ready; Ctrl-C in Python interrupts between looks.
@@ -160,11 +150,11 @@ impl NativeNamespace {
     }
 
     fn stop_notebook(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        json_or_raise(py, py.detach(|| self.namespace.stop_notebook(name)))
+        answer(py, || self.namespace.stop_notebook(name))
     }
 
     fn start_notebook(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        json_or_raise(py, py.detach(|| self.namespace.start_notebook(name)))
+        answer(py, || self.namespace.start_notebook(name))
     }
 
     fn delete_notebook(&self, py: Python<'_>, name: &str) -> PyResult<()> {

@@ -43,6 +43,8 @@ pub struct Options {
     pub gateway_port: Option<u16>,
     /// Seed data for the web APIs behind the gateway (Pipelines, model registry).
     pub web_fixture: Option<serde_json::Value>,
+    /// Components this deployment does not have (their APIs answer 404).
+    pub without: Vec<crate::components::Component>,
     /// Serve mpi-operator's `kubeflow.org/v2beta1` MPIJob instead of the training operator's v1.
     pub mpi_v2beta1: bool,
     /// The node's capacity (what the scheduler fits pods into).
@@ -68,6 +70,7 @@ impl Options {
             idp: None,
             gateway_port: None,
             web_fixture: None,
+            without: Vec::new(),
             mpi_v2beta1: false,
             node: crate::node::NodeConfig::default(),
             kubectl: None,
@@ -309,7 +312,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             store.clone(),
             url.clone(),
         );
-        gw.web = opts.web_fixture.clone().unwrap_or(serde_json::Value::Null);
+        gw.web = crate::webapps::WebApps::new(
+            opts.web_fixture
+                .as_ref()
+                .unwrap_or(&serde_json::Value::Null),
+            &opts.without,
+        );
         let gw = Arc::new(gw);
         let listener = crate::tls::TlsListener::new(tcp, t.acceptor.clone())
             .map_err(|source| StartError::Bind { port, source })?;

@@ -4,7 +4,7 @@
 //! cookie pass, API routes without either get 401, everything else is redirected through
 //! `/oauth2/start` to the realm's login (code + PKCE S256), back to `/oauth2/callback`.
 //! Behind it: the central dashboard's `/api/workgroup/env-info` and the Jupyter web app's
-//! notebook list, read from the cluster's store.
+//! notebook list, read from the cluster's store, and the web APIs of `webapps`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ use crate::store::Store;
 
 pub const COOKIE: &str = "oauth2_proxy_kubeflow";
 pub const CLIENT_ID: &str = "kubeflow-oidc-authservice";
+/// The largest request body the web APIs take (pipeline uploads).
+const MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub struct Gateway {
     pub idp: Arc<Idp>,
@@ -34,8 +36,8 @@ pub struct Gateway {
     /// (127.0.0.1), so cookie jars keep the two apart as in a real deployment.
     pub base_url: String,
     pub cookie_seconds: i64,
-    /// Seed data for the Pipelines and model registry APIs (see `webapps`).
-    pub web: crate::webapps::WebFixture,
+    /// The Pipelines and model registry APIs (see `webapps`).
+    pub web: crate::webapps::WebApps,
     sessions: Mutex<HashMap<String, (String, i64)>>,
     /// state nonce -> (PKCE verifier, rd)
     pending: Mutex<HashMap<String, (String, String)>>,
@@ -53,7 +55,7 @@ impl Gateway {
             dex,
             store,
             base_url,
-            web: Value::Null,
+            web: crate::webapps::WebApps::new(&Value::Null, &[]),
             cookie_seconds: 24 * 3600,
             sessions: Mutex::default(),
             pending: Mutex::default(),
@@ -305,7 +307,12 @@ async fn protected(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         other => {
             let query: HashMap<String, String> = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
-            crate::webapps::serve(&gw.web, &gw.store, &user, other, &query)
+            let (parts, body) = req.into_parts();
+            let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+            };
+            let web = crate::webapps::WebRequest { method: &parts.method, headers: &parts.headers, query: &query, body: &body, user: &user };
+            crate::webapps::serve(&gw.web, &gw.store, other, &web)
                 .unwrap_or_else(|| (StatusCode::NOT_FOUND, "404 page not found").into_response())
         }
     }

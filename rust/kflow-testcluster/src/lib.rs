@@ -14,8 +14,8 @@
 //!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun stand-ins), `volumes`,
 //!   `injected` (service-account files, launchers' kubectl) with `serviceaccount` and
 //!   `kubectl_bin`, `logs`, `exec`, `events`.
-//! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`,
-//!   `jwt`.
+//! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`
+//!   (`pipelines`: KFP v2beta1, `model_registry`; `components` leaves them out), `jwt`.
 //! - Test support: `faults`, `admin` (the `/admin` endpoints), `cluster` (start/stop,
 //!   kubeconfig, `TestCluster`).
 pub mod access_review;
@@ -23,6 +23,7 @@ pub mod admin;
 pub mod admission;
 pub mod authn;
 pub mod cluster;
+pub mod components;
 pub mod dex;
 pub mod discovery;
 pub mod error;
@@ -36,9 +37,11 @@ pub mod jwt;
 pub mod kubectl_bin;
 pub mod kubelet;
 pub mod logs;
+pub mod model_registry;
 pub mod node;
 pub mod operator;
 pub mod patch;
+pub mod pipelines;
 pub mod protobuf;
 pub mod rbac;
 pub mod request;

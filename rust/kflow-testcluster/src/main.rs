@@ -58,10 +58,14 @@ struct Args {
     /// port); its URL is printed on stderr and written to <state-dir>/gateway-url.
     #[arg(long)]
     gateway_port: Option<u16>,
-    /// Seed data (JSON or YAML) for the web APIs behind the gateway: pipelines, experiments,
-    /// runs, registeredModels, modelVersions.
+    /// Seed data (JSON or YAML) for the web APIs behind the gateway: pipelines,
+    /// pipelineVersions, experiments, runs, registeredModels, modelVersions, modelArtifacts.
     #[arg(long)]
     web_fixture: Option<PathBuf>,
+    /// Components the deployment lacks, comma-separated or repeated (their APIs answer 404):
+    /// pipelines, model-registry.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    without: Vec<kflow_testcluster::components::Component>,
     /// Serve mpi-operator's kubeflow.org/v2beta1 MPIJob instead of the training operator's v1.
     #[arg(long)]
     mpi_v2beta1: bool,
@@ -135,6 +139,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gpus: args.node_gpus,
     };
     opts.kubectl = args.kubectl;
+    opts.without = args.without;
     if let Some(f) = &args.web_fixture {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;

@@ -23,8 +23,10 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 pub use endpoints::Endpoints;
+pub(crate) use http::describe;
 pub use login::Credentials;
-pub use session::{profile_path, GatewayRefusal, Session};
+pub(crate) use session::run;
+pub use session::{profile_path, Session};
 pub use store::{SecretStore, StoreKind};
 pub use token::{claims, now_secs};
 pub use zeroize::Zeroizing;

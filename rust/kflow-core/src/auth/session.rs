@@ -113,16 +113,6 @@ pub struct Session {
     inner: Arc<Inner>,
 }
 
-/// A Kubeflow web app's answer other than success: what [`Session::gateway_json`] callers
-/// word as their own errors ("Pipelines is not installed" for a 404, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GatewayRefusal {
-    /// The HTTP status it answered with.
-    Status(u16),
-    /// No answer, or one that is not JSON.
-    Transport(String),
-}
-
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -417,60 +407,56 @@ impl Session {
     }
 
     /// The user's Kubeflow profile namespaces, from the central dashboard's
-    /// `/api/workgroup/env-info`. The cluster backend's default namespace when none is
-    /// configured.
+    /// `/api/workgroup/env-info` (with the gateway's cookies, or the bearer token when stage 1
+    /// found no gateway). The cluster backend's default namespace when none is configured.
     pub fn kubeflow_namespaces(&self) -> Result<Vec<String>> {
-        let fail = |problem: String| {
-            Error::Auth(AuthError::LoginFailed {
-                url: self.inner.endpoints.url.clone(),
-                problem: format!("cannot read the Kubeflow profile namespaces: {problem}"),
-                fix: "pass a namespace explicitly (namespace=... / --namespace)".into(),
-            })
-        };
-        let info = match self.gateway_json("/api/workgroup/env-info")? {
-            Ok(info) => info,
-            Err(GatewayRefusal::Status(code)) => {
-                return Err(fail(format!("the dashboard answered HTTP {code}")))
+        let s = self.clone();
+        run(async move {
+            let req = s
+                .gateway_request(reqwest::Method::GET, "/api/workgroup/env-info", false)
+                .await?;
+            let fail = |problem: String| {
+                Error::Auth(AuthError::LoginFailed {
+                    url: s.inner.endpoints.url.clone(),
+                    problem: format!("cannot read the Kubeflow profile namespaces: {problem}"),
+                    fix: "pass a namespace explicitly (namespace=... / --namespace)".into(),
+                })
+            };
+            let resp = req.send().await.map_err(|e| fail(http::describe(e)))?;
+            if !resp.status().is_success() {
+                return Err(fail(format!(
+                    "the dashboard answered HTTP {}",
+                    resp.status().as_u16()
+                )));
             }
-            Err(GatewayRefusal::Transport(problem)) => return Err(fail(problem)),
-        };
-        Ok(info["namespaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n["namespace"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+            let info: serde_json::Value = resp.json().await.map_err(|e| fail(http::describe(e)))?;
+            Ok(info["namespaces"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n["namespace"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
     }
 
-    /// GET of a Kubeflow web API behind the gateway (`path` from the Kubeflow URL), with the
-    /// gateway's cookies, or the bearer token when stage 1 found no gateway. The outer error
-    /// is the session failing; the inner one is the web app's answer, for the caller to word.
-    pub fn gateway_json(
+    /// A request to one of Kubeflow's web APIs behind the gateway (`path` below the Kubeflow
+    /// URL): with the gateway's session cookies, or the bearer token when stage 1 found no
+    /// gateway or `token` asks for it (a web session the gateway no longer accepts). Send it on
+    /// the sign-in runtime ([`run`]), where the session's connection pool lives.
+    pub(crate) async fn gateway_request(
         &self,
+        method: reqwest::Method,
         path: &str,
-    ) -> Result<std::result::Result<serde_json::Value, GatewayRefusal>> {
-        let s = self.clone();
-        let path = path.to_string();
-        run(async move {
-            let url = format!("{}{path}", s.inner.endpoints.url.trim_end_matches('/'));
-            let mut req = s.inner.client.get(&url);
-            if !s.has_web_session() {
-                req = req.bearer_auth(s.bearer_token_async().await?.as_str());
-            }
-            let resp = match req.send().await {
-                Ok(resp) => resp,
-                Err(e) => return Ok(Err(GatewayRefusal::Transport(http::describe(e)))),
-            };
-            if !resp.status().is_success() {
-                return Ok(Err(GatewayRefusal::Status(resp.status().as_u16())));
-            }
-            Ok(resp
-                .json()
-                .await
-                .map_err(|e| GatewayRefusal::Transport(http::describe(e))))
-        })
+        token: bool,
+    ) -> Result<reqwest::RequestBuilder> {
+        let url = format!("{}{path}", self.inner.endpoints.url.trim_end_matches('/'));
+        let req = self.inner.client.request(method, url);
+        if token || !self.has_web_session() {
+            return Ok(req.bearer_auth(self.bearer_token_async().await?.as_str()));
+        }
+        Ok(req)
     }
 
     /// Renews now (blocking), even outside the window.

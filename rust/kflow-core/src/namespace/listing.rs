@@ -17,6 +17,7 @@ use crate::manifest::{self, MANAGED_BY};
 
 use super::lean::{decode_page, Base64Len, ByteLen, LeanMeta, LeanObject, LeanPage};
 use super::rows::*;
+use crate::paging::{Page, PageRequest, DEFAULT_PAGE_SIZE};
 
 /// A training-job resource the cluster serves: `kubeflow.org/v1` `pytorchjobs`, …
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +163,11 @@ pub(super) async fn training_jobs(
     let next = served
         .get(index)
         .map(|r| encode_cursor(r, token.as_deref()));
-    Ok(Page { items, next })
+    Ok(Page {
+        items,
+        next,
+        total: None,
+    })
 }
 
 fn page_limit(page: &PageRequest) -> u32 {
@@ -190,6 +195,7 @@ pub(super) async fn simple_page<T: LeanObject, R>(
     Ok(Page {
         items: listed.items.into_iter().map(row).collect(),
         next: listed.next,
+        total: None,
     })
 }
 

@@ -21,12 +21,12 @@ use std::sync::{Arc, OnceLock};
 use crate::backend::cluster::capabilities;
 use crate::backend::cluster::ClusterBackend;
 use crate::error::{Error, ResourceError, Result};
+use crate::paging::{Page, PageRequest};
 
 pub use notebooks::{NotebookImages, NotebookRequest, Workspace};
 pub use portforward::PortForward;
 pub use rows::{
-    ConfigMapRow, KeySize, NotebookRow, NotebookState, Page, PageRequest, PvcRow, StorageClassRow,
-    TrainingJobRow, DEFAULT_PAGE_SIZE,
+    ConfigMapRow, KeySize, NotebookRow, NotebookState, PvcRow, StorageClassRow, TrainingJobRow,
 };
 pub use volumes::PvcRequest;
 pub use watch::{Listed, Row, RowChange, RowWatch};
@@ -159,6 +159,7 @@ impl Namespace {
             Ok(Page {
                 items: listed.items.into_iter().map(|p| p.row(&mounts)).collect(),
                 next: listed.next,
+                total: None,
             })
         })
     }

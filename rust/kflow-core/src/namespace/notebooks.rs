@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-use crate::auth::GatewayRefusal;
 use crate::backend::cluster::api_errors::{api_error, status_code};
 use crate::backend::cluster::retry::retry;
 use crate::error::{Error, ResourceError, Result};
@@ -137,27 +136,23 @@ impl Namespace {
     /// The images the deployment's notebook spawner offers (its config, read through the
     /// gateway when signed in), else Kubeflow's default images.
     pub fn notebook_images(&self) -> NotebookImages {
-        let from_spawner = self
-            .session()
-            .and_then(|s| s.gateway_json("/jupyter/api/config").ok())
-            .and_then(|answer: std::result::Result<Value, GatewayRefusal>| answer.ok())
-            .and_then(|config| {
-                let image = &config["config"]["image"];
-                let options: Vec<String> = image["options"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|o| o.as_str().map(String::from))
-                    .collect();
-                let default = image["value"]
-                    .as_str()
-                    .map(String::from)
-                    .or_else(|| options.first().cloned())?;
-                Some(NotebookImages {
-                    default,
-                    options,
-                    from_deployment: true,
-                })
-            });
+        let from_spawner = self.session().and_then(spawner_config).and_then(|config| {
+            let image = &config["config"]["image"];
+            let options: Vec<String> = image["options"]
+                .as_array()?
+                .iter()
+                .filter_map(|o| o.as_str().map(String::from))
+                .collect();
+            let default = image["value"]
+                .as_str()
+                .map(String::from)
+                .or_else(|| options.first().cloned())?;
+            Some(NotebookImages {
+                default,
+                options,
+                from_deployment: true,
+            })
+        });
         from_spawner.unwrap_or_else(|| NotebookImages {
             default: DEFAULT_IMAGES[0].to_string(),
             options: DEFAULT_IMAGES.iter().map(|s| s.to_string()).collect(),
@@ -427,6 +422,23 @@ impl Namespace {
             Err(e) => Err(api_error(e, "delete", "notebooks", &self.name)),
         }
     }
+}
+
+/// The notebook web app's spawner config (`/jupyter/api/config` behind the gateway), when the
+/// deployment has one and lets the user read it.
+fn spawner_config(session: &crate::auth::Session) -> Option<Value> {
+    let session = session.clone();
+    crate::auth::run(async move {
+        let request = session
+            .gateway_request(reqwest::Method::GET, "/jupyter/api/config", false)
+            .await
+            .ok()?;
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json::<Value>().await.ok()
+    })
 }
 
 /// What to change for a server that cannot start, by its reason.

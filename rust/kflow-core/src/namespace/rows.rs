@@ -5,28 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// Which page of a listing to read.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    /// Rows per page; `None`: [`DEFAULT_PAGE_SIZE`].
-    pub limit: Option<u32>,
-    /// The `next` of the page before; `None` for the first page.
-    pub cursor: Option<String>,
-}
-
-/// Rows per page when the caller does not say.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-
-/// One page of a listing.
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    /// The rows of this page.
-    pub items: Vec<T>,
-    /// The cursor of the next page (pass it back as [`PageRequest::cursor`]); `None` on the
-    /// last page.
-    pub next: Option<String>,
-}
-
 /// A training job of any kind the cluster serves, whoever made it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TrainingJobRow {
