@@ -188,7 +188,8 @@ fn listing<T: Serialize>(
         cursor: args.cursor.clone(),
     };
     let mut page = read(&request)?;
-    while let (true, Some(next)) = (args.all, page.next.take()) {
+    while args.all {
+        let Some(next) = page.next.take() else { break };
         request.cursor = Some(next);
         let more = read(&request)?;
         page.items.extend(more.items);

@@ -133,15 +133,22 @@ impl NativeNamespace {
 
     /// Waits until Ready; Ctrl-C in Python interrupts between looks.
     fn wait_notebook_json(&self, py: Python<'_>, name: &str, timeout: f64) -> PyResult<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        let start = std::time::Instant::now();
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let step = left.min(Duration::from_secs(1));
-            match py.detach(|| self.namespace.wait_notebook(name, step, &mut |_| {})) {
+            let slice = Duration::from_millis(500);
+            match py.detach(|| self.namespace.wait_notebook(name, slice, &mut |_| {})) {
                 Ok(row) => return Ok(to_json(&row)),
                 Err(kflow_core::Error::Resource(kflow_core::ResourceError::NotReady {
-                    ..
-                })) if !left.is_zero() => {
+                    state, ..
+                })) if start.elapsed().as_secs_f64() >= timeout => {
+                    let late = kflow_core::ResourceError::NotReady {
+                        name: name.to_string(),
+                        seconds: timeout as u64,
+                        state,
+                    };
+                    return Err(to_py(py, late.into()));
+                }
+                Err(kflow_core::Error::Resource(kflow_core::ResourceError::NotReady { .. })) => {
                     py.check_signals()?;
                 }
                 Err(e) => return Err(to_py(py, e)),
