@@ -188,12 +188,13 @@ fn listing<T: Serialize>(
         cursor: args.cursor.clone(),
     };
     let mut page = read(&request)?;
-    while args.all {
-        let Some(next) = page.next.take() else { break };
-        request.cursor = Some(next);
-        let more = read(&request)?;
-        page.items.extend(more.items);
-        page.next = more.next;
+    if args.all {
+        while let Some(next) = page.next.take() {
+            request.cursor = Some(next);
+            let more = read(&request)?;
+            page.items.extend(more.items);
+            page.next = more.next;
+        }
     }
     out.page(&page, args.json, header, cells);
     Ok(0)
