@@ -54,17 +54,18 @@ create_exception!(
     KflowError,
     "Waiting for a job took longer than the timeout."
 );
-create_exception!(
-    _native,
-    NotInstalledError,
-    KflowError,
-    "A Kubeflow component (Notebook controller, Pipelines, Model Registry) is not part of the deployment."
-);
+
 create_exception!(
     _native,
     BackendError,
     KflowError,
     "The backend could not do what was asked."
+);
+create_exception!(
+    _native,
+    NotInstalledError,
+    BackendError,
+    "A Kubeflow component (Notebook controller, Pipelines, Model Registry) is not part of the deployment."
 );
 
 /// One client per process, so repeated calls reuse its cluster connection (connection pool,
