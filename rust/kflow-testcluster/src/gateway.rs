@@ -23,6 +23,14 @@ use crate::resources;
 use crate::store::Store;
 
 pub const COOKIE: &str = "oauth2_proxy_kubeflow";
+
+/// The images this deployment's notebook spawner offers: two of Kubeflow's and one of its own,
+/// so clients can tell the deployment's list from a default one.
+pub const SPAWNER_IMAGES: [&str; 3] = [
+    "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0",
+    "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0",
+    "registry.example.com/ml-team/jupyter-ml-team:2026.11",
+];
 pub const CLIENT_ID: &str = "kubeflow-oidc-authservice";
 /// The largest request body the web APIs take (pipeline uploads).
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -287,6 +295,19 @@ async fn protected(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         ["api", "workgroup", "exists"] => Json(json!({"hasAuth": true, "user": user.username, "hasWorkgroup": !user.namespaces.is_empty(),
                                                       "registrationFlowAllowed": true})).into_response(),
+        // The notebook web app's spawner config (its spawner_ui_config.yaml), trimmed to what
+        // a client reads: the images offered and the defaults.
+        ["jupyter", "api", "config"] => Json(json!({"success": true, "status": 200, "user": user.username,
+            "config": {
+                "image": {"value": SPAWNER_IMAGES[0], "options": SPAWNER_IMAGES},
+                "allowCustomImage": true,
+                "cpu": {"value": "0.5", "limitFactor": "1.2"},
+                "memory": {"value": "1Gi", "limitFactor": "1.2"},
+                "gpus": {"value": {"num": "none", "vendors": [{"limitsKey": "nvidia.com/gpu", "uiName": "NVIDIA"},
+                                                             {"limitsKey": "amd.com/gpu", "uiName": "AMD"}]}},
+                "workspaceVolume": {"value": {"mount": "/home/jovyan", "newPvc": {"metadata": {"name": "{notebook-name}-workspace"},
+                    "spec": {"resources": {"requests": {"storage": "5Gi"}}, "accessModes": ["ReadWriteOnce"]}}}},
+            }})).into_response(),
         ["jupyter", "api", "namespaces", ns, "notebooks"] => {
             if !user.namespaces.iter().any(|n| n == ns) {
                 return (StatusCode::FORBIDDEN, Json(json!({"success": false, "status": 403,
