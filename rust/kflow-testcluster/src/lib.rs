@@ -10,10 +10,11 @@
 //!   (the authorization rule) and `access_review` (`kubectl auth can-i`), `validation` (names,
 //!   CRD schemas, operator webhook), `patch`, `selectors`, `table`, `protobuf` (typed client
 //!   bodies), `error` (Status), `tls`.
-//! - Controllers: `operator` (training operator), `node` (the one Node), `scheduler`,
-//!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun stand-ins), `volumes`,
-//!   `injected` (service-account files, launchers' kubectl) with `serviceaccount` and
-//!   `kubectl_bin`, `logs`, `exec`, `events`.
+//! - Controllers: `operator` (training operator), `notebook` (notebook-controller) over
+//!   `statefulset`, `storage` (StorageClasses, PV binding), `node` (the one Node), `scheduler`,
+//!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun/Jupyter stand-ins),
+//!   `volumes`, `injected` (service-account files, launchers' kubectl) with `serviceaccount`
+//!   and `kubectl_bin`, `logs`, `exec`, `portforward` (over `spdy`), `events`.
 //! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`,
 //!   `jwt`.
 //! - Test support: `faults`, `admin` (the `/admin` endpoints), `cluster` (start/stop,
@@ -37,8 +38,10 @@ pub mod kubectl_bin;
 pub mod kubelet;
 pub mod logs;
 pub mod node;
+pub mod notebook;
 pub mod operator;
 pub mod patch;
+pub mod portforward;
 pub mod protobuf;
 pub mod rbac;
 pub mod request;
@@ -49,7 +52,10 @@ pub mod scheduler;
 pub mod selectors;
 pub mod server;
 pub mod serviceaccount;
+pub mod spdy;
 pub mod state;
+pub mod statefulset;
+pub mod storage;
 pub mod store;
 pub mod table;
 pub mod tls;

@@ -84,6 +84,12 @@ struct Args {
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
+    /// Kubeflow components not installed (comma-separated or repeated): e.g. `notebooks`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    without: Vec<cluster::Component>,
+    /// Images containing this cannot be pulled (repeatable; besides "does-not-exist").
+    #[arg(long = "unpullable-image")]
+    unpullable_images: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,6 +141,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gpus: args.node_gpus,
     };
     opts.kubectl = args.kubectl;
+    opts.without = args.without;
+    opts.unpullable_images.extend(args.unpullable_images);
     if let Some(f) = &args.web_fixture {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -167,12 +175,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     eprintln!(
-        "kflow-testcluster: listening on {} (sandbox: {})",
+        "kflow-testcluster: listening on {} (sandbox: {}; notebook pods' network: {})",
         running.base_url(),
         if running.sandboxed {
             "bubblewrap"
         } else {
             "none"
+        },
+        if running.kubelet.own_networks() {
+            "their own"
+        } else {
+            "the node's"
         }
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
