@@ -28,7 +28,7 @@ def test_doctor_names_kubeconfig_context_user_namespace_and_kinds(cluster):
     assert c["server"].rstrip("/") == kc["clusters"][0]["cluster"]["server"].rstrip("/")
     assert c["namespace"] == ctx["context"].get("namespace", "default")
     assert d["kinds"] == ["PyTorchJob (kubeflow.org/v1)", "TFJob (kubeflow.org/v1)", "MPIJob (kubeflow.org/v1)"]
-    assert d["notebook"] == "kubeflow.org/v1beta1"
+    assert d["notebook"] == "kubeflow.org/v1"
     assert d["can_submit"] is True  # the API server's SelfSubjectAccessReview for the namespace
 
     human = cli("doctor")
@@ -36,7 +36,7 @@ def test_doctor_names_kubeconfig_context_user_namespace_and_kinds(cluster):
     assert f"connection: kubeconfig {cluster.kubeconfig}" in human.stdout
     assert f"user:       {ctx['context']['user']}" in human.stdout
     assert "kinds:      PyTorchJob (kubeflow.org/v1), TFJob (kubeflow.org/v1), MPIJob (kubeflow.org/v1)" in human.stdout
-    assert "notebooks:  Notebook (kubeflow.org/v1beta1)" in human.stdout
+    assert "notebooks:  Notebook (kubeflow.org/v1)" in human.stdout
     assert f"submit:     allowed in {c['namespace']}" in human.stdout
     as_json = cli("doctor", "--json")
     assert json.loads(as_json.stdout) == d

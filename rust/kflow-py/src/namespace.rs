@@ -139,7 +139,8 @@ impl NativeNamespace {
             match py.detach(|| self.namespace.wait_notebook(name, slice, &mut |_| {})) {
                 Ok(row) => return Ok(to_json(&row)),
                 Err(kflow_core::Error::Resource(kflow_core::ResourceError::NotReady {
-                    state, ..
+                    state,
+                    ..
                 })) if start.elapsed().as_secs_f64() >= timeout => {
                     let late = kflow_core::ResourceError::NotReady {
                         name: name.to_string(),
@@ -148,7 +149,9 @@ impl NativeNamespace {
                     };
                     return Err(to_py(py, late.into()));
                 }
-                Err(kflow_core::Error::Resource(kflow_core::ResourceError::NotReady { .. })) => {
+                Err(kflow_core::Error::Resource(kflow_core::ResourceError::NotReady {
+                    ..
+                })) => {
                     py.check_signals()?;
                 }
                 Err(e) => return Err(to_py(py, e)),

@@ -8,11 +8,15 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::operator;
 use crate::resources::ResourceType;
+use crate::storage;
+use crate::store::Store;
 use crate::validation::{self, CrdSchemas};
 
 /// A new object as the apiserver stores it: apiVersion/kind and namespace checked against the
-/// URL, generateName, server-set fields dropped, initial status, then admission.
+/// URL, generateName, server-set fields dropped, initial status, then admission (which may
+/// read the store: the default StorageClass).
 pub fn for_create(
+    store: &Store,
     crds: &CrdSchemas,
     res: &'static ResourceType,
     ns: &str,
@@ -81,8 +85,12 @@ pub fn for_create(
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
     }
     if res.plural == "persistentvolumeclaims" {
-        obj["status"] = json!({"phase": "Bound", "accessModes": obj["spec"]["accessModes"].clone(),
-            "capacity": {"storage": obj["spec"]["resources"]["requests"]["storage"].clone()}});
+        // Bound later by the PV controller (`storage`).
+        obj["status"] = json!({"phase": "Pending"});
+        storage::default_class(store, &mut obj);
+    }
+    if res.plural == "statefulsets" {
+        crate::statefulset::default_set(&mut obj);
     }
     if res.is_training_job() {
         operator::default_job(res, &mut obj);

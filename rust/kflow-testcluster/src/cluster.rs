@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::components::Component;
 use crate::faults::{FaultConfig, Faults};
 use crate::kubelet::{Kubelet, KubeletConfig};
 use crate::resources;
@@ -43,14 +44,18 @@ pub struct Options {
     pub gateway_port: Option<u16>,
     /// Seed data for the web APIs behind the gateway (Pipelines, model registry).
     pub web_fixture: Option<serde_json::Value>,
-    /// Components this deployment does not have (their APIs answer 404).
-    pub without: Vec<crate::components::Component>,
     /// Serve mpi-operator's `kubeflow.org/v2beta1` MPIJob instead of the training operator's v1.
     pub mpi_v2beta1: bool,
     /// The node's capacity (what the scheduler fits pods into).
     pub node: crate::node::NodeConfig,
     /// The kubectl binary MPI launchers get at /opt/kube/kubectl; None searches PATH.
     pub kubectl: Option<PathBuf>,
+    /// Kubeflow components this deployment does not have (`--without`): their APIs answer
+    /// 404, their CRDs are not served, their controllers do not run.
+    pub without: Vec<Component>,
+    /// Images containing one of these cannot be pulled (ErrImagePull, ImagePullBackOff), as an
+    /// image no registry has; images with no local runtime cannot either.
+    pub unpullable_images: Vec<String>,
 }
 
 impl Options {
@@ -70,10 +75,11 @@ impl Options {
             idp: None,
             gateway_port: None,
             web_fixture: None,
-            without: Vec::new(),
             mpi_v2beta1: false,
             node: crate::node::NodeConfig::default(),
             kubectl: None,
+            without: Vec::new(),
+            unpullable_images: vec!["does-not-exist".into()],
         }
     }
 }
@@ -170,12 +176,17 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         None => CrdSchemas::default(),
     };
     let unserved_mpi = if opts.mpi_v2beta1 { "v1" } else { "v2beta1" };
-    let hidden: Vec<&'static crate::resources::ResourceType> =
-        resources::find("kubeflow.org", unserved_mpi, "mpijobs")
-            .into_iter()
-            .collect();
+    let notebooks = !opts.without.contains(&Component::Notebooks);
+    let hidden: Vec<&'static crate::resources::ResourceType> = resources::RESOURCES
+        .iter()
+        .filter(|r| {
+            (r.plural == "mpijobs" && r.version == unserved_mpi)
+                || (r.plural == "notebooks" && !notebooks)
+        })
+        .collect();
     register_crds(&store, &crds, &hidden);
     crate::node::register(&store, &opts.node);
+    crate::storage::seed(&store);
     let kubectl = crate::kubectl_bin::find(opts.kubectl.as_deref())?;
     let python = runtime::host_python();
     let mut images = ImageTable::default_table(python.clone());
@@ -247,6 +258,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             sandbox: sandboxed,
             api_port: addr.port(),
             backoff: opts.restart_backoff,
+            unpullable_images: opts.unpullable_images.clone(),
             wheel_dir: opts.wheel_dir.clone(),
             injector: crate::injected::Injector {
                 tokens: sa_tokens.clone(),
@@ -274,6 +286,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         idp,
     });
     tokio::spawn(crate::operator::run(store.clone()));
+    tokio::spawn(crate::storage::run(store.clone(), opts.state_dir.clone()));
+    tokio::spawn(crate::statefulset::run(store.clone()));
+    if notebooks {
+        tokio::spawn(crate::notebook::run(store.clone()));
+    }
     tokio::spawn(kubelet.clone().run());
     let flusher = store.clone();
     // A thread of its own: serialising a large store must not hold up the runtime that
@@ -365,43 +382,90 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 }
 
 /// Makes the CustomResourceDefinitions of the served kubeflow.org kinds visible, as installed
-/// on a Kubeflow cluster: the CRD files' documents when loaded, else minimal ones.
+/// on a Kubeflow cluster: the CRD files' documents when loaded, else minimal ones; one CRD per
+/// kind, listing the versions served here. A kind not served at all has no CRD.
 fn register_crds(store: &Store, crds: &CrdSchemas, hidden: &[&crate::resources::ResourceType]) {
-    let served = resources::RESOURCES
-        .iter()
-        .filter(|r| r.group == "kubeflow.org" && !hidden.contains(r));
-    let has_version = |d: &serde_json::Value, v: &str| {
+    let kubeflow = || {
+        resources::RESOURCES
+            .iter()
+            .filter(|r| r.group == "kubeflow.org")
+    };
+    let mut plurals: Vec<&str> = Vec::new();
+    for r in kubeflow() {
+        if !plurals.contains(&r.plural) {
+            plurals.push(r.plural);
+        }
+    }
+    let served_names = |d: &serde_json::Value| -> Vec<String> {
         d["spec"]["versions"]
             .as_array()
-            .is_some_and(|vs| vs.iter().any(|x| x["name"] == json!(v)))
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"] != json!(false))
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect()
     };
-    for res in served {
-        let name = format!("{}.{}", res.plural, res.group);
-        match store.get(resources::crds(), "", &name) {
-            Some(existing) if has_version(&existing, res.version) => continue,
-            // State from a run that served the other MPIJob version.
+    for plural in plurals {
+        let versions: Vec<&'static crate::resources::ResourceType> = kubeflow()
+            .filter(|r| r.plural == plural && !hidden.contains(r))
+            .collect();
+        let name = format!("{plural}.kubeflow.org");
+        let existing = store.get(resources::crds(), "", &name);
+        let Some(first) = versions.first() else {
+            if existing.is_some() {
+                let _ = store.delete(resources::crds(), "", &name, false, false);
+            }
+            continue;
+        };
+        let wanted: Vec<String> = versions.iter().map(|r| r.version.to_string()).collect();
+        let same = |d: &serde_json::Value| {
+            let mut have = served_names(d);
+            have.sort();
+            let mut want = wanted.clone();
+            want.sort();
+            have == want
+        };
+        match existing {
+            Some(e) if same(&e) => continue,
+            // State from a run that served other versions.
             Some(_) => {
                 let _ = store.delete(resources::crds(), "", &name, false, false);
             }
             None => {}
         }
-        // A CRD file only counts when it defines the version served here.
+        let storage = first.storage().version;
+        // A CRD file only counts when it defines every version served here.
         let from_file = crds
             .documents()
             .iter()
-            .find(|d| d["metadata"]["name"] == json!(name) && has_version(d, res.version))
+            .find(|d| {
+                d["metadata"]["name"] == json!(name)
+                    && wanted.iter().all(|v| {
+                        d["spec"]["versions"]
+                            .as_array()
+                            .is_some_and(|vs| vs.iter().any(|x| x["name"] == json!(v)))
+                    })
+            })
             .cloned();
         let mut crd = from_file.unwrap_or_else(|| {
+            let vs: Vec<serde_json::Value> = wanted.iter().map(|v| json!({"name": v,
+                "served": true, "storage": v == storage, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})).collect();
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                 "metadata": {"name": name},
-                "spec": {"group": res.group, "scope": "Namespaced",
-                    "names": {"kind": res.kind, "listKind": format!("{}List", res.kind), "plural": res.plural, "singular": res.singular},
-                    "versions": [{"name": res.version, "served": true, "storage": true, "subresources": {"status": {}},
-                                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+                "spec": {"group": first.group, "scope": "Namespaced",
+                    "names": {"kind": first.kind, "listKind": format!("{}List", first.kind), "plural": plural, "singular": first.singular},
+                    "versions": vs}})
         });
+        // The file's other versions (Notebook v1alpha1) are not served by this cluster.
+        for v in crd["spec"]["versions"].as_array_mut().into_iter().flatten() {
+            let version = v["name"].as_str().unwrap_or("").to_string();
+            v["served"] = json!(wanted.contains(&version));
+            v["storage"] = json!(version == storage);
+        }
         crd["status"] = json!({"conditions": [{"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
             "message": "the initial names have been accepted"}], "acceptedNames": crd["spec"]["names"].clone(),
-            "storedVersions": [res.version]});
+            "storedVersions": [storage]});
         if let Some(m) = crd["metadata"].as_object_mut() {
             m.remove("creationTimestamp");
             m.remove("annotations");

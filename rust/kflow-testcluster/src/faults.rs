@@ -1,5 +1,6 @@
 //! Fault injection, set at start (`--faults FILE`) or at run time with `PUT /admin/faults`:
-//! per-route error rate and latency, and watch/log streams dropped after N events/lines.
+//! per-route error rate and latency, watch/log streams dropped after N events/lines, and
+//! port-forward connections cut after N bytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -31,6 +32,9 @@ pub struct FaultConfig {
     pub watch_drop_after: Option<usize>,
     /// Log streams end after this many lines.
     pub log_drop_after: Option<usize>,
+    /// A port-forward connection is cut (no close frame, no GOAWAY: a lost connection) once
+    /// it has carried this many bytes from the pod, counted per connection.
+    pub portforward_drop_after_bytes: Option<usize>,
     /// Bearer tokens refused from now on (a revoked token gets 401).
     pub revoked_tokens: Vec<String>,
 }
@@ -113,6 +117,10 @@ impl Faults {
 
     pub fn log_drop_after(&self) -> Option<usize> {
         self.get().log_drop_after
+    }
+
+    pub fn portforward_drop_after_bytes(&self) -> Option<usize> {
+        self.get().portforward_drop_after_bytes
     }
 
     pub fn is_revoked(&self, token: &str) -> bool {

@@ -12,10 +12,12 @@
 //! - `output`: stdout/stderr into the timestamped log file.
 //! - `status`: pod status writes, phase and conditions.
 //! - `hosts`: the shared /etc/hosts.
+//! - `network`: a network namespace of their own for StatefulSets' pods.
 
 mod container;
 mod env;
 mod hosts;
+mod network;
 mod output;
 mod pod;
 mod restart;
@@ -40,6 +42,7 @@ use crate::scheduler::Scheduler;
 use crate::store::{EventType, Store};
 
 pub use env::expand_vars;
+pub use network::supported as pod_networks_supported;
 pub use sandbox::ExecContext;
 
 pub struct KubeletConfig {
@@ -49,7 +52,10 @@ pub struct KubeletConfig {
     pub sandbox: bool,
     pub api_port: u16,
     /// First restart back-off; doubles per restart up to 10x. The real kubelet uses 10s.
+    /// Image pulls back off the same way.
     pub backoff: Duration,
+    /// Images containing one of these cannot be pulled.
+    pub unpullable_images: Vec<String>,
     /// A folder of wheels pods may `pip install` from (PIP_FIND_LINKS); pip never uses an index.
     pub wheel_dir: Option<PathBuf>,
     /// Service-account files and MPI launchers' kubectl.
@@ -67,10 +73,15 @@ pub struct Kubelet {
     /// (pod uid, container) -> how its current instance runs, for pods/exec.
     exec_contexts: Mutex<HashMap<(String, String), Arc<ExecContext>>>,
     scheduler: Scheduler,
+    /// Whether pods can have network namespaces of their own here (see `network`).
+    own_networks: bool,
+    /// Pods' own networks, by uid.
+    networks: Mutex<HashMap<String, Arc<network::PodNetwork>>>,
 }
 
 impl Kubelet {
     pub fn new(store: Arc<Store>, cfg: KubeletConfig) -> Arc<Kubelet> {
+        let own_networks = cfg.sandbox && network::supported();
         Arc::new(Kubelet {
             store,
             cfg,
@@ -79,7 +90,14 @@ impl Kubelet {
             hosts_pending: Default::default(),
             exec_contexts: Mutex::new(HashMap::new()),
             scheduler: Scheduler::default(),
+            own_networks,
+            networks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether pods of StatefulSets get network namespaces of their own (see `network`).
+    pub fn own_networks(&self) -> bool {
+        self.own_networks
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -111,6 +129,9 @@ impl Kubelet {
                     }
                 },
                 Ok(c) if c.resource.plural == "nodes" => self.scheduler.capacity_freed(),
+                Ok(c) if c.resource.plural == "persistentvolumeclaims" => {
+                    self.scheduler.claims_changed()
+                }
                 Ok(c) if c.resource.plural == "services" => self.write_hosts_soon(),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => self.resync(),
@@ -129,6 +150,19 @@ impl Kubelet {
         for s in senders {
             let _ = s.send(true);
         }
+    }
+
+    /// A connection to a port of the pod, as the container runtime dials it for port-forward:
+    /// inside the pod's own network, or on the node's.
+    pub async fn dial(&self, uid: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        match self.network(uid) {
+            Some(net) => net.dial(port).await,
+            None => tokio::net::TcpStream::connect(("127.0.0.1", port)).await,
+        }
+    }
+
+    fn network(&self, uid: &str) -> Option<Arc<network::PodNetwork>> {
+        self.networks.lock().ok()?.get(uid).cloned()
     }
 
     /// How to run more commands in a running container (pods/exec).
@@ -194,6 +228,9 @@ impl Kubelet {
         let pod = pod.clone();
         tokio::spawn(async move {
             me.clone().run_pod(pod, rx).await;
+            if let Ok(mut m) = me.networks.lock() {
+                m.remove(&uid);
+            }
             if let Ok(mut m) = me.running.lock() {
                 m.remove(&uid);
             }

@@ -16,6 +16,13 @@
 //!   `kubectl_bin`, `logs`, `exec`, `events`.
 //! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`
 //!   (`pipelines`: KFP v2beta1, `model_registry`; `components` leaves them out), `jwt`.
+//! - Controllers: `operator` (training operator), `notebook` (notebook-controller) over
+//!   `statefulset`, `storage` (StorageClasses, PV binding), `node` (the one Node), `scheduler`,
+//!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun/Jupyter stand-ins),
+//!   `volumes`, `injected` (service-account files, launchers' kubectl) with `serviceaccount`
+//!   and `kubectl_bin`, `logs`, `exec`, `portforward` (over `spdy`), `events`.
+//! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`,
+//!   `jwt`.
 //! - Test support: `faults`, `admin` (the `/admin` endpoints), `cluster` (start/stop,
 //!   kubeconfig, `TestCluster`).
 pub mod access_review;
@@ -39,9 +46,11 @@ pub mod kubelet;
 pub mod logs;
 pub mod model_registry;
 pub mod node;
+pub mod notebook;
 pub mod operator;
 pub mod patch;
 pub mod pipelines;
+pub mod portforward;
 pub mod protobuf;
 pub mod rbac;
 pub mod request;
@@ -52,7 +61,10 @@ pub mod scheduler;
 pub mod selectors;
 pub mod server;
 pub mod serviceaccount;
+pub mod spdy;
 pub mod state;
+pub mod statefulset;
+pub mod storage;
 pub mod store;
 pub mod table;
 pub mod tls;

@@ -62,8 +62,8 @@ struct Args {
     /// pipelineVersions, experiments, runs, registeredModels, modelVersions, modelArtifacts.
     #[arg(long)]
     web_fixture: Option<PathBuf>,
-    /// Components the deployment lacks, comma-separated or repeated (their APIs answer 404):
-    /// pipelines, model-registry.
+    /// Components the deployment lacks, comma-separated or repeated: notebooks (no Notebook
+    /// CRD, no controller), pipelines, model-registry (their APIs answer 404).
     #[arg(long, value_enum, value_delimiter = ',')]
     without: Vec<kflow_testcluster::components::Component>,
     /// Serve mpi-operator's kubeflow.org/v2beta1 MPIJob instead of the training operator's v1.
@@ -88,6 +88,9 @@ struct Args {
     /// Fault injection config (JSON, as PUT /admin/faults takes).
     #[arg(long)]
     faults: Option<PathBuf>,
+    /// Images containing this cannot be pulled (repeatable; besides "does-not-exist").
+    #[arg(long = "unpullable-image")]
+    unpullable_images: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +143,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     opts.kubectl = args.kubectl;
     opts.without = args.without;
+    opts.unpullable_images.extend(args.unpullable_images);
     if let Some(f) = &args.web_fixture {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -172,12 +176,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     eprintln!(
-        "kflow-testcluster: listening on {} (sandbox: {})",
+        "kflow-testcluster: listening on {} (sandbox: {}; notebook pods' network: {})",
         running.base_url(),
         if running.sandboxed {
             "bubblewrap"
         } else {
             "none"
+        },
+        if running.kubelet.own_networks() {
+            "their own"
+        } else {
+            "the node's"
         }
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

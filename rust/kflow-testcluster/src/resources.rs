@@ -34,6 +34,22 @@ impl ResourceType {
     pub fn is_training_job(&self) -> bool {
         self.group == "kubeflow.org" && matches!(self.plural, "pytorchjobs" | "tfjobs" | "mpijobs")
     }
+    /// The version objects of this type are stored at. A kind served in several versions
+    /// whose CRD converts by apiVersion alone (Notebook v1 and v1beta1, `conversion: None`)
+    /// is one set of objects, read and written through either version, as on the apiserver.
+    pub fn storage(&'static self) -> &'static ResourceType {
+        match (self.group, self.plural) {
+            ("kubeflow.org", "notebooks") => find(self.group, "v1", self.plural).unwrap_or(self),
+            _ => self,
+        }
+    }
+    /// `obj`, as stored, the way this version serves it.
+    pub fn served_as(&self, mut obj: serde_json::Value) -> serde_json::Value {
+        if obj.get("apiVersion").is_some() {
+            obj["apiVersion"] = serde_json::json!(self.api_version());
+        }
+        obj
+    }
 }
 
 const fn core(
@@ -104,6 +120,14 @@ pub static RESOURCES: &[ResourceType] = &[
         &["pvc"],
         &["status"],
     ),
+    core(
+        "persistentvolumes",
+        "persistentvolume",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        &["status"],
+    ),
     core("configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
     core("secrets", "secret", "Secret", true, &[], &[]),
     core(
@@ -118,9 +142,34 @@ pub static RESOURCES: &[ResourceType] = &[
     kubeflow("v1", "pytorchjobs", "pytorchjob", "PyTorchJob"),
     kubeflow("v1", "tfjobs", "tfjob", "TFJob"),
     kubeflow("v1", "mpijobs", "mpijob", "MPIJob"),
+    // The notebook-controller's Notebook, in the two versions Kubeflow serves (stored at v1).
+    kubeflow("v1", "notebooks", "notebook", "Notebook"),
     kubeflow("v1beta1", "notebooks", "notebook", "Notebook"),
     // mpi-operator's MPIJob; served instead of the v1 one with `Options::mpi_v2beta1`.
     kubeflow("v2beta1", "mpijobs", "mpijob", "MPIJob"),
+    ResourceType {
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "storageclasses",
+        singular: "storageclass",
+        kind: "StorageClass",
+        namespaced: false,
+        short_names: &["sc"],
+        subresources: &[],
+        categories: &[],
+    },
+    // What the notebook controller runs a Notebook's pod with.
+    ResourceType {
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short_names: &["sts"],
+        subresources: &["status"],
+        categories: &["all"],
+    },
     // `kubectl auth can-i`: evaluated, never stored.
     ResourceType {
         group: "authorization.k8s.io",
@@ -197,4 +246,23 @@ pub fn nodes() -> &'static ResourceType {
 }
 pub fn namespaces() -> &'static ResourceType {
     find("", "v1", "namespaces").expect("namespaces is in the table")
+}
+pub fn pvcs() -> &'static ResourceType {
+    find("", "v1", "persistentvolumeclaims").expect("PVCs are in the table")
+}
+pub fn persistent_volumes() -> &'static ResourceType {
+    find("", "v1", "persistentvolumes").expect("PVs are in the table")
+}
+pub fn storage_classes() -> &'static ResourceType {
+    find("storage.k8s.io", "v1", "storageclasses").expect("storage classes are in the table")
+}
+pub fn statefulsets() -> &'static ResourceType {
+    find("apps", "v1", "statefulsets").expect("statefulsets is in the table")
+}
+pub fn services() -> &'static ResourceType {
+    find("", "v1", "services").expect("services is in the table")
+}
+/// The Notebook at its storage version (v1).
+pub fn notebooks() -> &'static ResourceType {
+    find("kubeflow.org", "v1", "notebooks").expect("notebooks is in the table")
 }

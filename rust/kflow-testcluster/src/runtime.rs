@@ -12,6 +12,19 @@ pub enum Runtime {
     Python(PathBuf),
     /// The machine's /bin/sh and coreutils, default command `sh`.
     Shell,
+    /// A Jupyter image: Python, started as the image starts (`start-notebook.py`, see
+    /// `NOTEBOOK_START`): a Jupyter Server on 8888 at `$NB_PREFIX`.
+    Jupyter(PathBuf),
+}
+
+impl Runtime {
+    /// The interpreter behind `python` in the container, if it has one.
+    pub fn python(&self) -> Option<&Path> {
+        match self {
+            Runtime::Python(p) | Runtime::Jupyter(p) => Some(p),
+            Runtime::Shell => None,
+        }
+    }
 }
 
 /// Ordered (substring, runtime) pairs; the first whose substring occurs in the image wins.
@@ -20,7 +33,7 @@ pub struct ImageTable(pub Vec<(String, Runtime)>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("bad image mapping {0:?}: expected PATTERN=python[:INTERPRETER] or PATTERN=shell")]
+    #[error("bad image mapping {0:?}: expected PATTERN=python[:INTERPRETER], PATTERN=jupyter[:INTERPRETER] or PATTERN=shell")]
     BadMapping(String),
 }
 
@@ -41,8 +54,10 @@ pub fn host_python() -> PathBuf {
 
 impl ImageTable {
     pub fn default_table(python: PathBuf) -> Self {
-        let py = Runtime::Python(python);
+        let py = Runtime::Python(python.clone());
         ImageTable(vec![
+            // First: Kubeflow's notebook images also name their framework (jupyter-pytorch-full).
+            ("jupyter".into(), Runtime::Jupyter(python)),
             ("python".into(), py.clone()),
             ("pytorch".into(), py.clone()),
             ("torch".into(), py.clone()),
@@ -58,14 +73,17 @@ impl ImageTable {
         ])
     }
 
-    /// Adds `PATTERN=python[:INTERPRETER]` or `PATTERN=shell` in front of the table.
+    /// Adds `PATTERN=python[:INTERPRETER]`, `PATTERN=jupyter[:INTERPRETER]` or `PATTERN=shell`
+    /// in front of the table.
     pub fn prepend(&mut self, spec: &str, python: &Path) -> Result<(), RuntimeError> {
         let (pattern, rt) = spec
             .split_once('=')
             .ok_or_else(|| RuntimeError::BadMapping(spec.into()))?;
         let rt = match rt.split_once(':') {
             Some(("python", interp)) => Runtime::Python(PathBuf::from(interp)),
+            Some(("jupyter", interp)) => Runtime::Jupyter(PathBuf::from(interp)),
             None if rt == "python" => Runtime::Python(python.to_path_buf()),
+            None if rt == "jupyter" => Runtime::Jupyter(python.to_path_buf()),
             None if rt == "shell" => Runtime::Shell,
             _ => return Err(RuntimeError::BadMapping(spec.into())),
         };
@@ -108,10 +126,22 @@ pub fn bwrap_available() -> bool {
 
 pub const SANDBOX_BIN: &str = "/.kflow/bin";
 
-/// Writes the per-container bin dir that puts the runtime's `python`/`pip` on PATH.
+/// Writes the per-container bin dir that puts the runtime's `python`/`pip` (and a Jupyter
+/// image's start command) on PATH.
 pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    if let Runtime::Python(interp) = rt {
+    if let Runtime::Jupyter(interp) = rt {
+        use std::os::unix::fs::PermissionsExt;
+        let start = dir.join(NOTEBOOK_START);
+        // The interpreter by its own path, not a link to it: a virtualenv's python only
+        // finds the virtualenv (and its jupyter_server) when started as itself.
+        std::fs::write(
+            &start,
+            format!("#!{}\n{NOTEBOOK_START_SCRIPT}", interp.display()),
+        )?;
+        std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755))?;
+    }
+    if let Some(interp) = rt.python() {
         for name in ["python", "python3"] {
             let link = dir.join(name);
             let _ = std::fs::remove_file(&link);
@@ -165,6 +195,10 @@ pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A Jupyter image's start command, as jupyter/docker-stacks images name it.
+pub const NOTEBOOK_START: &str = "start-notebook.py";
+const NOTEBOOK_START_SCRIPT: &str = include_str!("notebook_start.py");
+
 /// `mpirun` for MPIJob launchers: ranks on the hostfile's slots, started through the rsh agent
 /// (see the script's docstring).
 const MPIRUN_STANDIN: &str = include_str!("mpirun_standin.py");
@@ -202,6 +236,7 @@ else:
 pub fn default_command(rt: &Runtime) -> Vec<String> {
     match rt {
         Runtime::Python(_) => vec!["python3".into()],
+        Runtime::Jupyter(_) => vec![NOTEBOOK_START.into()],
         Runtime::Shell => vec!["sh".into()],
     }
 }
@@ -419,6 +454,10 @@ mod tests {
         ));
         assert_eq!(t.resolve("busybox:1.36"), Some(&Runtime::Shell));
         assert_eq!(t.resolve("nosuch/image:1"), None);
+        assert!(matches!(
+            t.resolve("kubeflownotebookswg/jupyter-pytorch-full:v1.9.0"),
+            Some(Runtime::Jupyter(_))
+        ));
         t.prepend("myorg/=shell", Path::new("/x")).unwrap();
         assert_eq!(t.resolve("myorg/trainer-python"), Some(&Runtime::Shell));
         assert!(t.prepend("bad", Path::new("/x")).is_err());

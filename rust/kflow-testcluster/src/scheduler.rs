@@ -1,7 +1,8 @@
 //! The default scheduler for the one node: a pod is bound only when its resource requests fit
 //! in the node's allocatable minus what bound, unfinished pods use. Otherwise it stays Pending
 //! with `PodScheduled=False/Unschedulable`, the real scheduler's message and a
-//! `FailedScheduling` event, and is retried whenever capacity frees.
+//! `FailedScheduling` event, and is retried whenever capacity frees. Its claims must exist and
+//! be bound, or (a `WaitForFirstConsumer` class) are provisioned for it before it binds.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use crate::events;
 use crate::node::{self, NODE_NAME};
 use crate::resources;
+use crate::storage;
 use crate::store::{now_rfc3339, Store};
 
 /// Amounts in milli-units (cpu "500m" = 500, memory "1Ki" = 1_024_000), by resource name.
@@ -125,9 +127,54 @@ pub fn misfit(allocatable: &Value, used: &Amounts, want: &Amounts) -> Option<Str
     ))
 }
 
+/// The VolumeBinding plugin's view of a pod's claims.
+enum Claims {
+    Ready,
+    /// Why the pod cannot go anywhere (a missing or an unbound `Immediate` claim).
+    Unusable(String),
+    /// Claims of `WaitForFirstConsumer` classes not yet bound: provisioned before the pod binds.
+    Unbound(Vec<String>),
+}
+
+fn check_claims(store: &Store, pod: &Value) -> Claims {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let mut waiting = Vec::new();
+    let mut immediate_unbound = false;
+    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
+            continue;
+        };
+        match store.get(resources::pvcs(), ns, claim) {
+            None => {
+                return Claims::Unusable(format!("persistentvolumeclaim \"{claim}\" not found"))
+            }
+            Some(pvc) if storage::is_bound(&pvc) => {}
+            Some(pvc) if storage::waits_for_consumer(store, &pvc) => {
+                waiting.push(claim.to_string())
+            }
+            Some(_) => immediate_unbound = true,
+        }
+    }
+    if immediate_unbound {
+        return Claims::Unusable("pod has unbound immediate PersistentVolumeClaims".into());
+    }
+    if waiting.is_empty() {
+        Claims::Ready
+    } else {
+        Claims::Unbound(waiting)
+    }
+}
+
+/// The message of a pod no node can take for a reason preemption cannot help with.
+fn unresolvable(reason: &str) -> String {
+    format!("0/1 nodes are available: {reason}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
+}
+
 pub enum Decision {
     Bound,
     Unschedulable(String),
+    /// Fits, and waits for its claims to be provisioned (they are asked for).
+    WaitingForVolumes,
     /// The pod was deleted or replaced meanwhile.
     Gone,
 }
@@ -155,6 +202,11 @@ impl Default for Scheduler {
 impl Scheduler {
     pub fn capacity_freed(&self) {
         *self.used.lock().expect("scheduler lock") = None;
+        self.freed.send_modify(|n| *n += 1);
+    }
+
+    /// A claim changed: pods waiting on claims try again (what they use is unchanged).
+    pub fn claims_changed(&self) {
         self.freed.send_modify(|n| *n += 1);
     }
 
@@ -189,7 +241,24 @@ impl Scheduler {
             used
         });
         let wanted = pod_requests(&pod);
-        let message = misfit(&node::allocatable(store), used, &wanted);
+        let claims = check_claims(store, &pod);
+        let message = match &claims {
+            Claims::Unusable(reason) => Some(unresolvable(reason)),
+            _ => misfit(&node::allocatable(store), used, &wanted),
+        };
+        if let (None, Claims::Unbound(waiting)) = (&message, &claims) {
+            for claim in waiting {
+                let _ = store.update_with(resources::pvcs(), ns, claim, false, |old| {
+                    let mut new = old.clone();
+                    if !new["metadata"]["annotations"].is_object() {
+                        new["metadata"]["annotations"] = json!({});
+                    }
+                    new["metadata"]["annotations"][storage::SELECTED_NODE] = json!(NODE_NAME);
+                    Ok(new)
+                });
+            }
+            return Decision::WaitingForVolumes;
+        }
         let mut changed = false;
         let result = store.update_instance(resources::pods(), ns, name, uid, |old| {
             let mut new = old.clone();

@@ -17,6 +17,7 @@ use crate::discovery;
 use crate::error::{ApiError, ApiResult};
 use crate::exec;
 use crate::idp::{self, Idp};
+use crate::portforward;
 use crate::rbac;
 use crate::request::{flag, json_response, ApiRequest, Query};
 use crate::routing::{self, Target};
@@ -38,6 +39,10 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            get(portforward::portforward).post(portforward::portforward),
         )
         .merge(realm_routes(cluster.idp.clone()))
         .merge(dex_routes(cluster.dex.clone()))

@@ -1,5 +1,6 @@
 //! The object store: every object as JSON, one global resourceVersion counter, a bounded event
 //! history so watches can resume, and a JSON snapshot in the state dir so a restart keeps state.
+//! Objects are kept at their type's storage version and served as the version asked for.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -122,17 +123,18 @@ impl Store {
                 if let Some(map) = snap["objects"].as_object() {
                     for (key, items) in map {
                         // Objects of types no longer served are dropped rather than failing start.
-                        if resources::by_key(key).is_none() {
+                        let Some(res) = resources::by_key(key).map(ResourceType::storage) else {
                             continue;
-                        }
-                        let bucket = inner.objects.entry(key.clone()).or_default();
+                        };
+                        let bucket = inner.objects.entry(res.key()).or_default();
                         for item in items.as_array().into_iter().flatten() {
+                            let item = res.served_as(item.clone());
                             let ns = item["metadata"]["namespace"]
                                 .as_str()
                                 .unwrap_or("")
                                 .to_string();
                             let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
-                            bucket.insert((ns, name), item.clone());
+                            bucket.insert((ns, name), item);
                         }
                     }
                 }
@@ -160,22 +162,22 @@ impl Store {
         self.lock().rv
     }
 
-    pub fn get(&self, res: &ResourceType, ns: &str, name: &str) -> Option<Value> {
+    pub fn get(&self, res: &'static ResourceType, ns: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
         inner
             .objects
-            .get(&res.key())?
+            .get(&res.storage().key())?
             .get(&(ns.to_string(), name.to_string()))
-            .cloned()
+            .map(|o| res.served_as(o.clone()))
     }
 
-    /// Calls `f` with every object of a type, without copying any: for sums over many objects
-    /// (the scheduler's view of what the node's pods use).
-    pub fn visit(&self, res: &ResourceType, f: &mut dyn FnMut(&Value)) {
+    /// Calls `f` with every object of a type, as stored, without copying any: for sums over
+    /// many objects (the scheduler's view of what the node's pods use).
+    pub fn visit(&self, res: &'static ResourceType, f: &mut dyn FnMut(&Value)) {
         let inner = self.lock();
         for obj in inner
             .objects
-            .get(&res.key())
+            .get(&res.storage().key())
             .into_iter()
             .flat_map(|b| b.values())
         {
@@ -187,7 +189,7 @@ impl Store {
     /// `after`, keeping those `keep` accepts, at most `limit` of them.
     pub fn list(
         &self,
-        res: &ResourceType,
+        res: &'static ResourceType,
         ns: Option<&str>,
         after: Option<&(String, String)>,
         limit: Option<usize>,
@@ -197,7 +199,7 @@ impl Store {
         let mut items = Vec::new();
         let mut continue_after = None;
         let mut remaining = 0;
-        if let Some(bucket) = inner.objects.get(&res.key()) {
+        if let Some(bucket) = inner.objects.get(&res.storage().key()) {
             let range: Box<dyn Iterator<Item = (&ObjectKey, &Value)>> = match after {
                 Some(a) => Box::new(bucket.range::<ObjectKey, _>((
                     std::ops::Bound::Excluded(a.clone()),
@@ -220,7 +222,7 @@ impl Store {
                         continue;
                     }
                 }
-                items.push(obj.clone());
+                items.push(res.served_as(obj.clone()));
                 continue_after = Some(key.clone());
             }
         }
@@ -240,9 +242,12 @@ impl Store {
     pub fn create(
         &self,
         res: &'static ResourceType,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> ApiResult<Value> {
+        let served = res;
+        let res = res.storage();
+        let mut obj = res.served_as(obj);
         let mut inner = self.lock();
         let ns = obj["metadata"]["namespace"]
             .as_str()
@@ -267,13 +272,13 @@ impl Store {
             .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
         meta.insert("uid".into(), json!(uid));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        if res.group == "kubeflow.org" || res.plural == "pods" {
+        if matches!(res.group, "kubeflow.org" | "apps") || res.plural == "pods" {
             meta.insert("generation".into(), json!(1));
         }
         meta.remove("deletionTimestamp");
         if dry_run {
             meta.insert("resourceVersion".into(), json!(inner.rv.to_string()));
-            return Ok(obj);
+            return Ok(served.served_as(obj));
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -284,7 +289,7 @@ impl Store {
             .or_default()
             .insert(key, obj.clone());
         self.record(&mut inner, res, EventType::Added, &obj);
-        Ok(obj)
+        Ok(served.served_as(obj))
     }
 
     /// `update_with` for one instance of an object: a conflict when the name now belongs to
@@ -320,6 +325,8 @@ impl Store {
         dry_run: bool,
         f: impl FnOnce(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Value> {
+        let served = res;
+        let res = res.storage();
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
         let old = inner
@@ -328,7 +335,7 @@ impl Store {
             .and_then(|b| b.get(&key))
             .cloned()
             .ok_or_else(|| ApiError::not_found(res.plural, res.group, name))?;
-        let mut new = f(&old)?;
+        let mut new = res.served_as(f(&served.served_as(old.clone()))?);
         if new["metadata"]["name"] != old["metadata"]["name"] {
             return Err(ApiError::bad_request(
                 "the name of the object does not match the name on the URL",
@@ -358,7 +365,7 @@ impl Store {
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         if new == old || dry_run {
             // A no-op write does not bump resourceVersion or wake watchers, like the apiserver.
-            return Ok(new);
+            return Ok(served.served_as(new));
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -369,7 +376,7 @@ impl Store {
             .or_default()
             .insert(key, new.clone());
         self.record(&mut inner, res, EventType::Modified, &new);
-        Ok(new)
+        Ok(served.served_as(new))
     }
 
     /// Deletes one object and, like the garbage collector with background propagation, every
@@ -382,6 +389,8 @@ impl Store {
         dry_run: bool,
         cascade: bool,
     ) -> ApiResult<Value> {
+        let served = res;
+        let res = res.storage();
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
         let exists = inner
@@ -393,8 +402,10 @@ impl Store {
             return Err(ApiError::not_found(res.plural, res.group, name));
         };
         if dry_run {
-            return Ok(obj);
+            return Ok(served.served_as(obj));
         }
+        // Each set of objects once, by its storage version.
+        let stored_types = || resources::RESOURCES.iter().filter(|r| r.storage() == *r);
         let mut queue = vec![(res, key)];
         let mut first = None;
         while let Some((r, k)) = queue.pop() {
@@ -403,7 +414,7 @@ impl Store {
             };
             // Deleting a namespace deletes everything in it.
             if r.plural == "namespaces" {
-                for other in resources::RESOURCES.iter().filter(|o| o.namespaced) {
+                for other in stored_types().filter(|o| o.namespaced) {
                     if let Some(b) = inner.objects.get(&other.key()) {
                         for k2 in b.keys().filter(|k2| k2.0 == k.1) {
                             queue.push((other, k2.clone()));
@@ -415,7 +426,7 @@ impl Store {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            for other in resources::RESOURCES.iter().filter(|_| cascade) {
+            for other in stored_types().filter(|_| cascade) {
                 if let Some(b) = inner.objects.get(&other.key()) {
                     for (k2, o2) in b.iter() {
                         let owned =
@@ -438,7 +449,9 @@ impl Store {
                 first = Some(gone);
             }
         }
-        first.ok_or_else(|| ApiError::not_found(res.plural, res.group, name))
+        first
+            .map(|o| served.served_as(o))
+            .ok_or_else(|| ApiError::not_found(res.plural, res.group, name))
     }
 
     fn record(&self, inner: &mut Inner, res: &'static ResourceType, kind: EventType, obj: &Value) {
@@ -463,7 +476,7 @@ impl Store {
     /// lock so no change falls between the two. Err(floor) when `rv` is older than the history.
     pub fn watch_from(
         &self,
-        res: &ResourceType,
+        res: &'static ResourceType,
         rv: u64,
     ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), u64> {
         let inner = self.lock();
@@ -474,7 +487,7 @@ impl Store {
         let past = inner
             .history
             .iter()
-            .filter(|c| c.rv > rv && c.resource == res)
+            .filter(|c| c.rv > rv && c.resource == res.storage())
             .cloned()
             .collect();
         Ok((past, rx))
@@ -485,6 +498,7 @@ impl Store {
         &self,
         res: &'static ResourceType,
     ) -> (Vec<Change>, broadcast::Receiver<Change>, u64) {
+        let res = res.storage();
         let inner = self.lock();
         let rx = self.changes.subscribe();
         let now: Vec<Change> = inner

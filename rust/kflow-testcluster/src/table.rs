@@ -31,8 +31,72 @@ fn columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
             ("Age", "string"),
             ("Version", "string"),
         ],
+        "persistentvolumeclaims" => vec![
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Volume", "string"),
+            ("Capacity", "string"),
+            ("Access Modes", "string"),
+            ("StorageClass", "string"),
+            ("VolumeAttributesClass", "string"),
+            ("Age", "string"),
+        ],
+        "persistentvolumes" => vec![
+            ("Name", "string"),
+            ("Capacity", "string"),
+            ("Access Modes", "string"),
+            ("Reclaim Policy", "string"),
+            ("Status", "string"),
+            ("Claim", "string"),
+            ("StorageClass", "string"),
+            ("VolumeAttributesClass", "string"),
+            ("Reason", "string"),
+            ("Age", "string"),
+        ],
+        "storageclasses" => vec![
+            ("Name", "string"),
+            ("Provisioner", "string"),
+            ("ReclaimPolicy", "string"),
+            ("VolumeBindingMode", "string"),
+            ("AllowVolumeExpansion", "string"),
+            ("Age", "string"),
+        ],
+        "statefulsets" => vec![("Name", "string"), ("Ready", "string"), ("Age", "string")],
         _ => vec![("Name", "string"), ("Age", "string")],
     }
+}
+
+/// The columns `-o wide` adds (priority 1), after the others.
+fn wide_columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
+    match res.plural {
+        "persistentvolumeclaims" | "persistentvolumes" => vec![("VolumeMode", "string")],
+        "statefulsets" => vec![("Containers", "string"), ("Images", "string")],
+        _ => vec![],
+    }
+}
+
+/// Access modes as kubectl abbreviates them, always in the same order.
+fn access_modes(modes: &Value) -> String {
+    let has = |m: &str| {
+        modes
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == &json!(m)))
+    };
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+fn str_or(v: &Value, default: &str) -> Value {
+    json!(v.as_str().unwrap_or(default))
 }
 
 /// Kubernetes' short human duration ("5s", "3m2s", "4h", "2d").
@@ -164,6 +228,107 @@ fn cells(res: &ResourceType, obj: &Value) -> Vec<Value> {
                 obj["status"]["nodeInfo"]["kubeletVersion"].clone(),
             ]
         }
+        "persistentvolumeclaims" => {
+            let bound = !obj["spec"]["volumeName"].as_str().unwrap_or("").is_empty();
+            let (capacity, modes) = if bound {
+                (
+                    str_or(&obj["status"]["capacity"]["storage"], ""),
+                    json!(access_modes(&obj["status"]["accessModes"])),
+                )
+            } else {
+                (json!(""), json!(""))
+            };
+            let class = obj["spec"]["storageClassName"]
+                .as_str()
+                .or(
+                    obj["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"]
+                        .as_str(),
+                )
+                .unwrap_or("");
+            let phase = if obj["metadata"]["deletionTimestamp"].is_null() {
+                str_or(&obj["status"]["phase"], "Pending")
+            } else {
+                json!("Terminating")
+            };
+            vec![
+                name,
+                phase,
+                str_or(&obj["spec"]["volumeName"], ""),
+                capacity,
+                modes,
+                json!(class),
+                str_or(&obj["spec"]["volumeAttributesClassName"], "<unset>"),
+                age,
+                str_or(&obj["spec"]["volumeMode"], "<unset>"),
+            ]
+        }
+        "persistentvolumes" => {
+            let claim = &obj["spec"]["claimRef"];
+            let claim = if claim.is_object() {
+                format!(
+                    "{}/{}",
+                    claim["namespace"].as_str().unwrap_or(""),
+                    claim["name"].as_str().unwrap_or("")
+                )
+            } else {
+                String::new()
+            };
+            vec![
+                name,
+                str_or(&obj["spec"]["capacity"]["storage"], ""),
+                json!(access_modes(&obj["spec"]["accessModes"])),
+                str_or(&obj["spec"]["persistentVolumeReclaimPolicy"], ""),
+                str_or(&obj["status"]["phase"], ""),
+                json!(claim),
+                str_or(&obj["spec"]["storageClassName"], ""),
+                str_or(&obj["spec"]["volumeAttributesClassName"], "<unset>"),
+                str_or(&obj["status"]["reason"], ""),
+                age,
+                str_or(&obj["spec"]["volumeMode"], "<unset>"),
+            ]
+        }
+        "storageclasses" => {
+            let default = obj["metadata"]["annotations"]
+                ["storageclass.kubernetes.io/is-default-class"]
+                == json!("true");
+            let shown = format!(
+                "{}{}",
+                obj["metadata"]["name"].as_str().unwrap_or(""),
+                if default { " (default)" } else { "" }
+            );
+            vec![
+                json!(shown),
+                obj["provisioner"].clone(),
+                str_or(&obj["reclaimPolicy"], "Delete"),
+                str_or(&obj["volumeBindingMode"], "Immediate"),
+                json!(obj["allowVolumeExpansion"].as_bool().unwrap_or(false)),
+                age,
+            ]
+        }
+        "statefulsets" => {
+            let containers = obj["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let join = |key: &str| {
+                containers
+                    .iter()
+                    .filter_map(|c| c[key].as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    obj["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    obj["spec"]["replicas"].as_i64().unwrap_or(1)
+                )),
+                age,
+                json!(join("name")),
+                json!(join("image")),
+            ]
+        }
         _ => vec![name, age],
     }
 }
@@ -176,12 +341,15 @@ pub fn table(
     include_object: &str,
     list_meta: Value,
 ) -> Value {
+    let wide = wide_columns(res).into_iter().map(|c| (c, 1));
     let cols: Vec<Value> = columns(res)
-        .iter()
+        .into_iter()
+        .map(|c| (c, 0))
+        .chain(wide)
         .enumerate()
-        .map(|(i, (n, t))| {
-            json!({"name": n, "type": t, "format": if i == 0 && *n == "Name" { "name" } else { "" },
-                   "description": "", "priority": 0})
+        .map(|(i, ((n, t), priority))| {
+            json!({"name": n, "type": t, "format": if i == 0 && n == "Name" { "name" } else { "" },
+                   "description": "", "priority": priority})
         })
         .collect();
     let rows: Vec<Value> = objects

@@ -215,7 +215,7 @@ fn store_new(
     obj: Value,
     dry: bool,
 ) -> ApiResult<Value> {
-    let obj = admission::for_create(&c.crds, res, ns, obj)?;
+    let obj = admission::for_create(&c.store, &c.crds, res, ns, obj)?;
     c.store.create(res, obj, dry)
 }
 

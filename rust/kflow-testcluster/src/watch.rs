@@ -32,7 +32,7 @@ pub struct WatchRequest {
 }
 
 fn matches(req: &WatchRequest, c: &Change) -> bool {
-    c.resource == req.res
+    c.resource == req.res.storage()
         && req
             .namespace
             .as_deref()
@@ -50,7 +50,7 @@ fn encode(req: &WatchRequest, c: &Change) -> Bytes {
             json!({"resourceVersion": c.rv.to_string()}),
         )
     } else {
-        (*c.object).clone()
+        req.res.served_as((*c.object).clone())
     };
     line(&json!({"type": c.kind.as_str(), "object": object}))
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::container::Outcome;
+use super::network::{self, PodNetwork};
 use super::restart::restarts;
 use super::status::{waiting, with_status};
 use super::{name_of, ns_of, Kubelet};
@@ -75,6 +76,16 @@ impl Kubelet {
         };
         if !self.cfg.sandbox {
             self.event(&ns, &name, "Warning", "SandboxUnavailable", "bubblewrap cannot create namespaces here: containers run as plain processes and volumeMounts are not applied");
+        }
+        if self.own_networks && network::wants_own(&pod) {
+            match PodNetwork::create(self.cfg.api_port).await {
+                Ok(net) => {
+                    if let Ok(mut m) = self.networks.lock() {
+                        m.insert(uid.clone(), net);
+                    }
+                }
+                Err(e) => self.event(&ns, &name, "Warning", "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: setting up the pod's network namespace: {e}; the pod uses the node's network")),
+            }
         }
 
         let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
@@ -199,7 +210,7 @@ impl Kubelet {
             match self.scheduler.try_bind(&self.store, ns, name, uid) {
                 Decision::Bound => return true,
                 Decision::Gone => return false,
-                Decision::Unschedulable(_) => {}
+                Decision::Unschedulable(_) | Decision::WaitingForVolumes => {}
             }
             // The timer is a backstop, as the real scheduler's periodic flush of unschedulable
             // pods; it is long because thousands of pending pods each re-check on it.
@@ -211,8 +222,9 @@ impl Kubelet {
         }
     }
 
-    /// Each container's runtime by name. An image with no local runtime cannot be pulled: the
-    /// pod gets the pull events and ImagePullBackOff, and None once it is deleted.
+    /// Each container's runtime by name. An image that cannot be pulled (no local runtime, or
+    /// named unpullable) leaves the pod Pending, its container waiting in ErrImagePull, then
+    /// ImagePullBackOff while the pull backs off, over and over; None once the pod is deleted.
     async fn pull_images(
         &self,
         ns: &str,
@@ -230,35 +242,18 @@ impl Kubelet {
         {
             let cname = c["name"].as_str().unwrap_or("").to_string();
             let image = c["image"].as_str().unwrap_or("").to_string();
-            match self.cfg.images.resolve(&image) {
+            let unpullable = self
+                .cfg
+                .unpullable_images
+                .iter()
+                .any(|p| image.contains(p.as_str()));
+            match self.cfg.images.resolve(&image).filter(|_| !unpullable) {
                 Some(rt) => {
                     runtimes.insert(cname, rt.clone());
                 }
                 None => {
-                    self.event(
-                        ns,
-                        name,
-                        "Normal",
-                        "Pulling",
-                        &format!("Pulling image \"{image}\""),
-                    );
-                    self.event(ns, name, "Warning", "Failed", &format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found"));
-                    self.event(ns, name, "Warning", "Failed", "Error: ErrImagePull");
-                    self.event(
-                        ns,
-                        name,
-                        "Normal",
-                        "BackOff",
-                        &format!("Back-off pulling image \"{image}\""),
-                    );
-                    self.event(ns, name, "Warning", "Failed", "Error: ImagePullBackOff");
-                    self.update_pod(ns, name, uid, |p| {
-                        with_status(p, is_init, &cname, |s| {
-                            s["state"] = json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}});
-                        });
-                    });
-                    // Stays Pending, as a real pod with a bad image does, until deleted.
-                    let _ = cancel.changed().await;
+                    self.pull_fails(ns, name, uid, &cname, &image, is_init, cancel)
+                        .await;
                     return None;
                 }
             }
@@ -274,6 +269,60 @@ impl Kubelet {
             );
         }
         Some(runtimes)
+    }
+
+    /// A pull that never succeeds: the kubelet's events once, then the container's state
+    /// alternating between a failed pull and its back-off until the pod is deleted.
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_fails(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        cname: &str,
+        image: &str,
+        is_init: bool,
+        cancel: &mut watch::Receiver<bool>,
+    ) {
+        let why = format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found");
+        let pull_error = format!("Failed to pull image \"{image}\": {why}");
+        let back_off = format!("Back-off pulling image \"{image}\"");
+        self.event(
+            ns,
+            name,
+            "Normal",
+            "Pulling",
+            &format!("Pulling image \"{image}\""),
+        );
+        self.event(ns, name, "Warning", "Failed", &pull_error);
+        self.event(ns, name, "Warning", "Failed", "Error: ErrImagePull");
+        self.event(ns, name, "Normal", "BackOff", &back_off);
+        self.event(ns, name, "Warning", "Failed", "Error: ImagePullBackOff");
+        let mut attempt = 0;
+        loop {
+            let states = [
+                (
+                    json!({"reason": "ErrImagePull", "message": why}),
+                    self.cfg.backoff,
+                ),
+                (
+                    json!({"reason": "ImagePullBackOff", "message": format!("{back_off}: ErrImagePull: {why}")}),
+                    self.backoff_delay(attempt + 1),
+                ),
+            ];
+            for (waiting, wait) in states {
+                self.update_pod(ns, name, uid, |p| {
+                    with_status(p, is_init, cname, |s| {
+                        s["state"] = json!({ "waiting": waiting });
+                    });
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.changed() => return,
+                }
+            }
+            attempt += 1;
+        }
     }
 
     /// The pod's volumes (name -> host folder), retried every second while a source is missing

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::container::StartError;
+use super::network::PodNetwork;
 use super::{expand_vars, name_of, uid_of, Kubelet};
 use crate::runtime::{self, Runtime, SandboxSpec};
 use crate::volumes;
@@ -25,6 +26,8 @@ pub struct ExecContext {
     mounts: Vec<runtime::Mount>,
     working_dir: Option<String>,
     env: Vec<(String, String)>,
+    /// The pod's own network, which the process joins; None: the node's.
+    network: Option<Arc<PodNetwork>>,
 }
 
 impl ExecContext {
@@ -59,6 +62,9 @@ impl ExecContext {
         cmd.env_clear();
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        if let Some(net) = &self.network {
+            net.enter_on_spawn(&mut cmd);
         }
         cmd
     }
@@ -124,6 +130,19 @@ impl Kubelet {
                 read_only: true,
             });
         }
+        // So would a Python environment there that an image is mapped to (a virtualenv whose
+        // jupyter_server a notebook image runs): its root is bound back in the same way.
+        if let Some(root) = rt
+            .python()
+            .filter(|p| p.starts_with("/tmp"))
+            .and_then(|p| p.parent()?.parent())
+        {
+            mounts.push(runtime::Mount {
+                source: root.to_path_buf(),
+                target: root.to_string_lossy().into_owned(),
+                read_only: true,
+            });
+        }
         let hostname = pod["spec"]["hostname"]
             .as_str()
             .unwrap_or(name_of(pod).as_str())
@@ -172,6 +191,7 @@ impl Kubelet {
             mounts,
             working_dir,
             env: full_env,
+            network: self.network(&uid_of(pod)),
         });
         if let Ok(mut m) = self.exec_contexts.lock() {
             m.insert((uid_of(pod), cname.to_string()), ctx.clone());
