@@ -1,7 +1,7 @@
 """Namespace listings side by side with kubectl and the `kubernetes` Python client, on one
 namespace of 5,000 objects of each kind (loopback kflow-testcluster started here): the first
-page (100 rows; for kubectl, which has no pages, the time until it prints its first row with
-`--chunk-size=100`) and the full listing.
+page (100 rows; kubectl has no pages, so it has only the full listing, a whole process) and the
+full listing.
 
     python bench/bench_namespace.py [--objects 5000] [--repeat 5]
 
@@ -93,30 +93,22 @@ def main():
                     subprocess.run([kubectl, "--kubeconfig", cluster.kubeconfig, "get", resource, "-n", NS, *extra],
                                    capture_output=True, check=True)
 
-                def kubectl_first_rows(_):
-                    # kubectl has no pages: what its user waits for is its first printed row.
-                    proc = subprocess.Popen([kubectl, "--kubeconfig", cluster.kubeconfig, "get", resource, "-n", NS,
-                                             "--chunk-size=100", "--no-headers"], stdout=subprocess.PIPE)
-                    proc.stdout.readline()
-                    proc.kill()
-                    proc.wait()
-
-                first = interleaved([
-                    (f"kflow.namespace().{kind}: first page (100 rows)", lambda _: method[kind](limit=100)),
-                    (f"kubectl get {resource} --chunk-size=100 (whole process, until its first row)", kubectl_first_rows),
-                    ("kubernetes client, limit=100", lambda _: listed(core, custom, limit=100)),
-                ], args.repeat)
-                full = interleaved([
-                    (f"kflow.namespace().{kind}(all=True)", lambda _: method[kind](all=True)),
-                    (f"kubectl get {resource} (whole process, table)", kubectl_get),
-                    ("kubernetes client, full list", lambda _: listed(core, custom)),
-                ], args.repeat)
-                rows.append((kind, first, full))
-            print(f"\n| listing of {args.objects:,} objects | tool | first page | full listing |")
+                tools = [
+                    (f"kflow.namespace().{method[kind].__name__}", lambda _: method[kind](limit=100),
+                     lambda _: method[kind](all=True)),
+                    (f"kubectl get {resource} (whole process)", None, kubectl_get),
+                    ("kubernetes client", lambda _: listed(core, custom, limit=100),
+                     lambda _: listed(core, custom)),
+                ]
+                first = dict(interleaved([(name, f) for name, f, _ in tools if f], args.repeat))
+                full = dict(interleaved([(name, a) for name, _, a in tools], args.repeat))
+                rows.append((kind, [(name, first.get(name), full[name]) for name, _, _ in tools]))
+            print(f"\n| listing of {args.objects:,} objects | tool | first page (100 rows) | full listing |")
             print("|---|---|---:|---:|")
-            for kind, first, full in rows:
-                for (name, f), (_, a) in zip(first, full):
-                    print(f"| {kind} | {name.split(':')[0]} | {f * 1000:.0f} ms | {a * 1000:.0f} ms |")
+            for kind, measured in rows:
+                for name, f, a in measured:
+                    shown = "no pages" if f is None else f"{f * 1000:.0f} ms"
+                    print(f"| {kind} | {name} | {shown} | {a * 1000:.0f} ms |")
         finally:
             cluster.stop()
 

@@ -22,6 +22,9 @@ from ._pages import Page, _cursor, _limit
 
 Row = Dict[str, Any]
 
+# Rows per request when a caller asks for every page: fewer round trips, as kubectl's chunks.
+_ALL_PAGE = 500
+
 
 def _name(argument: str, value: Any) -> str:
     if not isinstance(value, str):
@@ -91,6 +94,8 @@ class Namespace:
 
     def _list(self, kind: str, limit: Any, cursor: Optional[str], all: bool) -> Page:
         limit, cursor = _limit(limit), _cursor(cursor)
+        if all and limit is None:
+            limit = _ALL_PAGE
         items: List[Row] = []
         while True:
             page = json.loads(self._native.page_json(kind, limit, cursor))

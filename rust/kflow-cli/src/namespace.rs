@@ -183,8 +183,10 @@ fn listing<T: Serialize>(
     read: impl Fn(&PageRequest) -> Result<Page<T>, Error>,
     cells: impl Fn(&T) -> Vec<String>,
 ) -> Result<i32, Error> {
+    // Every page: fewer, larger requests (kubectl reads in chunks of 500 too).
+    let limit = args.limit.or(args.all.then_some(500));
     let mut request = PageRequest {
-        limit: args.limit,
+        limit,
         cursor: args.cursor.clone(),
     };
     let mut page = read(&request)?;
