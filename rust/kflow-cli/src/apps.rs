@@ -14,7 +14,7 @@ use kflow_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::output::{print_json, Printer};
+use crate::output::{or_dash, print_json, Printer};
 
 /// Which page of a listing, and how to print it.
 #[derive(Debug, Args)]
@@ -198,10 +198,6 @@ fn metadata_value(text: &str) -> Value {
         Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::String(_))) => v,
         _ => Value::String(text.to_string()),
     }
-}
-
-fn or_dash(v: &Option<String>) -> String {
-    v.clone().unwrap_or_else(|| "-".into())
 }
 
 pub fn pipelines(action: PipelinesAction, client: &Client, out: &Printer) -> Result<i32, Error> {

@@ -13,7 +13,7 @@ use kflow_core::{
 };
 use serde::Serialize;
 
-use crate::output::{print_json, Printer};
+use crate::output::{or_dash, print_json, Printer};
 
 /// What `kflow ls` lists.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -170,10 +170,6 @@ pub enum NotebookAction {
     },
 }
 
-fn or_dash(value: Option<&String>) -> String {
-    value.cloned().unwrap_or_else(|| "-".into())
-}
-
 /// Reads one page, or every page with `all`; prints the rows as a table of `header` with
 /// `cells` per row, or as JSON.
 fn listing<T: Serialize>(
@@ -268,8 +264,8 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
                     j.phase.clone(),
                     joined_or_dash(&replicas),
                     if j.made_by_kflow { "yes" } else { "no" }.into(),
-                    or_dash(j.created_at.as_ref()),
-                    or_dash(j.reason.as_ref()),
+                    or_dash(&j.created_at),
+                    or_dash(&j.reason),
                 ]
             },
         ),
@@ -282,8 +278,8 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
                 vec![
                     p.name.clone(),
                     p.phase.clone(),
-                    or_dash(p.size.as_ref()),
-                    or_dash(p.storage_class.as_ref()),
+                    or_dash(&p.size),
+                    or_dash(&p.storage_class),
                     p.access_modes.join(","),
                     joined_or_dash(&p.mounted_by),
                 ]
@@ -299,7 +295,7 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
                     c.name.clone(),
                     c.keys.len().to_string(),
                     c.keys.iter().map(|k| k.bytes).sum::<u64>().to_string(),
-                    or_dash(c.code_of.as_ref()),
+                    or_dash(&c.code_of),
                 ]
             },
         ),
@@ -314,8 +310,8 @@ pub fn list(client: &Client, kind: ListKind, args: &ListArgs, out: &Printer) -> 
                     s.name.clone(),
                     s.provisioner.clone(),
                     if s.default { "yes" } else { "" }.into(),
-                    or_dash(s.reclaim_policy.as_ref()),
-                    or_dash(s.volume_binding_mode.as_ref()),
+                    or_dash(&s.reclaim_policy),
+                    or_dash(&s.volume_binding_mode),
                 ]
             },
         ),
@@ -335,11 +331,11 @@ fn notebooks_table(ns: &Namespace, args: &ListArgs, out: &Printer) -> Result<i32
                 n.name.clone(),
                 n.state.as_str().into(),
                 n.image.rsplit('/').next().unwrap_or_default().to_string(),
-                or_dash(n.cpu.as_ref()),
-                or_dash(n.memory.as_ref()),
+                or_dash(&n.cpu),
+                or_dash(&n.memory),
                 n.gpus.to_string(),
                 joined_or_dash(&n.volumes),
-                or_dash(n.reason.as_ref()),
+                or_dash(&n.reason),
             ]
         },
     )

@@ -353,6 +353,11 @@ impl Printer {
     }
 }
 
+/// A table cell for an optional value.
+pub fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
 pub fn print_json<T: Serialize>(value: &T) {
     println!(
         "{}",

@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use kflow_core::{
-    Context, Error, ModelRegistry, PageRequest, Pipelines, RegisterRequest, RunRequest,
-    UploadRequest,
+    Context, Error, ModelRegistry, Pipelines, RegisterRequest, RunRequest, UploadRequest,
 };
 use pyo3::prelude::*;
 
-use crate::{answer, to_json, to_py};
+use crate::{answer, page, to_json, to_py};
 
 fn pipelines(py: Python<'_>) -> PyResult<Pipelines> {
     py.detach(|| Pipelines::connect(&Context::from_process()))
@@ -21,10 +20,6 @@ fn pipelines(py: Python<'_>) -> PyResult<Pipelines> {
 fn registry(py: Python<'_>) -> PyResult<ModelRegistry> {
     py.detach(|| ModelRegistry::connect(&Context::from_process()))
         .map_err(|e| to_py(py, e))
-}
-
-fn page(limit: Option<u32>, cursor: Option<String>) -> PageRequest {
-    PageRequest { limit, cursor }
 }
 
 /// A request the Python layer built, read into its core type.

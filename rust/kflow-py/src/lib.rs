@@ -148,6 +148,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
+/// The page a Python listing asks for.
+fn page(limit: Option<u32>, cursor: Option<String>) -> kflow_core::PageRequest {
+    kflow_core::PageRequest { limit, cursor }
+}
+
 /// Runs `work` without the GIL and turns its result into JSON or the matching exception.
 fn answer<T: serde::Serialize + Send>(
     py: Python<'_>,

@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kflow_core::{
-    Listed, Namespace, NotebookRequest, PageRequest, PortForward, PvcRequest, RowWatch, Workspace,
+    Listed, Namespace, NotebookRequest, PortForward, PvcRequest, RowWatch, Workspace,
 };
 use pyo3::prelude::*;
 
-use crate::{answer, client, to_json, to_py};
+use crate::{answer, client, page, to_json, to_py};
 
 #[pyclass(module = "kflow._native", name = "NativeNamespace", frozen)]
 pub struct NativeNamespace {
@@ -25,10 +25,6 @@ pub fn namespace(py: Python<'_>, name: Option<String>) -> PyResult<NativeNamespa
     py.detach(|| client.namespace(name.as_deref()))
         .map(|namespace| NativeNamespace { namespace })
         .map_err(|e| to_py(py, e))
-}
-
-fn page(limit: Option<u32>, cursor: Option<String>) -> PageRequest {
-    PageRequest { limit, cursor }
 }
 
 #[pymethods]

@@ -242,7 +242,7 @@ impl Namespace {
         ))
     }
 
-    /// Every PVC name, for checks before a Notebook server is made.
+    /// Whether a PVC exists, for checks before a Notebook server is made.
     pub(super) fn pvc_exists(&self, name: &str) -> Result<bool> {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client().clone(), &self.name);
         self.backend.block_on(async {
