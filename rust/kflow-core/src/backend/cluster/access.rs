@@ -39,45 +39,23 @@ pub fn submission_needs(kind: JobKind) -> [Need; 3] {
             group: "",
             resource: "configmaps",
         },
+        // Resuming the job once its code is in place.
         Need {
             verb: "patch",
-            group: "",
-            resource: "configmaps",
+            group: "kubeflow.org",
+            resource: job_plural,
         },
     ]
 }
 
-/// The first need the API server denies, as `Error::Cluster(ClusterError::Forbidden)`.
+/// The first need the API server denies, as `Error::Cluster(ClusterError::Forbidden)`. The
+/// reviews are asked all at once: each is a round trip that decides nothing about the others.
 pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Result<()> {
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let pp = PostParams::default();
-    for need in needs {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace.to_string()),
-                    verb: Some(need.verb.to_string()),
-                    group: Some(need.group.to_string()),
-                    resource: Some(need.resource.to_string()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let answer = match super::retry::retry(|| reviews.create(&pp, &review)).await {
-            Ok(answer) => answer,
-            // Not served, or the user may not even ask: the real calls will tell.
-            Err(_) => return Ok(()),
-        };
-        let Some(status) = answer.status else {
-            return Ok(());
-        };
-        if !status.allowed {
-            let why = status
-                .reason
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "the cluster's access review denied it".into());
+    let answers =
+        futures::future::join_all(needs.iter().map(|need| review(&reviews, namespace, need))).await;
+    for (need, denied) in needs.iter().zip(answers) {
+        if let Some(why) = denied {
             return Err(Error::Cluster(ClusterError::Forbidden {
                 verb: need.verb.into(),
                 resource: need.resource.into(),
@@ -87,4 +65,37 @@ pub async fn check(client: &kube::Client, namespace: &str, needs: &[Need]) -> Re
         }
     }
     Ok(())
+}
+
+/// Why the API server denies `need`; `None` when it allows it, or when it cannot be asked
+/// (not served, or the user may not even ask: the real calls will tell).
+async fn review(
+    reviews: &Api<SelfSubjectAccessReview>,
+    namespace: &str,
+    need: &Need,
+) -> Option<String> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some(need.verb.to_string()),
+                group: Some(need.group.to_string()),
+                resource: Some(need.resource.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pp = PostParams::default();
+    let status = super::retry::retry(|| reviews.create(&pp, &review))
+        .await
+        .ok()?
+        .status?;
+    (!status.allowed).then(|| {
+        status
+            .reason
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "the cluster's access review denied it".into())
+    })
 }

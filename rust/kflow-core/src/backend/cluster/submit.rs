@@ -1,9 +1,10 @@
-//! Submission: ensure the pip-cache PVC, upload the code as its ConfigMap, create the job with
-//! the run record as an annotation, then make the ConfigMap owned by the job so it vanishes
-//! with it. Every step is idempotent by run id: a 409 for an object carrying our run id is a
+//! Submission: ensure the pip-cache PVC and create the job, suspended, with the run record as
+//! an annotation; upload the code as ConfigMaps owned by the job so they vanish with it; then
+//! resume the job. Every step is idempotent by run id: a 409 for an object carrying our run id is a
 //! retry of ours and is adopted; one carrying another run id means the name is taken.
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{PartialObjectMeta, Request};
 use serde_json::json;
@@ -57,66 +58,82 @@ pub async fn ensure_pip_cache(
 }
 
 /// Creates everything for one run. Returns the job's uid.
+///
+/// The job comes first, suspended, so the code parts can be created already owned by it (gone
+/// with it) and no part is written twice: a 10 MiB project is fifteen 700 KiB ConfigMaps, and
+/// an ownerReference patch each afterwards made the API server decode, merge and store every
+/// one of them again. The job is then resumed. An operator whose CRD does not know
+/// `runPolicy.suspend` (the API server prunes it, so the created job comes back without it)
+/// starts the job at once; its pods then wait in ContainerCreating for their code volumes,
+/// which the kubelet mounts as soon as the parts exist, and no resume is needed.
 pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
     let ns = sub.namespace;
-    // The claim and every code part at once: a 10 MiB project is fifteen ConfigMaps, and one
-    // round trip for all of them instead of one each is most of a submission's time.
     let pip_cache = async {
         match &sub.manifests.pip_cache {
             Some(pvc) => ensure_pip_cache(client, ns, pvc).await,
             None => Ok(()),
         }
     };
+    let (pip_cache, job) = futures::join!(pip_cache, create_job(client, sub));
+    let created_job = job?;
+    if let Err(e) = pip_cache {
+        if created_job.fresh {
+            delete_job(client, sub).await;
+        }
+        return Err(e);
+    }
+
+    let api_version = &sub.manifests.job.api_version;
+    let owner = OwnerReference {
+        api_version: api_version.clone(),
+        kind: sub.kind.as_str().to_string(),
+        name: sub.name.to_string(),
+        uid: created_job.uid.clone(),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    };
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let parts = std::iter::once(&sub.manifests.code).chain(&sub.manifests.code_parts);
-    let (pip_cache, codes) = futures::join!(
-        pip_cache,
-        futures::future::join_all(parts.map(|cm| create_code(client, &cms, cm, sub)))
-    );
-    let mut names = Vec::new();
+    // Every part at once: one round trip for all of them instead of one each.
+    let codes = futures::future::join_all(
+        parts.map(|cm| create_code(client, &cms, owned_by(cm, &owner), sub)),
+    )
+    .await;
     let mut created = Vec::new();
     let mut first_error = None;
     for code in codes {
         match code {
             Ok((name, fresh)) => {
                 if fresh {
-                    created.push(name.clone());
+                    created.push(name);
                 }
-                names.push(name);
             }
             Err(e) => first_error = first_error.or(Some(e)),
         }
     }
-    let uid = match (pip_cache, first_error) {
-        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
-        (Ok(()), None) => create_job(client, sub).await,
+    let resumed = match first_error {
+        Some(e) => Err(e),
+        None if created_job.suspended => resume_job(client, sub).await,
+        None => Ok(()),
     };
-    let uid = match uid {
-        Ok(uid) => uid,
-        Err(e) => {
-            // Nothing half-made stays behind: the parts this call made go again.
-            let delete = DeleteParams::default();
-            futures::future::join_all(created.iter().map(|name| cms.delete(name, &delete))).await;
-            return Err(e);
+    if let Err(e) = resumed {
+        // Nothing half-made stays behind: what this call made goes again (the parts also go
+        // with the job, but a job that was already there is not this call's to delete).
+        let delete = DeleteParams::default();
+        futures::future::join_all(created.iter().map(|name| cms.delete(name, &delete))).await;
+        if created_job.fresh {
+            delete_job(client, sub).await;
         }
-    };
+        return Err(e);
+    }
+    Ok(created_job.uid)
+}
 
-    // The parts are owned by the job (gone with it); the owner needs the job's uid, so this
-    // comes last, again all at once.
-    let api_version = &sub.manifests.job.api_version;
-    let owner = json!({ "metadata": { "ownerReferences": [{
-        "apiVersion": api_version, "kind": sub.kind.as_str(), "name": sub.name, "uid": uid,
-        "controller": false, "blockOwnerDeletion": false,
-    }]}});
-    let (patch_params, patch) = (PatchParams::default(), Patch::Merge(&owner));
-    // Only the metadata comes back (the parts' bytes would come back with a plain patch).
-    futures::future::join_all(
-        names
-            .iter()
-            .map(|name| retry(|| cms.patch_metadata(name, &patch_params, &patch))),
-    )
-    .await;
-    Ok(uid)
+/// `cm` with `owner` as its only owner.
+fn owned_by(cm: &ConfigMap, owner: &OwnerReference) -> ConfigMap {
+    let mut cm = cm.clone();
+    cm.metadata.owner_references = Some(vec![owner.clone()]);
+    cm
 }
 
 /// What a create asks to get back: the object's metadata only, as the API server sends it to
@@ -126,12 +143,12 @@ const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadata;g=meta.k8
 async fn create_code(
     client: &kube::Client,
     cms: &Api<ConfigMap>,
-    cm: &ConfigMap,
+    cm: ConfigMap,
     sub: &Submission<'_>,
 ) -> Result<(String, bool)> {
     let name = cm.metadata.name.clone().unwrap_or_default();
     let pp = PostParams::default();
-    let body = serde_json::to_vec(cm).expect("a ConfigMap serializes");
+    let body = serde_json::to_vec(&cm).expect("a ConfigMap serializes");
     let create = || async {
         let mut request = Request::new(cms.resource_url())
             .create(&pp, body.clone())
@@ -161,12 +178,39 @@ async fn create_code(
     }
 }
 
-async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<String> {
+/// The job as created (or found, when this is a retry of ours).
+struct CreatedJob {
+    uid: String,
+    /// Whether the job is suspended and waits for [`resume_job`].
+    suspended: bool,
+    /// Whether this call made it (a failure later deletes it again).
+    fresh: bool,
+}
+
+fn jobs_api(
+    client: &kube::Client,
+    sub: &Submission<'_>,
+) -> (Api<DynamicObject>, kube::discovery::ApiResource) {
+    let ar = sub.kind.api_resource(&sub.manifests.job.api_version);
+    (Api::namespaced_with(client.clone(), sub.namespace, &ar), ar)
+}
+
+fn is_suspended(job: &DynamicObject) -> bool {
+    job.data["spec"]["runPolicy"]["suspend"] == json!(true)
+}
+
+async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<CreatedJob> {
     let ns = sub.namespace;
     let training_job = &sub.manifests.job;
-    let ar = sub.kind.api_resource(&training_job.api_version);
-    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let mut job = DynamicObject::new(sub.name, &ar).data(json!({ "spec": training_job.spec }));
+    let (jobs, ar) = jobs_api(client, sub);
+    let mut spec = serde_json::to_value(&training_job.spec).expect("a job spec serializes");
+    if let Some(spec) = spec.as_object_mut() {
+        let policy = spec.entry("runPolicy").or_insert_with(|| json!({}));
+        if let Some(policy) = policy.as_object_mut() {
+            policy.insert("suspend".into(), json!(true));
+        }
+    }
+    let mut job = DynamicObject::new(sub.name, &ar).data(json!({ "spec": spec }));
     job.metadata = training_job.metadata.clone();
     job.metadata
         .annotations
@@ -174,13 +218,21 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
         .insert(RECORD_ANNOTATION.into(), sub.record_json.clone());
     let pp = PostParams::default();
     match retry(|| jobs.create(&pp, &job)).await {
-        Ok(created) => Ok(created.metadata.uid.unwrap_or_default()),
+        Ok(created) => Ok(CreatedJob {
+            suspended: is_suspended(&created),
+            uid: created.metadata.uid.unwrap_or_default(),
+            fresh: true,
+        }),
         Err(e) if status_code(&e) == Some(409) => {
             let existing = retry(|| jobs.get(sub.name))
                 .await
                 .map_err(|e| api_error(e, "get", &ar.plural, ns))?;
             if run_id_of(&existing.metadata) == Some(sub.run_id) {
-                Ok(existing.metadata.uid.unwrap_or_default())
+                Ok(CreatedJob {
+                    suspended: is_suspended(&existing),
+                    uid: existing.metadata.uid.unwrap_or_default(),
+                    fresh: false,
+                })
             } else {
                 Err(Error::Job(JobError::Exists {
                     name: sub.name.to_string(),
@@ -189,4 +241,21 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
         }
         Err(e) => Err(api_error(e, "create", &ar.plural, ns)),
     }
+}
+
+/// Lets the operator start the job's pods: its code is in place.
+async fn resume_job(client: &kube::Client, sub: &Submission<'_>) -> Result<()> {
+    let (jobs, ar) = jobs_api(client, sub);
+    let resume = json!({ "spec": { "runPolicy": { "suspend": false } } });
+    let (pp, patch) = (PatchParams::default(), Patch::Merge(&resume));
+    retry(|| jobs.patch_metadata(sub.name, &pp, &patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| api_error(e, "patch", &ar.plural, sub.namespace))
+}
+
+/// Removes a job this submission made and could not finish, with what it owns.
+async fn delete_job(client: &kube::Client, sub: &Submission<'_>) {
+    let (jobs, _) = jobs_api(client, sub);
+    let _ = jobs.delete(sub.name, &DeleteParams::background()).await;
 }

@@ -183,18 +183,26 @@ fn two_worker_pytorchjob_runs_streams_logs_and_restarts() {
         .wait(Some(Duration::from_secs(120)), &mut || false)
         .unwrap();
     assert_eq!(status.phase, Phase::Succeeded, "{status:?}");
-    let lines: Vec<_> = restarted.logs(false).collect();
+    // A PyTorchJob succeeds when its master does: the worker may still be printing its last
+    // lines, so its log is read until it is complete (or a minute has passed).
     // (The test cluster keeps a pod's log by pod name, so the recreated pods show the first
     // attempt's lines too; a real kubelet starts a new pod's log empty.)
-    for replica in ["master-0", "worker-0"] {
-        assert_eq!(
+    let last_lines = |lines: &[crate::LogLine]| {
+        ["master-0", "worker-0"].map(|replica| {
             lines
                 .iter()
                 .rfind(|l| l.replica == replica)
-                .map(|l| l.text.as_str()),
-            Some("line 39")
-        );
+                .map(|l| l.text.clone())
+        })
+    };
+    let complete = [Some("line 39".to_string()), Some("line 39".to_string())];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = last_lines(&restarted.logs(false).collect::<Vec<_>>());
+    while last != complete && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        last = last_lines(&restarted.logs(false).collect::<Vec<_>>());
     }
+    assert_eq!(last, complete);
 
     // Delete removes the job (and with it the pods and the code ConfigMap).
     restarted.delete().unwrap();
