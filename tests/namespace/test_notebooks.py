@@ -52,7 +52,9 @@ def test_notebook_lifecycle_from_python(cluster, kube):
 
     with ns.open_notebook("lab") as forward:
         assert forward.url == f"http://127.0.0.1:{forward.local_port}/notebook/default/lab/"
-        assert "version" in get_json(forward.url + "api")
+        # Ready means the server's pod runs (as in Kubeflow); Jupyter inside may still be a
+        # moment from listening on a loaded machine.
+        assert "version" in retry_get_json(forward.url + "api")
         # The pod behind the forward goes away (its stream with it) and comes back: the next
         # request gets a new stream to the new pod.
         core.delete_namespaced_pod("lab-0", "default")
@@ -94,7 +96,7 @@ def test_notebook_from_the_cli_open_and_list(cluster, cli):
     try:
         url = opener.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/notebook/default/cli-lab/"), url
-        assert "version" in get_json(url + "api")
+        assert "version" in retry_get_json(url + "api")
     finally:
         opener.send_signal(signal.SIGINT)
         assert opener.wait(timeout=20) == 0, opener.stderr.read()
