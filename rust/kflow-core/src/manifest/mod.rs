@@ -170,6 +170,7 @@ pub fn job(spec: &RunSpec, code: &CodePayload, mpi: MpiApi) -> TrainingJob {
     };
     let run_policy = |clean: &str| RunPolicy {
         clean_pod_policy: clean.into(),
+        suspend: None,
     };
     let mut body = TrainingJobSpec {
         slots_per_worker: None,

@@ -54,6 +54,10 @@ pub struct TrainingJobSpec {
 pub struct RunPolicy {
     /// `None` keeps every pod (and its logs) after the job; `Running` removes running ones.
     pub clean_pod_policy: String,
+    /// Holds the job's pods back while true (operators that know it); set only while kflow
+    /// uploads the code of a job it has just created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
 }
 
 /// One replica type: how many, restarted how, from which pod template.

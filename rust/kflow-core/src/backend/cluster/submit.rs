@@ -203,13 +203,8 @@ async fn create_job(client: &kube::Client, sub: &Submission<'_>) -> Result<Creat
     let ns = sub.namespace;
     let training_job = &sub.manifests.job;
     let (jobs, ar) = jobs_api(client, sub);
-    let mut spec = serde_json::to_value(&training_job.spec).expect("a job spec serializes");
-    if let Some(spec) = spec.as_object_mut() {
-        let policy = spec.entry("runPolicy").or_insert_with(|| json!({}));
-        if let Some(policy) = policy.as_object_mut() {
-            policy.insert("suspend".into(), json!(true));
-        }
-    }
+    let mut spec = training_job.spec.clone();
+    spec.run_policy.suspend = Some(true);
     let mut job = DynamicObject::new(sub.name, &ar).data(json!({ "spec": spec }));
     job.metadata = training_job.metadata.clone();
     job.metadata
@@ -248,6 +243,7 @@ async fn resume_job(client: &kube::Client, sub: &Submission<'_>) -> Result<()> {
     let (jobs, ar) = jobs_api(client, sub);
     let resume = json!({ "spec": { "runPolicy": { "suspend": false } } });
     let (pp, patch) = (PatchParams::default(), Patch::Merge(&resume));
+    // The patch applies to the whole job; only its metadata comes back (not the run record).
     retry(|| jobs.patch_metadata(sub.name, &pp, &patch))
         .await
         .map(|_| ())
