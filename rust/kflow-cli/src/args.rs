@@ -125,6 +125,13 @@ pub enum Command {
     },
     /// Print a kubeconfig for the current session (holds a live token: only when you need one).
     Kubeconfig,
+    /// Serve an editor (the VS Code extension) over JSON-RPC: one long-lived kflow per window.
+    /// The protocol is docs/serve-protocol.md.
+    Serve {
+        /// Speak on standard input and output (LSP framing).
+        #[arg(long, required = true)]
+        stdio: bool,
+    },
     /// List what is in the namespace: training jobs of every kind (anyone's), PVCs,
     /// ConfigMaps, Notebook servers, StorageClasses. Paged; --all for everything.
     #[command(

@@ -6,6 +6,7 @@ mod args;
 mod kernelspec;
 mod namespace;
 mod output;
+mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -348,6 +349,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
         } => namespace::dashboard(client, namespace, no_browser, out),
         Command::Pipelines { action } => apps::pipelines(action, client, out),
         Command::Models { action } => apps::models(action, client, out),
+        Command::Serve { stdio: _ } => Ok(serve::stdio(host.clone())),
         Command::Kubeconfig => {
             let yaml = kflow_core::auth::kubeconfig(client.context())?;
             out.note("warning: this kubeconfig holds a live token of your session: anyone who reads it can act as you until it expires. kflow keeps it in memory only; do not save it to a file you share");

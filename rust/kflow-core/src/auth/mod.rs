@@ -27,7 +27,7 @@ pub(crate) use http::describe;
 pub use login::Credentials;
 pub(crate) use session::run;
 pub use session::{profile_path, Session};
-pub use store::{SecretStore, StoreKind};
+pub use store::{use_editor_store, EditorSecrets, SecretStore, StoreKind};
 pub use token::{claims, now_secs};
 pub use zeroize::Zeroizing;
 

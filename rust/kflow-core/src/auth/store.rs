@@ -1,4 +1,5 @@
-//! Where secrets live: the OS keyring (Secret Service on Linux — the store VS Code's
+//! Where secrets live: the editor's secret storage when an editor serves this process (`kflow
+//! serve`), else the OS keyring (Secret Service on Linux — the store VS Code's
 //! SecretStorage uses —, Keychain on macOS, Credential Manager on Windows); on Linux without a
 //! Secret Service (a server, a container) the kernel keyring, kept until reboot; else this
 //! process's memory. Never a file. The store is probed once per process; when there is none, the caller is
@@ -36,6 +37,9 @@ pub enum StoreKind {
     KernelKeyring,
     /// No keyring: secrets live in this process only.
     Memory,
+    /// The editor that serves this process keeps them (VS Code's SecretStorage, through
+    /// `kflow serve`); the name says which.
+    Editor(&'static str),
 }
 
 impl StoreKind {
@@ -49,6 +53,7 @@ impl StoreKind {
             StoreKind::Memory => {
                 "memory only (no OS keyring: the session ends with this process)".into()
             }
+            StoreKind::Editor(name) => name.to_string(),
         }
     }
 
@@ -58,6 +63,7 @@ impl StoreKind {
             StoreKind::Keyring(_) => "keyring",
             StoreKind::KernelKeyring => "kernel-keyring",
             StoreKind::Memory => "memory",
+            StoreKind::Editor(_) => "editor",
         }
     }
 }
@@ -70,6 +76,45 @@ fn platform_store() -> &'static str {
     } else {
         "Secret Service"
     }
+}
+
+/// A secret store the process's host provides: an editor that keeps secrets in its own
+/// storage and answers over the serving connection. Errors are the host's words.
+pub trait EditorSecrets: Send + Sync {
+    /// The value kept under `account`, if any.
+    fn get(&self, account: &str) -> std::result::Result<Option<String>, String>;
+    /// Keeps `value` under `account`.
+    fn store(&self, account: &str, value: &str) -> std::result::Result<(), String>;
+    /// Forgets `account` (a missing one is fine).
+    fn delete(&self, account: &str) -> std::result::Result<(), String>;
+}
+
+static EDITOR: OnceLock<Box<dyn EditorSecrets>> = OnceLock::new();
+
+/// Makes `secrets` this process's secret store, described as `name` (e.g. "VS Code
+/// SecretStorage"). Only before the store is first used: false when it already was.
+pub fn use_editor_store(name: &'static str, secrets: Box<dyn EditorSecrets>) -> bool {
+    if PROBED.get().is_some() || EDITOR.set(secrets).is_err() {
+        return false;
+    }
+    PROBED.set(StoreKind::Editor(name)).is_ok()
+}
+
+fn editor() -> &'static dyn EditorSecrets {
+    struct Missing;
+    impl EditorSecrets for Missing {
+        fn get(&self, _: &str) -> std::result::Result<Option<String>, String> {
+            Err("no editor store is connected".into())
+        }
+        fn store(&self, _: &str, _: &str) -> std::result::Result<(), String> {
+            Err("no editor store is connected".into())
+        }
+        fn delete(&self, _: &str) -> std::result::Result<(), String> {
+            Err("no editor store is connected".into())
+        }
+    }
+    static MISSING: Missing = Missing;
+    EDITOR.get().map(|b| b.as_ref()).unwrap_or(&MISSING)
 }
 
 static MEMORY: OnceLock<Mutex<HashMap<String, Zeroizing<String>>>> = OnceLock::new();
@@ -175,6 +220,14 @@ impl SecretStore {
         })
     }
 
+    fn fail_editor(&self, action: &'static str, problem: String) -> Error {
+        Error::Auth(AuthError::Keyring {
+            store: self.kind.describe(),
+            action,
+            problem,
+        })
+    }
+
     /// Saves `secret`; values longer than the platform allows (Windows Credential Manager: 2560
     /// bytes) are split over `account#1…#n`, with `account` holding the count.
     pub fn save(&self, account: &str, secret: &str) -> Result<()> {
@@ -248,6 +301,9 @@ impl SecretStore {
                 memory().insert(account.to_string(), Zeroizing::new(secret.to_string()));
                 Ok(())
             }
+            StoreKind::Editor(_) => editor()
+                .store(account, secret)
+                .map_err(|e| self.fail_editor("save the session", e)),
             kind => entry(kind, account)
                 .and_then(|e| e.set_password(secret))
                 .map_err(|e| self.fail("save the session", e)),
@@ -257,6 +313,10 @@ impl SecretStore {
     fn load_raw(&self, account: &str) -> Result<Option<Zeroizing<String>>> {
         match self.kind {
             StoreKind::Memory => Ok(memory().get(account).cloned()),
+            StoreKind::Editor(_) => editor()
+                .get(account)
+                .map(|v| v.map(Zeroizing::new))
+                .map_err(|e| self.fail_editor("read the session", e)),
             kind => match entry(kind, account).and_then(|e| e.get_password()) {
                 Ok(s) => Ok(Some(Zeroizing::new(s))),
                 Err(keyring::Error::NoEntry) => Ok(None),
@@ -271,6 +331,9 @@ impl SecretStore {
                 memory().remove(account);
                 Ok(())
             }
+            StoreKind::Editor(_) => editor()
+                .delete(account)
+                .map_err(|e| self.fail_editor("delete the session", e)),
             kind => match entry(kind, account).and_then(|e| e.delete_credential()) {
                 Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
                 Err(e) => Err(self.fail("delete the session", e)),

@@ -122,6 +122,13 @@ impl Replica {
     }
 }
 
+impl JobKind {
+    /// The image a run of this kind uses when neither it nor the settings name one.
+    pub fn default_image(self) -> &'static str {
+        default_image(self)
+    }
+}
+
 pub fn default_image(kind: JobKind) -> &'static str {
     match kind {
         JobKind::PyTorchJob => "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
@@ -150,6 +157,17 @@ impl Context {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             env: std::env::vars().collect(),
         }
+    }
+
+    /// This context with an editor's settings (by their VS Code keys, JSON values) over the
+    /// environment's `KFLOW_*` variables, in memory only: nothing is written and no child
+    /// process inherits them.
+    pub fn with_editor_settings(
+        mut self,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Context> {
+        self.env.extend(Settings::editor_env(values)?);
+        Ok(self)
     }
 
     /// kflow's settings: the config file overridden by `KFLOW_*` variables.

@@ -148,6 +148,45 @@ impl Settings {
         Ok(())
     }
 
+    /// Settings an editor hands over by their keys (`url`, `kflow.verifySSL`, …) with JSON
+    /// values, checked, as the `KFLOW_*` variables they stand for. An empty string or `null`
+    /// leaves the setting to the environment and the config file.
+    pub fn editor_env(
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut vars = BTreeMap::new();
+        for (raw_key, value) in values {
+            let key = raw_key.strip_prefix("kflow.").unwrap_or(raw_key);
+            let invalid = |problem: String| {
+                Error::invalid(
+                    "editor setting",
+                    format!("kflow.{key}"),
+                    problem,
+                    "correct it in the editor's settings (or clear it to use kflow's config file)",
+                )
+            };
+            let Some((_, var)) = KEYS.iter().find(|(k, _)| *k == key) else {
+                // The editor's own settings (kflow.path, …) travel in the same object.
+                continue;
+            };
+            let text = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) if s.trim().is_empty() => continue,
+                serde_json::Value::String(s) if !BOOLEAN_KEYS.contains(&key) => {
+                    s.trim().to_string()
+                }
+                serde_json::Value::Bool(b) if BOOLEAN_KEYS.contains(&key) => b.to_string(),
+                other if BOOLEAN_KEYS.contains(&key) => {
+                    return Err(invalid(format!("expected true or false, got {other}")))
+                }
+                other => return Err(invalid(format!("expected a string, got {other}"))),
+            };
+            Settings::default().set(key, &text).map_err(invalid)?;
+            vars.insert(var.to_string(), text);
+        }
+        Ok(vars)
+    }
+
     /// `self` over `lower`, field by field.
     pub fn over(self, lower: Settings) -> Settings {
         Settings {

@@ -21,6 +21,13 @@ pub struct TemplateInfo {
     pub scope: &'static str,
 }
 
+impl TemplateInfo {
+    /// The run options the template sets (what a wizard can skip).
+    pub fn options(&self) -> Result<RunOptions> {
+        parse(&self.path)
+    }
+}
+
 /// Template folders, most specific first.
 pub fn search_path(
     project_root: Option<&Path>,
