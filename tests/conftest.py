@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kflow_testsupport import build_wheel
+from kflow_testsupport import TestCluster, build_wheel
 
 
 @pytest.fixture
@@ -45,3 +45,19 @@ def wheelhouse(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """One kflow-testcluster per module (filling a big namespace is costly)."""
+    c = TestCluster(tmp_path_factory.mktemp("cluster") / "cluster")
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def cluster(shared_cluster, kflow_home, monkeypatch):
+    """The module's test cluster, KUBECONFIG pointing at it."""
+    monkeypatch.setenv("KUBECONFIG", shared_cluster.kubeconfig)
+    monkeypatch.delenv("KFLOW_CONTEXT", raising=False)
+    return shared_cluster

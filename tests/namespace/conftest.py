@@ -11,23 +11,6 @@ import sys
 
 import pytest
 
-from kflow_testsupport import TestCluster
-
-
-@pytest.fixture(scope="module")
-def shared_cluster(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("ns") / "cluster")
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def cluster(shared_cluster, kflow_home, monkeypatch):
-    monkeypatch.setenv("KUBECONFIG", shared_cluster.kubeconfig)
-    monkeypatch.delenv("KFLOW_CONTEXT", raising=False)
-    return shared_cluster
-
-
 @pytest.fixture
 def kube(cluster):
     from kubernetes import client, config
