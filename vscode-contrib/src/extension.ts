@@ -296,6 +296,7 @@ class LogProvider implements vscode.TextDocumentContentProvider {
   changed(uri: vscode.Uri) { this.emitter.fire(uri); }
 }
 const logDocs = new LogProvider();
+const relanguaging = new Set<string>();
 
 async function openLogs(name: string, beside = false) {
   const c = await getClient(); if (!c) { return; }
@@ -310,8 +311,12 @@ async function openLogs(name: string, beside = false) {
       early.delete(r.followId);
     } catch (e) { d.buf.append([{ text: `error: ${errMsg(e)}` }]); d.buf.end(); }
   }
-  const doc = await vscode.workspace.openTextDocument(uri);
-  await vscode.languages.setTextDocumentLanguage(doc, 'kflow-log');
+  let doc = await vscode.workspace.openTextDocument(uri);
+  if (doc.languageId !== 'kflow-log') {
+    // Setting the language closes and reopens the document: that close must not end the follow.
+    relanguaging.add(uri.toString());
+    try { doc = await vscode.languages.setTextDocumentLanguage(doc, 'kflow-log'); } finally { relanguaging.delete(uri.toString()); }
+  }
   await vscode.window.showTextDocument(doc, { preview: false, preserveFocus: false, viewColumn: beside ? vscode.ViewColumn.Beside : undefined });
 }
 
@@ -496,7 +501,7 @@ export async function activate(context: vscode.ExtensionContext) {
       },
     }),
     vscode.workspace.onDidCloseTextDocument((d) => {
-      if (d.uri.scheme !== 'kflow-logs') { return; }
+      if (d.uri.scheme !== 'kflow-logs' || relanguaging.has(d.uri.toString())) { return; }
       const ld = logDocs.docs.get(d.uri.toString());
       if (ld?.followId) { follows.delete(ld.followId); void client?.request('logs/unfollow', { followId: ld.followId }).catch(() => undefined); }
       logDocs.docs.delete(d.uri.toString());
