@@ -62,9 +62,11 @@ step "code-server"
 cs="$tools/code-server/bin/code-server"
 if [ ! -x "$cs" ] || ! "$cs" --version >/dev/null 2>&1; then
   mkdir -p "$tools/home"
+  # node-gyp builds code-server's native modules against Debian's Node headers, not a download
+  [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=${npm_config_nodedir:-/usr}
   # its --version writes a config file: keep it (and npm's cache use) out of the real HOME
   HOME="$tools/home" XDG_CONFIG_HOME="$tools/home/.config" XDG_DATA_HOME="$tools/home/.local/share" \
-    npm_config_cache="${npm_config_cache:-$HOME/.npm}" \
+    npm_config_cache="${npm_config_cache:-$HOME/.npm}" npm_config_userconfig="${npm_config_userconfig:-$HOME/.npmrc}" \
     bash "$shared/tools/vscode/install-code-server.sh" "$tools/code-server"
 fi
 HOME="$tools/home" XDG_CONFIG_HOME="$tools/home/.config" "$cs" --version | head -1
