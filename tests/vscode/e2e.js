@@ -509,7 +509,6 @@ async function bench(cluster) {
     await jobs.click();
     const ms = await timeTo('.monaco-list-row', 'bench-0');
     results.panelFirstRowsMs.push(Math.round(ms));
-    await panel().locator('.monaco-list-row', { hasText: 'Load more' }).waitFor();
     if (i === 0) { await shot('bench-panel-5000'); const msg = await panel().locator('.tree-explorer-viewlet-tree-view-message, .message').first().innerText().catch(() => ''); log(`  TreeView message: ${msg}`); results.treeMessage = msg; }
   }
   // Wizard open: the explorer context menu's Run as Kubeflow Training Job → the first step shown.
