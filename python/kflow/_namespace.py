@@ -101,8 +101,10 @@ class Namespace:
             page = json.loads(self._native.page_json(kind, limit, cursor))
             items.extend(page["items"])
             cursor = page["next"]
-            if not all or cursor is None:
-                return Page(items, cursor)
+            if not all:
+                return Page(items, cursor, page.get("total"))
+            if cursor is None:
+                return Page(items, None, len(items))
 
     def training_jobs(self, limit: Optional[int] = None, cursor: Optional[str] = None, all: bool = False) -> Page:
         """Training jobs of every kind the cluster serves, kflow's and anyone's: `name`,

@@ -12,7 +12,8 @@ from ._options import _fail
 class Page(List[Dict[str, Any]]):
     """The rows of one page (a list of dicts). `next` is None on the last page, else what to
     pass as `cursor=` for the next one; `total` is the whole listing's length when the source
-    says (Pipelines does; the Model Registry and Kubernetes do not)."""
+    says (Pipelines on every page, Kubernetes listings on their first page; the Model Registry
+    does not)."""
 
     next: Optional[str]
     total: Optional[int]

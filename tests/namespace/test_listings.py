@@ -72,6 +72,8 @@ def test_every_listing_pages_through_5000(crowded, cluster, cli, kind, method, p
     mine = [n for n in names if n.startswith(prefix)]
     assert len(mine) == N and len(set(mine)) == N
     everything = getattr(ns, method)(all=True)
+    # The first page tells the whole listing's length (what a panel shows as "500 of N").
+    assert first.total == len(everything)
     assert sorted(r["name"] for r in everything if r["name"].startswith(prefix)) == sorted(mine)
     # The CLI pages the same way, as JSON and as a table.
     out = json.loads(cli("ls", kind, "-n", "crowd", "--limit", "7", "--json").stdout)

@@ -47,7 +47,8 @@ export class SectionModel {
         const seen = new Set(this.rows.map(rowKey));
         for (const r of page.items) { if (!seen.has(rowKey(r))) { this.rows.push(r); seen.add(rowKey(r)); } }
         this.next = page.next ?? undefined;
-        this.total = page.total ?? undefined;
+        // Kubernetes listings tell the total on their first page only; later pages keep it.
+        if (cursor === undefined || page.total != null) { this.total = page.total ?? undefined; }
         this.error = undefined;
       } catch (e: any) {
         if (e?.kind === 'not-installed' || e?.data?.kind === 'not-installed') {
@@ -59,14 +60,18 @@ export class SectionModel {
     return this.inflight;
   }
 
-  /** Apply `watch/changes`: upserts replace in place or are added at the front; deletes remove. */
-  applyChanges(changes: Array<{ change: 'upsert'; row: Row } | { change: 'delete'; name: string; kind?: string }>): boolean {
+  /**
+   * Apply `watch/changes`: upserts replace in place or are added at the front; deletes remove.
+   * The listing a watch starts with (`initial`) only updates rows already shown while pages
+   * remain: its other objects belong to those pages, and "Load more…" brings them in order.
+   */
+  applyChanges(changes: Array<{ change: 'upsert'; row: Row; initial?: boolean } | { change: 'delete'; name: string; kind?: string }>): boolean {
     let changed = false;
     for (const c of changes) {
       if (c.change === 'upsert') {
         const k = rowKey(c.row);
         const i = this.rows.findIndex((r) => rowKey(r) === k || (r.name === c.row.name && (!c.row.kind || !r.kind)));
-        if (i >= 0) { this.rows[i] = { ...this.rows[i], ...c.row }; } else {
+        if (i >= 0) { this.rows[i] = { ...this.rows[i], ...c.row }; } else if (c.initial && this.hasMore) { continue; } else {
           this.rows.unshift(c.row); if (this.total !== undefined) { this.total++; }
         }
         changed = true;

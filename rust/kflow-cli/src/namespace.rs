@@ -226,7 +226,7 @@ fn watch(ns: &Namespace, kind: ListKind, json: bool) -> Result<i32, Error> {
                 continue;
             }
             match change {
-                RowChange::Upsert { row } => {
+                RowChange::Upsert { row, .. } => {
                     let state = match &row {
                         Row::TrainingJob(j) => j.phase.clone(),
                         Row::Pvc(p) => p.phase.clone(),

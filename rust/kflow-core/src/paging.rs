@@ -25,7 +25,8 @@ pub struct Page<T> {
     /// The cursor of the next page (pass it back as [`PageRequest::cursor`]); `None` on the
     /// last page.
     pub next: Option<String>,
-    /// How many rows the whole listing has, when the source says.
+    /// How many rows the whole listing has, when the source says (Kubernetes listings say it
+    /// on their first page, from the API server's `remainingItemCount`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
 }

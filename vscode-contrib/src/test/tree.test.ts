@@ -72,6 +72,32 @@ describe('tree model paging', () => {
     assert.strictEqual(m.applyChanges([{ change: 'delete', name: 'absent' }]), false);
   });
 
+  it("a watch's initial listing updates shown rows but leaves unloaded pages' rows out", async () => {
+    const { fetch } = fakeCluster(5000);
+    const m = new SectionModel(jobsDef, fetch);
+    await m.loadFirst();
+    const initial = Array.from({ length: 5000 }, (_, i) => ({ change: 'upsert' as const, initial: true, row: { name: `job-${i}`, kind: 'PyTorchJob', phase: i === 7 ? 'Failed' : 'Running' } }));
+    assert.ok(m.applyChanges(initial));
+    assert.strictEqual(m.rows.length, 200);
+    assert.strictEqual(m.rows[0].name, 'job-0');
+    assert.strictEqual(m.rows[7].phase, 'Failed');
+    assert.strictEqual(m.message(), 'Jobs: 200 of 5,000');
+    // Once every page is shown, an initial row it lacks is one created in between: it is added.
+    const { fetch: few } = fakeCluster(3);
+    const all = new SectionModel(jobsDef, few);
+    await all.loadFirst();
+    all.applyChanges([{ change: 'upsert', initial: true, row: { name: 'made-meanwhile', kind: 'PyTorchJob', phase: 'Pending' } }]);
+    assert.strictEqual(all.rows[0].name, 'made-meanwhile');
+  });
+
+  it('keeps the total of the first page when later pages do not tell it', async () => {
+    const m = new SectionModel(jobsDef, async (p) => ({ items: [{ name: `j-${p.cursor ?? 0}` }], next: p.cursor ? null : '1', total: p.cursor ? null : 2 }), 1);
+    await m.loadFirst();
+    await m.loadMore();
+    assert.strictEqual(m.total, 2);
+    assert.strictEqual(m.rows.length, 2);
+  });
+
   it('a placeholder row without a kind (a job just submitted) is replaced by the watched row, not duplicated', async () => {
     const { fetch } = fakeCluster(10);
     const m = new SectionModel(jobsDef, fetch);

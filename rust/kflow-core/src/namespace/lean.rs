@@ -21,6 +21,21 @@ pub(super) struct LeanPage<T> {
     pub items: Vec<T>,
     /// The API server's `continue` token; `None` on the last page.
     pub next: Option<String>,
+    /// How many items come after this page, when the API server says (`remainingItemCount`).
+    pub remaining: Option<u64>,
+}
+
+impl<T> LeanPage<T> {
+    /// How many items the collection has, from its first page; `None` when the API server
+    /// does not say.
+    pub fn total_from_first(&self) -> Option<u64> {
+        let here = self.items.len() as u64;
+        match (&self.next, self.remaining) {
+            (None, _) => Some(here),
+            (Some(_), Some(more)) => Some(here + more),
+            (Some(_), None) => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -35,6 +50,8 @@ struct Envelope<T> {
 struct ListMeta {
     #[serde(rename = "continue", default)]
     continue_token: Option<String>,
+    #[serde(rename = "remainingItemCount", default)]
+    remaining_item_count: Option<u64>,
 }
 
 /// Decodes a list response body; never fails on odd items (only on a body that is no list).
@@ -54,6 +71,7 @@ pub(super) fn decode_page<T: LeanObject>(body: &str) -> serde_json::Result<LeanP
     Ok(LeanPage {
         items,
         next: meta.continue_token.filter(|t| !t.is_empty()),
+        remaining: meta.remaining_item_count,
     })
 }
 

@@ -135,6 +135,7 @@ pub(super) async fn training_jobs(
         None => (0, None),
     };
     let mut items = Vec::new();
+    let mut remaining_here = None;
     while index < served.len() && items.len() < limit as usize {
         let resource = &served[index];
         let path = format!(
@@ -151,6 +152,7 @@ pub(super) async fn training_jobs(
             token.as_deref(),
         )
         .await?;
+        remaining_here = listed.remaining;
         items.extend(listed.items.into_iter().map(|j| j.row(resource)));
         match listed.next {
             Some(t) => token = Some(t),
@@ -160,14 +162,40 @@ pub(super) async fn training_jobs(
             }
         }
     }
+    // The total is told on the first page only: later pages cannot know how many came before.
+    let total = if page.cursor.is_some() {
+        None
+    } else if token.is_some() {
+        let later = count_kinds(client, namespace, &served[index + 1..]).await;
+        remaining_here
+            .zip(later)
+            .map(|(here, later)| items.len() as u64 + here + later)
+    } else {
+        count_kinds(client, namespace, &served[index..])
+            .await
+            .map(|later| items.len() as u64 + later)
+    };
     let next = served
         .get(index)
         .map(|r| encode_cursor(r, token.as_deref()));
-    Ok(Page {
-        items,
-        next,
-        total: None,
-    })
+    Ok(Page { items, next, total })
+}
+
+/// How many jobs of these kinds there are (one LIST of one item per kind, together), or
+/// `None` when the API server does not say for one of them.
+async fn count_kinds(client: &kube::Client, namespace: &str, kinds: &[JobResource]) -> Option<u64> {
+    let counts = futures::future::join_all(kinds.iter().map(|resource| async move {
+        let path = format!(
+            "/apis/{}/namespaces/{namespace}/{}",
+            resource.api_version, resource.plural
+        );
+        list_page::<LeanJob>(client, &path, &resource.plural, namespace, 1, None)
+            .await
+            .ok()
+            .and_then(|p| p.total_from_first())
+    }))
+    .await;
+    counts.into_iter().sum()
 }
 
 fn page_limit(page: &PageRequest) -> u32 {
@@ -192,10 +220,15 @@ pub(super) async fn simple_page<T: LeanObject, R>(
         page.cursor.as_deref(),
     )
     .await?;
+    let total = if page.cursor.is_none() {
+        listed.total_from_first()
+    } else {
+        None
+    };
     Ok(Page {
         items: listed.items.into_iter().map(row).collect(),
         next: listed.next,
-        total: None,
+        total,
     })
 }
 

@@ -159,7 +159,7 @@ impl Namespace {
             Ok(Page {
                 items: listed.items.into_iter().map(|p| p.row(&mounts)).collect(),
                 next: listed.next,
-                total: None,
+                total: listed.total,
             })
         })
     }

@@ -76,6 +76,11 @@ pub enum RowChange {
     Upsert {
         /// Its row.
         row: Row,
+        /// Whether it comes from the listing a watch starts (or restarts) with rather than
+        /// from a change: a paged view applies these only to the rows it already shows, so
+        /// the objects of pages it has not loaded stay out.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        initial: bool,
     },
     /// The object is gone.
     Delete {
@@ -185,37 +190,36 @@ impl Namespace {
                     .default_backoff()
                     .boxed();
                 while let Some(event) = events.next().await {
-                    let change = match event {
-                        Ok(Event::Apply(o) | Event::InitApply(o)) => {
-                            let row = match &mapping {
-                                Mapping::Job(r) => Row::TrainingJob(lean::<LeanJob>(&o).row(r)),
-                                Mapping::Pvc => {
-                                    // Which pods mount it is not in the claim: asked afresh.
-                                    let mounts =
-                                        volumes::mounts(&client, &ns).await.unwrap_or_default();
-                                    Row::Pvc(lean::<LeanPvc>(&o).row(&mounts))
-                                }
-                                Mapping::ConfigMap => {
-                                    Row::ConfigMap(lean::<LeanConfigMap>(&o).row())
-                                }
-                                Mapping::Notebook(ns) => {
-                                    Row::Notebook(lean::<LeanNotebook>(&o).row(ns))
-                                }
-                                Mapping::StorageClass => {
-                                    Row::StorageClass(lean::<LeanStorageClass>(&o).row())
-                                }
-                            };
-                            RowChange::Upsert { row }
-                        }
-                        Ok(Event::Delete(o)) => RowChange::Delete {
-                            name: o.metadata.name.clone().unwrap_or_default(),
-                            kind: match &mapping {
+                    let (o, initial) = match event {
+                        Ok(Event::Apply(o)) => (o, false),
+                        Ok(Event::InitApply(o)) => (o, true),
+                        Ok(Event::Delete(o)) => {
+                            let kind = match &mapping {
                                 Mapping::Job(r) => Some(r.kind.to_string()),
                                 _ => None,
-                            },
-                        },
+                            };
+                            let name = o.metadata.name.unwrap_or_default();
+                            if tx.send(RowChange::Delete { name, kind }).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         Ok(Event::Init | Event::InitDone) | Err(_) => continue,
                     };
+                    let row = match &mapping {
+                        Mapping::Job(r) => Row::TrainingJob(lean::<LeanJob>(&o).row(r)),
+                        Mapping::Pvc => {
+                            // Which pods mount it is not in the claim: asked afresh.
+                            let mounts = volumes::mounts(&client, &ns).await.unwrap_or_default();
+                            Row::Pvc(lean::<LeanPvc>(&o).row(&mounts))
+                        }
+                        Mapping::ConfigMap => Row::ConfigMap(lean::<LeanConfigMap>(&o).row()),
+                        Mapping::Notebook(ns) => Row::Notebook(lean::<LeanNotebook>(&o).row(ns)),
+                        Mapping::StorageClass => {
+                            Row::StorageClass(lean::<LeanStorageClass>(&o).row())
+                        }
+                    };
+                    let change = RowChange::Upsert { row, initial };
                     if tx.send(change).is_err() {
                         return;
                     }
