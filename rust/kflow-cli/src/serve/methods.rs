@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kflow_core::auth::{self, Zeroizing};
 use kflow_core::{
-    Error, JobKind, Listed, ModelRegistry, Namespace, NotebookRequest, PageRequest, Pipelines,
+    Error, Job, JobKind, Listed, ModelRegistry, Namespace, NotebookRequest, PageRequest, Pipelines,
     PvcRequest, RunOptions, Workspace as NotebookWorkspace,
 };
 use serde::de::DeserializeOwned;
@@ -30,6 +30,15 @@ const SESSION_LOOK: Duration = Duration::from_millis(500);
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
     let value = if value.is_null() { json!({}) } else { value };
     serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("params: {e}")))
+}
+
+/// The job a `{ name }` request names, handed to `act`.
+fn on_job(ws: &Workspace, raw: Value, act: impl FnOnce(Job) -> kflow_core::Result<Value>) -> Reply {
+    let p: NameParams = params(raw)?;
+    ws.client
+        .get(&p.name)
+        .and_then(act)
+        .map_err(|e| RpcError::from_kflow(&e, &ws.ctx))
 }
 
 fn to_json(value: &impl serde::Serialize) -> Value {
@@ -110,54 +119,20 @@ pub fn handle(server: &Arc<Server>, method: &str, raw: Value) -> Reply {
             Value::Array(out)
         }
         "images" => images(&ws, params(raw)?)?,
-        "job/status" => {
-            let p: NameParams = params(raw)?;
-            let job = ws.client.get(&p.name).map_err(kflow)?;
-            let mut status = to_json(&job.status().map_err(kflow)?);
+        "job/status" => on_job(&ws, raw, |job| {
+            let mut status = to_json(&job.status()?);
             status["name"] = json!(job.name());
             status["kind"] = json!(job.spec().kind.as_str());
-            status
-        }
-        "job/describe" => {
-            let p: NameParams = params(raw)?;
-            to_json(
-                &ws.client
-                    .get(&p.name)
-                    .and_then(|j| j.describe())
-                    .map_err(kflow)?,
-            )
-        }
-        "job/yaml" => {
-            let p: NameParams = params(raw)?;
-            let job = ws.client.get(&p.name).map_err(kflow)?;
-            json!({ "yaml": job.manifest_yaml() })
-        }
-        "job/cancel" => {
-            let p: NameParams = params(raw)?;
-            to_json(
-                &ws.client
-                    .get(&p.name)
-                    .and_then(|j| j.cancel())
-                    .map_err(kflow)?,
-            )
-        }
-        "job/delete" => {
-            let p: NameParams = params(raw)?;
-            ws.client
-                .get(&p.name)
-                .and_then(|j| j.delete())
-                .map_err(kflow)?;
-            Value::Null
-        }
-        "job/restart" => {
-            let p: NameParams = params(raw)?;
-            let job = ws
-                .client
-                .get(&p.name)
-                .and_then(|j| j.restart())
-                .map_err(kflow)?;
-            json!({ "name": job.name(), "attempt": job.record().attempt })
-        }
+            Ok(status)
+        })?,
+        "job/describe" => on_job(&ws, raw, |job| Ok(to_json(&job.describe()?)))?,
+        "job/yaml" => on_job(&ws, raw, |job| Ok(json!({ "yaml": job.manifest_yaml() })))?,
+        "job/cancel" => on_job(&ws, raw, |job| Ok(to_json(&job.cancel()?)))?,
+        "job/delete" => on_job(&ws, raw, |job| job.delete().map(|()| Value::Null))?,
+        "job/restart" => on_job(&ws, raw, |job| {
+            let job = job.restart()?;
+            Ok(json!({ "name": job.name(), "attempt": job.record().attempt }))
+        })?,
         "list" => list(&ws, params(raw)?)?,
         "watch/start" => watch(server, &ws, params(raw)?)?,
         "watch/stop" | "logs/unfollow" => {
@@ -231,7 +206,6 @@ fn initialize(server: &Arc<Server>, raw: Value) -> Reply {
                 "{}'s secret storage",
                 p.client_name.as_deref().unwrap_or("the editor")
             );
-            let name: &'static str = Box::leak(name.into_boxed_str());
             let secrets = SecretsOverConnection(Arc::downgrade(server));
             auth::use_editor_store(name, Box::new(secrets));
             let kind = auth::SecretStore::detect().kind();

@@ -89,32 +89,24 @@ pub trait EditorSecrets: Send + Sync {
     fn delete(&self, account: &str) -> std::result::Result<(), String>;
 }
 
-static EDITOR: OnceLock<Box<dyn EditorSecrets>> = OnceLock::new();
+/// The editor's store and its name; set once per process, so the name can be `'static`.
+static EDITOR: OnceLock<(String, Box<dyn EditorSecrets>)> = OnceLock::new();
 
 /// Makes `secrets` this process's secret store, described as `name` (e.g. "VS Code
 /// SecretStorage"). Only before the store is first used: false when it already was.
-pub fn use_editor_store(name: &'static str, secrets: Box<dyn EditorSecrets>) -> bool {
-    if PROBED.get().is_some() || EDITOR.set(secrets).is_err() {
+pub fn use_editor_store(name: String, secrets: Box<dyn EditorSecrets>) -> bool {
+    if PROBED.get().is_some() || EDITOR.set((name, secrets)).is_err() {
         return false;
     }
+    let name = EDITOR.get().map_or("the editor", |(name, _)| name.as_str());
     PROBED.set(StoreKind::Editor(name)).is_ok()
 }
 
-fn editor() -> &'static dyn EditorSecrets {
-    struct Missing;
-    impl EditorSecrets for Missing {
-        fn get(&self, _: &str) -> std::result::Result<Option<String>, String> {
-            Err("no editor store is connected".into())
-        }
-        fn store(&self, _: &str, _: &str) -> std::result::Result<(), String> {
-            Err("no editor store is connected".into())
-        }
-        fn delete(&self, _: &str) -> std::result::Result<(), String> {
-            Err("no editor store is connected".into())
-        }
-    }
-    static MISSING: Missing = Missing;
-    EDITOR.get().map(|b| b.as_ref()).unwrap_or(&MISSING)
+fn editor() -> std::result::Result<&'static dyn EditorSecrets, String> {
+    EDITOR
+        .get()
+        .map(|(_, secrets)| secrets.as_ref())
+        .ok_or_else(|| "no editor store is connected".to_string())
 }
 
 static MEMORY: OnceLock<Mutex<HashMap<String, Zeroizing<String>>>> = OnceLock::new();
@@ -302,7 +294,7 @@ impl SecretStore {
                 Ok(())
             }
             StoreKind::Editor(_) => editor()
-                .store(account, secret)
+                .and_then(|e| e.store(account, secret))
                 .map_err(|e| self.fail_editor("save the session", e)),
             kind => entry(kind, account)
                 .and_then(|e| e.set_password(secret))
@@ -314,7 +306,7 @@ impl SecretStore {
         match self.kind {
             StoreKind::Memory => Ok(memory().get(account).cloned()),
             StoreKind::Editor(_) => editor()
-                .get(account)
+                .and_then(|e| e.get(account))
                 .map(|v| v.map(Zeroizing::new))
                 .map_err(|e| self.fail_editor("read the session", e)),
             kind => match entry(kind, account).and_then(|e| e.get_password()) {
@@ -332,7 +324,7 @@ impl SecretStore {
                 Ok(())
             }
             StoreKind::Editor(_) => editor()
-                .delete(account)
+                .and_then(|e| e.delete(account))
                 .map_err(|e| self.fail_editor("delete the session", e)),
             kind => match entry(kind, account).and_then(|e| e.delete_credential()) {
                 Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
