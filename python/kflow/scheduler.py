@@ -1,0 +1,334 @@
+"""jupyter-scheduler runs notebooks through kflow.
+
+    # jupyter_server_config.py
+    c.SchedulerApp.scheduler_class = "kflow.scheduler.KflowScheduler"
+    c.SchedulerApp.environment_manager_class = "kflow.scheduler.KflowEnvironmentManager"
+
+(`KflowScheduler` runs jobs with `KflowExecutionManager`; with jupyter-scheduler's own scheduler,
+`c.Scheduler.execution_manager_class = "kflow.scheduler.KflowExecutionManager"` runs them
+through kflow too, but its Stop then ends only the waiting process, not the kflow job.)
+
+Each notebook job becomes a kflow job: the notebook (and its folder when the job packages it)
+is packaged by kflow, executed with nbclient in the job's environment, and its outputs land in
+jupyter-scheduler's staging paths under the names it expects. Stop and delete reach the kflow
+job (`KflowScheduler`), not only the process that waits for it.
+
+The environments the UI offers are "kflow" and each kflow job template (a template's
+resources then apply); a job's runtime environment parameters (`image`, `gpu`, `cpu`, `memory`,
+`pip`, `namespace`, `template`, `timeout_seconds`, `backend`) come before the template, then
+kflow's settings. The local backend (this machine) is the default.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+import nbformat
+from jupyter_scheduler.environments import EnvironmentManager
+from jupyter_scheduler.exceptions import SchedulerError
+from jupyter_scheduler.executors import ExecutionManager
+from jupyter_scheduler.models import CreateJob, JobFeature, RuntimeEnvironment, Status
+from jupyter_scheduler.orm import Job as JobRecord
+from jupyter_scheduler.scheduler import Scheduler
+from jupyter_scheduler.utils import find_cell_index_with_tag
+from traitlets import default
+
+from . import _notebook_runner
+
+RUNNER = "_kflow_notebook_runner.py"
+RESOURCE_KEYS = ("image", "gpu", "cpu", "memory", "pip", "namespace", "template", "backend", "timeout_seconds")
+# nbclient, nbconvert and a kernel: what the runner needs where the image may lack them.
+RUNNER_PIP = ["nbclient", "nbconvert", "ipykernel"]
+# What nbconvert writes (`script` is the notebook's code as .py; pdf needs LaTeX where it runs).
+OUTPUT_FORMATS = {
+    "ipynb": "Notebook", "html": "HTML", "script": "Script", "markdown": "Markdown",
+    "pdf": "PDF", "latex": "LaTeX", "rst": "reStructuredText", "asciidoc": "AsciiDoc",
+}
+DEFAULT_ENVIRONMENT = "kflow"
+
+
+def kflow_job_name(job_id: str) -> str:
+    """The kflow job of a jupyter-scheduler job: derived from its id, so stop and delete find it
+    from the job record alone."""
+    return "nb-" + job_id.replace("-", "")[:12]
+
+
+class NotebookJobError(SchedulerError):
+    """A notebook job that cannot run as asked: what was wrong and how to fix it."""
+
+
+def check_resources(params: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The kflow options of a job's runtime environment parameters; unknown keys are refused."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(RESOURCE_KEYS))
+    if unknown:
+        raise NotebookJobError(
+            f"runtime environment parameters: {', '.join(unknown)} unknown to kflow; "
+            f"use {', '.join(RESOURCE_KEYS)}"
+        )
+    timeout = params.get("timeout_seconds")
+    if timeout not in (None, ""):
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            timeout = -1
+        if timeout <= 0:
+            raise NotebookJobError(f"timeout_seconds: {params['timeout_seconds']!r} is not a positive number of seconds")
+        params["timeout_seconds"] = timeout
+    backend = params.get("backend") or "local"
+    if backend not in ("local", "cluster"):
+        raise NotebookJobError(f"backend: {backend!r} is not local or cluster")
+    params["backend"] = backend
+    return {k: v for k, v in params.items() if v not in (None, "")}
+
+
+def parameter_cell_source(parameters: Dict[str, str]) -> str:
+    """jupyter-scheduler's parameters as code, values as data: a value that reads as a Python
+    literal (`5`, `0.1`, `'a'`, `[1, 2]`) keeps its type, anything else is a string; the source
+    is built with repr, so a value never becomes code."""
+    lines = []
+    for key, value in parameters.items():
+        if not key.isidentifier():
+            raise NotebookJobError(f"parameter {key!r}: not a Python name; use letters, digits and _")
+        try:
+            literal = ast.literal_eval(value) if isinstance(value, str) else value
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            literal = value
+        lines.append(f"{key} = {literal!r}")
+    return "\n".join(lines)
+
+
+def add_parameters(nb: Any, parameters: Dict[str, str]) -> Any:
+    """Inserts the parameters cell where jupyter-scheduler does: in place of an
+    `injected-parameters` cell, else after the `parameters` cell, else first."""
+    cell = nbformat.v4.new_code_cell(source=parameter_cell_source(parameters))
+    cell.metadata["tags"] = ["injected-parameters"]
+    injected = find_cell_index_with_tag(nb, "injected-parameters")
+    tagged = find_cell_index_with_tag(nb, "parameters")
+    if injected >= 0:
+        nb.cells[injected] = cell
+    elif tagged >= 0:
+        nb.cells.insert(tagged + 1, cell)
+    else:
+        nb.cells.insert(0, cell)
+    return nb
+
+
+class KflowEnvironmentManager(EnvironmentManager):
+    """The environments a notebook job can run in: kflow's defaults and each job template."""
+
+    def list_environments(self) -> List[RuntimeEnvironment]:
+        import kflow
+
+        def env(name: str, label: str, description: str, template: str = "") -> RuntimeEnvironment:
+            return RuntimeEnvironment(
+                name=name, label=label, description=description, file_extensions=["ipynb"],
+                output_formats=list(OUTPUT_FORMATS), metadata={"template": template},
+                compute_types=None, default_compute_type=None, utc_only=False,
+            )
+
+        out = [env(DEFAULT_ENVIRONMENT, "kflow", "kflow's settings (local backend unless configured)")]
+        for t in kflow.templates():
+            out.append(env(f"kflow:{t['name']}", f"kflow template {t['name']}", f"Job template {t['name']} ({t['path']})", t["name"]))
+        return out
+
+    def manage_environments_command(self) -> str:
+        return "kflow templates"
+
+    def output_formats_mapping(self) -> Dict[str, str]:
+        return dict(OUTPUT_FORMATS)
+
+
+def template_of(environment: Optional[str]) -> Optional[str]:
+    """The kflow template a runtime environment name selects (`kflow:<template>`)."""
+    if environment and environment.startswith("kflow:"):
+        return environment[len("kflow:"):]
+    return None
+
+
+class KflowExecutionManager(ExecutionManager):
+    """Runs a jupyter-scheduler job as a kflow job and waits for it (watched, not polled)."""
+
+    def execute(self) -> None:
+        import kflow
+
+        job = self.model
+        options = check_resources(job.runtime_environment_parameters)
+        if options["backend"] != "local":
+            raise NotebookJobError(
+                "backend cluster: scheduled notebooks run on kflow's local backend for now "
+                "(collecting a pod's outputs is not built yet); set backend to local"
+            )
+        timeout = options.pop("timeout_seconds", None)
+        if "template" not in options and template_of(job.runtime_environment_name):
+            options["template"] = template_of(job.runtime_environment_name)
+        staging_dir = os.path.dirname(self.staging_paths["input"])
+        with tempfile.TemporaryDirectory(prefix="kflow-notebook-") as project:
+            plan = self._stage(job, staging_dir, project)
+            kjob = kflow.run(
+                os.path.join(project, RUNNER),
+                name=kflow_job_name(job.job_id),
+                project_root=project,
+                env={"PYTHONUNBUFFERED": "1"},
+                **{**options, "pip": _pip(options.get("pip"), options["backend"])},
+            )
+            status = self._wait(kjob, timeout)
+        self._record_side_files(staging_dir, plan)
+        if not status.succeeded:
+            raise NotebookJobError(self._failure(staging_dir, status))
+
+    def _stage(self, job: Any, staging_dir: str, project: str) -> Dict[str, Any]:
+        """The job's project folder: the parameterised notebook, its packaged files, the runner
+        and its plan."""
+        with open(self.staging_paths["input"], encoding="utf-8") as f:
+            nb = nbformat.read(f, as_version=4)
+        if job.parameters:
+            nb = add_parameters(nb, job.parameters)
+        if job.package_input_folder:
+            for rel in job.packaged_files or []:
+                src = os.path.join(staging_dir, rel)
+                if os.path.isfile(src) and not os.path.islink(src):
+                    os.makedirs(os.path.dirname(os.path.join(project, rel)), exist_ok=True)
+                    shutil.copy2(src, os.path.join(project, rel))
+        notebook = os.path.basename(self.staging_paths["input"])
+        with open(os.path.join(project, notebook), "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        shutil.copyfile(_notebook_runner.__file__, os.path.join(project, RUNNER))
+        outputs = {fmt: os.path.basename(path) for fmt, path in self.staging_paths.items() if fmt != "input"}
+        plan = {
+            "notebook": notebook,
+            "kernel": (nb.metadata.get("kernelspec") or {}).get("name") or "python3",
+            "cell_timeout": None,
+            "outputs": outputs,
+            "output_dir": staging_dir,
+        }
+        with open(os.path.join(project, _notebook_runner.PLAN), "w", encoding="utf-8") as f:
+            json.dump(plan, f)
+        return plan
+
+    def _wait(self, kjob: Any, timeout: Optional[float]) -> Any:
+        import kflow
+
+        try:
+            return kjob.wait(timeout=timeout)
+        except kflow.WaitTimeoutError:
+            kjob.cancel()
+            raise NotebookJobError(f"timed out after {timeout:g} s (timeout_seconds); the kflow job {kjob.name} was cancelled")
+
+    def _failure(self, staging_dir: str, status: Any) -> str:
+        error_file = os.path.join(staging_dir, _notebook_runner.ERROR_FILE)
+        if os.path.exists(error_file):
+            with open(error_file, encoding="utf-8") as f:
+                cell = json.load(f)
+            os.remove(error_file)
+            return f"{cell['ename']}: {cell['evalue']}"
+        reason = f"{status.reason}: {status.message}" if status.message else (status.reason or status.phase)
+        return f"the kflow job failed ({reason})"
+
+    def _record_side_files(self, staging_dir: str, plan: Dict[str, Any]) -> None:
+        """Files the notebook wrote beside itself are the job's too, as with the default
+        executor (they are in the job's staging folder only on the local backend)."""
+        known = set(plan["outputs"].values()) | {plan["notebook"], _notebook_runner.ERROR_FILE}
+        found: List[str] = []
+        for root, _, files in os.walk(staging_dir):
+            for name in files:
+                rel = os.path.relpath(os.path.join(root, name), staging_dir)
+                if rel not in known:
+                    found.append(rel)
+        if not found:
+            return
+        with self.db_session() as session:
+            current = set(session.query(JobRecord.packaged_files).filter(JobRecord.job_id == self.job_id).scalar() or [])
+            session.query(JobRecord).filter(JobRecord.job_id == self.job_id).update(
+                {"packaged_files": sorted(current | set(found))}
+            )
+            session.commit()
+
+    # jupyter-scheduler calls these on the class with the class as first argument.
+    def supported_features(cls) -> Dict[JobFeature, bool]:
+        return {
+            JobFeature.job_name: True,
+            JobFeature.parameters: True,
+            JobFeature.output_formats: True,
+            JobFeature.timeout_seconds: True,
+            JobFeature.stop_job: True,
+            JobFeature.delete_job: True,
+            JobFeature.job_definition: False,
+            JobFeature.idempotency_token: False,
+            JobFeature.tags: False,
+            JobFeature.email_notifications: False,
+            JobFeature.retry_on_timeout: False,
+            JobFeature.max_retries: False,
+            JobFeature.min_retry_interval_millis: False,
+            JobFeature.output_filename_template: False,
+        }
+
+    def validate(cls, input_path: str) -> bool:
+        try:
+            with open(input_path, encoding="utf-8") as f:
+                nbformat.read(f, as_version=4)
+        except Exception:
+            return False
+        return True
+
+
+def _pip(pip: Any, backend: str) -> Any:
+    # The local backend runs in this interpreter's environment, which has what the runner
+    # needs (jupyter-scheduler brings nbclient and nbconvert); a pod's image may not.
+    if backend == "local":
+        return pip
+    extra = [pip] if isinstance(pip, str) else list(pip or [])
+    return extra + [p for p in RUNNER_PIP if p not in extra]
+
+
+class KflowScheduler(Scheduler):
+    """jupyter-scheduler's scheduler, with bad resources refused before anything is made and
+    stop/delete reaching the kflow job."""
+
+    @default("execution_manager_class")
+    def _default_execution_manager_class(self) -> Any:
+        return KflowExecutionManager
+
+    def create_job(self, model: CreateJob) -> str:
+        check_resources(model.runtime_environment_parameters)
+        if model.parameters:
+            parameter_cell_source(model.parameters)
+        return super().create_job(model)
+
+    def stop_job(self, job_id: str) -> None:
+        super().stop_job(job_id)
+        job = self._kflow_job(job_id)
+        if job is not None and not job.status.done:
+            job.cancel()
+        with self.db_session() as session:
+            record = session.query(JobRecord).filter(JobRecord.job_id == job_id).one()
+            if Status(record.status) in (Status.IN_PROGRESS, Status.STOPPING):
+                session.query(JobRecord).filter(JobRecord.job_id == job_id).update({"status": Status.STOPPED})
+                session.commit()
+
+    def delete_job(self, job_id: str) -> None:
+        job = self._kflow_job(job_id)
+        super().delete_job(job_id)
+        if job is not None:
+            if not job.status.done:
+                job.cancel()
+            job.delete()
+
+    def _kflow_job(self, job_id: str) -> Any:
+        import kflow
+
+        # The kflow job exists once the execution process submitted it; allow it a moment.
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                return kflow.get(kflow_job_name(job_id))
+            except kflow.JobNotFoundError:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.1)
