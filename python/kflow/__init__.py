@@ -13,24 +13,58 @@ Signed in (`kflow.login()`), `kflow.pipelines` and `kflow.models` reach Kubeflow
 the Model Registry.
 """
 
-from ._native import (
-    BackendError,
-    ConflictError,
-    JobNotFoundError,
-    KflowError,
-    NotInstalledError,
-    PackagingError,
-    TemplateError,
-    ValidationError,
-    WaitTimeoutError,
-    __version__,
-)
-from . import models, pipelines
-from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
-from ._job import Job, JobStatus, JobSummary, ReplicaStatus
-from ._namespace import Namespace, PortForward, dashboard, namespace
-from ._pages import Page
-from ._types import Description, Doctor, Identity
+# Not `typing.TYPE_CHECKING`: importing typing alone costs more than the rest of this module.
+TYPE_CHECKING = False
+
+# `import kflow` loads nothing more than this module (the kernel and the CLI start with it):
+# each name is imported where it lives on first use.
+_HOMES = {
+    "._native": ("BackendError", "ConflictError", "JobNotFoundError", "KflowError", "NotInstalledError",
+                 "PackagingError", "TemplateError", "ValidationError", "WaitTimeoutError", "__version__"),
+    "._api": ("doctor", "get", "jobs", "login", "logout", "manifests", "run", "templates", "whoami", "yaml"),
+    "._job": ("Job", "JobStatus", "JobSummary", "ReplicaStatus"),
+    "._namespace": ("Namespace", "PortForward", "dashboard", "namespace"),
+    "._pages": ("Page",),
+    "._types": ("Description", "Doctor", "Identity"),
+}
+_HOME_OF = {name: home for home, names in _HOMES.items() for name in names}
+_SUBMODULES = ("models", "pipelines")
+
+if TYPE_CHECKING:
+    from . import models, pipelines
+    from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
+    from ._job import Job, JobStatus, JobSummary, ReplicaStatus
+    from ._namespace import Namespace, PortForward, dashboard, namespace
+    from ._native import (
+        BackendError,
+        ConflictError,
+        JobNotFoundError,
+        KflowError,
+        NotInstalledError,
+        PackagingError,
+        TemplateError,
+        ValidationError,
+        WaitTimeoutError,
+        __version__,
+    )
+    from ._pages import Page
+    from ._types import Description, Doctor, Identity
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        value = __import__(f"{__name__}.{name}", fromlist=["_"])
+    elif name in _HOME_OF:
+        value = getattr(__import__(f"{__name__}{_HOME_OF[name]}", fromlist=[name]), name)
+    else:
+        raise AttributeError(f"module 'kflow' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_HOME_OF) | set(_SUBMODULES))
+
 
 __all__ = [
     "BackendError",

@@ -18,6 +18,10 @@ ERROR_FILE = "_kflow_notebook_error.json"
 
 
 def main() -> int:
+    # jsonschema (under nbformat) builds rfc3987_syntax's Lark grammar on import when it is
+    # installed, seconds of a run's start, for an "iri" format notebooks never use; jsonschema
+    # treats the module as optional, so the runner tells it the module is absent.
+    sys.modules.setdefault("rfc3987_syntax", None)
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         with open(os.path.join(here, PLAN), encoding="utf-8") as f:

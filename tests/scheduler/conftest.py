@@ -24,17 +24,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+KFLOW_CONFIG = (
+    'c.SchedulerApp.scheduler_class = "kflow.scheduler.KflowScheduler"\n'
+    'c.SchedulerApp.environment_manager_class = "kflow.scheduler.KflowEnvironmentManager"\n'
+)
+
+
 class SchedulerServer:
-    def __init__(self, root: Path, logs: Path):
+    """`config`: the jupyter_server_config.py text (kflow's backend by default)."""
+
+    def __init__(self, root: Path, logs: Path, config_text: str = KFLOW_CONFIG):
         self.root = root
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = root.parent / "jupyter_server_config.py"
-        config.write_text(
-            'c.SchedulerApp.scheduler_class = "kflow.scheduler.KflowScheduler"\n'
-            'c.SchedulerApp.environment_manager_class = "kflow.scheduler.KflowEnvironmentManager"\n'
-        )
+        config.write_text(config_text)
         self.log = open(logs, "wb")
         env = dict(os.environ, JUPYTER_TOKEN=self.token)
         env["JUPYTER_CONFIG_DIR"] = str(root.parent / "jupyter-config")
@@ -67,7 +72,7 @@ class SchedulerServer:
             return json.loads(text) if text else None
 
     def create(self, notebook: str, **fields) -> str:
-        body = {"input_uri": notebook, "runtime_environment_name": "kflow", "name": fields.pop("name", "nb"),
+        body = {"input_uri": notebook, "runtime_environment_name": fields.pop("environment", "kflow"), "name": fields.pop("name", "nb"),
                 "output_formats": fields.pop("output_formats", ["ipynb"]), **fields}
         return self.request("POST", "/scheduler/jobs", body)["job_id"]
 
