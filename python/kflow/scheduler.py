@@ -127,10 +127,14 @@ class KflowEnvironmentManager(EnvironmentManager):
     def list_environments(self) -> List[RuntimeEnvironment]:
         import kflow
 
+        # The form checks every format an environment offers: only those that can be written
+        # here (nbconvert's PDF needs LaTeX).
+        formats = [f for f in OUTPUT_FORMATS if f != "pdf" or shutil.which("xelatex")]
+
         def env(name: str, label: str, description: str, template: str = "") -> RuntimeEnvironment:
             return RuntimeEnvironment(
                 name=name, label=label, description=description, file_extensions=["ipynb"],
-                output_formats=list(OUTPUT_FORMATS), metadata={"template": template},
+                output_formats=formats, metadata={"template": template},
                 compute_types=None, default_compute_type=None, utc_only=False,
             )
 
