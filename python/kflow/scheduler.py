@@ -52,6 +52,7 @@ OUTPUT_FORMATS = {
     "pdf": "PDF", "latex": "LaTeX", "rst": "reStructuredText", "asciidoc": "AsciiDoc",
 }
 DEFAULT_ENVIRONMENT = "kflow"
+PROJECT_PREFIX = ".kflow-project-"
 
 
 def kflow_job_name(job_id: str) -> str:
@@ -175,7 +176,9 @@ class KflowExecutionManager(ExecutionManager):
             options["template"] = template_of(job.runtime_environment_name)
         staging_dir = os.path.dirname(self.staging_paths["input"])
         marks = [time.perf_counter()]
-        with tempfile.TemporaryDirectory(prefix="kflow-notebook-") as project:
+        # Inside the staging folder: a Stop kills this process before it can clean up, and
+        # jupyter-scheduler deletes the folder with the job.
+        with tempfile.TemporaryDirectory(prefix=PROJECT_PREFIX, dir=staging_dir) as project:
             plan = self._stage(job, staging_dir, project)
             marks.append(time.perf_counter())
             kjob = kflow.run(
@@ -250,7 +253,8 @@ class KflowExecutionManager(ExecutionManager):
         executor (they are in the job's staging folder only on the local backend)."""
         known = set(plan["outputs"].values()) | {plan["notebook"], _notebook_runner.ERROR_FILE}
         found: List[str] = []
-        for root, _, files in os.walk(staging_dir):
+        for root, dirs, files in os.walk(staging_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(PROJECT_PREFIX)]
             for name in files:
                 rel = os.path.relpath(os.path.join(root, name), staging_dir)
                 if rel not in known:
