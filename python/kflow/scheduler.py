@@ -34,7 +34,14 @@ import nbformat
 from jupyter_scheduler.environments import EnvironmentManager
 from jupyter_scheduler.exceptions import SchedulerError
 from jupyter_scheduler.executors import ExecutionManager
-from jupyter_scheduler.models import CreateJob, JobFeature, RuntimeEnvironment, Status
+from jupyter_scheduler.models import (
+    CreateJob,
+    CreateJobDefinition,
+    JobFeature,
+    RuntimeEnvironment,
+    Status,
+    UpdateJobDefinition,
+)
 from jupyter_scheduler.orm import Job as JobRecord
 from jupyter_scheduler.scheduler import Scheduler
 from jupyter_scheduler.utils import find_cell_index_with_tag
@@ -305,6 +312,13 @@ def _pip(pip: Any, backend: str) -> Any:
     return extra + [p for p in RUNNER_PIP if p not in extra]
 
 
+def _check(model: Any) -> None:
+    """Refuses what kflow cannot run before jupyter-scheduler records anything."""
+    check_resources(getattr(model, "runtime_environment_parameters", None))
+    if getattr(model, "parameters", None):
+        parameter_cell_source(model.parameters)
+
+
 class KflowScheduler(Scheduler):
     """jupyter-scheduler's scheduler, with bad resources refused before anything is made and
     stop/delete reaching the kflow job."""
@@ -314,10 +328,16 @@ class KflowScheduler(Scheduler):
         return KflowExecutionManager
 
     def create_job(self, model: CreateJob) -> str:
-        check_resources(model.runtime_environment_parameters)
-        if model.parameters:
-            parameter_cell_source(model.parameters)
+        _check(model)
         return super().create_job(model)
+
+    def create_job_definition(self, model: CreateJobDefinition) -> str:
+        _check(model)
+        return super().create_job_definition(model)
+
+    def update_job_definition(self, job_definition_id: str, model: UpdateJobDefinition) -> None:
+        _check(model)
+        return super().update_job_definition(job_definition_id, model)
 
     def stop_job(self, job_id: str) -> None:
         super().stop_job(job_id)

@@ -140,3 +140,27 @@ def test_supported_features_are_exact(scheduler):
 def _abs(server, path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else server.root / p
+
+
+def test_a_job_definition_runs_through_kflow_when_triggered(scheduler, notebook_root):
+    nb = notebook_root("nightly.ipynb", "print(f'{greeting}, run {run}')", parameters="greeting = 'hello'\nrun = 0")
+    definition = scheduler.request("POST", "/scheduler/job_definitions", {
+        "input_uri": nb, "runtime_environment_name": "kflow", "name": "nightly", "output_formats": ["ipynb"],
+        "parameters": {"greeting": "'good night'"}})["job_definition_id"]
+    # A trigger's own parameters would replace the definition's (jupyter-scheduler's rule); none here.
+    job_id = scheduler.request("POST", f"/scheduler/job_definitions/{definition}/jobs", {})["job_id"]
+    job = scheduler.wait(job_id)
+    assert job["status"] == "COMPLETED", job["status_message"]
+    assert job["job_definition_id"] == definition
+    lines = list(kflow.get(kflow_job_name(job_id)).logs())
+    assert any("executing nightly.ipynb" in line for line in lines)
+    executed = nbformat.read(_abs(scheduler, outputs_of(downloaded(scheduler, job_id))["ipynb"]), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "good night, run 0" in printed
+    # A definition kflow cannot run is refused before it is recorded.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        scheduler.request("POST", "/scheduler/job_definitions", {
+            "input_uri": nb, "runtime_environment_name": "kflow", "name": "bad",
+            "runtime_environment_parameters": {"gpus": 1}})
+    assert "gpus unknown to kflow" in e.value.read().decode()
+    assert [d["name"] for d in scheduler.request("GET", "/scheduler/job_definitions")["job_definitions"]] == ["nightly"]
