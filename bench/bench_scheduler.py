@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.scheduler.conftest import KFLOW_CONFIG, SchedulerServer  # noqa: E402
+from tests.scheduler.server import KFLOW_CONFIG, SchedulerServer  # noqa: E402
 
 CELLS = [
     "import math\nrows = [math.sin(i) for i in range(200_000)]",
