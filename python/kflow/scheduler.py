@@ -44,7 +44,7 @@ from jupyter_scheduler.models import (
 )
 from jupyter_scheduler.orm import Job as JobRecord
 from jupyter_scheduler.scheduler import Scheduler
-from jupyter_scheduler.utils import find_cell_index_with_tag
+from jupyter_scheduler.utils import find_cell_index_with_tag, get_utc_timestamp
 from traitlets import default
 
 from . import _notebook_runner
@@ -70,6 +70,11 @@ def kflow_job_name(job_id: str) -> str:
 
 class NotebookJobError(SchedulerError):
     """A notebook job that cannot run as asked: what was wrong and how to fix it."""
+
+
+class NotebookJobCancelled(Exception):
+    """The kflow job was cancelled from elsewhere (`kflow cancel`, the VS Code panel): the
+    notebook job is STOPPED, not FAILED."""
 
 
 def check_resources(params: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -204,8 +209,19 @@ class KflowExecutionManager(ExecutionManager):
         # One line per job in the server's log: where a notebook job's time went.
         print(f"kflow: notebook job {kjob.name} {status.phase}: staged {stage} ms, packaged and submitted "
               f"{submit} ms, executed {run} ms, outputs recorded {collect} ms", file=sys.stderr, flush=True)
+        if status.reason == "Cancelled":
+            raise NotebookJobCancelled(f"the kflow job {kjob.name} was cancelled")
         if not status.succeeded:
             raise NotebookJobError(self._failure(staging_dir, status))
+
+    def on_failure(self, e: Exception) -> None:
+        if not isinstance(e, NotebookJobCancelled):
+            return super().on_failure(e)
+        with self.db_session() as session:
+            session.query(JobRecord).filter(JobRecord.job_id == self.job_id).update(
+                {"status": Status.STOPPED, "status_message": str(e), "end_time": get_utc_timestamp()}
+            )
+            session.commit()
 
     def _stage(self, job: Any, staging_dir: str, project: str) -> Dict[str, Any]:
         """The job's project folder: the parameterised notebook, its packaged files, the runner

@@ -164,3 +164,22 @@ def test_a_job_definition_runs_through_kflow_when_triggered(scheduler, notebook_
             "runtime_environment_parameters": {"gpus": 1}})
     assert "gpus unknown to kflow" in e.value.read().decode()
     assert [d["name"] for d in scheduler.request("GET", "/scheduler/job_definitions")["job_definitions"]] == ["nightly"]
+
+
+def test_a_kflow_job_cancelled_elsewhere_stops_the_notebook_job(scheduler, notebook_root):
+    nb = notebook_root("cancelled.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(600)")
+    job_id = scheduler.create(nb)
+    name = kflow_job_name(job_id)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            # The runner's own line (cell output goes into the notebook, not the log).
+            if any("kflow: executing cancelled.ipynb" in line for line in kflow.get(name).logs()):
+                break
+        except kflow.JobNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "the notebook never started"
+        time.sleep(0.2)
+    kflow.get(name).cancel()  # as `kflow cancel` or the VS Code panel would
+    job = scheduler.wait(job_id, statuses=("STOPPED", "FAILED", "COMPLETED"))
+    assert job["status"] == "STOPPED" and job["status_message"] == f"the kflow job {name} was cancelled"
