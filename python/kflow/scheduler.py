@@ -51,8 +51,6 @@ from . import _notebook_runner
 
 RUNNER = "_kflow_notebook_runner.py"
 RESOURCE_KEYS = ("image", "gpu", "cpu", "memory", "pip", "namespace", "template", "backend", "timeout_seconds")
-# nbclient, nbconvert and a kernel: what the runner needs where the image may lack them.
-RUNNER_PIP = ["nbclient", "nbconvert", "ipykernel"]
 # What nbconvert writes (`script` is the notebook's code as .py; pdf needs LaTeX where it runs).
 OUTPUT_FORMATS = {
     "ipynb": "Notebook", "html": "HTML", "script": "Script", "markdown": "Markdown",
@@ -198,7 +196,9 @@ class KflowExecutionManager(ExecutionManager):
                 name=kflow_job_name(job.job_id),
                 project_root=project,
                 env={"PYTHONUNBUFFERED": "1"},
-                **{**options, "pip": _pip(options.get("pip"), options["backend"])},
+                # The local backend runs in this environment, which has what the runner needs
+                # (jupyter-scheduler brings nbclient and nbconvert).
+                **options,
             )
             marks.append(time.perf_counter())
             status = self._wait(kjob, timeout)
@@ -317,15 +317,6 @@ class KflowExecutionManager(ExecutionManager):
         except Exception:
             return False
         return True
-
-
-def _pip(pip: Any, backend: str) -> Any:
-    # The local backend runs in this interpreter's environment, which has what the runner
-    # needs (jupyter-scheduler brings nbclient and nbconvert); a pod's image may not.
-    if backend == "local":
-        return pip
-    extra = [pip] if isinstance(pip, str) else list(pip or [])
-    return extra + [p for p in RUNNER_PIP if p not in extra]
 
 
 def _check(model: Any) -> None:
