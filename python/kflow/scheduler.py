@@ -182,8 +182,9 @@ class KflowExecutionManager(ExecutionManager):
                 "(collecting a pod's outputs is not built yet); set backend to local"
             )
         timeout = options.pop("timeout_seconds", None)
-        if "template" not in options and template_of(job.runtime_environment_name):
-            options["template"] = template_of(job.runtime_environment_name)
+        template = template_of(job.runtime_environment_name)
+        if template and "template" not in options:
+            options["template"] = template
         staging_dir = os.path.dirname(self.staging_paths["input"])
         marks = [time.perf_counter()]
         # Inside the staging folder: a Stop kills this process before it can clean up, and

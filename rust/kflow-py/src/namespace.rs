@@ -198,20 +198,13 @@ impl NativeNamespace {
 }
 
 fn listed(kind: &str) -> kflow_core::Result<Listed> {
-    Ok(match kind {
-        "jobs" => Listed::TrainingJobs,
-        "pvcs" => Listed::Pvcs,
-        "configmaps" => Listed::ConfigMaps,
-        "notebooks" => Listed::Notebooks,
-        "storageclasses" => Listed::StorageClasses,
-        other => {
-            return Err(kflow_core::Error::invalid(
-                "listing",
-                other,
-                "not something a namespace lists",
-                "use jobs, pvcs, configmaps, notebooks or storageclasses",
-            ))
-        }
+    Listed::named(kind).ok_or_else(|| {
+        kflow_core::Error::invalid(
+            "listing",
+            kind,
+            "not something a namespace lists",
+            "use jobs, pvcs, configmaps, notebooks or storageclasses",
+        )
     })
 }
 

@@ -419,17 +419,6 @@ struct ListParams {
     experiment: Option<String>,
 }
 
-fn listed(what: &str) -> Option<Listed> {
-    Some(match what {
-        "jobs" => Listed::TrainingJobs,
-        "pvcs" => Listed::Pvcs,
-        "configmaps" => Listed::ConfigMaps,
-        "notebooks" => Listed::Notebooks,
-        "storageclasses" => Listed::StorageClasses,
-        _ => return None,
-    })
-}
-
 fn list(ws: &Workspace, p: ListParams) -> Reply {
     let kflow = |e: Error| RpcError::from_kflow(&e, &ws.ctx);
     let page = PageRequest {
@@ -454,7 +443,7 @@ fn list(ws: &Workspace, p: ListParams) -> Reply {
             to_json(&registry.list_models(&page).map_err(kflow)?)
         }
         what => {
-            let listed = listed(what).ok_or_else(|| bad_what(what, true))?;
+            let listed = Listed::named(what).ok_or_else(|| bad_what(what, true))?;
             let ns = namespace(ws, &p.namespace)?;
             match listed {
                 Listed::TrainingJobs => to_json(&ns.training_jobs(&page).map_err(kflow)?),
@@ -484,7 +473,7 @@ struct WatchParams {
 }
 
 fn watch(server: &Arc<Server>, ws: &Workspace, p: WatchParams) -> Reply {
-    let listed = listed(&p.what).ok_or_else(|| bad_what(&p.what, false))?;
+    let listed = Listed::named(&p.what).ok_or_else(|| bad_what(&p.what, false))?;
     let rows = namespace(ws, &p.namespace)?
         .watch(listed)
         .map_err(|e| RpcError::from_kflow(&e, &ws.ctx))?;

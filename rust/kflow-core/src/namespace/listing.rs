@@ -27,6 +27,16 @@ pub(super) struct JobResource {
     pub kind: &'static str,
 }
 
+impl JobResource {
+    /// The URL of this kind's jobs in `namespace`.
+    fn collection(&self, namespace: &str) -> String {
+        format!(
+            "/apis/{}/namespaces/{namespace}/{}",
+            self.api_version, self.plural
+        )
+    }
+}
+
 /// The training operator's kinds (and mpi-operator's MPIJob), by plural.
 pub(super) const TRAINING_KINDS: [(&str, &str); 6] = [
     ("pytorchjobs", "PyTorchJob"),
@@ -138,10 +148,7 @@ pub(super) async fn training_jobs(
     let mut remaining_here = None;
     while index < served.len() && items.len() < limit as usize {
         let resource = &served[index];
-        let path = format!(
-            "/apis/{}/namespaces/{namespace}/{}",
-            resource.api_version, resource.plural
-        );
+        let path = resource.collection(namespace);
         let want = limit - items.len() as u32;
         let listed: LeanPage<LeanJob> = list_page(
             client,
@@ -185,10 +192,7 @@ pub(super) async fn training_jobs(
 /// `None` when the API server does not say for one of them.
 async fn count_kinds(client: &kube::Client, namespace: &str, kinds: &[JobResource]) -> Option<u64> {
     let counts = futures::future::join_all(kinds.iter().map(|resource| async move {
-        let path = format!(
-            "/apis/{}/namespaces/{namespace}/{}",
-            resource.api_version, resource.plural
-        );
+        let path = resource.collection(namespace);
         list_page::<LeanJob>(client, &path, &resource.plural, namespace, 1, None)
             .await
             .ok()

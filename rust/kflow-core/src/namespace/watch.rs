@@ -39,6 +39,21 @@ pub enum Listed {
     StorageClasses,
 }
 
+impl Listed {
+    /// The listing a word names, as every surface spells it: `jobs`, `pvcs`, `configmaps`,
+    /// `notebooks`, `storageclasses`.
+    pub fn named(word: &str) -> Option<Listed> {
+        Some(match word {
+            "jobs" => Listed::TrainingJobs,
+            "pvcs" => Listed::Pvcs,
+            "configmaps" => Listed::ConfigMaps,
+            "notebooks" => Listed::Notebooks,
+            "storageclasses" => Listed::StorageClasses,
+            _ => return None,
+        })
+    }
+}
+
 /// A row of any listing.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
