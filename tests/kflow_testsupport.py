@@ -118,3 +118,64 @@ def final_weights_by_replica(log_lines) -> dict:
         if text.startswith("final weights "):
             out[replica.lstrip("[")] = text
     return out
+
+
+# A job that leaves files for kflow to fetch and waits to be released, as the scheduled-notebook
+# runner does: what `Job.exec` and `Job.copy_from` exist for.
+HOLDING_SCRIPT = """\
+import os, time
+os.makedirs('out/sub', exist_ok=True)
+open('out/a.txt', 'w').write('alpha')
+open('out/sub/b.bin', 'wb').write(bytes(range(256)) * 8192)
+os.symlink('/etc/passwd', 'out/passwd')
+open('out/ready', 'w').close()
+while not os.path.exists('release'):
+    time.sleep(0.05)
+print('released', flush=True)
+"""
+
+
+def exercise_exec_and_copy(job, dest: pathlib.Path, cli_prefix) -> None:
+    """`Job.exec`, `Job.copy_from` and their CLI commands on a running holding job; the same
+    on every backend. `cli_prefix`: the argv that runs kflow's CLI."""
+    import kflow
+
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if job.exec(["test", "-e", "out/ready"]).exit_code == 0:
+                break
+        except kflow.ConflictError:  # not running yet
+            pass
+        assert time.monotonic() < deadline, f"the job never got ready: {job.status}"
+        time.sleep(0.2)
+    copied = job.copy_from("out", str(dest))
+    assert sorted(copied.files) == ["a.txt", "ready", "sub/b.bin"], copied
+    assert copied.bytes == 5 + 256 * 8192
+    assert copied.skipped == ["passwd (a symbolic link)"]
+    assert (dest / "sub" / "b.bin").read_bytes() == bytes(range(256)) * 8192
+    assert not (dest / "passwd").exists()
+    # Arguments are data: nothing a user writes is run by a shell.
+    echoed = job.exec(["echo", "$(touch PWNED); `id`"])
+    assert (echoed.exit_code, echoed.stdout) == (0, "$(touch PWNED); `id`\n")
+    assert job.exec(["sh", "-c", "echo oops >&2; exit 3"]) == kflow.ExecResult(exit_code=3, stdout="", stderr="oops\n")
+    assert job.exec(["test", "-e", "PWNED"]).exit_code == 1
+    with pytest_raises(kflow.ValidationError, "has no replica \"worker-7\" (it has master-0)"):
+        job.exec(["true"], replica="worker-7")
+    with pytest_raises(kflow.ValidationError, "no command given"):
+        job.exec([])
+    cli = subprocess.run([*cli_prefix, "exec", job.name, "--", "cat", "out/a.txt"], capture_output=True, text=True, timeout=60)
+    assert (cli.returncode, cli.stdout) == (0, "alpha"), cli.stderr
+    cli = subprocess.run([*cli_prefix, "copy-from", job.name, "out/sub", str(dest / "cli")], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "copied 1 files" in cli.stderr + cli.stdout, cli.stderr
+    assert (dest / "cli" / "b.bin").stat().st_size == 256 * 8192
+    assert job.exec(["touch", "release"]).exit_code == 0
+    assert job.wait(timeout=60).succeeded
+    with pytest_raises(kflow.ConflictError, "replica master-0 of job"):
+        job.copy_from("out", str(dest / "late"))
+
+
+def pytest_raises(cls, words: str):
+    import pytest
+
+    return pytest.raises(cls, match=__import__("re").escape(words))

@@ -22,7 +22,7 @@ _HOMES = {
     "._native": ("BackendError", "ConflictError", "JobNotFoundError", "KflowError", "NotInstalledError",
                  "PackagingError", "TemplateError", "ValidationError", "WaitTimeoutError", "__version__"),
     "._api": ("doctor", "get", "jobs", "login", "logout", "manifests", "run", "templates", "whoami", "yaml"),
-    "._job": ("Job", "JobStatus", "JobSummary", "ReplicaStatus"),
+    "._job": ("CopiedFiles", "ExecResult", "Job", "JobStatus", "JobSummary", "ReplicaStatus"),
     "._namespace": ("Namespace", "PortForward", "dashboard", "namespace"),
     "._pages": ("Page",),
     "._types": ("Description", "Doctor", "Identity"),
@@ -33,7 +33,7 @@ _SUBMODULES = ("models", "pipelines")
 if TYPE_CHECKING:
     from . import models, pipelines
     from ._api import doctor, get, jobs, login, logout, manifests, run, templates, whoami, yaml
-    from ._job import Job, JobStatus, JobSummary, ReplicaStatus
+    from ._job import CopiedFiles, ExecResult, Job, JobStatus, JobSummary, ReplicaStatus
     from ._namespace import Namespace, PortForward, dashboard, namespace
     from ._native import (
         BackendError,
@@ -69,8 +69,10 @@ def __dir__() -> list:
 __all__ = [
     "BackendError",
     "ConflictError",
+    "CopiedFiles",
     "Description",
     "Doctor",
+    "ExecResult",
     "Identity",
     "Job",
     "JobNotFoundError",

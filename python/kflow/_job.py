@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -73,6 +74,25 @@ class JobSummary:
         return cls(**_known_fields(cls, data))
 
 
+@dataclass(frozen=True)
+class ExecResult:
+    """What `Job.exec` gave: the exit code and the output, as text."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class CopiedFiles:
+    """What `Job.copy_from` wrote: files relative to the destination, their total size, and
+    entries skipped as "path (why)"."""
+
+    files: List[str]
+    bytes: int
+    skipped: List[str] = field(default_factory=list)
+
+
 def stream_lines(job: Any, out: Any) -> Any:
     """Prints `job`'s log lines to `out` as they come and returns its final status; Ctrl-C
     cancels the job and is raised again. `job` is a `Job`, or anything with its `logs`, `wait`
@@ -130,6 +150,19 @@ class Job:
     def delete(self) -> None:
         """Cancels the job if it runs and removes its record, logs and code."""
         self._native.delete()
+
+    def exec(self, argv: List[str], replica: Optional[str] = None) -> ExecResult:
+        """Runs a program (`argv`: the program and its arguments, never through a shell) in a
+        running replica (default: the first, e.g. `master-0`) in its working directory, as
+        `kubectl exec` does. Raises `ConflictError` when the replica is not running."""
+        return ExecResult(**_known_fields(ExecResult, json.loads(self._native.exec(list(argv), replica))))
+
+    def copy_from(self, path: str, dest: str, replica: Optional[str] = None) -> CopiedFiles:
+        """Copies the folder `path` of a running replica (relative to its working directory)
+        into the local folder `dest`, streamed as `kubectl cp` does; links and special files
+        are skipped and listed."""
+        data = json.loads(self._native.copy_from(path, os.fspath(dest), replica))
+        return CopiedFiles(**_known_fields(CopiedFiles, data))
 
     def restart(self) -> "Job":
         """Runs the job again with the same stored spec and code, under the same name."""

@@ -4,7 +4,11 @@ job's interpreter, so it imports nothing of kflow (the pod's image need not have
 
 Its plan is a JSON file beside it (data, never code):
   {"notebook": "in.ipynb", "kernel": "python3", "cell_timeout": null,
-   "outputs": {"ipynb": "out.ipynb", "html": "out.html"}, "output_dir": "/abs/dir"}
+   "outputs": {"ipynb": "out.ipynb", "html": "out.html"}, "output_dir": "/abs/dir",
+   "hold_seconds": null}
+`output_dir` may be relative to the runner's folder. With `hold_seconds` (a pod, whose files
+vanish with it), the runner prints OUTPUTS_READY once the outputs are written and waits, at
+most that long, for kflow to copy them out and write RELEASE beside it.
 Exit status: 0 when every cell ran, 1 when a cell failed (the outputs are written either way),
 2 when the plan or the notebook cannot be read.
 """
@@ -15,6 +19,9 @@ import sys
 
 PLAN = "_kflow_notebook_plan.json"
 ERROR_FILE = "_kflow_notebook_error.json"
+OUTPUTS_READY = "kflow: notebook outputs ready"
+RELEASE = ".kflow-outputs-released"
+CANNOT_START = "kflow: cannot start the notebook"
 
 
 def main() -> int:
@@ -33,9 +40,9 @@ def main() -> int:
         with open(os.path.join(here, plan["notebook"]), encoding="utf-8") as f:
             nb = nbformat.read(f, as_version=4)
     except Exception as e:  # the job's environment or the plan is wrong: say which
-        print(f"kflow: cannot start the notebook: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        print(f"{CANNOT_START}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return 2
-    out_dir = plan["output_dir"]
+    out_dir = os.path.join(here, plan["output_dir"])
     os.makedirs(out_dir, exist_ok=True)
     client = NotebookClient(
         nb,
@@ -44,7 +51,7 @@ def main() -> int:
         resources={"metadata": {"path": here}},
         store_widget_state=True,
     )
-    before = _files(here)
+    before = _files(here, out_dir)
     failure = None
     print(f"kflow: executing {plan['notebook']} ({len(nb.cells)} cells)", flush=True)
     try:
@@ -62,9 +69,24 @@ def main() -> int:
         with open(os.path.join(out_dir, ERROR_FILE), "w", encoding="utf-8") as f:
             json.dump(failure, f)
         print(f"kflow: the notebook failed: {failure['ename']}: {failure['evalue']}", file=sys.stderr, flush=True)
-        return 1
-    print("kflow: the notebook ran to the end", flush=True)
-    return 0
+    else:
+        print("kflow: the notebook ran to the end", flush=True)
+    if plan.get("hold_seconds"):
+        hold(here, float(plan["hold_seconds"]))
+    return 1 if failure else 0
+
+
+def hold(here, seconds) -> None:
+    """Keeps the pod (and with it the outputs) until kflow has copied them, or `seconds`."""
+    import time
+
+    print(OUTPUTS_READY, flush=True)
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(os.path.join(here, RELEASE)):
+        if time.monotonic() > deadline:
+            print(f"kflow: no one collected the outputs in {seconds:g} s; ending", file=sys.stderr, flush=True)
+            return
+        time.sleep(0.1)
 
 
 def write_outputs(nb, outputs, out_dir) -> None:
@@ -86,9 +108,10 @@ def write_outputs(nb, outputs, out_dir) -> None:
             print(f"kflow: could not write the {fmt} output: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
-def _files(root):
+def _files(root, out_dir):
     out = {}
-    for top, _, names in os.walk(root):
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(top, d) != out_dir]
         for name in names:
             path = os.path.join(top, name)
             try:
@@ -104,7 +127,7 @@ def copy_side_files(here, before, out_dir, skip) -> None:
     relative paths (what jupyter-scheduler's own executor lists as the job's side files)."""
     import shutil
 
-    for rel, stamp in _files(here).items():
+    for rel, stamp in _files(here, out_dir).items():
         if rel in skip or before.get(rel) == stamp or "__pycache__" in rel.split(os.sep):
             continue
         src = os.path.join(here, rel)

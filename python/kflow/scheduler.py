@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -50,7 +51,17 @@ from traitlets import default
 from . import _notebook_runner
 
 RUNNER = "_kflow_notebook_runner.py"
-RESOURCE_KEYS = ("image", "gpu", "cpu", "memory", "pip", "namespace", "template", "backend", "timeout_seconds")
+RESOURCE_KEYS = (
+    "image", "gpu", "cpu", "memory", "pip", "namespace", "template", "backend", "timeout_seconds",
+    "start_timeout_seconds",
+)
+# How long a cluster job may wait while the cluster says it cannot start it (an autoscaler may
+# yet add the GPU node; a wrong image never comes).
+DEFAULT_START_TIMEOUT = 300.0
+BLOCKING_REASONS = ("Unschedulable", "ImagePullBackOff")
+# Where a pod's runner writes (relative to its folder) and how long it keeps them for kflow.
+CLUSTER_OUTPUT_DIR = ".kflow-outputs"
+OUTPUT_HOLD_SECONDS = 900
 # What nbconvert writes (`script` is the notebook's code as .py; pdf needs LaTeX where it runs).
 OUTPUT_FORMATS = {
     "ipynb": "Notebook", "html": "HTML", "script": "Script", "markdown": "Markdown",
@@ -84,15 +95,16 @@ def check_resources(params: Optional[Dict[str, Any]]) -> Dict[str, Any]:
             f"runtime environment parameters: {', '.join(unknown)} unknown to kflow; "
             f"use {', '.join(RESOURCE_KEYS)}"
         )
-    timeout = params.get("timeout_seconds")
-    if timeout not in (None, ""):
+    for key in ("timeout_seconds", "start_timeout_seconds"):
+        if params.get(key) in (None, ""):
+            continue
         try:
-            timeout = float(timeout)
+            seconds = float(params[key])
         except (TypeError, ValueError):
-            timeout = -1
-        if timeout <= 0:
-            raise NotebookJobError(f"timeout_seconds: {params['timeout_seconds']!r} is not a positive number of seconds")
-        params["timeout_seconds"] = timeout
+            seconds = -1
+        if not seconds > 0:
+            raise NotebookJobError(f"{key}: {params[key]!r} is not a positive number of seconds")
+        params[key] = seconds
     backend = params.get("backend") or "local"
     if backend not in ("local", "cluster"):
         raise NotebookJobError(f"backend: {backend!r} is not local or cluster")
@@ -176,12 +188,9 @@ class KflowExecutionManager(ExecutionManager):
 
         job = self.model
         options = check_resources(job.runtime_environment_parameters)
-        if options["backend"] != "local":
-            raise NotebookJobError(
-                "backend cluster: scheduled notebooks run on kflow's local backend for now "
-                "(collecting a pod's outputs is not built yet); set backend to local"
-            )
         timeout = options.pop("timeout_seconds", None)
+        start_timeout = options.pop("start_timeout_seconds", DEFAULT_START_TIMEOUT)
+        on_cluster = options["backend"] == "cluster"
         template = template_of(job.runtime_environment_name)
         if template and "template" not in options:
             options["template"] = template
@@ -190,7 +199,7 @@ class KflowExecutionManager(ExecutionManager):
         # Inside the staging folder: a Stop kills this process before it can clean up, and
         # jupyter-scheduler deletes the folder with the job.
         with tempfile.TemporaryDirectory(prefix=PROJECT_PREFIX, dir=staging_dir) as project:
-            plan = self._stage(job, staging_dir, project)
+            plan = self._stage(job, staging_dir, project, on_cluster)
             marks.append(time.perf_counter())
             kjob = kflow.run(
                 os.path.join(project, RUNNER),
@@ -198,22 +207,86 @@ class KflowExecutionManager(ExecutionManager):
                 project_root=project,
                 env={"PYTHONUNBUFFERED": "1"},
                 # The local backend runs in this environment, which has what the runner needs
-                # (jupyter-scheduler brings nbclient and nbconvert).
+                # (jupyter-scheduler brings nbclient and nbconvert); on a cluster the image must.
                 **options,
             )
             marks.append(time.perf_counter())
-            status = self._wait(kjob, timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            copying = self._collect(kjob, staging_dir, deadline, start_timeout) if on_cluster else 0.0
+            status = self._wait(kjob, deadline, timeout)
             marks.append(time.perf_counter())
         self._record_side_files(staging_dir, plan)
         marks.append(time.perf_counter())
-        stage, submit, run, collect = (round((b - a) * 1000) for a, b in zip(marks, marks[1:]))
+        stage, submit, run, record = (round((b - a) * 1000) for a, b in zip(marks, marks[1:]))
         # One line per job in the server's log: where a notebook job's time went.
         print(f"kflow: notebook job {kjob.name} {status.phase}: staged {stage} ms, packaged and submitted "
-              f"{submit} ms, executed {run} ms, outputs recorded {collect} ms", file=sys.stderr, flush=True)
+              f"{submit} ms, ran {run} ms (copying the outputs out {round(copying * 1000)} ms), "
+              f"outputs recorded {record} ms", file=sys.stderr, flush=True)
         if status.reason == "Cancelled":
             raise NotebookJobCancelled(f"the kflow job {kjob.name} was cancelled")
         if not status.succeeded:
-            raise NotebookJobError(self._failure(staging_dir, status))
+            raise NotebookJobError(self._failure(staging_dir, status, kjob))
+
+    def _collect(self, kjob: Any, staging_dir: str, deadline: Optional[float], start_timeout: float) -> float:
+        """A pod's outputs: the runner says when they are written and keeps the pod until
+        kflow has copied its output folder (tar through the API server's exec, streamed, so
+        any size arrives) and released it. A pod the cluster cannot start (Unschedulable,
+        ImagePullBackOff) fails the job after `start_timeout_seconds`."""
+        import kflow
+
+        ready = threading.Event()
+
+        def watch_logs() -> None:
+            try:
+                for line in kjob.logs(follow=True):
+                    if line.startswith(_notebook_runner.OUTPUTS_READY):
+                        ready.set()
+                        return
+            except Exception:  # the status loop below sees why the job ended
+                pass
+
+        threading.Thread(target=watch_logs, name=f"kflow-logs-{kjob.name}", daemon=True).start()
+        blocked_since = None
+        shown = None
+        while not ready.wait(0.25):
+            status = kjob.status
+            if status.done:
+                return 0.0
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                return 0.0  # `_wait` cancels and says so
+            if status.phase == "Pending" and status.reason in BLOCKING_REASONS:
+                blocked_since = blocked_since or now
+                if (status.reason, status.message) != shown:
+                    shown = (status.reason, status.message)
+                    self._set_status_message(f"{status.reason}: {status.message}")
+                if now - blocked_since > start_timeout:
+                    kjob.cancel()
+                    raise NotebookJobError(
+                        f"{status.reason}: {status.message} (the kflow job {kjob.name} waited "
+                        f"{start_timeout:g} s and was cancelled)"
+                    )
+            else:
+                blocked_since = None
+        start = time.perf_counter()
+        try:
+            kjob.copy_from(CLUSTER_OUTPUT_DIR, staging_dir)
+        except kflow.KflowError as e:
+            raise NotebookJobError(f"collecting the outputs from the kflow job {kjob.name}: {e}") from None
+        finally:
+            copying = time.perf_counter() - start
+            try:
+                kjob.exec(["touch", _notebook_runner.RELEASE])
+            except kflow.KflowError:
+                pass  # the pod ended already; the runner's hold ends it otherwise
+        if shown:
+            self._set_status_message("")
+        return copying
+
+    def _set_status_message(self, message: str) -> None:
+        with self.db_session() as session:
+            session.query(JobRecord).filter(JobRecord.job_id == self.job_id).update({"status_message": message})
+            session.commit()
 
     def on_failure(self, e: Exception) -> None:
         if not isinstance(e, NotebookJobCancelled):
@@ -224,7 +297,7 @@ class KflowExecutionManager(ExecutionManager):
             )
             session.commit()
 
-    def _stage(self, job: Any, staging_dir: str, project: str) -> Dict[str, Any]:
+    def _stage(self, job: Any, staging_dir: str, project: str, on_cluster: bool) -> Dict[str, Any]:
         """The job's project folder: the parameterised notebook, its packaged files, the runner
         and its plan."""
         with open(self.staging_paths["input"], encoding="utf-8") as f:
@@ -247,28 +320,35 @@ class KflowExecutionManager(ExecutionManager):
             "kernel": (nb.metadata.get("kernelspec") or {}).get("name") or "python3",
             "cell_timeout": None,
             "outputs": outputs,
-            "output_dir": staging_dir,
+            # A pod writes beside itself and holds its outputs for `_collect`; this machine
+            # writes straight into the staging folder.
+            "output_dir": CLUSTER_OUTPUT_DIR if on_cluster else staging_dir,
+            "hold_seconds": OUTPUT_HOLD_SECONDS if on_cluster else None,
         }
         with open(os.path.join(project, _notebook_runner.PLAN), "w", encoding="utf-8") as f:
             json.dump(plan, f)
         return plan
 
-    def _wait(self, kjob: Any, timeout: Optional[float]) -> Any:
+    def _wait(self, kjob: Any, deadline: Optional[float], timeout: Optional[float]) -> Any:
         import kflow
 
         try:
-            return kjob.wait(timeout=timeout)
+            return kjob.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except kflow.WaitTimeoutError:
             kjob.cancel()
             raise NotebookJobError(f"timed out after {timeout:g} s (timeout_seconds); the kflow job {kjob.name} was cancelled")
 
-    def _failure(self, staging_dir: str, status: Any) -> str:
+    def _failure(self, staging_dir: str, status: Any, kjob: Any) -> str:
         error_file = os.path.join(staging_dir, _notebook_runner.ERROR_FILE)
         if os.path.exists(error_file):
             with open(error_file, encoding="utf-8") as f:
                 cell = json.load(f)
             os.remove(error_file)
             return f"{cell['ename']}: {cell['evalue']}"
+        # The runner could not start the notebook (the image lacks nbclient, say): its words.
+        said = [line for line in kjob.logs() if line.startswith(_notebook_runner.CANNOT_START)]
+        if said:
+            return said[-1]
         reason = f"{status.reason}: {status.message}" if status.message else (status.reason or status.phase)
         return f"the kflow job failed ({reason})"
 

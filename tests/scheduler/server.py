@@ -94,3 +94,27 @@ class SchedulerServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def outputs_of(job):
+    return {f["file_format"]: f["file_path"] for f in job["job_files"]}
+
+
+def downloaded(server, job_id, *expected: str):
+    """What the UI's download does: the staged outputs copied into the job's folder (by a
+    process of jupyter-scheduler's, so they are waited for)."""
+    server.request("GET", f"/scheduler/jobs/{job_id}/download_files?redownload=true")
+    deadline = time.monotonic() + 30
+    while True:
+        job = server.job(job_id)
+        paths = [f["file_path"] for f in job["job_files"]]
+        folder = server.root / Path(next(p for p in paths if p)).parent if any(paths) else None
+        if all(paths) and folder and all((folder / e).exists() for e in expected):
+            return job
+        assert time.monotonic() < deadline, f"outputs not downloaded: {job['job_files']}"
+        time.sleep(0.2)
+
+
+def absolute(server, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else server.root / p

@@ -13,26 +13,9 @@ import pytest
 import kflow
 from kflow.scheduler import kflow_job_name
 
+from .server import absolute, downloaded, outputs_of
+
 pytestmark = pytest.mark.timeout(300)
-
-
-def outputs_of(job):
-    return {f["file_format"]: f["file_path"] for f in job["job_files"]}
-
-
-def downloaded(server, job_id, *expected: str):
-    """What the UI's download does: the staged outputs copied into the job's folder (by a
-    process of jupyter-scheduler's, so they are waited for)."""
-    server.request("GET", f"/scheduler/jobs/{job_id}/download_files?redownload=true")
-    deadline = time.monotonic() + 30
-    while True:
-        job = server.job(job_id)
-        paths = [f["file_path"] for f in job["job_files"]]
-        folder = server.root / Path(next(p for p in paths if p)).parent if any(paths) else None
-        if all(paths) and folder and all((folder / e).exists() for e in expected):
-            return job
-        assert time.monotonic() < deadline, f"outputs not downloaded: {job['job_files']}"
-        time.sleep(0.2)
 
 
 def test_a_parameterised_notebook_runs_and_its_outputs_land_where_jupyter_scheduler_expects(scheduler, notebook_root):
@@ -52,21 +35,21 @@ def test_a_parameterised_notebook_runs_and_its_outputs_land_where_jupyter_schedu
     job = downloaded(scheduler, job_id, "side.json")
     out = outputs_of(job)
     assert set(out) >= {"ipynb", "html", "script", "input"}
-    executed = nbformat.read(_abs(scheduler, out["ipynb"]), as_version=4)
+    executed = nbformat.read(absolute(scheduler, out["ipynb"]), as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
     # Values keep their literal type; a value that is code stays a string, never runs.
     assert "lr=0.01 steps=20 label=\"__import__('os').system('touch PWNED')\"" in printed
     assert not list(scheduler.root.parent.rglob("PWNED"))
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and executed.cells.index(injected[0]) == 1
-    assert "<html" in _abs(scheduler, out["html"]).read_text().lower()
-    assert "print(f'lr=" in _abs(scheduler, out["script"]).read_text()
+    assert "<html" in absolute(scheduler, out["html"]).read_text().lower()
+    assert "print(f'lr=" in absolute(scheduler, out["script"]).read_text()
     # The names are jupyter-scheduler's own (input name, create time, format).
     assert Path(out["ipynb"]).name.startswith("report-") and out["html"].endswith(".html")
     # The input folder travelled (data/rows.csv was read); the file the notebook wrote beside
     # itself is collected as the default executor does.
     assert "side.json" in job["packaged_files"] and "data/rows.csv" in job["packaged_files"]
-    side = _abs(scheduler, out["ipynb"]).parent / "side.json"
+    side = absolute(scheduler, out["ipynb"]).parent / "side.json"
     assert json.loads(side.read_text()) == {"lr": 0.01, "steps": 20, "label": "__import__('os').system('touch PWNED')", "rows": 2}
     # It ran as a kflow job, visible to every kflow surface.
     kjob = kflow.get(kflow_job_name(job_id))
@@ -81,7 +64,7 @@ def test_a_failing_cell_gives_failed_with_its_error(scheduler, notebook_root):
     assert job["status_message"] == "ZeroDivisionError: division by zero"
     job = downloaded(scheduler, job["job_id"])
     # The partly executed notebook still arrives, with the traceback in it.
-    executed = nbformat.read(_abs(scheduler, outputs_of(job)["ipynb"]), as_version=4)
+    executed = nbformat.read(absolute(scheduler, outputs_of(job)["ipynb"]), as_version=4)
     assert any(o.get("ename") == "ZeroDivisionError" for c in executed.cells for o in c.get("outputs", []))
 
 
@@ -137,11 +120,6 @@ def test_supported_features_are_exact(scheduler):
         "job_name", "parameters", "output_formats", "timeout_seconds", "stop_job", "delete_job"}
 
 
-def _abs(server, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else server.root / p
-
-
 def test_a_job_definition_runs_through_kflow_when_triggered(scheduler, notebook_root):
     nb = notebook_root("nightly.ipynb", "print(f'{greeting}, run {run}')", parameters="greeting = 'hello'\nrun = 0")
     definition = scheduler.request("POST", "/scheduler/job_definitions", {
@@ -154,7 +132,7 @@ def test_a_job_definition_runs_through_kflow_when_triggered(scheduler, notebook_
     assert job["job_definition_id"] == definition
     lines = list(kflow.get(kflow_job_name(job_id)).logs())
     assert any("executing nightly.ipynb" in line for line in lines)
-    executed = nbformat.read(_abs(scheduler, outputs_of(downloaded(scheduler, job_id))["ipynb"]), as_version=4)
+    executed = nbformat.read(absolute(scheduler, outputs_of(downloaded(scheduler, job_id))["ipynb"]), as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "good night, run 0" in printed
     # A definition kflow cannot run is refused before it is recorded.

@@ -61,6 +61,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a program in a running replica of a job (no shell: `-- python -c 'print(1)'`).
+    Exec {
+        name: String,
+        /// The replica (default: the first, e.g. master-0).
+        #[arg(long)]
+        replica: Option<String>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Copy a folder of a running replica (relative to its working directory) to this machine.
+    CopyFrom {
+        name: String,
+        /// The folder in the replica.
+        path: String,
+        /// The local folder to copy into (created if missing).
+        dest: std::path::PathBuf,
+        /// The replica (default: the first, e.g. master-0).
+        #[arg(long)]
+        replica: Option<String>,
+    },
     /// Cancel a running job; its logs and record stay.
     Cancel { name: String },
     /// Cancel a job if it runs and delete everything kflow kept for it.

@@ -149,6 +149,40 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
                 None => Ok(0),
             }
         }
+        Command::Exec {
+            name,
+            replica,
+            command,
+        } => {
+            let output = client.get(&name)?.exec(replica.as_deref(), &command)?;
+            // The command's bytes as they are (no newline added), flushed: the exit code is
+            // returned through process::exit, which flushes nothing.
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(output.stdout.as_bytes());
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().write_all(output.stderr.as_bytes());
+            Ok(output.exit_code)
+        }
+        Command::CopyFrom {
+            name,
+            path,
+            dest,
+            replica,
+        } => {
+            let copied = client
+                .get(&name)?
+                .copy_from(replica.as_deref(), &path, &dest)?;
+            for skipped in &copied.skipped {
+                out.note(&format!("skipped {skipped}"));
+            }
+            out.note(&format!(
+                "copied {} files ({} bytes) into {}",
+                copied.files.len(),
+                copied.bytes,
+                dest.display()
+            ));
+            Ok(0)
+        }
         Command::Cancel { name } => {
             let status = client.get(&name)?.cancel()?;
             out.note(&format!("{name}: {}", status.phase.as_str()));

@@ -233,6 +233,44 @@ pub enum JobError {
         /// The job.
         name: String,
     },
+    /// A replica name the job does not have.
+    #[error("job {name:?} has no replica {replica:?} (it has {})", known.join(", "))]
+    UnknownReplica {
+        /// The job.
+        name: String,
+        /// The replica asked for.
+        replica: String,
+        /// The replicas it has.
+        known: Vec<String>,
+    },
+    /// `exec` with nothing to run.
+    #[error("no command given to run in job {name:?}")]
+    NoCommand {
+        /// The job.
+        name: String,
+    },
+    /// Commands and copies reach a replica only while its container runs.
+    #[error("replica {replica} of job {name:?} is not running (it is {phase})")]
+    ReplicaNotRunning {
+        /// The job.
+        name: String,
+        /// The replica.
+        replica: String,
+        /// Where its pod or process is instead.
+        phase: String,
+    },
+    /// A command in a replica could not be run, or a copy out of it failed.
+    #[error("{command} in replica {replica} of job {name:?} failed: {problem}")]
+    Exec {
+        /// The job.
+        name: String,
+        /// The replica.
+        replica: String,
+        /// The command, for the message.
+        command: String,
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 impl JobError {
@@ -251,6 +289,18 @@ impl JobError {
             }
             JobError::NotRestartable { .. } => {
                 "create it again the way it was made (kubectl apply, TrainingClient), or run its script with `kflow run`".to_string()
+            }
+            JobError::UnknownReplica { known, .. } => {
+                format!("name one of {}", known.join(", "))
+            }
+            JobError::NoCommand { .. } => {
+                "give the program and its arguments, e.g. [\"python\", \"-c\", \"print(1)\"]".to_string()
+            }
+            JobError::ReplicaNotRunning { name, .. } => {
+                format!("reach it while it runs; `kflow describe {name}` shows where its pods are")
+            }
+            JobError::Exec { name, .. } => {
+                format!("check that the image has the command, and `kflow describe {name}`")
             }
         })
     }
@@ -750,7 +800,13 @@ impl Error {
             Error::Job(JobError::Exists { .. }) => ErrorKind::Conflict,
             Error::Job(JobError::WaitTimeout { .. }) => ErrorKind::Timeout,
             Error::Job(JobError::CorruptRecord { .. }) => ErrorKind::Backend,
-            Error::Job(JobError::NotRestartable { .. }) => ErrorKind::Validation,
+            Error::Job(
+                JobError::NotRestartable { .. }
+                | JobError::UnknownReplica { .. }
+                | JobError::NoCommand { .. },
+            ) => ErrorKind::Validation,
+            Error::Job(JobError::ReplicaNotRunning { .. }) => ErrorKind::Conflict,
+            Error::Job(JobError::Exec { .. }) => ErrorKind::Backend,
             // Sign-in problems the user fixes by changing input map to Validation (exit 2); the
             // session or the keyring failing under a running command map to Backend (exit 1).
             Error::Auth(AuthError::SessionExpired { .. } | AuthError::Keyring { .. }) => {

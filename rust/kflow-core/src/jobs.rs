@@ -11,6 +11,7 @@ use crate::artifacts;
 use crate::auth::Session;
 use crate::backend::cluster::{self, ClusterHandle};
 use crate::backend::description::Description;
+use crate::backend::files::{self, CopiedFiles, ExecOutput};
 use crate::backend::local::{Launcher, LocalBackend};
 use crate::backend::packaging::{self, Destination};
 use crate::backend::{Backend, JobStatus, JobSummary, LogLine, LogStream, Run};
@@ -504,6 +505,21 @@ impl Job {
     /// cluster-only parts are empty for a local run).
     pub fn describe(&self) -> Result<Description> {
         self.backend.describe(&self.run)
+    }
+
+    /// Runs `argv` (a program and its arguments, never through a shell) in a running replica
+    /// (`None`: the first, e.g. `master-0`), in its working directory, as `kubectl exec` does.
+    pub fn exec(&self, replica: Option<&str>, argv: &[String]) -> Result<ExecOutput> {
+        let replica = files::check_replica(self.name(), &self.replica_names(), replica)?;
+        files::check_command(self.name(), argv)?;
+        self.backend.exec(&self.run, &replica, argv)
+    }
+
+    /// Copies the folder `path` of a running replica (relative to its working directory, or
+    /// absolute) into `dest`, as `kubectl cp` does: regular files and folders only.
+    pub fn copy_from(&self, replica: Option<&str>, path: &str, dest: &Path) -> Result<CopiedFiles> {
+        let replica = files::check_replica(self.name(), &self.replica_names(), replica)?;
+        self.backend.copy_from(&self.run, &replica, path, dest)
     }
 
     /// The Kubernetes manifests of the run as YAML, as submitted (or as they would be).

@@ -84,6 +84,7 @@ mod status;
 pub use artifacts::{package, Archive, PackOptions};
 pub use backend::cluster::doctor::{Connection, Doctor};
 pub use backend::description::{Condition, Description, EventInfo, PodInfo};
+pub use backend::files::{CopiedFiles, ExecOutput};
 pub use backend::local::{supervise, Launcher};
 pub use backend::LogStream;
 pub use error::{

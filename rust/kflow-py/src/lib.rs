@@ -259,6 +259,22 @@ impl NativeJob {
         py.detach(move || job.delete()).map_err(|e| to_py(py, e))
     }
 
+    #[pyo3(signature = (argv, replica=None))]
+    fn exec(&self, py: Python<'_>, argv: Vec<String>, replica: Option<String>) -> PyResult<String> {
+        answer(py, || self.job.exec(replica.as_deref(), &argv))
+    }
+
+    #[pyo3(signature = (path, dest, replica=None))]
+    fn copy_from(
+        &self,
+        py: Python<'_>,
+        path: String,
+        dest: std::path::PathBuf,
+        replica: Option<String>,
+    ) -> PyResult<String> {
+        answer(py, || self.job.copy_from(replica.as_deref(), &path, &dest))
+    }
+
     fn restart(&self, py: Python<'_>) -> PyResult<NativeJob> {
         py.detach(|| self.job.restart())
             .map(|job| NativeJob { job })

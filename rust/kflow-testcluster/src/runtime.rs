@@ -142,12 +142,27 @@ pub fn write_bin_dir(dir: &Path, rt: &Runtime) -> std::io::Result<()> {
         std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755))?;
     }
     if let Some(interp) = rt.python() {
+        use std::os::unix::fs::PermissionsExt;
+        // A virtualenv's python finds its virtualenv only when started by its own path (it
+        // looks for pyvenv.cfg beside the path it was started as), so it gets a wrapper; the
+        // machine's Python a plain link.
+        let venv = interp
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(|root| root.join("pyvenv.cfg").exists());
         for name in ["python", "python3"] {
             let link = dir.join(name);
             let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(interp, &link)?;
+            if venv {
+                std::fs::write(
+                    &link,
+                    format!("#!/bin/sh\nexec {} \"$@\"\n", interp.display()),
+                )?;
+                std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o755))?;
+            } else {
+                std::os::unix::fs::symlink(interp, &link)?;
+            }
         }
-        use std::os::unix::fs::PermissionsExt;
         let pip = dir.join("pip");
         std::fs::write(
             &pip,

@@ -4,6 +4,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod description;
+pub(crate) mod files;
 pub(crate) mod local;
 pub(crate) mod packaging;
 
@@ -82,6 +83,19 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     fn restart(&self, run: &Run) -> Result<RunRecord>;
 
     fn describe(&self, run: &Run) -> Result<Description>;
+
+    /// Runs `argv` (no shell) in a running replica, in its working directory.
+    fn exec(&self, run: &Run, replica: &str, argv: &[String]) -> Result<files::ExecOutput>;
+
+    /// Copies the folder `path` of a running replica (relative to its working directory) into
+    /// `dest` on this machine, as it streams.
+    fn copy_from(
+        &self,
+        run: &Run,
+        replica: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<files::CopiedFiles>;
 
     /// Rows for the runs of this backend that this machine knows, and for the ones it finds
     /// elsewhere (made from another machine). `configured` says whether runs go to this backend

@@ -17,6 +17,7 @@ mod code;
 pub(crate) mod connection;
 mod describe;
 pub(crate) mod doctor;
+mod files;
 mod lifecycle;
 mod listing;
 pub(crate) mod logs;
@@ -34,6 +35,7 @@ pub use connection::{Identity, Source};
 pub use logs::ClusterLogStream;
 
 use crate::backend::description::Description;
+use crate::backend::files::{CopiedFiles, ExecOutput};
 use crate::backend::{Backend, BackendListing, JobStatus, LogStream, Run};
 use crate::error::{ClusterError, Error, Result, SystemError};
 use crate::records::{RunDir, RunRecord};
@@ -324,6 +326,20 @@ impl Backend for ClusterHandle {
 
     fn describe(&self, run: &Run) -> Result<Description> {
         describe::describe(&*self.get()?, &run.dir, &run.record)
+    }
+
+    fn exec(&self, run: &Run, replica: &str, argv: &[String]) -> Result<ExecOutput> {
+        files::exec(&*self.get()?, &run.record, replica, argv)
+    }
+
+    fn copy_from(
+        &self,
+        run: &Run,
+        replica: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<CopiedFiles> {
+        files::copy_from(&*self.get()?, &run.record, replica, path, dest)
     }
 
     fn list(&self, known: Vec<Run>, configured: bool) -> BackendListing {

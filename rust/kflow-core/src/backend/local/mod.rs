@@ -19,9 +19,10 @@ use nix::sys::signal::Signal;
 pub(crate) use logs::FileLogs;
 
 use crate::backend::description::{tail_file, Description, TAIL_LINES};
+use crate::backend::files::{self, CopiedFiles, ExecOutput};
 use crate::backend::packaging::{self, Destination};
 use crate::backend::{Backend, BackendListing, JobStatus, JobSummary, LogStream, Phase, Run};
-use crate::error::{Error, Result, SystemError};
+use crate::error::{Error, JobError, Result, SystemError};
 use crate::manifest::MpiApi;
 use crate::records::{self, RunDir, RunRecord};
 use crate::spec::{self, Context, RunSpec};
@@ -131,6 +132,31 @@ impl Backend for LocalBackend {
         Ok(Description::of_record(&run.record, status, logs))
     }
 
+    /// In the run's workspace, which every replica of a local run shares.
+    fn exec(&self, run: &Run, replica: &str, argv: &[String]) -> Result<ExecOutput> {
+        self.check_running(run, replica)?;
+        files::local_exec(&run.dir.workspace(), &run.record.spec.env, argv).map_err(|e| {
+            Error::Job(JobError::Exec {
+                name: run.record.spec.name.clone(),
+                replica: replica.to_string(),
+                command: argv[0].clone(),
+                problem: e.to_string(),
+            })
+        })
+    }
+
+    fn copy_from(&self, run: &Run, replica: &str, path: &str, dest: &Path) -> Result<CopiedFiles> {
+        self.check_running(run, replica)?;
+        files::local_copy(&run.dir.workspace().join(path), dest).map_err(|e| {
+            Error::Job(JobError::Exec {
+                name: run.record.spec.name.clone(),
+                replica: replica.to_string(),
+                command: format!("copying {path}"),
+                problem: e.to_string(),
+            })
+        })
+    }
+
     fn list(&self, known: Vec<Run>, _configured: bool) -> BackendListing {
         let jobs = known
             .iter()
@@ -150,6 +176,24 @@ impl Backend for LocalBackend {
 }
 
 impl LocalBackend {
+    fn check_running(&self, run: &Run, replica: &str) -> Result<()> {
+        let status = self.status_of(&run.dir)?;
+        let phase = status
+            .replicas
+            .iter()
+            .find(|r| r.name == replica)
+            .map(|r| r.phase)
+            .unwrap_or(status.phase);
+        if phase == Phase::Running {
+            return Ok(());
+        }
+        Err(Error::Job(JobError::ReplicaNotRunning {
+            name: run.record.spec.name.clone(),
+            replica: replica.to_string(),
+            phase: phase.as_str().to_string(),
+        }))
+    }
+
     /// Marks the run pending and starts its supervisor, detached from the caller.
     fn start(&self, dir: &RunDir, replicas: &[String]) -> Result<()> {
         let reason = "Starting";

@@ -1,0 +1,188 @@
+//! A command in a replica's container and copies out of it, through the API server's
+//! `pods/exec` (WebSocket), as `kubectl exec` and `kubectl cp` do: a copy is `tar` in the
+//! container, unpacked here while it streams, so its size is bounded by neither memory nor the
+//! 1 MiB a ConfigMap holds.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, AttachedProcess, ListParams};
+use tokio::io::AsyncReadExt;
+
+use crate::backend::files::{output_text, unpack_tar, CopiedFiles, ExecOutput, EXEC_OUTPUT_LIMIT};
+use crate::error::{Error, JobError, Result};
+use crate::records::RunRecord;
+
+use super::api_errors::api_error;
+use super::retry::retry;
+use super::status::{main_container, replica_name};
+use super::{pod_selector, tracking, ClusterBackend};
+
+/// The replica's pod and its main container, once it runs.
+async fn running_pod(
+    pods: &Api<Pod>,
+    ns: &str,
+    record: &RunRecord,
+    replica: &str,
+) -> Result<(String, String)> {
+    let name = &record.spec.name;
+    let lp = ListParams::default().labels(&pod_selector(name, &record.spec.run_id));
+    let list = retry(|| pods.list(&lp))
+        .await
+        .map_err(|e| api_error(e, "list", "pods", ns))?;
+    let not_running = |phase: &str| {
+        Error::Job(JobError::ReplicaNotRunning {
+            name: name.clone(),
+            replica: replica.to_string(),
+            phase: phase.to_string(),
+        })
+    };
+    let pod = list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .find(|p| replica_name(p).as_deref() == Some(replica))
+        .ok_or_else(|| not_running("without a pod"))?;
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    if phase != "Running" {
+        return Err(not_running(&phase));
+    }
+    let container = main_container(&pod).unwrap_or_default();
+    Ok((pod.metadata.name.unwrap_or_default(), container))
+}
+
+fn exec_error(record: &RunRecord, replica: &str, command: &str, problem: String) -> Error {
+    Error::Job(JobError::Exec {
+        name: record.spec.name.clone(),
+        replica: replica.to_string(),
+        command: command.to_string(),
+        problem,
+    })
+}
+
+/// Starts `argv` in the replica's container; stdin closed.
+async fn start(
+    backend: &ClusterBackend,
+    record: &RunRecord,
+    replica: &str,
+    argv: &[String],
+) -> Result<AttachedProcess> {
+    let (_, ns) = tracking::jobs_api(backend, record);
+    let pods: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
+    let (pod, container) = running_pod(&pods, &ns, record, replica).await?;
+    let ap = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(1024 * 1024)
+        .max_stderr_buf_size(64 * 1024);
+    pods.exec(&pod, argv.to_vec(), &ap)
+        .await
+        .map_err(|e| exec_error(record, replica, &argv[0], e.to_string()))
+}
+
+/// The command's exit code from the Status the API server ends the stream with.
+async fn exit_code(process: &mut AttachedProcess) -> Option<i32> {
+    let status = process.take_status()?.await?;
+    if status.status.as_deref() == Some("Success") {
+        return Some(0);
+    }
+    status
+        .details
+        .and_then(|d| d.causes)
+        .into_iter()
+        .flatten()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        .and_then(|c| c.message?.parse().ok())
+}
+
+async fn read_capped(reader: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(r) = reader {
+        let _ = r.take(EXEC_OUTPUT_LIMIT as u64).read_to_end(&mut out).await;
+    }
+    out
+}
+
+pub(super) fn exec(
+    backend: &ClusterBackend,
+    record: &RunRecord,
+    replica: &str,
+    argv: &[String],
+) -> Result<ExecOutput> {
+    backend.block_on(async {
+        let mut process = start(backend, record, replica, argv).await?;
+        let (stdout, stderr) =
+            tokio::join!(read_capped(process.stdout()), read_capped(process.stderr()));
+        let code = exit_code(&mut process).await;
+        let _ = process.join().await;
+        let exit_code = code.ok_or_else(|| {
+            exec_error(
+                record,
+                replica,
+                &argv[0],
+                "the stream ended without the command's exit status".into(),
+            )
+        })?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout: output_text(stdout),
+            stderr: output_text(stderr),
+        })
+    })
+}
+
+pub(super) fn copy_from(
+    backend: &ClusterBackend,
+    record: &RunRecord,
+    replica: &str,
+    path: &str,
+    dest: &std::path::Path,
+) -> Result<CopiedFiles> {
+    // `--` ends tar's options, so a path starting with `-` stays a path.
+    let argv: Vec<String> = ["tar", "-cf", "-", "-C", path, "--", "."]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let what = format!("copying {path}");
+    backend.block_on(async {
+        let mut process = start(backend, record, replica, &argv).await?;
+        let stdout = process
+            .stdout()
+            .ok_or_else(|| exec_error(record, replica, &what, "no output stream".into()))?;
+        let stderr = read_capped(process.stderr());
+        let dest = dest.to_path_buf();
+        let bridge = tokio_util::io::SyncIoBridge::new(stdout);
+        let unpack = tokio::task::spawn_blocking(move || unpack_tar(bridge, &dest));
+        let (unpacked, stderr) = tokio::join!(unpack, stderr);
+        let code = exit_code(&mut process).await;
+        let _ = process.join().await;
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        match (code, unpacked) {
+            (Some(0), Ok(Ok(copied))) => Ok(copied),
+            (Some(code), _) if code != 0 => Err(exec_error(
+                record,
+                replica,
+                &what,
+                format!("tar exited with {code}: {stderr}"),
+            )),
+            (_, Ok(Err(e))) => Err(exec_error(
+                record,
+                replica,
+                &what,
+                format!("unpacking here: {e}"),
+            )),
+            (_, Err(e)) => Err(exec_error(record, replica, &what, e.to_string())),
+            (_, Ok(Ok(_))) => Err(exec_error(
+                record,
+                replica,
+                &what,
+                "the stream ended before tar did (the pod stopped or the connection dropped)"
+                    .into(),
+            )),
+        }
+    })
+}

@@ -1,0 +1,138 @@
+"""Scheduled notebooks through KflowExecutionManager on the test cluster: the notebook runs in a
+pod, its outputs come back through the API server's exec (tar, streamed), and stop, delete and
+an unschedulable GPU behave as jupyter-scheduler's users expect."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+
+import nbformat
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+import kflow
+from kflow.scheduler import kflow_job_name
+from kflow_testsupport import TestCluster
+
+from .server import absolute, downloaded, outputs_of
+
+pytestmark = pytest.mark.timeout(300)
+
+# An image with Jupyter's packages: the test cluster runs it with this environment's Python,
+# which has nbclient, nbconvert and ipykernel (jupyter-scheduler brings them).
+IMAGE = "kflow-notebook-test:1"
+ON_CLUSTER = {"backend": "cluster", "image": IMAGE}
+
+
+@pytest.fixture(scope="module")
+def nb_cluster(tmp_path_factory):
+    c = TestCluster(tmp_path_factory.mktemp("nb-cluster") / "cluster", ["--image-map", f"kflow-notebook-test=python:{sys.executable}"])
+    yield c
+    c.stop()
+
+
+@pytest.fixture(autouse=True)
+def kubeconfig(nb_cluster, kflow_home, monkeypatch):
+    # Set before the scheduler's server starts, so its execution processes inherit it.
+    monkeypatch.setenv("KUBECONFIG", nb_cluster.kubeconfig)
+    monkeypatch.delenv("KFLOW_CONTEXT", raising=False)
+    return nb_cluster.kubeconfig
+
+
+def namespace_objects(kubeconfig):
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=kubeconfig))
+    custom = k8s.CustomObjectsApi(api.api_client)
+    return {
+        "pods": [p.metadata.name for p in api.list_namespaced_pod("default").items],
+        "configmaps": [c.metadata.name for c in api.list_namespaced_config_map("default").items
+                       if c.metadata.name != "kube-root-ca.crt"],
+        "pytorchjobs": [j["metadata"]["name"] for j in custom.list_namespaced_custom_object(
+            "kubeflow.org", "v1", "default", "pytorchjobs")["items"]],
+    }
+
+
+def test_a_parameterised_notebook_runs_in_a_pod_and_every_output_arrives_intact(scheduler, notebook_root):
+    (notebook_root.root / "data").mkdir()
+    (notebook_root.root / "data" / "rows.csv").write_text("a,b\n1,2\n3,4\n")
+    nb = notebook_root(
+        "train.ipynb",
+        "import hashlib, os, socket\nrows = open('data/rows.csv').read().splitlines()\n"
+        # 100 MiB that does not compress: the output transport must carry it whole.
+        "blob = os.urandom(100 << 20)\nopen('weights.bin', 'wb').write(blob)\n"
+        "print('host', socket.gethostname(), 'rows', len(rows), 'sha', hashlib.sha256(blob).hexdigest())",
+        "print(f'lr={lr!r} epochs={epochs!r}')",
+        parameters="lr = 0.1\nepochs = 1",
+    )
+    job_id = scheduler.create(nb, name="train", output_formats=["ipynb", "html", "script"], package_input_folder=True,
+                              parameters={"lr": "0.003", "epochs": "7"}, runtime_environment_parameters=ON_CLUSTER)
+    job = scheduler.wait(job_id)
+    assert job["status"] == "COMPLETED", job["status_message"]
+    job = downloaded(scheduler, job_id, "weights.bin")
+    out = outputs_of(job)
+    executed = nbformat.read(absolute(scheduler, out["ipynb"]), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "lr=0.003 epochs=7" in printed
+    # It ran in the pod (its hostname), with the input folder packaged into it.
+    name = kflow_job_name(job_id)
+    assert f"host {name}-master-0 rows 3" in printed, printed
+    assert "<html" in absolute(scheduler, out["html"]).read_text().lower()
+    assert "print(f'lr=" in absolute(scheduler, out["script"]).read_text()
+    weights = absolute(scheduler, out["ipynb"]).parent / "weights.bin"
+    deadline = time.monotonic() + 30
+    while weights.stat().st_size < 100 << 20:  # the download (a copy) may still be writing it
+        assert time.monotonic() < deadline, weights.stat().st_size
+        time.sleep(0.2)
+    assert f"sha {hashlib.sha256(weights.read_bytes()).hexdigest()}" in printed
+    assert "weights.bin" in job["packaged_files"]
+    # The pod ended once its outputs were copied; the kflow job is a normal one.
+    kjob = kflow.get(name)
+    assert kjob.status.phase == "Succeeded"
+    assert kjob.spec["image"] == IMAGE
+
+
+def test_a_failing_cell_in_a_pod_gives_failed_with_its_error(scheduler, notebook_root):
+    nb = notebook_root("broken.ipynb", "x = 1", "raise ValueError('bad batch size')")
+    job = scheduler.wait(scheduler.create(nb, output_formats=["ipynb"], runtime_environment_parameters=ON_CLUSTER))
+    assert job["status"] == "FAILED"
+    assert job["status_message"] == "ValueError: bad batch size"
+    executed = nbformat.read(absolute(scheduler, outputs_of(downloaded(scheduler, job["job_id"]))["ipynb"]), as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_a_long_job_on_the_cluster_is_stopped_and_deleted_with_nothing_left(scheduler, notebook_root, kubeconfig):
+    nb = notebook_root("long.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(600)")
+    job_id = scheduler.create(nb, runtime_environment_parameters=ON_CLUSTER)
+    name = kflow_job_name(job_id)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            # The runner's own line (the cell's output goes into the notebook, not the log).
+            if any("executing long.ipynb" in line for line in kflow.get(name).logs()):
+                break
+        except kflow.JobNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "the notebook never started"
+        time.sleep(0.3)
+    scheduler.request("PATCH", f"/scheduler/jobs/{job_id}", {"status": "STOPPED"})
+    assert scheduler.wait(job_id, statuses=("STOPPED",), timeout=30)["status"] == "STOPPED"
+    scheduler.request("DELETE", f"/scheduler/jobs/{job_id}")
+    with pytest.raises(kflow.JobNotFoundError):
+        kflow.get(name)
+    deadline = time.monotonic() + 30
+    # The module's cluster keeps the other tests' jobs: this job's objects must all go.
+    while left := [n for names in namespace_objects(kubeconfig).values() for n in names if n.startswith(name)]:
+        assert time.monotonic() < deadline, f"left on the cluster: {left}"
+        time.sleep(0.3)
+
+
+def test_a_gpu_the_cluster_cannot_give_fails_unschedulable(scheduler, notebook_root):
+    nb = notebook_root("gpu.ipynb", "print('got a gpu')")
+    job_id = scheduler.create(nb, runtime_environment_parameters={**ON_CLUSTER, "gpu": 1, "start_timeout_seconds": 2})
+    job = scheduler.wait(job_id)
+    assert job["status"] == "FAILED"
+    assert job["status_message"].startswith("Unschedulable: master-0 cannot be scheduled"), job["status_message"]
+    assert "Insufficient nvidia.com/gpu" in job["status_message"]
+    assert kflow.get(kflow_job_name(job_id)).status.reason == "Cancelled"
