@@ -15,8 +15,9 @@ job (`KflowScheduler`), not only the process that waits for it.
 
 The environments the UI offers are "kflow" and each kflow job template (a template's
 resources then apply); a job's runtime environment parameters (`image`, `gpu`, `cpu`, `memory`,
-`pip`, `namespace`, `template`, `timeout_seconds`, `backend`) come before the template, then
-kflow's settings. The local backend (this machine) is the default.
+`pip`, `namespace`, `template`, `timeout_seconds`, `start_timeout_seconds`, `backend`) come
+before the template, then kflow's settings. The local backend (this machine) is the default; on
+a cluster (`backend: cluster`) the pod's outputs come back through exec (`Job.copy_from`).
 """
 
 from __future__ import annotations

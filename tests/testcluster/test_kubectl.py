@@ -191,3 +191,37 @@ def test_exec_and_cp(testcluster, unique, tmp_path):
     testcluster.kubectl("cp", f"{unique}:/tmp/mark", str(tmp_path / "down.txt"))
     assert (tmp_path / "down.txt").read_text() == "from-pod"
     testcluster.kubectl("delete", "pod", unique)
+
+
+def test_cronjobs_and_their_manual_runs_the_kubectl_way(testcluster, unique):
+    """A CronJob from a manifest, its run once due, `kubectl wait` and `kubectl logs job/…` on
+    that run, and the run going with the CronJob."""
+    # From a manifest (kubectl sends it as JSON; `kubectl create cronjob` would send protobuf,
+    # which this cluster reads only for a few core kinds).
+    cron = (f"apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {unique}\nspec:\n  schedule: '* * * * *'\n"
+            "  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n"
+            "          containers:\n          - {name: main, image: 'python:3.11', command: [python, -c, \"print('nightly report')\"]}\n")
+    made = testcluster.kubectl("create", "-f", "-", input=cron)
+    assert f"cronjob.batch/{unique} created" in made.stdout
+    bad = testcluster.kubectl("create", "-f", "-", input=cron.replace("* * * * *", "soon").replace(unique, unique + "-bad"), check=False)
+    assert bad.returncode != 0 and "spec.schedule" in bad.stderr, bad.stderr
+    listed = testcluster.kubectl("get", "cronjobs").stdout
+    assert unique in listed
+    # A schedule last run three minutes ago is due now (kubectl writes the status subresource).
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 180))
+    testcluster.kubectl("patch", "cronjob", unique, "--subresource=status", "--type=merge",
+                        "-p", json.dumps({"status": {"lastScheduleTime": past}}))
+    deadline = time.monotonic() + 15
+    while not (jobs := json.loads(testcluster.kubectl("get", "jobs", "-o", "json").stdout)["items"]):
+        assert time.monotonic() < deadline, "the CronJob never ran"
+        time.sleep(0.2)
+    job = next(j for j in jobs if j["metadata"]["ownerReferences"][0]["name"] == unique)
+    name = job["metadata"]["name"]
+    testcluster.kubectl("wait", f"job/{name}", "--for=condition=Complete", "--timeout=60s")
+    assert testcluster.kubectl("logs", f"job/{name}").stdout == "nightly report\n"
+    assert "Complete" in testcluster.kubectl("get", "job", name).stdout
+    testcluster.kubectl("delete", "cronjob", unique)
+    deadline = time.monotonic() + 10
+    while testcluster.kubectl("get", "job", name, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the CronJob's job outlived it"
+        time.sleep(0.2)

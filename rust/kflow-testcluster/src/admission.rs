@@ -92,6 +92,12 @@ pub fn for_create(
     if res.plural == "statefulsets" {
         crate::statefulset::default_set(&mut obj);
     }
+    if res.group == "batch" && res.plural == "jobs" {
+        crate::batch::default_job_spec(&mut obj["spec"]);
+    }
+    if res.group == "batch" && res.plural == "cronjobs" {
+        crate::batch::default_cronjob(&mut obj);
+    }
     if res.is_training_job() {
         operator::default_job(res, &mut obj);
     }
@@ -151,7 +157,7 @@ pub fn carry_status(res: &ResourceType, old: &Value, mut new: Value, sub: Option
 /// The apiserver's generateName alphabet: no vowels, so no words, and no look-alike digits.
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     let mut x =
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ 0x2545_F491_4F6C_DD1D;
     (0..5)

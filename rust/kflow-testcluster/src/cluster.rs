@@ -288,6 +288,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     tokio::spawn(crate::operator::run(store.clone()));
     tokio::spawn(crate::storage::run(store.clone(), opts.state_dir.clone()));
     tokio::spawn(crate::statefulset::run(store.clone()));
+    tokio::spawn(crate::batch::run(store.clone()));
     if notebooks {
         tokio::spawn(crate::notebook::run(store.clone()));
     }

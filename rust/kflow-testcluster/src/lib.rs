@@ -17,7 +17,7 @@
 //! - Identity: `idp` (Keycloak-style realm), `dex`, `gateway` (oauth2-proxy) with `webapps`
 //!   (`pipelines`: KFP v2beta1, `model_registry`; `components` leaves them out), `jwt`.
 //! - Controllers: `operator` (training operator), `notebook` (notebook-controller) over
-//!   `statefulset`, `storage` (StorageClasses, PV binding), `node` (the one Node), `scheduler`,
+//!   `statefulset`, `batch` (Job and CronJob), `storage` (StorageClasses, PV binding), `node` (the one Node), `scheduler`,
 //!   `kubelet` with `runtime` (image table, bubblewrap, torchrun/mpirun/Jupyter stand-ins),
 //!   `volumes`, `injected` (service-account files, launchers' kubectl) with `serviceaccount`
 //!   and `kubectl_bin`, `logs`, `exec`, `portforward` (over `spdy`), `events`.
@@ -29,6 +29,7 @@ pub mod access_review;
 pub mod admin;
 pub mod admission;
 pub mod authn;
+pub mod batch;
 pub mod cluster;
 pub mod components;
 pub mod dex;

@@ -170,6 +170,29 @@ pub static RESOURCES: &[ResourceType] = &[
         subresources: &["status"],
         categories: &["all"],
     },
+    // Run by the Job and CronJob controllers (`batch`): what schedules notebooks.
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        subresources: &["status"],
+        categories: &["all"],
+    },
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
+        subresources: &["status"],
+        categories: &["all"],
+    },
     // `kubectl auth can-i`: evaluated, never stored.
     ResourceType {
         group: "authorization.k8s.io",
@@ -258,6 +281,12 @@ pub fn storage_classes() -> &'static ResourceType {
 }
 pub fn statefulsets() -> &'static ResourceType {
     find("apps", "v1", "statefulsets").expect("statefulsets is in the table")
+}
+pub fn batch_jobs() -> &'static ResourceType {
+    find("batch", "v1", "jobs").expect("batch jobs are in the table")
+}
+pub fn cronjobs() -> &'static ResourceType {
+    find("batch", "v1", "cronjobs").expect("cronjobs are in the table")
 }
 pub fn services() -> &'static ResourceType {
     find("", "v1", "services").expect("services is in the table")

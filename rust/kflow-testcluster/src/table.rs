@@ -62,6 +62,22 @@ fn columns(res: &ResourceType) -> Vec<(&'static str, &'static str)> {
             ("Age", "string"),
         ],
         "statefulsets" => vec![("Name", "string"), ("Ready", "string"), ("Age", "string")],
+        "jobs" => vec![
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+            ("Age", "string"),
+        ],
+        "cronjobs" => vec![
+            ("Name", "string"),
+            ("Schedule", "string"),
+            ("Timezone", "string"),
+            ("Suspend", "boolean"),
+            ("Active", "integer"),
+            ("Last Schedule", "string"),
+            ("Age", "string"),
+        ],
         _ => vec![("Name", "string"), ("Age", "string")],
     }
 }
@@ -329,6 +345,59 @@ fn cells(res: &ResourceType, obj: &Value) -> Vec<Value> {
                 json!(join("image")),
             ]
         }
+        "jobs" => {
+            let has = |t: &str| {
+                obj["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == json!(t) && c["status"] == json!("True"))
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else if obj["spec"]["suspend"] == json!(true) {
+                "Suspended"
+            } else {
+                "Running"
+            };
+            let start = obj["status"]["startTime"].as_str().unwrap_or("");
+            let duration = match obj["status"]["completionTime"].as_str() {
+                Some(end) => match (
+                    chrono::DateTime::parse_from_rfc3339(start),
+                    chrono::DateTime::parse_from_rfc3339(end),
+                ) {
+                    (Ok(a), Ok(b)) => format!("{}s", (b - a).num_seconds().max(0)),
+                    _ => String::new(),
+                },
+                None if !start.is_empty() => human_age(start),
+                None => String::new(),
+            };
+            vec![
+                name,
+                json!(status),
+                json!(format!(
+                    "{}/{}",
+                    obj["status"]["succeeded"].as_i64().unwrap_or(0),
+                    obj["spec"]["completions"].as_i64().unwrap_or(1)
+                )),
+                json!(duration),
+                age,
+            ]
+        }
+        "cronjobs" => vec![
+            name,
+            str_or(&obj["spec"]["schedule"], ""),
+            str_or(&obj["spec"]["timeZone"], "<none>"),
+            json!(obj["spec"]["suspend"] == json!(true)),
+            json!(obj["status"]["active"].as_array().map_or(0, Vec::len)),
+            json!(obj["status"]["lastScheduleTime"]
+                .as_str()
+                .map(human_age)
+                .unwrap_or_else(|| "<none>".into())),
+            age,
+        ],
         _ => vec![name, age],
     }
 }

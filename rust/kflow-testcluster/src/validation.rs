@@ -72,6 +72,9 @@ pub fn validate(res: &ResourceType, obj: &Value, schemas: &CrdSchemas) -> ApiRes
     if res.plural == "pods" {
         validate_pod_spec(&obj["spec"], "spec", &mut causes);
     }
+    if res.group == "batch" && res.plural == "cronjobs" {
+        causes.extend(crate::batch::cronjob_problems(obj));
+    }
     if let Some(schema) = schemas.get(res) {
         let mut spec_only = obj.clone();
         if let Some(o) = spec_only.as_object_mut() {
