@@ -22,7 +22,10 @@ def test_describe_a_finished_two_replica_job(cluster, project):
     # The job succeeds when its master does (the operator's rule); a worker may still be
     # finishing for a moment, and describe says so. Wait for both to have ended.
     deadline = time.monotonic() + 30
-    while any(p["phase"] != "Succeeded" for p in (d := job.describe())["pods"]):
+    while True:
+        d = job.describe()
+        if all(p["phase"] == "Succeeded" for p in d["pods"]):
+            break
         assert time.monotonic() < deadline, d["pods"]
         time.sleep(0.2)
     assert (d["name"], d["kind"], d["backend"], d["namespace"]) == ("pt-desc", "PyTorchJob", "cluster", "default")

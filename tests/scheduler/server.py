@@ -118,3 +118,19 @@ def downloaded(server, job_id, *expected: str):
 def absolute(server, path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else server.root / p
+
+
+def wait_until_executing(name: str, notebook: str, timeout: float = 90) -> None:
+    """Until the kflow job `name` exists and its runner says it executes `notebook` (a cell's
+    own output goes into the notebook, not the job's log)."""
+    import kflow
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if any(f"executing {notebook}" in line for line in kflow.get(name).logs()):
+                return
+        except kflow.JobNotFoundError:
+            pass
+        assert time.monotonic() < deadline, f"the kflow job {name} never started {notebook}"
+        time.sleep(0.2)

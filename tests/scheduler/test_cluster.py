@@ -17,7 +17,7 @@ import kflow
 from kflow.scheduler import kflow_job_name
 from kflow_testsupport import TestCluster
 
-from .server import absolute, downloaded, outputs_of
+from .server import absolute, downloaded, outputs_of, wait_until_executing
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -106,16 +106,7 @@ def test_a_long_job_on_the_cluster_is_stopped_and_deleted_with_nothing_left(sche
     nb = notebook_root("long.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(600)")
     job_id = scheduler.create(nb, runtime_environment_parameters=ON_CLUSTER)
     name = kflow_job_name(job_id)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            # The runner's own line (the cell's output goes into the notebook, not the log).
-            if any("executing long.ipynb" in line for line in kflow.get(name).logs()):
-                break
-        except kflow.JobNotFoundError:
-            pass
-        assert time.monotonic() < deadline, "the notebook never started"
-        time.sleep(0.3)
+    wait_until_executing(name, "long.ipynb")
     scheduler.request("PATCH", f"/scheduler/jobs/{job_id}", {"status": "STOPPED"})
     assert scheduler.wait(job_id, statuses=("STOPPED",), timeout=30)["status"] == "STOPPED"
     scheduler.request("DELETE", f"/scheduler/jobs/{job_id}")

@@ -13,7 +13,7 @@ import pytest
 import kflow
 from kflow.scheduler import kflow_job_name
 
-from .server import absolute, downloaded, outputs_of
+from .server import absolute, downloaded, outputs_of, wait_until_executing
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -73,15 +73,7 @@ def test_a_long_job_is_stopped_and_deleted_with_nothing_left(scheduler, notebook
     job_id = scheduler.create(nb)
     scheduler.wait(job_id, statuses=("IN_PROGRESS",))
     name = kflow_job_name(job_id)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if kflow.get(name).status.phase == "Running":
-                break
-        except kflow.JobNotFoundError:
-            pass
-        assert time.monotonic() < deadline, "the kflow job never ran"
-        time.sleep(0.2)
+    wait_until_executing(name, "long.ipynb")
     scheduler.request("PATCH", f"/scheduler/jobs/{job_id}", {"status": "STOPPED"})
     assert scheduler.wait(job_id, statuses=("STOPPED",), timeout=30)["status"] == "STOPPED"
     assert kflow.get(name).status.done

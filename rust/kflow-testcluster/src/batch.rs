@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events;
+use crate::owned;
 use crate::resources;
 use crate::store::{EventType, Store};
 
@@ -188,14 +189,6 @@ fn owner_of_kind(obj: &Value, kind: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn owned_by(uid: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |o: &Value| {
-        o["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == json!(uid)))
-    }
-}
-
 fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -249,9 +242,7 @@ pub fn reconcile_job(store: &Store, ns: &str, name: &str) {
         return reconcile_job(store, ns, name);
     }
     let spec = &job["spec"];
-    let pods = store
-        .list(resources::pods(), Some(ns), None, None, &owned_by(&uid))
-        .items;
+    let pods = owned::list(store, resources::pods(), ns, &uid);
     let phase = |p: &Value| p["status"]["phase"].as_str().unwrap_or("").to_string();
     let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
     let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
@@ -329,9 +320,7 @@ pub fn reconcile_job(store: &Store, ns: &str, name: &str) {
     let active_now = if finished {
         0
     } else {
-        store
-            .list(resources::pods(), Some(ns), None, None, &owned_by(&uid))
-            .items
+        owned::list(store, resources::pods(), ns, &uid)
             .iter()
             .filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed"))
             .count()
@@ -378,33 +367,24 @@ fn create_job_pod(store: &Store, job: &Value) {
     let name = job["metadata"]["name"].as_str().unwrap_or("");
     let uid = job["metadata"]["uid"].as_str().unwrap_or("");
     let template = &job["spec"]["template"];
-    let mut labels = template["metadata"]["labels"].clone();
-    if !labels.is_object() {
-        labels = json!({});
-    }
-    for (k, v) in [
-        (JOB_NAME_LABEL, name),
-        ("job-name", name),
-        (CONTROLLER_UID_LABEL, uid),
-        ("controller-uid", uid),
-    ] {
-        labels[k] = json!(v);
-    }
     let pod_name = format!("{name}-{}", crate::admission::random_suffix());
     let mut spec = template["spec"].clone();
     if spec["restartPolicy"].is_null() {
         spec["restartPolicy"] = json!("Never");
     }
-    let mut annotations = template["metadata"]["annotations"].clone();
-    if !annotations.is_object() {
-        annotations = json!({});
-    }
-    let owner = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid,
-        "controller": true, "blockOwnerDeletion": true}]);
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "annotations": annotations,
-                     "ownerReferences": owner},
-        "spec": spec, "status": {"phase": "Pending", "qosClass": "BestEffort"}});
+    let pod = owned::pod_from_template(
+        template,
+        ns,
+        &pod_name,
+        &[
+            (JOB_NAME_LABEL, name),
+            ("job-name", name),
+            (CONTROLLER_UID_LABEL, uid),
+            ("controller-uid", uid),
+        ],
+        spec,
+        ("batch/v1", "Job", name, &job["metadata"]["uid"]),
+    );
     let (t, reason, msg) = match store.create(resources::pods(), pod, false) {
         Ok(_) => (
             "Normal",
@@ -478,15 +458,7 @@ pub fn schedule_cronjob(store: &Store, ns: &str, name: &str, now: DateTime<Utc>)
             return;
         }
     }
-    let active: Vec<Value> = store
-        .list(
-            resources::batch_jobs(),
-            Some(ns),
-            None,
-            None,
-            &owned_by(&uid),
-        )
-        .items
+    let active: Vec<Value> = owned::list(store, resources::batch_jobs(), ns, &uid)
         .into_iter()
         .filter(|j| !is_finished_job(j))
         .collect();
@@ -568,15 +540,7 @@ pub fn write_cronjob_status(store: &Store, ns: &str, name: &str) {
         return;
     };
     let uid = cron["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    let mut jobs = store
-        .list(
-            resources::batch_jobs(),
-            Some(ns),
-            None,
-            None,
-            &owned_by(&uid),
-        )
-        .items;
+    let mut jobs = owned::list(store, resources::batch_jobs(), ns, &uid);
     // Oldest first by start time, as the controller removes history.
     jobs.sort_by_key(|j| {
         j["status"]["startTime"]

@@ -49,6 +49,7 @@ pub mod model_registry;
 pub mod node;
 pub mod notebook;
 pub mod operator;
+pub mod owned;
 pub mod patch;
 pub mod pipelines;
 pub mod portforward;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events;
+use crate::owned;
 use crate::resources;
 use crate::store::{EventType, Store};
 
@@ -122,14 +123,7 @@ pub fn reconcile(store: &Store, ns: &str, name: &str) {
     let uid = set["metadata"]["uid"].as_str().unwrap_or("").to_string();
     let replicas = set["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let rev = revision(&set);
-    let owned = |p: &Value| {
-        p["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == json!(uid)))
-    };
-    let mut pods: Vec<(i64, Value)> = store
-        .list(resources::pods(), Some(ns), None, None, &owned)
-        .items
+    let mut pods: Vec<(i64, Value)> = owned::list(store, resources::pods(), ns, &uid)
         .into_iter()
         .filter_map(|p| {
             let ordinal = p["metadata"]["name"]
@@ -185,13 +179,6 @@ fn create_pod(store: &Store, set: &Value, ordinal: i64, rev: &str) {
     let name = set["metadata"]["name"].as_str().unwrap_or("");
     let pod_name = format!("{name}-{ordinal}");
     let template = &set["spec"]["template"];
-    let mut labels = template["metadata"]["labels"].clone();
-    if !labels.is_object() {
-        labels = json!({});
-    }
-    labels[REVISION_LABEL] = json!(rev);
-    labels[POD_NAME_LABEL] = json!(pod_name);
-    labels[POD_INDEX_LABEL] = json!(ordinal.to_string());
     let mut spec = template["spec"].clone();
     if spec["restartPolicy"].is_null() {
         spec["restartPolicy"] = json!("Always");
@@ -216,16 +203,19 @@ fn create_pod(store: &Store, set: &Value, ordinal: i64, rev: &str) {
         volumes.push(json!({"name": volume, "persistentVolumeClaim": {"claimName": claim_name}}));
         spec["volumes"] = json!(volumes);
     }
-    let mut annotations = template["metadata"]["annotations"].clone();
-    if !annotations.is_object() {
-        annotations = json!({});
-    }
-    let owner = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
-        "uid": set["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]);
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "annotations": annotations,
-                     "ownerReferences": owner},
-        "spec": spec, "status": {"phase": "Pending", "qosClass": "BestEffort"}});
+    let ordinal = ordinal.to_string();
+    let pod = owned::pod_from_template(
+        template,
+        ns,
+        &pod_name,
+        &[
+            (REVISION_LABEL, rev),
+            (POD_NAME_LABEL, &pod_name),
+            (POD_INDEX_LABEL, &ordinal),
+        ],
+        spec,
+        ("apps/v1", "StatefulSet", name, &set["metadata"]["uid"]),
+    );
     let (t, reason, msg) = match store.create(resources::pods(), pod, false) {
         Ok(_) => (
             "Normal",
@@ -283,14 +273,7 @@ fn write_status(store: &Store, set: &Value, rev: &str) {
     let ns = set["metadata"]["namespace"].as_str().unwrap_or("");
     let name = set["metadata"]["name"].as_str().unwrap_or("");
     let uid = set["metadata"]["uid"].as_str().unwrap_or("");
-    let owned = |p: &Value| {
-        p["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == json!(uid)))
-    };
-    let pods = store
-        .list(resources::pods(), Some(ns), None, None, &owned)
-        .items;
+    let pods = owned::list(store, resources::pods(), ns, uid);
     let current = pods
         .iter()
         .filter(|p| p["metadata"]["labels"][REVISION_LABEL] == json!(rev))
