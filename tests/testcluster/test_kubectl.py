@@ -193,35 +193,50 @@ def test_exec_and_cp(testcluster, unique, tmp_path):
     testcluster.kubectl("delete", "pod", unique)
 
 
-def test_cronjobs_and_their_manual_runs_the_kubectl_way(testcluster, unique):
-    """A CronJob from a manifest, its run once due, `kubectl wait` and `kubectl logs job/…` on
-    that run, and the run going with the CronJob."""
-    # From a manifest (kubectl sends it as JSON; `kubectl create cronjob` would send protobuf,
-    # which this cluster reads only for a few core kinds).
-    cron = (f"apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {unique}\nspec:\n  schedule: '* * * * *'\n"
-            "  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n"
-            "          containers:\n          - {name: main, image: 'python:3.11', command: [python, -c, \"print('nightly report')\"]}\n")
-    made = testcluster.kubectl("create", "-f", "-", input=cron)
+def test_cronjobs_and_their_runs_the_kubectl_way(testcluster, unique):
+    """`kubectl create cronjob` and a manual run with `kubectl create job --from=cronjob/…` (both
+    typed, protobuf bodies), a manifest the API server refuses, a scheduled run once due,
+    `kubectl wait` and `kubectl logs job/…` on the runs, and the runs going with the CronJob."""
+    made = testcluster.kubectl("create", "cronjob", unique, "--image=python:3.11", "--schedule=0 3 * * *",
+                               "--restart=Never", "--", "python", "-c", "print('nightly report')")
     assert f"cronjob.batch/{unique} created" in made.stdout
-    bad = testcluster.kubectl("create", "-f", "-", input=cron.replace("* * * * *", "soon").replace(unique, unique + "-bad"), check=False)
-    assert bad.returncode != 0 and "spec.schedule" in bad.stderr, bad.stderr
-    listed = testcluster.kubectl("get", "cronjobs").stdout
-    assert unique in listed
-    # A schedule last run three minutes ago is due now (kubectl writes the status subresource).
+    cron = json.loads(testcluster.kubectl("get", "cronjob", unique, "-o", "json").stdout)
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"]) == ("python:3.11", ["python", "-c", "print('nightly report')"])
+    bad = ("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {}\nspec:\n  schedule: soon\n"
+           "  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n"
+           "          containers: [{{name: main, image: 'python:3.11'}}]\n").format(unique + "-bad")
+    refused = testcluster.kubectl("create", "-f", "-", input=bad, check=False)
+    assert refused.returncode != 0 and "spec.schedule" in refused.stderr, refused.stderr
+    assert unique in testcluster.kubectl("get", "cronjobs").stdout
+
+    # The manual trigger: kubectl builds the Job from the template, owned by the CronJob.
+    testcluster.kubectl("create", "job", f"{unique}-manual", f"--from=cronjob/{unique}")
+    testcluster.kubectl("wait", f"job/{unique}-manual", "--for=condition=Complete", "--timeout=60s")
+    job = json.loads(testcluster.kubectl("get", "job", f"{unique}-manual", "-o", "json").stdout)
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert testcluster.kubectl("logs", f"job/{unique}-manual").stdout == "nightly report\n"
+
+    # A schedule last run long ago is due now (kubectl writes the status subresource).
+    testcluster.kubectl("patch", "cronjob", unique, "--type=merge", "-p", json.dumps({"spec": {"schedule": "* * * * *"}}))
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 180))
     testcluster.kubectl("patch", "cronjob", unique, "--subresource=status", "--type=merge",
                         "-p", json.dumps({"status": {"lastScheduleTime": past}}))
     deadline = time.monotonic() + 15
-    while not (jobs := json.loads(testcluster.kubectl("get", "jobs", "-o", "json").stdout)["items"]):
+    while True:
+        jobs = json.loads(testcluster.kubectl("get", "jobs", "-o", "json").stdout)["items"]
+        scheduled = [j for j in jobs if j["metadata"]["ownerReferences"][0]["name"] == unique
+                     and "batch.kubernetes.io/cronjob-scheduled-timestamp" in j["metadata"].get("annotations", {})]
+        if scheduled:
+            break
         assert time.monotonic() < deadline, "the CronJob never ran"
         time.sleep(0.2)
-    job = next(j for j in jobs if j["metadata"]["ownerReferences"][0]["name"] == unique)
-    name = job["metadata"]["name"]
+    name = scheduled[0]["metadata"]["name"]
     testcluster.kubectl("wait", f"job/{name}", "--for=condition=Complete", "--timeout=60s")
-    assert testcluster.kubectl("logs", f"job/{name}").stdout == "nightly report\n"
     assert "Complete" in testcluster.kubectl("get", "job", name).stdout
     testcluster.kubectl("delete", "cronjob", unique)
     deadline = time.monotonic() + 10
-    while testcluster.kubectl("get", "job", name, check=False).returncode == 0:
-        assert time.monotonic() < deadline, "the CronJob's job outlived it"
+    while any(testcluster.kubectl("get", "job", n, check=False).returncode == 0 for n in (name, f"{unique}-manual")):
+        assert time.monotonic() < deadline, "the CronJob's runs outlived it"
         time.sleep(0.2)

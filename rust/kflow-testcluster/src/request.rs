@@ -53,7 +53,7 @@ impl ApiRequest<'_> {
         let content_type = self.content_type();
         if content_type.contains("protobuf") {
             return protobuf::decode(self.body).map_err(|e| match e {
-                ProtoError::Unsupported(_) => {
+                ProtoError::Unsupported(_) | ProtoError::UnknownField { .. } => {
                     ApiError::unsupported_media(&format!("{content_type} ({e})"))
                 }
                 other => ApiError::bad_request(other.to_string()),

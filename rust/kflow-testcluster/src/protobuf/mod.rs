@@ -1,6 +1,9 @@
 //! Just enough of Kubernetes' protobuf encoding to read the bodies that typed client-go clients
-//! send (`kubectl create configmap|secret|namespace|serviceaccount`): the `k8s\0` envelope and
-//! those kinds' messages, turned into the JSON the rest of the server works on.
+//! send (`kubectl create configmap|secret|namespace|serviceaccount`, `kubectl create
+//! job|cronjob`): the `k8s\0` envelope and those kinds' messages (the workload kinds by the
+//! schemas in `schema`), turned into the JSON the rest of the server works on.
+
+mod schema;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -13,6 +16,10 @@ pub enum ProtoError {
     Truncated,
     #[error("protobuf bodies of kind {0:?} are not supported; send JSON")]
     Unsupported(String),
+    #[error(
+        "field {number} of protobuf message {message} is not read by this test cluster; send JSON"
+    )]
+    UnknownField { message: &'static str, number: u64 },
 }
 
 enum Field<'a> {
@@ -177,6 +184,17 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         }
     }
     let mut obj = json!({"apiVersion": api_version, "kind": kind});
+    let workload = match kind.as_str() {
+        "Job" => Some(&schema::JOB),
+        "CronJob" => Some(&schema::CRON_JOB),
+        _ => None,
+    };
+    if let Some(msg) = workload {
+        if let Value::Object(m) = &mut obj {
+            m.extend(schema::decode(raw, msg)?);
+        }
+        return Ok(obj);
+    }
     let (mut data, mut binary, mut string_data) = (Map::new(), Map::new(), Map::new());
     for (n, f) in fields(raw)? {
         let Field::Bytes(x) = f else {
@@ -275,5 +293,75 @@ mod tests {
         ]
         .concat();
         assert!(matches!(decode(&pod), Err(ProtoError::Unsupported(_))));
+    }
+
+    fn varint_field(n: u64, v: u64) -> Vec<u8> {
+        let mut out = vec![(n << 3) as u8];
+        let mut v = v;
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn envelope(kind: &str, raw: &[u8]) -> Vec<u8> {
+        let tm = [ld(1, b"batch/v1"), ld(2, kind.as_bytes())].concat();
+        [b"k8s\0".to_vec(), ld(1, &tm), ld(2, raw)].concat()
+    }
+
+    #[test]
+    fn a_job_decodes_by_schema_with_go_zero_values_left_out_and_pointers_kept() {
+        // What gogo writes: plain fields even when empty, pointers only when set.
+        let container = [
+            ld(1, b"main"),
+            ld(2, b"python:3.11"),
+            ld(3, b"python"),
+            ld(3, b"-c"),
+            ld(5, b""),
+            ld(8, b""),
+        ]
+        .concat();
+        let volume = [ld(1, b"scratch"), ld(2, &ld(2, b""))].concat();
+        let pod_spec = [
+            ld(1, &volume),
+            ld(2, &container),
+            ld(3, b"Never"),
+            varint_field(11, 0),
+        ]
+        .concat();
+        let template = [ld(1, &[ld(1, b""), ld(8, b"")].concat()), ld(2, &pod_spec)].concat();
+        let job_spec = [varint_field(7, 0), ld(6, &template)].concat();
+        let meta = [
+            ld(1, b"j"),
+            ld(12, &[ld(1, b"a"), ld(2, b"b")].concat()),
+            ld(8, &varint_field(1, 1_764_720_000)),
+        ]
+        .concat();
+        let raw = [ld(1, &meta), ld(2, &job_spec), ld(3, b"")].concat();
+        let v = decode(&envelope("Job", &raw)).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"name": "j", "annotations": {"a": "b"}, "creationTimestamp": "2025-12-03T00:00:00Z"},
+                   "spec": {"backoffLimit": 0, "template": {"spec": {
+                       "volumes": [{"name": "scratch", "emptyDir": {}}],
+                       "containers": [{"name": "main", "image": "python:3.11", "command": ["python", "-c"]}],
+                       "restartPolicy": "Never"}}}})
+        );
+        // A field the schema lacks (Container.livenessProbe, 10) is refused, never dropped.
+        let probed = [ld(1, b"main"), ld(10, b"")].concat();
+        let with_probe = [ld(1, &meta), ld(2, &ld(6, &ld(2, &ld(2, &probed))))].concat();
+        assert_eq!(
+            decode(&envelope("Job", &with_probe)),
+            Err(ProtoError::UnknownField {
+                message: "Container",
+                number: 10
+            })
+        );
     }
 }
