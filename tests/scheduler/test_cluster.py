@@ -1,6 +1,7 @@
 """Scheduled notebooks through KflowExecutionManager on the test cluster: the notebook runs in a
 pod, its outputs come back through the API server's exec (tar, streamed), and stop, delete and
-an unschedulable GPU behave as jupyter-scheduler's users expect."""
+an unschedulable GPU or a notebook over its memory limit behave as jupyter-scheduler's users
+expect."""
 
 from __future__ import annotations
 
@@ -127,3 +128,11 @@ def test_a_gpu_the_cluster_cannot_give_fails_unschedulable(scheduler, notebook_r
     assert job["status_message"].startswith("Unschedulable: master-0 cannot be scheduled"), job["status_message"]
     assert "Insufficient nvidia.com/gpu" in job["status_message"]
     assert kflow.get(kflow_job_name(job_id)).status.reason == "Cancelled"
+
+
+def test_a_notebook_over_its_memory_limit_fails_oomkilled(scheduler, notebook_root):
+    nb = notebook_root("hog.ipynb", "hog = []\nfor _ in range(40):\n    hog.append(bytearray(16 << 20))")
+    job = scheduler.wait(scheduler.create(nb, runtime_environment_parameters={**ON_CLUSTER, "memory": "256Mi"}))
+    assert job["status"] == "FAILED"
+    assert "OOMKilled" in job["status_message"], job["status_message"]
+    assert "more memory than its limit" in job["status_message"]
