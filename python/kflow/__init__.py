@@ -25,6 +25,7 @@ _HOMES = {
     "._job": ("CopiedFiles", "ExecResult", "Job", "JobStatus", "JobSummary", "ReplicaStatus"),
     "._namespace": ("Namespace", "PortForward", "dashboard", "namespace"),
     "._pages": ("Page",),
+    "._schedules": ("Schedule", "ScheduledRun", "get_schedule", "schedule", "schedules"),
     "._types": ("Description", "Doctor", "Identity"),
 }
 _HOME_OF = {name: home for home, names in _HOMES.items() for name in names}
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         __version__,
     )
     from ._pages import Page
+    from ._schedules import Schedule, ScheduledRun, get_schedule, schedule, schedules
     from ._types import Description, Doctor, Identity
 
 
@@ -85,6 +87,8 @@ __all__ = [
     "Page",
     "PortForward",
     "ReplicaStatus",
+    "Schedule",
+    "ScheduledRun",
     "TemplateError",
     "ValidationError",
     "WaitTimeoutError",
@@ -92,6 +96,7 @@ __all__ = [
     "dashboard",
     "doctor",
     "get",
+    "get_schedule",
     "jobs",
     "login",
     "logout",
@@ -100,6 +105,8 @@ __all__ = [
     "namespace",
     "pipelines",
     "run",
+    "schedule",
+    "schedules",
     "templates",
     "whoami",
     "yaml",

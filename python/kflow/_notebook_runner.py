@@ -5,8 +5,9 @@ job's interpreter, so it imports nothing of kflow (the pod's image need not have
 Its plan is a JSON file beside it (data, never code):
   {"notebook": "in.ipynb", "kernel": "python3", "cell_timeout": null,
    "outputs": {"ipynb": "out.ipynb", "html": "out.html"}, "output_dir": "/abs/dir",
-   "hold_seconds": null}
-`output_dir` may be relative to the runner's folder. With `hold_seconds` (a pod, whose files
+   "hold_seconds": null, "output_dir_env": null}
+`output_dir` may be relative to the runner's folder; with `output_dir_env` (a scheduled run,
+whose folder on the outputs claim is named after the run) that variable names it instead. With `hold_seconds` (a pod, whose files
 vanish with it), the runner prints OUTPUTS_READY once the outputs are written and waits, at
 most that long, for kflow to copy them out and write RELEASE beside it.
 Exit status: 0 when every cell ran, 1 when a cell failed (the outputs are written either way),
@@ -43,6 +44,11 @@ def main() -> int:
         print(f"{CANNOT_START}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return 2
     out_dir = os.path.join(here, plan["output_dir"])
+    if plan.get("output_dir_env"):
+        out_dir = os.environ.get(plan["output_dir_env"], "")
+        if not out_dir:
+            print(f"{CANNOT_START}: {plan['output_dir_env']} is not set", file=sys.stderr, flush=True)
+            return 2
     os.makedirs(out_dir, exist_ok=True)
     client = NotebookClient(
         nb,

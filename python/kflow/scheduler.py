@@ -18,6 +18,12 @@ resources then apply); a job's runtime environment parameters (`image`, `gpu`, `
 `pip`, `namespace`, `template`, `timeout_seconds`, `start_timeout_seconds`, `backend`) come
 before the template, then kflow's settings. The local backend (this machine) is the default; on
 a cluster (`backend: cluster`) the pod's outputs come back through exec (`Job.copy_from`).
+
+A job definition with a schedule on the cluster becomes a Kubernetes CronJob (`kflow.schedule`),
+so it runs while JupyterLab is closed; pausing, changing and deleting the definition change or
+delete the CronJob. Its runs write their outputs to the CronJob's own claim, and appear in the
+job list, outputs and all, the next time the list is read. On the local backend, definitions
+fire through jupyter-scheduler's own task runner, while the server runs.
 """
 
 from __future__ import annotations
@@ -37,15 +43,21 @@ from jupyter_scheduler.environments import EnvironmentManager
 from jupyter_scheduler.exceptions import SchedulerError
 from jupyter_scheduler.executors import ExecutionManager
 from jupyter_scheduler.models import (
+    CountJobsQuery,
     CreateJob,
     CreateJobDefinition,
+    DescribeJob,
+    DescribeJobDefinition,
     JobFeature,
+    ListJobsQuery,
     RuntimeEnvironment,
     Status,
     UpdateJobDefinition,
 )
 from jupyter_scheduler.orm import Job as JobRecord
+from jupyter_scheduler.orm import JobDefinition as DefinitionRecord
 from jupyter_scheduler.scheduler import Scheduler
+from jupyter_scheduler.task_runner import TaskRunner
 from jupyter_scheduler.utils import find_cell_index_with_tag, get_utc_timestamp
 from traitlets import default
 
@@ -70,6 +82,19 @@ OUTPUT_FORMATS = {
 }
 DEFAULT_ENVIRONMENT = "kflow"
 PROJECT_PREFIX = ".kflow-project-"
+
+
+# A scheduled run's outputs: generic names on the claim, renamed to the job's on import.
+SCHEDULED_OUTPUT = "output"
+OUTPUT_DIR_ENV = "KFLOW_OUTPUT_DIR"
+# How often listing the jobs looks for finished scheduled runs on the cluster.
+IMPORT_INTERVAL_SECONDS = 5.0
+IMPORT_TOKEN_PREFIX = "kflow-run:"
+
+
+def kflow_schedule_name(job_definition_id: str) -> str:
+    """The CronJob of a job definition: derived from its id, like `kflow_job_name`."""
+    return "nbdef-" + job_definition_id.replace("-", "")[:12]
 
 
 def kflow_job_name(job_id: str) -> str:
@@ -145,6 +170,41 @@ def add_parameters(nb: Any, parameters: Dict[str, str]) -> Any:
     return nb
 
 
+def stage_project(
+    model: Any, input_path: str, project: str, outputs: Dict[str, str], *, output_dir: str,
+    hold_seconds: Optional[float] = None, output_dir_env: Optional[str] = None,
+) -> Dict[str, Any]:
+    """The folder a notebook job travels as: the parameterised notebook, the files packaged
+    with it (`package_input_folder`), the runner and its plan (`outputs`: format -> file name)."""
+    staging_dir = os.path.dirname(input_path)
+    with open(input_path, encoding="utf-8") as f:
+        nb = nbformat.read(f, as_version=4)
+    if model.parameters:
+        nb = add_parameters(nb, model.parameters)
+    if model.package_input_folder:
+        for rel in model.packaged_files or []:
+            src = os.path.join(staging_dir, rel)
+            if os.path.isfile(src) and not os.path.islink(src):
+                os.makedirs(os.path.dirname(os.path.join(project, rel)), exist_ok=True)
+                shutil.copy2(src, os.path.join(project, rel))
+    notebook = os.path.basename(input_path)
+    with open(os.path.join(project, notebook), "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
+    shutil.copyfile(_notebook_runner.__file__, os.path.join(project, RUNNER))
+    plan = {
+        "notebook": notebook,
+        "kernel": (nb.metadata.get("kernelspec") or {}).get("name") or "python3",
+        "cell_timeout": None,
+        "outputs": outputs,
+        "output_dir": output_dir,
+        "hold_seconds": hold_seconds,
+        "output_dir_env": output_dir_env,
+    }
+    with open(os.path.join(project, _notebook_runner.PLAN), "w", encoding="utf-8") as f:
+        json.dump(plan, f)
+    return plan
+
+
 class KflowEnvironmentManager(EnvironmentManager):
     """The environments a notebook job can run in: kflow's defaults and each job template."""
 
@@ -200,7 +260,14 @@ class KflowExecutionManager(ExecutionManager):
         # Inside the staging folder: a Stop kills this process before it can clean up, and
         # jupyter-scheduler deletes the folder with the job.
         with tempfile.TemporaryDirectory(prefix=PROJECT_PREFIX, dir=staging_dir) as project:
-            plan = self._stage(job, staging_dir, project, on_cluster)
+            outputs = {fmt: os.path.basename(path) for fmt, path in self.staging_paths.items() if fmt != "input"}
+            # A pod writes beside itself and holds its outputs for `_collect`; this machine
+            # writes straight into the staging folder.
+            plan = stage_project(
+                job, self.staging_paths["input"], project, outputs,
+                output_dir=CLUSTER_OUTPUT_DIR if on_cluster else staging_dir,
+                hold_seconds=OUTPUT_HOLD_SECONDS if on_cluster else None,
+            )
             marks.append(time.perf_counter())
             kjob = kflow.run(
                 os.path.join(project, RUNNER),
@@ -298,38 +365,6 @@ class KflowExecutionManager(ExecutionManager):
             )
             session.commit()
 
-    def _stage(self, job: Any, staging_dir: str, project: str, on_cluster: bool) -> Dict[str, Any]:
-        """The job's project folder: the parameterised notebook, its packaged files, the runner
-        and its plan."""
-        with open(self.staging_paths["input"], encoding="utf-8") as f:
-            nb = nbformat.read(f, as_version=4)
-        if job.parameters:
-            nb = add_parameters(nb, job.parameters)
-        if job.package_input_folder:
-            for rel in job.packaged_files or []:
-                src = os.path.join(staging_dir, rel)
-                if os.path.isfile(src) and not os.path.islink(src):
-                    os.makedirs(os.path.dirname(os.path.join(project, rel)), exist_ok=True)
-                    shutil.copy2(src, os.path.join(project, rel))
-        notebook = os.path.basename(self.staging_paths["input"])
-        with open(os.path.join(project, notebook), "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        shutil.copyfile(_notebook_runner.__file__, os.path.join(project, RUNNER))
-        outputs = {fmt: os.path.basename(path) for fmt, path in self.staging_paths.items() if fmt != "input"}
-        plan = {
-            "notebook": notebook,
-            "kernel": (nb.metadata.get("kernelspec") or {}).get("name") or "python3",
-            "cell_timeout": None,
-            "outputs": outputs,
-            # A pod writes beside itself and holds its outputs for `_collect`; this machine
-            # writes straight into the staging folder.
-            "output_dir": CLUSTER_OUTPUT_DIR if on_cluster else staging_dir,
-            "hold_seconds": OUTPUT_HOLD_SECONDS if on_cluster else None,
-        }
-        with open(os.path.join(project, _notebook_runner.PLAN), "w", encoding="utf-8") as f:
-            json.dump(plan, f)
-        return plan
-
     def _wait(self, kjob: Any, deadline: Optional[float], timeout: Optional[float]) -> Any:
         import kflow
 
@@ -382,7 +417,7 @@ class KflowExecutionManager(ExecutionManager):
             JobFeature.timeout_seconds: True,
             JobFeature.stop_job: True,
             JobFeature.delete_job: True,
-            JobFeature.job_definition: False,
+            JobFeature.job_definition: True,
             JobFeature.idempotency_token: False,
             JobFeature.tags: False,
             JobFeature.email_notifications: False,
@@ -408,13 +443,46 @@ def _check(model: Any) -> None:
         parameter_cell_source(model.parameters)
 
 
+def on_cluster(model: Any) -> bool:
+    params = getattr(model, "runtime_environment_parameters", None) or {}
+    return params.get("backend") == "cluster"
+
+
+def _millis(timestamp: Optional[str]) -> Optional[int]:
+    if not timestamp:
+        return None
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class KflowTaskRunner(TaskRunner):
+    """jupyter-scheduler's task runner, leaving the definitions that run on the cluster to their
+    CronJob (which fires whether or not this server runs)."""
+
+    def create_job(self, job_definition_id: str) -> None:
+        if on_cluster(self.scheduler.get_job_definition(job_definition_id)):
+            return
+        super().create_job(job_definition_id)
+
+
 class KflowScheduler(Scheduler):
-    """jupyter-scheduler's scheduler, with bad resources refused before anything is made and
-    stop/delete reaching the kflow job."""
+    """jupyter-scheduler's scheduler, with bad resources refused before anything is made,
+    stop/delete reaching the kflow job, and definitions on the cluster kept as CronJobs."""
 
     @default("execution_manager_class")
     def _default_execution_manager_class(self) -> Any:
         return KflowExecutionManager
+
+    @default("task_runner_class")
+    def _default_task_runner_class(self) -> Any:
+        return KflowTaskRunner
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Held while runs are imported: two imports at once would record a run twice.
+        self._import_lock = threading.RLock()
+        self._imported_at = 0.0
 
     def create_job(self, model: CreateJob) -> str:
         _check(model)
@@ -422,11 +490,200 @@ class KflowScheduler(Scheduler):
 
     def create_job_definition(self, model: CreateJobDefinition) -> str:
         _check(model)
-        return super().create_job_definition(model)
+        definition_id = super().create_job_definition(model)
+        if on_cluster(model) and model.schedule:
+            try:
+                self._make_schedule(self.get_job_definition(definition_id))
+            except Exception:
+                # Nothing half-made: the definition goes again with its staged files.
+                super().delete_job_definition(definition_id)
+                raise
+        return definition_id
 
     def update_job_definition(self, job_definition_id: str, model: UpdateJobDefinition) -> None:
         _check(model)
-        return super().update_job_definition(job_definition_id, model)
+        before = self.get_job_definition(job_definition_id)
+        schedule = self._schedule_of(before) if on_cluster(before) else None
+        cron = model.schedule if model.schedule is not None else before.schedule
+        if schedule is not None and cron:
+            # First, so a value the cluster refuses (a time zone it does not know) leaves the
+            # definition as it was.
+            import kflow
+
+            timezone = model.timezone if model.timezone is not None else before.timezone
+            active = model.active if model.active is not None else before.active
+            try:
+                schedule.update(cron=cron, timezone=timezone or None, suspend=not active)
+            except kflow.KflowError as e:
+                raise NotebookJobError(f"updating the CronJob {schedule.name}: {e}") from None
+        super().update_job_definition(job_definition_id, model)
+        after = self.get_job_definition(job_definition_id)
+        what_runs = ("input_filename", "parameters", "runtime_environment_name", "runtime_environment_parameters",
+                     "output_formats", "package_input_folder", "packaged_files")
+        rebuilt = any(getattr(before, k) != getattr(after, k) for k in what_runs)
+        if schedule is not None and (rebuilt or not after.schedule or not on_cluster(after)):
+            # The runs so far keep their outputs: they are imported before their claim goes.
+            self._import_runs(before, schedule)
+            schedule.delete(wait=True)
+            schedule = None
+        if schedule is None and on_cluster(after) and after.schedule:
+            self._make_schedule(after)
+
+    def delete_job_definition(self, job_definition_id: str) -> None:
+        definition = self.get_job_definition(job_definition_id)
+        schedule = self._schedule_of(definition) if on_cluster(definition) else None
+        super().delete_job_definition(job_definition_id)
+        if schedule is not None:
+            schedule.delete()
+
+    def list_jobs(self, query: ListJobsQuery) -> Any:
+        self._import_scheduled_runs()
+        return super().list_jobs(query)
+
+    def count_jobs(self, query: CountJobsQuery) -> int:
+        self._import_scheduled_runs()
+        return super().count_jobs(query)
+
+    def _make_schedule(self, definition: DescribeJobDefinition) -> Any:
+        """The definition as a CronJob: its notebook, parameters and packaged files travel as
+        the CronJob's code; each run writes its outputs to the CronJob's claim."""
+        import kflow
+
+        options = check_resources(definition.runtime_environment_parameters)
+        options.pop("backend")
+        options.pop("start_timeout_seconds", None)
+        timeout = options.pop("timeout_seconds", None)
+        template = template_of(definition.runtime_environment_name)
+        if template and "template" not in options:
+            options["template"] = template
+        input_path = self.get_staging_paths(definition)["input"]
+        outputs = {fmt: f"{SCHEDULED_OUTPUT}.{fmt}" for fmt in definition.output_formats or []}
+        with tempfile.TemporaryDirectory(prefix=PROJECT_PREFIX) as project:
+            stage_project(definition, input_path, project, outputs, output_dir=".", output_dir_env=OUTPUT_DIR_ENV)
+            try:
+                return kflow.schedule(
+                    os.path.join(project, RUNNER),
+                    definition.schedule,
+                    timezone=definition.timezone or None,
+                    suspend=not definition.active,
+                    timeout_seconds=None if timeout is None else max(1, int(timeout)),
+                    name=kflow_schedule_name(definition.job_definition_id),
+                    project_root=project,
+                    env={"PYTHONUNBUFFERED": "1"},
+                    **options,
+                )
+            except kflow.KflowError as e:
+                raise NotebookJobError(f"scheduling {definition.name or definition.input_filename} on the cluster: {e}") from None
+
+    def _schedule_of(self, definition: DescribeJobDefinition) -> Any:
+        import kflow
+
+        try:
+            namespace = (definition.runtime_environment_parameters or {}).get("namespace") or None
+            return kflow.get_schedule(kflow_schedule_name(definition.job_definition_id), namespace)
+        except kflow.JobNotFoundError:
+            return None
+
+    def _import_scheduled_runs(self) -> None:
+        """Finished runs of the cluster's CronJobs become jobs of their definitions, with their
+        outputs; looked for at most every IMPORT_INTERVAL_SECONDS."""
+        if not self._import_lock.acquire(blocking=False):
+            return  # another request is importing; it answers with what it finds
+        try:
+            if time.monotonic() - self._imported_at < IMPORT_INTERVAL_SECONDS:
+                return
+            with self.db_session() as session:
+                definitions = [
+                    DescribeJobDefinition.from_orm(d)
+                    for d in session.query(DefinitionRecord).filter(DefinitionRecord.schedule != None).all()  # noqa: E711
+                ]
+            for definition in definitions:
+                if on_cluster(definition):
+                    schedule = self._schedule_of(definition)
+                    if schedule is not None:
+                        self._import_runs(definition, schedule)
+            self._imported_at = time.monotonic()
+        except Exception as e:  # the list still answers; the server's log says why
+            self.log.warning("kflow: could not import the scheduled runs from the cluster: %s", e)
+        finally:
+            self._import_lock.release()
+
+    def _import_runs(self, definition: DescribeJobDefinition, schedule: Any) -> None:
+        with self._import_lock:
+            self._import_finished_runs(definition, schedule)
+
+    def _import_finished_runs(self, definition: DescribeJobDefinition, schedule: Any) -> None:
+        done = [r for r in schedule.runs() if r.done]
+        if not done:
+            return
+        with self.db_session() as session:
+            known = {
+                t for (t,) in session.query(JobRecord.idempotency_token)
+                .filter(JobRecord.job_definition_id == definition.job_definition_id).all() if t
+            }
+        fresh = [r for r in done if IMPORT_TOKEN_PREFIX + r.name not in known]
+        with tempfile.TemporaryDirectory(prefix="kflow-scheduled-runs-") as landing:
+            collected = schedule.collect([r.name for r in fresh], landing) if fresh else {}
+            for run in fresh:
+                self._record_run(definition, run, os.path.join(landing, run.name), collected.get(run.name))
+        for run in done:
+            schedule.delete_run(run.name)
+
+    def _record_run(self, definition: DescribeJobDefinition, run: Any, landed: str, copied: Any) -> None:
+        """One scheduled run as a job of its definition: its outputs under the names
+        jupyter-scheduler expects, its side files, COMPLETED or FAILED with the reason."""
+        attributes = definition.dict(
+            include={"runtime_environment_name", "runtime_environment_parameters", "compute_type",
+                     "input_filename", "output_formats", "name", "tags", "parameters",
+                     "package_input_folder", "packaged_files"},
+            exclude_none=True,
+        )
+        started, finished = _millis(run.started_at), _millis(run.finished_at)
+        with self.db_session() as session:
+            record = JobRecord(
+                **attributes, job_definition_id=definition.job_definition_id,
+                idempotency_token=IMPORT_TOKEN_PREFIX + run.name, status=Status.IN_PROGRESS,
+                start_time=started, create_time=started or get_utc_timestamp(),
+            )
+            session.add(record)
+            session.commit()
+            job = DescribeJob.from_orm(record)
+            job_id = job.job_id
+        paths = self.get_staging_paths(job)
+        staging_dir = os.path.dirname(paths["input"])
+        os.makedirs(staging_dir, exist_ok=True)
+        definition_dir = os.path.dirname(self.get_staging_paths(definition)["input"])
+        shutil.copyfile(os.path.join(definition_dir, definition.input_filename), paths["input"])
+        side_files: List[str] = []
+        error = None
+        for root, _dirs, files in os.walk(landed):
+            for name in files:
+                src = os.path.join(root, name)
+                rel = os.path.relpath(src, landed)
+                fmt = rel[len(SCHEDULED_OUTPUT) + 1:] if rel.startswith(SCHEDULED_OUTPUT + ".") else None
+                if rel == _notebook_runner.ERROR_FILE:
+                    with open(src, encoding="utf-8") as f:
+                        error = json.load(f)
+                elif fmt in paths and fmt != "input":
+                    shutil.move(src, paths[fmt])
+                else:
+                    dst = os.path.join(staging_dir, rel)
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    shutil.move(src, dst)
+                    side_files.append(rel)
+        if error:
+            status, message = Status.FAILED, f"{error['ename']}: {error['evalue']}"
+        elif run.phase == "Failed":
+            reason = f"{run.reason}: {run.message}" if run.message else (run.reason or "Failed")
+            status, message = Status.FAILED, f"the scheduled run {run.name} failed ({reason})"
+        else:
+            status, message = Status.COMPLETED, None
+        with self.db_session() as session:
+            session.query(JobRecord).filter(JobRecord.job_id == job_id).update({
+                "status": status, "status_message": message, "end_time": finished or get_utc_timestamp(),
+                "packaged_files": sorted(set(attributes.get("packaged_files") or []) | set(side_files)),
+            })
+            session.commit()
 
     def stop_job(self, job_id: str) -> None:
         super().stop_job(job_id)
@@ -440,6 +697,10 @@ class KflowScheduler(Scheduler):
                 session.commit()
 
     def delete_job(self, job_id: str) -> None:
+        with self.db_session() as session:
+            token = session.query(JobRecord.idempotency_token).filter(JobRecord.job_id == job_id).scalar()
+        if (token or "").startswith(IMPORT_TOKEN_PREFIX):
+            return super().delete_job(job_id)  # a scheduled run, imported: nothing of it is left to end
         job = self._kflow_job(job_id)
         super().delete_job(job_id)
         if job is not None:

@@ -6,8 +6,12 @@ expect."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
 import sys
 import time
+import urllib.error
 
 import nbformat
 import pytest
@@ -15,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 import kflow
-from kflow.scheduler import kflow_job_name
+from kflow.scheduler import kflow_job_name, kflow_schedule_name
 from kflow_testsupport import TestCluster
 
 from .server import absolute, downloaded, outputs_of, wait_until_executing
@@ -136,3 +140,98 @@ def test_a_notebook_over_its_memory_limit_fails_oomkilled(scheduler, notebook_ro
     assert job["status"] == "FAILED"
     assert "OOMKilled" in job["status_message"], job["status_message"]
     assert "more memory than its limit" in job["status_message"]
+
+
+def kubectl(kubeconfig, *args):
+    binary = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl"
+    done = subprocess.run([binary, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def schedule_objects(kubeconfig, name):
+    api = k8s.ApiClient(k8s_config.new_client_from_config(config_file=kubeconfig).configuration)
+    core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
+    found = {
+        "cronjobs": [c.metadata.name for c in batch.list_namespaced_cron_job("default").items],
+        "jobs": [j.metadata.name for j in batch.list_namespaced_job("default").items],
+        "pods": [p.metadata.name for p in core.list_namespaced_pod("default").items],
+        "configmaps": [c.metadata.name for c in core.list_namespaced_config_map("default").items],
+        "pvcs": [p.metadata.name for p in core.list_namespaced_persistent_volume_claim("default").items],
+    }
+    return {kind: [n for n in names if n.startswith(name)] for kind, names in found.items()}
+
+
+def test_a_scheduled_definition_is_a_cronjob_whose_runs_arrive_in_the_job_list(scheduler, notebook_root, kubeconfig):
+    (notebook_root.root / "labels.txt").write_text("cat\ndog\n")
+    nb = notebook_root(
+        "nightly.ipynb",
+        "import json\nlabels = open('labels.txt').read().split()\njson.dump({'lr': lr}, open('metrics.json', 'w'))\n"
+        "print(f'nightly lr={lr!r} labels={labels}')",
+        parameters="lr = 0.1",
+    )
+    definition_id = scheduler.request("POST", "/scheduler/job_definitions", {
+        "input_uri": nb, "runtime_environment_name": "kflow", "name": "nightly", "output_formats": ["ipynb", "html"],
+        "package_input_folder": True,
+        "schedule": "0 3 * * *", "timezone": "UTC", "parameters": {"lr": "0.5"},
+        "runtime_environment_parameters": ON_CLUSTER,
+    })["job_definition_id"]
+    name = kflow_schedule_name(definition_id)
+    batch = k8s.BatchV1Api(k8s_config.new_client_from_config(config_file=kubeconfig))
+    cron = batch.read_namespaced_cron_job(name, "default")
+    assert (cron.spec.schedule, cron.spec.time_zone, cron.spec.suspend) == ("0 3 * * *", "UTC", False)
+    made = schedule_objects(kubeconfig, name)
+    assert made["pvcs"] == [f"{name}-outputs"] and f"{name}-code" in made["configmaps"], made
+
+    # A run now, the way an operator starts one: the CronJob controller's template, by kubectl.
+    kubectl(kubeconfig, "create", "job", f"--from=cronjob/{name}", f"{name}-now")
+    deadline = time.monotonic() + 150
+    while not (jobs := scheduler.request("GET", f"/scheduler/jobs?job_definition_id={definition_id}")["jobs"]):
+        assert time.monotonic() < deadline, "the scheduled run never showed up in the job list"
+        time.sleep(1)
+    [job] = jobs
+    assert job["status"] == "COMPLETED", job["status_message"]
+    assert (job["name"], job["job_definition_id"]) == ("nightly", definition_id)
+    job = downloaded(scheduler, job["job_id"], "metrics.json")
+    out = outputs_of(job)
+    executed = nbformat.read(absolute(scheduler, out["ipynb"]), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "nightly lr=0.5 labels=['cat', 'dog']" in printed
+    assert "<html" in absolute(scheduler, out["html"]).read_text().lower()
+    assert "metrics.json" in job["packaged_files"]
+    # Imported: the run's Job, its pod and the reader pod are gone; the list does not repeat it.
+    deadline = time.monotonic() + 30
+    while (left := schedule_objects(kubeconfig, name))["jobs"] or left["pods"]:
+        assert time.monotonic() < deadline, f"left after the import: {left}"
+        time.sleep(0.3)
+    time.sleep(6)  # past the import interval
+    assert len(scheduler.request("GET", f"/scheduler/jobs?job_definition_id={definition_id}")["jobs"]) == 1
+
+    # Pausing and changing the definition change the CronJob; deleting it leaves nothing.
+    scheduler.request("PATCH", f"/scheduler/job_definitions/{definition_id}", {"active": False})
+    assert batch.read_namespaced_cron_job(name, "default").spec.suspend is True
+    scheduler.request("PATCH", f"/scheduler/job_definitions/{definition_id}", {"schedule": "*/30 * * * *", "timezone": "Etc/UTC"})
+    cron = batch.read_namespaced_cron_job(name, "default")
+    assert (cron.spec.schedule, cron.spec.time_zone, cron.spec.suspend) == ("*/30 * * * *", "Etc/UTC", True)
+    # A time zone the cluster does not know is its refusal, in words, and changes nothing.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        scheduler.request("PATCH", f"/scheduler/job_definitions/{definition_id}", {"schedule": "0 4 * * *", "timezone": "Mars/Olympus"})
+    assert "Mars/Olympus" in refused.value.read().decode()
+    assert batch.read_namespaced_cron_job(name, "default").spec.schedule == "*/30 * * * *"
+    scheduler.request("DELETE", f"/scheduler/job_definitions/{definition_id}")
+    deadline = time.monotonic() + 30
+    while any((left := schedule_objects(kubeconfig, name)).values()):
+        assert time.monotonic() < deadline, f"left after deleting the definition: {left}"
+        time.sleep(0.3)
+
+
+def test_a_definition_the_cluster_cannot_schedule_is_refused_with_nothing_made(scheduler, notebook_root, kubeconfig):
+    nb = notebook_root("bad.ipynb", "print(1)")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        scheduler.request("POST", "/scheduler/job_definitions", {
+            "input_uri": nb, "runtime_environment_name": "kflow", "name": "bad", "output_formats": ["ipynb"],
+            "schedule": "0 3 * * *", "runtime_environment_parameters": {**ON_CLUSTER, "memory": "16"},
+        })
+    assert "memory" in refused.value.read().decode()
+    assert scheduler.request("GET", "/scheduler/job_definitions")["job_definitions"] == []
+    assert not any(schedule_objects(kubeconfig, "nbdef-").values())

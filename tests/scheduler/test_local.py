@@ -109,7 +109,7 @@ def test_bad_input_is_refused_before_anything_is_made(scheduler, notebook_root):
 def test_supported_features_are_exact(scheduler):
     features = scheduler.request("GET", "/scheduler/config")["supported_features"]
     assert {k for k, v in features.items() if v} == {
-        "job_name", "parameters", "output_formats", "timeout_seconds", "stop_job", "delete_job"}
+        "job_name", "parameters", "output_formats", "timeout_seconds", "stop_job", "delete_job", "job_definition"}
 
 
 def test_a_job_definition_runs_through_kflow_when_triggered(scheduler, notebook_root):

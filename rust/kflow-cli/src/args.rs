@@ -185,6 +185,15 @@ pub enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Run a script on a cron schedule, as a CronJob on the cluster: create, list, show, set,
+    /// pause, resume, trigger, collect the runs' outputs, delete.
+    #[command(
+        after_help = "Examples:\n  kflow schedule create report.py --cron '0 6 * * 1-5' --name report\n  kflow schedule trigger report\n  kflow schedule collect report --dest outputs/"
+    )]
+    Schedule {
+        #[command(subcommand)]
+        action: crate::schedules::ScheduleAction,
+    },
     /// Kubeflow Pipelines: list pipelines, versions, experiments and runs; upload; run; follow.
     Pipelines {
         #[command(subcommand)]

@@ -6,6 +6,7 @@ mod args;
 mod kernelspec;
 mod namespace;
 mod output;
+mod schedules;
 mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -381,6 +382,7 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
             namespace,
             no_browser,
         } => namespace::dashboard(client, namespace, no_browser, out),
+        Command::Schedule { action } => schedules::schedule(client, action, out),
         Command::Pipelines { action } => apps::pipelines(action, client, out),
         Command::Models { action } => apps::models(action, client, out),
         Command::Serve { stdio: _ } => Ok(serve::stdio(host.clone())),

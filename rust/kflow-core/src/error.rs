@@ -664,15 +664,28 @@ pub enum ResourceError {
         /// What to do instead.
         fix: String,
     },
-    /// A Notebook server that cannot become ready without a change.
-    #[error("Notebook server {name:?} cannot start: {reason}")]
+    /// A Notebook server (or a helper pod) that cannot become ready without a change.
+    #[error("{what} {name:?} cannot start: {reason}")]
     Stuck {
+        /// "Notebook server", "the reader pod".
+        what: &'static str,
         /// The server.
         name: String,
         /// Why: the image pull or scheduling failure the cluster reports.
         reason: String,
         /// What to change.
         fix: String,
+    },
+    /// What a deleted object owned was still there when the wait for the garbage collector ran
+    /// out.
+    #[error("{owned} still exist {seconds} s after {owner} was deleted")]
+    NotGone {
+        /// The owner: "the schedule nightly".
+        owner: String,
+        /// What is left, by name.
+        owned: String,
+        /// How long kflow waited.
+        seconds: u64,
     },
     /// Waiting for a Notebook server ran out.
     #[error("Notebook server {name:?} was not ready after {seconds} s ({state})")]
@@ -698,6 +711,9 @@ impl ResourceError {
             }
             ResourceError::InUse { .. } => {
                 "stop the pods or Notebook servers that use it first, or delete it anyway with --force (force=True): Kubernetes then removes it once they end".into()
+            }
+            ResourceError::NotGone { .. } => {
+                "wait a little and try again: the cluster's garbage collector removes them (`kubectl get pvc,configmaps` shows them)".into()
             }
             ResourceError::NotReady { name, .. } => format!(
                 "wait longer (`kflow notebook list` shows its state), or see why with `kubectl describe pod {name}-0`"
@@ -818,7 +834,9 @@ impl Error {
                 ErrorKind::Conflict
             }
             Error::Resource(ResourceError::NotInstalled { .. }) => ErrorKind::NotInstalled,
-            Error::Resource(ResourceError::NotReady { .. }) => ErrorKind::Timeout,
+            Error::Resource(ResourceError::NotReady { .. } | ResourceError::NotGone { .. }) => {
+                ErrorKind::Timeout
+            }
             Error::Resource(ResourceError::Stuck { .. }) => ErrorKind::Backend,
             Error::Cluster(_) | Error::System(_) => ErrorKind::Backend,
             Error::App(AppError::NotFound { .. } | AppError::Refused { code: 404, .. }) => {

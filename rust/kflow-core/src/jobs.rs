@@ -121,6 +121,11 @@ impl Client {
         Ok(crate::Namespace::new(backend, name, self.ctx.clone()))
     }
 
+    /// The cluster connection (made on first use), for the cluster-only parts of the API.
+    pub(crate) fn cluster_backend(&self) -> Result<Arc<cluster::ClusterBackend>> {
+        self.cluster.get()
+    }
+
     /// The cluster connection, for tests that drive the cluster backend's parts directly.
     #[cfg(test)]
     pub(crate) fn cluster_connection(&self) -> Arc<cluster::ClusterBackend> {

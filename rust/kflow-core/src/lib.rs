@@ -32,6 +32,10 @@
 //!   the rows ([`TrainingJobRow`], [`PvcRow`], [`ConfigMapRow`],
 //!   [`KeySize`], [`NotebookRow`], [`NotebookState`], [`StorageClassRow`]), [`PvcRequest`],
 //!   [`NotebookRequest`], [`Workspace`], [`NotebookImages`]
+//! - schedules ([`Client::schedule`], `get_schedule`, `schedules`): [`Schedule`] (a CronJob
+//!   running a run's pod: `update`, `trigger`, `runs`, `collect` its runs' outputs,
+//!   `delete_run`, `delete`), [`ScheduleRequest`], [`ScheduleUpdate`], [`ScheduleInfo`],
+//!   [`ScheduledRun`], [`CollectedRun`]
 //! - the cluster connection: [`Doctor`]
 //! - Kubeflow Pipelines: [`Pipelines`] (`connect`, `list_pipelines`, `list_versions`,
 //!   `list_experiments`, `list_runs`, `get_run`, `start_run`, `follow_run`, `upload`),
@@ -78,6 +82,7 @@ mod paging;
 mod paths;
 mod pem;
 mod records;
+mod schedules;
 mod spec;
 mod status;
 
@@ -106,6 +111,10 @@ pub use namespace::{
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE};
 pub use paths::Dirs;
 pub use records::RunRecord;
+pub use schedules::{
+    CollectedRun, Schedule, ScheduleInfo, ScheduleRequest, ScheduleUpdate, ScheduledRun,
+    DEFAULT_OUTPUTS_SIZE,
+};
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};
 pub use spec::template::TemplateInfo;
 pub use spec::{BackendKind, CodeMode, Context, RunOptions, RunSpec};

@@ -3,6 +3,7 @@
 
 mod apps;
 mod namespace;
+mod schedules;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -562,6 +563,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(f)?;
     }
     apps::register(m)?;
+    schedules::register(m)?;
     m.add("KflowError", py.get_type::<KflowError>())?;
     m.add("ValidationError", py.get_type::<ValidationError>())?;
     m.add("TemplateError", py.get_type::<TemplateError>())?;

@@ -42,15 +42,10 @@ pub(crate) fn package(spec: &RunSpec, out: &Path, to: Destination) -> Result<art
     artifacts::package(&spec.project_root, out, &options)
 }
 
-/// The manifests that carry `archive` itself, as a submission creates them: in the code
-/// ConfigMap (sliced into further ConfigMaps when large), or as files in ConfigMap mode.
-pub(crate) fn manifests_with_code(
-    spec: &RunSpec,
-    archive: Vec<u8>,
-    sha256: &str,
-    mpi: MpiApi,
-) -> Result<Manifests> {
-    let payload = match spec.code_mode {
+/// The code as its ConfigMaps carry it: the archive (sliced when large), or its files in
+/// ConfigMap mode.
+pub(crate) fn code_payload(spec: &RunSpec, archive: Vec<u8>, sha256: &str) -> Result<CodePayload> {
+    Ok(match spec.code_mode {
         CodeMode::Targz => CodePayload::Archive {
             bytes: archive,
             sha256: sha256.to_string(),
@@ -59,8 +54,21 @@ pub(crate) fn manifests_with_code(
             files: artifacts::archive_files(&archive)?,
             sha256: sha256.to_string(),
         },
-    };
-    Ok(manifest::build(spec, &payload, mpi))
+    })
+}
+
+/// The manifests that carry `archive` itself, as a submission creates them.
+pub(crate) fn manifests_with_code(
+    spec: &RunSpec,
+    archive: Vec<u8>,
+    sha256: &str,
+    mpi: MpiApi,
+) -> Result<Manifests> {
+    Ok(manifest::build(
+        spec,
+        &code_payload(spec, archive, sha256)?,
+        mpi,
+    ))
 }
 
 /// The manifests as a run record keeps them: the code by digest and size only.

@@ -4,6 +4,7 @@
 //! to be printed as YAML or sent as a training job.
 
 pub mod chunks;
+pub mod cron_job;
 pub mod startup;
 mod training_job;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::spec::{BackendKind, CodeMode, JobKind, RunSpec};
+use serde_json::json;
 
 pub(crate) fn spec(kind: JobKind) -> RunSpec {
     RunSpec {
@@ -149,4 +150,83 @@ fn user_strings_are_quoted_in_the_startup_chain() {
         script.contains("exec python -u train.py --epochs 3 '$(id)'"),
         "{script}"
     );
+}
+
+#[test]
+fn a_schedule_runs_the_master_pod_from_a_cronjob_and_owns_its_outputs_claim() {
+    use super::cron_job::{build_schedule, Timing, OUTPUTS_MOUNT, OUTPUT_DIR_ENV, SCHEDULE_LABEL};
+    let mut s = spec(JobKind::PyTorchJob);
+    s.workers = 1;
+    let timing = Timing {
+        cron: "0 3 * * *".into(),
+        timezone: Some("Europe/Berlin".into()),
+        suspend: true,
+        outputs_size: "2Gi".into(),
+        timeout_seconds: Some(600),
+    };
+    let m = build_schedule(&s, &payload(), &timing);
+    let cron = serde_json::to_value(&m.cron_job).unwrap();
+    assert_eq!(cron["kind"], "CronJob");
+    assert_eq!(cron["apiVersion"], "batch/v1");
+    let spec = &cron["spec"];
+    assert_eq!(
+        (
+            &spec["schedule"],
+            &spec["timeZone"],
+            &spec["suspend"],
+            &spec["concurrencyPolicy"]
+        ),
+        (
+            &json!("0 3 * * *"),
+            &json!("Europe/Berlin"),
+            &json!(true),
+            &json!("Forbid")
+        )
+    );
+    let job = &spec["jobTemplate"]["spec"];
+    assert_eq!(
+        (&job["backoffLimit"], &job["activeDeadlineSeconds"]),
+        (&json!(0), &json!(600))
+    );
+    let pod = &job["template"];
+    assert_eq!(pod["metadata"]["labels"][SCHEDULE_LABEL], "train-abc12");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    let container = &pod["spec"]["containers"][0];
+    // The same startup chain as a job's master: user strings quoted, never spliced.
+    assert!(container["command"][2]
+        .as_str()
+        .unwrap()
+        .contains("exec python -u train.py --epochs 3 '$(id)'"));
+    let env: Vec<(&str, &serde_json::Value)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+        .collect();
+    assert_eq!(
+        env[0].1["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.labels['job-name']"
+    );
+    assert_eq!(
+        (env[1].0, &env[1].1["value"]),
+        (
+            OUTPUT_DIR_ENV,
+            &json!(format!("{OUTPUTS_MOUNT}/$(KFLOW_SCHEDULED_RUN)"))
+        )
+    );
+    assert!(container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["mountPath"] == OUTPUTS_MOUNT));
+    let claim = serde_json::to_value(&m.outputs).unwrap();
+    assert_eq!(claim["metadata"]["name"], "train-abc12-outputs");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "2Gi");
+    // The outputs claim and the code go with the CronJob; the shared pip cache does not.
+    let owned: Vec<String> = m
+        .owned()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(owned, ["train-abc12-outputs", "train-abc12-code"]);
+    assert!(m.pip_cache.is_some());
 }

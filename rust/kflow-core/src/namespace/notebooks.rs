@@ -361,6 +361,7 @@ impl Namespace {
                 NotebookState::Error => {
                     let reason = row.reason.clone().unwrap_or_else(|| "unknown".into());
                     return Err(Error::Resource(ResourceError::Stuck {
+                        what: "Notebook server",
                         fix: stuck_fix(&reason),
                         name: name.to_string(),
                         reason,
@@ -368,6 +369,7 @@ impl Namespace {
                 }
                 NotebookState::Stopped => {
                     return Err(Error::Resource(ResourceError::Stuck {
+                        what: "Notebook server",
                         name: name.to_string(),
                         reason: "it is stopped".into(),
                         fix: format!("start it first: `kflow notebook start {name}`"),

@@ -80,6 +80,7 @@ impl Namespace {
         let row = self.notebook(name)?;
         if row.state != NotebookState::Ready {
             return Err(Error::Resource(ResourceError::Stuck {
+                    what: "Notebook server",
                 name: name.to_string(),
                 reason: format!(
                     "it is {}{}",

@@ -307,6 +307,66 @@ pub fn no_control_chars(field: &'static str, value: &str) -> Result<()> {
     }
 }
 
+/// A CronJob schedule as the CronJob controller reads it (robfig/cron's standard parser): five
+/// fields, or `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`.
+pub fn cron_schedule(expr: &str) -> Result<()> {
+    let fix = "use five fields, minute hour day-of-month month day-of-week (`0 6 * * 1-5`: 06:00 on weekdays; `*/15 * * * *`: every 15 minutes), or @hourly, @daily, @weekly, @monthly, @yearly";
+    let invalid = |problem: String| Error::invalid("schedule", expr, problem, fix);
+    let expanded = match expr.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other if other.starts_with('@') => {
+            return Err(invalid(format!(
+                "{other} is not a descriptor Kubernetes knows"
+            )))
+        }
+        other if other.contains("TZ=") => {
+            return Err(Error::invalid(
+                "schedule",
+                expr,
+                "Kubernetes refuses a time zone inside the schedule",
+                "give the time zone separately (timezone=\"Europe/Berlin\")",
+            ))
+        }
+        other => other,
+    };
+    let fields = expanded.split_whitespace().count();
+    if fields != 5 {
+        return Err(invalid(format!("it has {fields} fields, not 5")));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expanded)
+        .map(|_| ())
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// An IANA time zone name as a CronJob takes it (`Europe/Berlin`, `UTC`); the API server checks
+/// it against its time zone database.
+pub fn timezone(tz: &str) -> Result<()> {
+    let ok = !tz.is_empty()
+        && tz.len() <= 64
+        && !tz.starts_with(['/', '.'])
+        && !tz.contains("..")
+        && tz
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "time zone",
+        tz,
+        "not an IANA time zone name",
+        "use a name like \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +460,43 @@ mod tests {
         apt_package("g++=4:12.2.0-3").unwrap();
         assert!(apt_package("curl; rm -rf /").is_err());
         assert!(apt_package("$(id)").is_err());
+    }
+
+    #[test]
+    fn cron_schedules_as_the_cronjob_controller_reads_them() {
+        for ok in [
+            "0 3 * * *",
+            "*/15 * * * *",
+            "0 6 * * 1-5",
+            "@daily",
+            "@hourly",
+            " 5 4 1 1 * ",
+        ] {
+            cron_schedule(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "* * * *",
+            "0 0 3 * * *",
+            "61 * * * *",
+            "@every 5m",
+            "CRON_TZ=UTC 0 3 * * *",
+            "a b c d e",
+        ] {
+            let err = cron_schedule(bad).unwrap_err();
+            assert!(err.fix().is_some(), "{bad}");
+        }
+        for ok in [
+            "UTC",
+            "Etc/UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            timezone(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", "../etc/passwd", "/UTC", "Europe Berlin", "UTC\n"] {
+            assert!(timezone(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -53,35 +53,110 @@ async fn running_pod(
     Ok((pod.metadata.name.unwrap_or_default(), container))
 }
 
-fn exec_error(record: &RunRecord, replica: &str, command: &str, problem: String) -> Error {
-    Error::Job(JobError::Exec {
-        name: record.spec.name.clone(),
-        replica: replica.to_string(),
-        command: command.to_string(),
-        problem,
-    })
+/// A container to run commands in, and the names its failures are told under.
+pub(crate) struct ExecTarget {
+    pub pods: Api<Pod>,
+    pub pod: String,
+    pub container: String,
+    /// The job (or schedule) and replica (or helper) the container belongs to.
+    pub owner: String,
+    pub replica: String,
 }
 
-/// Starts `argv` in the replica's container; stdin closed.
-async fn start(
+impl ExecTarget {
+    fn error(&self, command: &str, problem: String) -> Error {
+        Error::Job(JobError::Exec {
+            name: self.owner.clone(),
+            replica: self.replica.clone(),
+            command: command.to_string(),
+            problem,
+        })
+    }
+
+    /// Starts `argv` in the container; stdin closed.
+    async fn start(&self, argv: &[String]) -> Result<AttachedProcess> {
+        let ap = AttachParams::default()
+            .container(self.container.clone())
+            .stdin(false)
+            .stdout(true)
+            .stderr(true)
+            .max_stdout_buf_size(1024 * 1024)
+            .max_stderr_buf_size(64 * 1024);
+        self.pods
+            .exec(&self.pod, argv.to_vec(), &ap)
+            .await
+            .map_err(|e| self.error(&argv[0], e.to_string()))
+    }
+
+    /// Runs `argv` to its end; its output capped at [`EXEC_OUTPUT_LIMIT`] per stream.
+    pub async fn exec(&self, argv: &[String]) -> Result<ExecOutput> {
+        let mut process = self.start(argv).await?;
+        let (stdout, stderr) =
+            tokio::join!(read_capped(process.stdout()), read_capped(process.stderr()));
+        let code = exit_code(&mut process).await;
+        let _ = process.join().await;
+        let exit_code = code.ok_or_else(|| {
+            self.error(
+                &argv[0],
+                "the stream ended without the command's exit status".into(),
+            )
+        })?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout: output_text(stdout),
+            stderr: output_text(stderr),
+        })
+    }
+
+    /// The folder `path` in the container, unpacked into `dest` while it streams.
+    pub async fn copy_from(&self, path: &str, dest: &std::path::Path) -> Result<CopiedFiles> {
+        // `--` ends tar's options, so a path starting with `-` stays a path.
+        let argv: Vec<String> = ["tar", "-cf", "-", "-C", path, "--", "."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let what = format!("copying {path}");
+        let mut process = self.start(&argv).await?;
+        let stdout = process
+            .stdout()
+            .ok_or_else(|| self.error(&what, "no output stream".into()))?;
+        let stderr = read_capped(process.stderr());
+        let dest = dest.to_path_buf();
+        let bridge = tokio_util::io::SyncIoBridge::new(stdout);
+        let unpack = tokio::task::spawn_blocking(move || unpack_tar(bridge, &dest));
+        let (unpacked, stderr) = tokio::join!(unpack, stderr);
+        let code = exit_code(&mut process).await;
+        let _ = process.join().await;
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        let problem = match (code, unpacked) {
+            (Some(0), Ok(Ok(copied))) => return Ok(copied),
+            (Some(code), _) if code != 0 => format!("tar exited with {code}: {stderr}"),
+            (_, Ok(Err(e))) => format!("unpacking here: {e}"),
+            (_, Err(e)) => e.to_string(),
+            (_, Ok(Ok(_))) => {
+                "the stream ended before tar did (the pod stopped or the connection dropped)".into()
+            }
+        };
+        Err(self.error(&what, problem))
+    }
+}
+
+/// The replica's running container.
+async fn replica_target(
     backend: &ClusterBackend,
     record: &RunRecord,
     replica: &str,
-    argv: &[String],
-) -> Result<AttachedProcess> {
+) -> Result<ExecTarget> {
     let (_, ns) = tracking::jobs_api(backend, record);
     let pods: Api<Pod> = Api::namespaced(backend.client().clone(), &ns);
     let (pod, container) = running_pod(&pods, &ns, record, replica).await?;
-    let ap = AttachParams::default()
-        .container(container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true)
-        .max_stdout_buf_size(1024 * 1024)
-        .max_stderr_buf_size(64 * 1024);
-    pods.exec(&pod, argv.to_vec(), &ap)
-        .await
-        .map_err(|e| exec_error(record, replica, &argv[0], e.to_string()))
+    Ok(ExecTarget {
+        pods,
+        pod,
+        container,
+        owner: record.spec.name.clone(),
+        replica: replica.to_string(),
+    })
 }
 
 /// The command's exit code from the Status the API server ends the stream with.
@@ -114,24 +189,10 @@ pub(super) fn exec(
     argv: &[String],
 ) -> Result<ExecOutput> {
     backend.block_on(async {
-        let mut process = start(backend, record, replica, argv).await?;
-        let (stdout, stderr) =
-            tokio::join!(read_capped(process.stdout()), read_capped(process.stderr()));
-        let code = exit_code(&mut process).await;
-        let _ = process.join().await;
-        let exit_code = code.ok_or_else(|| {
-            exec_error(
-                record,
-                replica,
-                &argv[0],
-                "the stream ended without the command's exit status".into(),
-            )
-        })?;
-        Ok(ExecOutput {
-            exit_code,
-            stdout: output_text(stdout),
-            stderr: output_text(stderr),
-        })
+        replica_target(backend, record, replica)
+            .await?
+            .exec(argv)
+            .await
     })
 }
 
@@ -142,47 +203,10 @@ pub(super) fn copy_from(
     path: &str,
     dest: &std::path::Path,
 ) -> Result<CopiedFiles> {
-    // `--` ends tar's options, so a path starting with `-` stays a path.
-    let argv: Vec<String> = ["tar", "-cf", "-", "-C", path, "--", "."]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let what = format!("copying {path}");
     backend.block_on(async {
-        let mut process = start(backend, record, replica, &argv).await?;
-        let stdout = process
-            .stdout()
-            .ok_or_else(|| exec_error(record, replica, &what, "no output stream".into()))?;
-        let stderr = read_capped(process.stderr());
-        let dest = dest.to_path_buf();
-        let bridge = tokio_util::io::SyncIoBridge::new(stdout);
-        let unpack = tokio::task::spawn_blocking(move || unpack_tar(bridge, &dest));
-        let (unpacked, stderr) = tokio::join!(unpack, stderr);
-        let code = exit_code(&mut process).await;
-        let _ = process.join().await;
-        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
-        match (code, unpacked) {
-            (Some(0), Ok(Ok(copied))) => Ok(copied),
-            (Some(code), _) if code != 0 => Err(exec_error(
-                record,
-                replica,
-                &what,
-                format!("tar exited with {code}: {stderr}"),
-            )),
-            (_, Ok(Err(e))) => Err(exec_error(
-                record,
-                replica,
-                &what,
-                format!("unpacking here: {e}"),
-            )),
-            (_, Err(e)) => Err(exec_error(record, replica, &what, e.to_string())),
-            (_, Ok(Ok(_))) => Err(exec_error(
-                record,
-                replica,
-                &what,
-                "the stream ended before tar did (the pod stopped or the connection dropped)"
-                    .into(),
-            )),
-        }
+        replica_target(backend, record, replica)
+            .await?
+            .copy_from(path, dest)
+            .await
     })
 }

@@ -17,13 +17,13 @@ mod code;
 pub(crate) mod connection;
 mod describe;
 pub(crate) mod doctor;
-mod files;
+pub(crate) mod files;
 mod lifecycle;
 mod listing;
 pub(crate) mod logs;
 pub(crate) mod retry;
 mod status;
-mod submit;
+pub(crate) mod submit;
 mod tracking;
 
 use std::collections::BTreeMap;
