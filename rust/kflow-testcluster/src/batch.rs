@@ -136,13 +136,10 @@ pub async fn run(store: Arc<Store>) {
     loop {
         tokio::select! {
             change = rx.recv() => match change {
-                Ok(c) if c.resource.plural == "jobs" && c.resource.group == "batch" && c.kind != EventType::Deleted => {
-                    reconcile_job(&store, c.namespace(), c.name());
-                    if let Some(cron) = owner_of_kind(&c.object, "CronJob") {
-                        write_cronjob_status(&store, c.namespace(), &cron);
-                    }
-                }
                 Ok(c) if c.resource.plural == "jobs" && c.resource.group == "batch" => {
+                    if c.kind != EventType::Deleted {
+                        reconcile_job(&store, c.namespace(), c.name());
+                    }
                     if let Some(cron) = owner_of_kind(&c.object, "CronJob") {
                         write_cronjob_status(&store, c.namespace(), &cron);
                     }
@@ -577,7 +574,8 @@ pub fn write_cronjob_status(store: &Store, ns: &str, name: &str) {
     }
     let active: Vec<Value> = jobs
         .iter()
-        .filter(|j| !is_finished_job(j) && store.get(resources::batch_jobs(), ns, j["metadata"]["name"].as_str().unwrap_or("")).is_some())
+        // History removal above deletes finished Jobs only: every unfinished one is still there.
+        .filter(|j| !is_finished_job(j))
         .map(|j| {
             json!({"kind": "Job", "namespace": ns, "name": j["metadata"]["name"], "uid": j["metadata"]["uid"],
                    "apiVersion": "batch/v1", "resourceVersion": j["metadata"]["resourceVersion"]})

@@ -8,15 +8,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::startup::Finale;
 use super::{
-    build, metadata, pod_template, strings, CodePayload, MpiApi, DIGEST_ANNOTATION,
-    SCRIPT_ANNOTATION,
+    build, metadata, pod_template, read_write_once_claim, strings, CodePayload, MpiApi,
+    DIGEST_ANNOTATION, SCRIPT_ANNOTATION,
 };
 use crate::spec::RunSpec;
 
@@ -69,6 +68,15 @@ impl ScheduleManifests {
             .chain(std::iter::once(super::as_json(&self.code)))
             .chain(self.code_parts.iter().map(super::as_json))
     }
+}
+
+/// kflow's metadata for an object of the schedule, labelled with it.
+fn schedule_metadata(spec: &RunSpec, name: &str) -> ObjectMeta {
+    let mut meta = metadata(spec, name);
+    meta.labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(SCHEDULE_LABEL.into(), spec.name.clone());
+    meta
 }
 
 /// The claim a schedule's runs write their outputs to.
@@ -136,12 +144,8 @@ pub fn build_schedule(spec: &RunSpec, code: &CodePayload, timing: &Timing) -> Sc
         (SCRIPT_ANNOTATION, &spec.script),
         (DIGEST_ANNOTATION, code.sha256()),
     ]));
-    let mut job_meta = metadata(spec, &spec.name);
+    let mut job_meta = schedule_metadata(spec, &spec.name);
     job_meta.name = None;
-    job_meta
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(SCHEDULE_LABEL.into(), spec.name.clone());
     let cron_job = CronJob {
         metadata: cron_meta,
         spec: Some(CronJobSpec {
@@ -166,26 +170,10 @@ pub fn build_schedule(spec: &RunSpec, code: &CodePayload, timing: &Timing) -> Sc
         }),
         ..Default::default()
     };
-    let mut outputs_meta = metadata(spec, &outputs_claim_name(&spec.name));
-    outputs_meta
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(SCHEDULE_LABEL.into(), spec.name.clone());
-    let outputs = PersistentVolumeClaim {
-        metadata: outputs_meta,
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    Quantity(timing.outputs_size.clone()),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let outputs = read_write_once_claim(
+        schedule_metadata(spec, &outputs_claim_name(&spec.name)),
+        &timing.outputs_size,
+    );
     ScheduleManifests {
         cron_job,
         code: run.code,

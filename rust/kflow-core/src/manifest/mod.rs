@@ -434,19 +434,25 @@ pub fn code_configmap(spec: &RunSpec, code: &CodePayload) -> ConfigMap {
 
 /// The claim that keeps pip's cache between runs.
 pub fn pip_cache_pvc(spec: &RunSpec) -> PersistentVolumeClaim {
+    let metadata = ObjectMeta {
+        name: Some(PIP_CACHE_PVC.into()),
+        namespace: spec.namespace.clone(),
+        labels: Some(strings([(MANAGED_BY, "kflow")])),
+        ..Default::default()
+    };
+    read_write_once_claim(metadata, &spec.pip_cache_size)
+}
+
+/// A ReadWriteOnce claim of `size` in the cluster's default StorageClass.
+fn read_write_once_claim(metadata: ObjectMeta, size: &str) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(PIP_CACHE_PVC.into()),
-            namespace: spec.namespace.clone(),
-            labels: Some(strings([(MANAGED_BY, "kflow")])),
-            ..Default::default()
-        },
+        metadata,
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),
-                    Quantity(spec.pip_cache_size.clone()),
+                    Quantity(size.to_string()),
                 )])),
                 ..Default::default()
             }),
