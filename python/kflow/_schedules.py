@@ -153,7 +153,12 @@ def schedule(
         requirements=requirements, apt=apt, env=env, args=args, namespace=namespace, template=template,
         project_root=project_root, code_mode=code_mode, pip_cache=pip_cache, pip_cache_size=pip_cache_size,
     )
-    return Schedule(_native.schedule(options, cron, timezone, suspend, outputs_size, timeout_seconds))
+    native = _native.schedule(options, cron, timezone, suspend, outputs_size, timeout_seconds)
+    for warning in native.warnings():
+        import warnings
+
+        warnings.warn(warning, UserWarning, stacklevel=2)
+    return Schedule(native)
 
 
 def get_schedule(name: str, namespace: Optional[str] = None) -> Schedule:

@@ -5,6 +5,8 @@ leaves nothing."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 import subprocess
@@ -151,3 +153,14 @@ def test_the_cli_creates_triggers_collects_and_deletes_a_schedule(cluster, proje
     while any(objects(cluster.kubeconfig, "clis").values()):
         assert time.monotonic() < deadline
         time.sleep(0.3)
+
+
+def test_credentials_in_a_scheduled_project_stay_behind_and_the_user_is_told(cluster, project):
+    script = project("report.py", "print('hi')\n")
+    project(".aws/credentials", "[default]\naws_secret_access_key = sentinel-secret\n")
+    with pytest.warns(UserWarning, match=r"left out of the upload as credentials: .*\.aws"):
+        schedule = kflow.schedule(script, "@daily", name="creds", pip_cache=False)
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=cluster.kubeconfig))
+    code = api.read_namespaced_config_map("creds-code", "default")
+    assert b"sentinel-secret" not in gzip.decompress(base64.b64decode(code.binary_data["code.tar.gz"]))
+    schedule.delete(wait=True)

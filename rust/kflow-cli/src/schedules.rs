@@ -131,6 +131,9 @@ pub fn schedule(client: &Client, action: ScheduleAction, out: &Printer) -> Resul
             let schedule = out.spinner("packaging the project", || {
                 client.schedule(run.options(), request)
             })?;
+            for warning in schedule.warnings() {
+                out.warn(warning);
+            }
             if json {
                 print_json(schedule.info());
             } else {

@@ -125,6 +125,7 @@ pub struct Schedule {
     backend: Arc<ClusterBackend>,
     cron_job: CronJob,
     info: ScheduleInfo,
+    warnings: Vec<String>,
 }
 
 fn is_kflows(meta: &ObjectMeta) -> bool {
@@ -233,10 +234,11 @@ impl Client {
         let path = scratch.join("code.tar.gz");
         let packed = packaging::package(&spec, &path, Destination::Cluster).and_then(|archive| {
             let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
-            packaging::code_payload(&spec, bytes, &archive.sha256)
+            let code = packaging::code_payload(&spec, bytes, &archive.sha256)?;
+            Ok((code, archive.withheld))
         });
         let _ = std::fs::remove_dir_all(&scratch);
-        let code = packed?;
+        let (code, withheld) = packed?;
         let timing = Timing {
             cron: request.cron.trim().to_string(),
             timezone: request.timezone.clone(),
@@ -250,7 +252,11 @@ impl Client {
         let backend = self.cluster_backend()?;
         let namespace = backend.namespace_for(&spec);
         let cron_job = backend.block_on(create(&backend, &namespace, &manifests))?;
-        Ok(Schedule::new(backend, cron_job))
+        let mut schedule = Schedule::new(backend, cron_job);
+        schedule.warnings = crate::artifacts::withheld_warning(&withheld)
+            .into_iter()
+            .collect();
+        Ok(schedule)
     }
 
     /// The schedule `name` kflow made in `namespace` (default: the connection's).
@@ -413,7 +419,14 @@ impl Schedule {
             info: info_of(&cron_job),
             backend,
             cron_job,
+            warnings: Vec::new(),
         }
+    }
+
+    /// What the user should know about how it was made: files left out of its code as
+    /// credentials.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The schedule as last read.

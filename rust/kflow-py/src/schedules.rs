@@ -114,6 +114,10 @@ impl NativeSchedule {
         self.with(py, |s| s.update(update).map(to_json))
     }
 
+    fn warnings(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.with(py, |s| Ok(s.warnings().to_vec()))
+    }
+
     fn trigger(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |s| s.trigger())
     }
