@@ -113,9 +113,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, direct_ms, start_ms, rss, seconds, received in rows:
         label = "kflow (cell runs as a local job)" if name == "kflow" else "ipykernel (in-process)"
-        print(f"| {label} | {direct_ms:.0f} | {start_ms:.0f} | {rss:.0f} | {seconds:.2f} | {received:,} | {received / seconds:,.0f} |")
+        print(f"| {label} | {direct_ms:.0f} | {start_ms:.0f} | {rss:.1f} | {seconds:.2f} | {received:,} | {received / seconds:,.0f} |")
     (k_direct, _, k_rss, *_), (i_direct, _, i_rss, *_) = [r[1:] for r in rows]
-    print(f"\nkflow/ipykernel: direct start {k_direct / i_direct:.2f}x, idle RSS {k_rss / i_rss:.2f}x")
+    print(f"\nkflow/ipykernel: direct start {k_direct / i_direct:.2f}x, idle RSS {k_rss / i_rss:.3f}x")
 
 
 if __name__ == "__main__":
