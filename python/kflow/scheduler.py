@@ -482,6 +482,7 @@ class KflowScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         # Held while runs are imported: two imports at once would record a run twice.
         self._import_lock = threading.RLock()
+        self._importing = threading.Event()
         self._imported_at = 0.0
 
     def create_job(self, model: CreateJob) -> str:
@@ -586,12 +587,16 @@ class KflowScheduler(Scheduler):
 
     def _import_scheduled_runs(self) -> None:
         """Finished runs of the cluster's CronJobs become jobs of their definitions, with their
-        outputs; looked for at most every IMPORT_INTERVAL_SECONDS."""
-        if not self._import_lock.acquire(blocking=False):
-            return  # another request is importing; it answers with what it finds
+        outputs; looked for at most every IMPORT_INTERVAL_SECONDS, in a thread of its own: the
+        listing answers at once (jupyter-scheduler calls it on the server's event loop, and a
+        reader pod takes a moment), and the runs appear on the next look."""
+        if time.monotonic() - self._imported_at < IMPORT_INTERVAL_SECONDS or self._importing.is_set():
+            return
+        self._importing.set()
+        threading.Thread(target=self._import_in_background, name="kflow-import-scheduled-runs", daemon=True).start()
+
+    def _import_in_background(self) -> None:
         try:
-            if time.monotonic() - self._imported_at < IMPORT_INTERVAL_SECONDS:
-                return
             with self.db_session() as session:
                 definitions = [
                     DescribeJobDefinition.from_orm(d)
@@ -602,11 +607,11 @@ class KflowScheduler(Scheduler):
                     schedule = self._schedule_of(definition)
                     if schedule is not None:
                         self._import_runs(definition, schedule)
-            self._imported_at = time.monotonic()
         except Exception as e:  # the list still answers; the server's log says why
             self.log.warning("kflow: could not import the scheduled runs from the cluster: %s", e)
         finally:
-            self._import_lock.release()
+            self._imported_at = time.monotonic()
+            self._importing.clear()
 
     def _import_runs(self, definition: DescribeJobDefinition, schedule: Any) -> None:
         with self._import_lock:
@@ -643,6 +648,7 @@ class KflowScheduler(Scheduler):
             record = JobRecord(
                 **attributes, job_definition_id=definition.job_definition_id,
                 idempotency_token=IMPORT_TOKEN_PREFIX + run.name, status=Status.IN_PROGRESS,
+                status_message=f"bringing the scheduled run {run.name}'s outputs from the cluster",
                 start_time=started, create_time=started or get_utc_timestamp(),
             )
             session.add(record)

@@ -186,10 +186,12 @@ def test_a_scheduled_definition_is_a_cronjob_whose_runs_arrive_in_the_job_list(s
     # A run now, the way an operator starts one: the CronJob controller's template, by kubectl.
     kubectl(kubeconfig, "create", "job", f"--from=cronjob/{name}", f"{name}-now")
     deadline = time.monotonic() + 150
+    # The list answers at once and imports in the background: the run shows up on a later look.
     while not (jobs := scheduler.request("GET", f"/scheduler/jobs?job_definition_id={definition_id}")["jobs"]):
         assert time.monotonic() < deadline, "the scheduled run never showed up in the job list"
         time.sleep(1)
     [job] = jobs
+    job = scheduler.wait(job["job_id"], timeout=60)
     assert job["status"] == "COMPLETED", job["status_message"]
     assert (job["name"], job["job_definition_id"]) == ("nightly", definition_id)
     job = downloaded(scheduler, job["job_id"], "metrics.json")
