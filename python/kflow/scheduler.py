@@ -21,8 +21,8 @@ a cluster (`backend: cluster`) the pod's outputs come back through exec (`Job.co
 
 A job definition with a schedule on the cluster becomes a Kubernetes CronJob (`kflow.schedule`),
 so it runs while JupyterLab is closed; pausing, changing and deleting the definition change or
-delete the CronJob. Its runs write their outputs to the CronJob's own claim, and appear in the
-job list, outputs and all, the next time the list is read. On the local backend, definitions
+delete the CronJob. Its runs write their outputs to the CronJob's own claim; listing the jobs
+imports finished runs in the background, so they appear, outputs and all, on a later look. On the local backend, definitions
 fire through jupyter-scheduler's own task runner, while the server runs.
 """
 
@@ -377,10 +377,7 @@ class KflowExecutionManager(ExecutionManager):
     def _failure(self, staging_dir: str, status: Any, kjob: Any) -> str:
         error_file = os.path.join(staging_dir, _notebook_runner.ERROR_FILE)
         if os.path.exists(error_file):
-            with open(error_file, encoding="utf-8") as f:
-                cell = json.load(f)
-            os.remove(error_file)
-            return f"{cell['ename']}: {cell['evalue']}"
+            return take_cell_error(error_file)
         # The runner could not start the notebook (the image lacks nbclient, say): its words.
         said = [line for line in kjob.logs() if line.startswith(_notebook_runner.CANNOT_START)]
         if said:
@@ -441,6 +438,15 @@ def _check(model: Any) -> None:
     check_resources(getattr(model, "runtime_environment_parameters", None))
     if getattr(model, "parameters", None):
         parameter_cell_source(model.parameters)
+
+
+def take_cell_error(error_file: str) -> str:
+    """The failing cell's error the runner wrote ("ValueError: bad batch size"); the file goes,
+    it is not one of the job's outputs."""
+    with open(error_file, encoding="utf-8") as f:
+        cell = json.load(f)
+    os.remove(error_file)
+    return f"{cell['ename']}: {cell['evalue']}"
 
 
 def on_cluster(model: Any) -> bool:
@@ -628,13 +634,14 @@ class KflowScheduler(Scheduler):
             }
         fresh = [r for r in done if IMPORT_TOKEN_PREFIX + r.name not in known]
         with tempfile.TemporaryDirectory(prefix="kflow-scheduled-runs-") as landing:
-            collected = schedule.collect([r.name for r in fresh], landing) if fresh else {}
+            if fresh:
+                schedule.collect([r.name for r in fresh], landing)
             for run in fresh:
-                self._record_run(definition, run, os.path.join(landing, run.name), collected.get(run.name))
+                self._record_run(definition, run, os.path.join(landing, run.name))
         for run in done:
             schedule.delete_run(run.name)
 
-    def _record_run(self, definition: DescribeJobDefinition, run: Any, landed: str, copied: Any) -> None:
+    def _record_run(self, definition: DescribeJobDefinition, run: Any, landed: str) -> None:
         """One scheduled run as a job of its definition: its outputs under the names
         jupyter-scheduler expects, its side files, COMPLETED or FAILED with the reason."""
         attributes = definition.dict(
@@ -668,8 +675,7 @@ class KflowScheduler(Scheduler):
                 rel = os.path.relpath(src, landed)
                 fmt = rel[len(SCHEDULED_OUTPUT) + 1:] if rel.startswith(SCHEDULED_OUTPUT + ".") else None
                 if rel == _notebook_runner.ERROR_FILE:
-                    with open(src, encoding="utf-8") as f:
-                        error = json.load(f)
+                    error = take_cell_error(src)
                 elif fmt in paths and fmt != "input":
                     shutil.move(src, paths[fmt])
                 else:
@@ -678,7 +684,7 @@ class KflowScheduler(Scheduler):
                     shutil.move(src, dst)
                     side_files.append(rel)
         if error:
-            status, message = Status.FAILED, f"{error['ename']}: {error['evalue']}"
+            status, message = Status.FAILED, error
         elif run.phase == "Failed":
             reason = f"{run.reason}: {run.message}" if run.message else (run.reason or "Failed")
             status, message = Status.FAILED, f"the scheduled run {run.name} failed ({reason})"

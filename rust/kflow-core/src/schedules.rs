@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::backend::cluster::api_errors::{api_error, status_code};
 use crate::backend::cluster::files::ExecTarget;
 use crate::backend::cluster::retry::retry;
+use crate::backend::cluster::submit::owned_by;
 use crate::backend::cluster::ClusterBackend;
 use crate::backend::files::CopiedFiles;
 use crate::backend::packaging::{self, Destination};
@@ -335,13 +336,29 @@ async fn create(backend: &ClusterBackend, ns: &str, m: &ScheduleManifests) -> Re
         if let Some(pvc) = &m.pip_cache {
             crate::backend::cluster::submit::ensure_pip_cache(client, ns, pvc).await?;
         }
-        let owned = m.owned().map(|mut object| {
-            object["metadata"]["ownerReferences"] = json!([owner]);
-            create_owned(client, ns, object)
-        });
-        for result in futures::future::join_all(owned).await {
-            result?;
-        }
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let claim = owned_by(&m.outputs, &owner);
+        let codes: Vec<ConfigMap> = std::iter::once(&m.code)
+            .chain(&m.code_parts)
+            .map(|cm| owned_by(cm, &owner))
+            .collect();
+        let pp = PostParams::default();
+        let claim = async {
+            retry(|| claims.create(&pp, &claim))
+                .await
+                .map_err(|e| api_error(e, "create", "persistentvolumeclaims", ns))
+                .map(|_| ())
+        };
+        let codes = futures::future::join_all(codes.iter().map(|cm| async {
+            retry(|| cms.create(&pp, cm))
+                .await
+                .map_err(|e| api_error(e, "create", "configmaps", ns))
+                .map(|_| ())
+        }));
+        let (claim, codes) = futures::join!(claim, codes);
+        claim?;
+        codes.into_iter().collect::<Result<Vec<()>>>()?;
         if !suspend {
             set_suspend(&cron_jobs, &name, false, ns).await?;
         }
@@ -384,24 +401,6 @@ fn owner_of(cron_job: &CronJob) -> OwnerReference {
         controller: Some(false),
         block_owner_deletion: Some(false),
     }
-}
-
-async fn create_owned(client: &kube::Client, ns: &str, object: serde_json::Value) -> Result<()> {
-    let pp = PostParams::default();
-    if object["kind"] == "PersistentVolumeClaim" {
-        let pvc: PersistentVolumeClaim = serde_json::from_value(object).expect("a claim");
-        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-        return retry(|| api.create(&pp, &pvc))
-            .await
-            .map(|_| ())
-            .map_err(|e| api_error(e, "create", "persistentvolumeclaims", ns));
-    }
-    let cm: ConfigMap = serde_json::from_value(object).expect("a ConfigMap");
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    retry(|| api.create(&pp, &cm))
-        .await
-        .map(|_| ())
-        .map_err(|e| api_error(e, "create", "configmaps", ns))
 }
 
 async fn set_suspend(api: &Api<CronJob>, name: &str, suspend: bool, ns: &str) -> Result<()> {

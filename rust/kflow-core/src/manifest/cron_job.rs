@@ -61,15 +61,6 @@ pub struct ScheduleManifests {
     pub pip_cache: Option<PersistentVolumeClaim>,
 }
 
-impl ScheduleManifests {
-    /// Everything the CronJob owns (gone with it).
-    pub fn owned(&self) -> impl Iterator<Item = serde_json::Value> + '_ {
-        std::iter::once(super::as_json(&self.outputs))
-            .chain(std::iter::once(super::as_json(&self.code)))
-            .chain(self.code_parts.iter().map(super::as_json))
-    }
-}
-
 /// kflow's metadata for an object of the schedule, labelled with it.
 fn schedule_metadata(spec: &RunSpec, name: &str) -> ObjectMeta {
     let mut meta = metadata(spec, name);

@@ -223,9 +223,10 @@ fn a_schedule_runs_the_master_pod_from_a_cronjob_and_owns_its_outputs_claim() {
     assert_eq!(claim["metadata"]["name"], "train-abc12-outputs");
     assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "2Gi");
     // The outputs claim and the code go with the CronJob; the shared pip cache does not.
-    let owned: Vec<String> = m
-        .owned()
-        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+    let owned: Vec<String> = std::iter::once(&m.outputs.metadata)
+        .chain(std::iter::once(&m.code.metadata))
+        .chain(m.code_parts.iter().map(|c| &c.metadata))
+        .map(|meta| meta.name.clone().unwrap())
         .collect();
     assert_eq!(owned, ["train-abc12-outputs", "train-abc12-code"]);
     assert!(m.pip_cache.is_some());

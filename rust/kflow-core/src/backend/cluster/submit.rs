@@ -129,11 +129,11 @@ pub async fn submit(client: &kube::Client, sub: &Submission<'_>) -> Result<Strin
     Ok(created_job.uid)
 }
 
-/// `cm` with `owner` as its only owner.
-fn owned_by(cm: &ConfigMap, owner: &OwnerReference) -> ConfigMap {
-    let mut cm = cm.clone();
-    cm.metadata.owner_references = Some(vec![owner.clone()]);
-    cm
+/// `object` with `owner` as its only owner.
+pub(crate) fn owned_by<K: kube::Resource + Clone>(object: &K, owner: &OwnerReference) -> K {
+    let mut object = object.clone();
+    object.meta_mut().owner_references = Some(vec![owner.clone()]);
+    object
 }
 
 /// What a create asks to get back: the object's metadata only, as the API server sends it to
