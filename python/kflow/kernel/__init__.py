@@ -9,12 +9,19 @@ imports (argparse and typing alone would cost more than the rest of the start)."
 import os
 import sys
 
-USAGE = "usage: python -m kflow.kernel -f CONNECTION_FILE"
+USAGE = "usage: python -m kflow.kernel [--session] -f CONNECTION_FILE"
 
 
 def _usage(problem):
     sys.stderr.write(f"{USAGE}\nkflow.kernel: {problem}\n")
     raise SystemExit(2)
+
+
+def parse(argv):
+    """(connection file, session mode) from `[--session] -f FILE` (also `--connection-file FILE`
+    or `--connection-file=FILE`)."""
+    session = "--session" in argv
+    return connection_file([a for a in argv if a != "--session"]), session
 
 
 def connection_file(argv):
@@ -24,7 +31,10 @@ def connection_file(argv):
     while i < len(argv):
         arg = argv[i]
         if arg in ("-h", "--help"):
-            sys.stdout.write(f"{USAGE}\n\nRuns the kflow Jupyter kernel on the connection file jupyter_client wrote.\n")
+            sys.stdout.write(
+                f"{USAGE}\n\nRuns the kflow Jupyter kernel on the connection file jupyter_client wrote.\n"
+                "--session: cells run in one long-lived remote Python (a kflow session).\n"
+            )
             raise SystemExit(0)
         if arg in ("-f", "--connection-file"):
             if i + 1 >= len(argv):
@@ -45,10 +55,10 @@ def connection_file(argv):
 
 
 def main(argv=None) -> int:
-    path = connection_file(sys.argv[1:] if argv is None else argv)
+    path, session = parse(sys.argv[1:] if argv is None else argv)
     # Reported as language_info.version; the local backend's jobs run with this interpreter.
     os.environ.setdefault("KFLOW_PYTHON_VERSION", "%d.%d.%d" % sys.version_info[:3])
     from kflow import _native
 
-    _native.kernel_main(path)
+    _native.kernel_main(path, session)
     return 0

@@ -208,7 +208,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KernelAction {
-    /// Register the "Kubeflow (kflow)" kernel with this Python's absolute path.
+    /// Register the "Kubeflow (kflow)" kernel, and "Kubeflow session (kflow)" (cells in one
+    /// long-lived remote Python) as `<name>-session`, with this Python's absolute path.
     Install {
         /// Into the user's Jupyter folder (the default).
         #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]

@@ -27,11 +27,31 @@ pub fn user_kernels_dir() -> PathBuf {
     }
 }
 
+/// Writes the kernelspec `name` and, beside it, `<name>-session` (the same kernel in session
+/// mode: cells run in one long-lived remote Python). Returns both folders.
 pub fn install(
     kernels_dir: &Path,
     name: &str,
     display_name: &str,
     python: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let session_name = format!("{name}-session");
+    let session_display = match display_name.strip_suffix(" (kflow)") {
+        Some(base) => format!("{base} session (kflow)"),
+        None => format!("{display_name} (session)"),
+    };
+    Ok(vec![
+        install_one(kernels_dir, name, display_name, python, false)?,
+        install_one(kernels_dir, &session_name, &session_display, python, true)?,
+    ])
+}
+
+fn install_one(
+    kernels_dir: &Path,
+    name: &str,
+    display_name: &str,
+    python: &Path,
+    session: bool,
 ) -> Result<PathBuf, Error> {
     if name.is_empty()
         || !name
@@ -47,8 +67,13 @@ pub fn install(
     }
     let dir = kernels_dir.join(name);
     std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+    let mut argv = vec![python.display().to_string(), "-m".into(), "kflow.kernel".into()];
+    if session {
+        argv.push("--session".into());
+    }
+    argv.extend(["-f".to_string(), "{connection_file}".to_string()]);
     let spec = json!({
-        "argv": [python.display().to_string(), "-m", "kflow.kernel", "-f", "{connection_file}"],
+        "argv": argv,
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "message",

@@ -233,11 +233,9 @@ fn dispatch(command: Command, client: &Client, host: &Host, out: &Printer) -> Re
                 (_, Some(prefix)) => prefix.join("share/jupyter/kernels"),
                 _ => kernelspec::user_kernels_dir(),
             };
-            let dir = kernelspec::install(&kernels, &name, &display_name, &host.python)?;
-            out.note(&format!(
-                "installed kernelspec {name:?} in {}",
-                dir.display()
-            ));
+            for dir in kernelspec::install(&kernels, &name, &display_name, &host.python)? {
+                out.note(&format!("installed kernelspec in {}", dir.display()));
+            }
             Ok(0)
         }
         Command::Templates { project_root, json } => {

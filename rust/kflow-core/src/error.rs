@@ -697,6 +697,14 @@ pub enum ResourceError {
         /// Its state when the wait ended.
         state: String,
     },
+    /// A session's connection ended while it was in use.
+    #[error("the session {name:?} ended: {reason}")]
+    SessionEnded {
+        /// The session.
+        name: String,
+        /// Why: its pod's failure reason, or what broke the connection.
+        reason: String,
+    },
 }
 
 impl ResourceError {
@@ -711,6 +719,9 @@ impl ResourceError {
             }
             ResourceError::InUse { .. } => {
                 "stop the pods or Notebook servers that use it first, or delete it anyway with --force (force=True): Kubernetes then removes it once they end".into()
+            }
+            ResourceError::SessionEnded { .. } => {
+                "run the cell again: a fresh session starts (its state starts empty)".into()
             }
             ResourceError::NotGone { .. } => {
                 "wait a little and try again: the cluster's garbage collector removes them (`kubectl get pvc,configmaps` shows them)".into()
@@ -837,7 +848,9 @@ impl Error {
             Error::Resource(ResourceError::NotReady { .. } | ResourceError::NotGone { .. }) => {
                 ErrorKind::Timeout
             }
-            Error::Resource(ResourceError::Stuck { .. }) => ErrorKind::Backend,
+            Error::Resource(ResourceError::Stuck { .. } | ResourceError::SessionEnded { .. }) => {
+                ErrorKind::Backend
+            }
             Error::Cluster(_) | Error::System(_) => ErrorKind::Backend,
             Error::App(AppError::NotFound { .. } | AppError::Refused { code: 404, .. }) => {
                 ErrorKind::NotFound

@@ -36,6 +36,9 @@
 //!   running a run's pod: `update`, `trigger`, `runs`, `collect` its runs' outputs,
 //!   `delete_run`, `delete`), [`ScheduleRequest`], [`ScheduleUpdate`], [`ScheduleInfo`],
 //!   [`ScheduledRun`], [`CollectedRun`]
+//! - sessions ([`Client::start_session`], `session`): [`Session`] (one long-lived remote
+//!   Python: `wait_ready`, `connect` → [`SessionLink`] and [`SessionEvent`]s, `sync` →
+//!   [`Synced`], `ended`, `stop`), [`SessionRequest`], [`DEFAULT_IDLE_TIMEOUT`]
 //! - the cluster connection: [`Doctor`]
 //! - Kubeflow Pipelines: [`Pipelines`] (`connect`, `list_pipelines`, `list_versions`,
 //!   `list_experiments`, `list_runs`, `get_run`, `start_run`, `follow_run`, `upload`),
@@ -83,6 +86,7 @@ mod paths;
 mod pem;
 mod records;
 mod schedules;
+mod sessions;
 mod spec;
 mod status;
 
@@ -114,6 +118,9 @@ pub use records::RunRecord;
 pub use schedules::{
     CollectedRun, Schedule, ScheduleInfo, ScheduleRequest, ScheduleUpdate, ScheduledRun,
     DEFAULT_OUTPUTS_SIZE,
+};
+pub use sessions::{
+    Session, SessionEvent, SessionLink, SessionRequest, Synced, DEFAULT_IDLE_TIMEOUT,
 };
 pub use spec::grammar::{run_option, OptionValue, RunOption, RUN_OPTIONS};
 pub use spec::template::TemplateInfo;

@@ -50,7 +50,13 @@ impl Executor {
             .unwrap_or_default()
     }
 
-    fn options(&self) -> KernelOptions {
+    /// Sets one `%kflow` option (as `%kflow key=value` does).
+    pub fn set_option(&self, key: &str, value: &str) -> Result<(), String> {
+        let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        s.options.set(key, value)
+    }
+
+    pub fn options(&self) -> KernelOptions {
         let mut o = self
             .session
             .lock()

@@ -15,7 +15,9 @@ use crate::cells::Executor;
 use crate::connection::ConnectionInfo;
 use crate::error::Result;
 use crate::messages::*;
+use crate::magics::{self, SessionCommand};
 use crate::output::{self, Publisher};
+use crate::remote::{Frontend, Remote};
 use crate::runner::{CancelToken, CellOutcome};
 use crate::sockets::{self, log};
 use crate::wire::{Incoming, Outgoing, Signer};
@@ -137,6 +139,7 @@ pub async fn serve(
     info: ConnectionInfo,
     executor: Arc<Executor>,
     config: KernelConfig,
+    remote: Option<Arc<Remote>>,
 ) -> Result<()> {
     let signer = Signer::new(&info.key);
     let bound = sockets::bind_all(&info).await?;
@@ -150,12 +153,29 @@ pub async fn serve(
     let (control_tx, control_replies) = mpsc::unbounded_channel();
     let mut control_rx =
         sockets::serve_router(bound.control, signer.clone(), "control", control_replies);
-    // Jobs cannot read from the notebook, so we never send input_request; stdin is drained.
-    let (_stdin_tx, stdin_replies) = mpsc::unbounded_channel::<Outgoing>();
+    // Jobs cannot read from the notebook; a session's remote kernel can (input()): its
+    // input_request goes out here and the input_reply goes back to it.
+    let (stdin_tx, stdin_replies) = mpsc::unbounded_channel::<Outgoing>();
     let mut stdin_rx = sockets::serve_router(bound.stdin, signer.clone(), "stdin", stdin_replies);
+    if let Some(r) = &remote {
+        r.attach(Frontend {
+            shell: shell_tx.clone(),
+            control: control_tx.clone(),
+            stdin: stdin_tx,
+            iopub: iopub_tx.clone(),
+            session: session.clone(),
+        });
+    }
+    let stdin_remote = remote.clone();
     tokio::spawn(async move {
         while let Some(m) = stdin_rx.recv().await {
-            log(&format!("stdin: ignored {}", m.header.msg_type));
+            let passed = match &stdin_remote {
+                Some(r) => r.pass(&m, "stdin").await,
+                None => false,
+            };
+            if !passed {
+                log(&format!("stdin: ignored {}", m.header.msg_type));
+            }
         }
     });
 
@@ -173,10 +193,21 @@ pub async fn serve(
     // Control: its own task, so interrupt and shutdown are handled while a cell runs.
     let ctl_shared = shared.clone();
     let ctl_shutdown = shutdown_tx.clone();
+    let ctl_remote = remote.clone();
     tokio::spawn(async move {
         while let Some(req) = control_rx.recv().await {
             let parent = req.as_parent();
             ctl_shared.status(&parent, "busy");
+            if let Some(r) = &ctl_remote {
+                match req.header.msg_type.as_str() {
+                    "interrupt_request" => r.interrupt().await,
+                    "shutdown_request" => {
+                        let restart = req.content["restart"].as_bool().unwrap_or(false);
+                        r.shutdown(restart).await;
+                    }
+                    _ => {}
+                }
+            }
             let stop = control(&ctl_shared, &control_tx, &req);
             ctl_shared.status(&parent, "idle");
             if stop {
@@ -216,6 +247,7 @@ pub async fn serve(
     let mut shell = ShellState {
         shared: shared.clone(),
         executor,
+        remote,
         count: 0,
         history: Vec::new(),
         idle: idle_tx,
@@ -232,12 +264,17 @@ pub async fn serve(
                 _ = shutdown_rx.changed() => break,
             }
         };
-        let parent = req.as_parent();
-        shared.status(&parent, "busy");
-        let stop = shell.handle(&shell_tx, &req).await;
-        shared.status(&parent, "idle");
-        if stop {
-            break;
+        if let Some(remote) = shell.forwarding(&req).await {
+            // The remote kernel sends this request's busy/idle itself.
+            shell.forward(&remote, &shell_tx, &req).await;
+        } else {
+            let parent = req.as_parent();
+            shared.status(&parent, "busy");
+            let stop = shell.handle(&shell_tx, &req).await;
+            shared.status(&parent, "idle");
+            if stop {
+                break;
+            }
         }
         if std::mem::take(&mut shell.failed_stop) {
             // As ipykernel does: a failed cell (stop_on_error) aborts the executes already
@@ -262,6 +299,11 @@ pub async fn serve(
                 }
             }
         }
+    }
+    // However the kernel ends (a shutdown on shell, an orphaned kernel), its session goes with
+    // it; a control shutdown has already dealt with it (a restart keeps it).
+    if let Some(r) = &shell.remote {
+        r.shutdown(false).await;
     }
     // Let the sender tasks write the shutdown reply and the last idle before the process ends.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -309,6 +351,8 @@ fn control(shared: &Shared, tx: &mpsc::UnboundedSender<Outgoing>, req: &Incoming
 struct ShellState {
     shared: Arc<Shared>,
     executor: Arc<Executor>,
+    /// Session mode's remote kernel (when this kernel can run one).
+    remote: Option<Arc<Remote>>,
     count: u64,
     history: Vec<HistoryEntry>,
     idle: watch::Sender<bool>,
@@ -454,7 +498,26 @@ impl ShellState {
                 },
             );
         }
-        let outcome = if !r.store_history || r.silent || r.code.trim().is_empty() {
+        let outcome = if let Some(commands) = magics::parse_session_magic(&r.code) {
+            self.history.push(HistoryEntry {
+                line: count,
+                input: r.code.clone(),
+            });
+            match commands {
+                Ok(commands) => self.session_magic(&publisher, commands).await,
+                Err(e) => CellOutcome::error("UsageError", e),
+            }
+        } else if self.session_on() && !magics::is_kflow_cell(&r.code) {
+            // Only silent probes get here in session mode without a session (see forwarding).
+            CellOutcome::Ok
+        } else if self.session_on()
+            && matches!(magics::parse_cell(&r.code), Ok(magics::CellPlan::Lines { code: Some(_), .. }))
+        {
+            CellOutcome::error(
+                "UsageError",
+                "in session mode kflow's line magics go in a cell of their own (the code runs in the session); use %%kflow_job to run a cell as a training job",
+            )
+        } else if !r.store_history || r.silent || r.code.trim().is_empty() {
             // Editor probes (VS Code's store_history=false startup code) are answered here and
             // never become jobs.
             CellOutcome::Ok
@@ -507,6 +570,175 @@ impl ShellState {
                 );
             }
         }
+    }
+
+    fn session_on(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.enabled())
+    }
+
+    /// In session mode, the remote kernel answers everything but kernel_info, shutdown and
+    /// kflow's own magics. Requests that only matter to a running session (history,
+    /// is_complete, comms, silent probes) do not start one.
+    async fn forwarding(&self, req: &Incoming) -> Option<Arc<Remote>> {
+        let remote = self.remote.as_ref().filter(|r| r.enabled())?.clone();
+        let connected = remote.is_connected().await;
+        let code = req.content["code"].as_str().unwrap_or("");
+        let local_magic = magics::is_kflow_cell(code);
+        let forward = match req.header.msg_type.as_str() {
+            "execute_request" => {
+                let silent = req.content["silent"].as_bool().unwrap_or(false);
+                let store = req.content["store_history"].as_bool().unwrap_or(true);
+                if local_magic {
+                    false
+                } else if silent || !store || code.trim().is_empty() {
+                    connected
+                } else {
+                    true
+                }
+            }
+            "complete_request" | "inspect_request" => !local_magic,
+            "is_complete_request" => connected && !local_magic,
+            "history_request" | "comm_info_request" | "comm_open" | "comm_msg" | "comm_close" => {
+                connected
+            }
+            _ => false,
+        };
+        forward.then_some(remote)
+    }
+
+    /// One request through the session's remote kernel (started first when needed).
+    async fn forward(
+        &mut self,
+        remote: &Arc<Remote>,
+        tx: &mpsc::UnboundedSender<Outgoing>,
+        req: &Incoming,
+    ) {
+        let msg_type = req.header.msg_type.clone();
+        if !msg_type.ends_with("_request") {
+            remote.pass(req, "shell").await;
+            return;
+        }
+        let shared = self.shared.clone();
+        let parent = req.as_parent();
+        let publisher = shared.publisher(parent.clone());
+        let starting = !remote.is_connected().await;
+        if starting {
+            // The remote kernel's own busy comes once it runs; until then this kernel is busy.
+            shared.status(&parent, "busy");
+        }
+        let token = CancelToken::new();
+        if let Ok(mut r) = shared.running.lock() {
+            *r = Some(token.clone());
+        }
+        let _ = self.idle.send(false);
+        let progress_to = publisher.clone();
+        let progress: crate::remote::Progress = Box::new(move |text: &str| {
+            progress_to.publish("stream", serde_json::json!({"name": "stderr", "text": text}));
+        });
+        let options = self.executor.options();
+        let result = remote
+            .forward(req, "shell", &options, progress, &token, starting)
+            .await;
+        if let Ok(mut r) = shared.running.lock() {
+            *r = None;
+        }
+        let _ = self.idle.send(true);
+        let stop_on_error = req.content["stop_on_error"].as_bool().unwrap_or(true);
+        match result {
+            Ok(content) => {
+                if msg_type == "execute_request" {
+                    if let Some(n) = content["execution_count"].as_u64() {
+                        self.count = n;
+                    }
+                    self.failed_stop = stop_on_error && content["status"] == "error";
+                }
+            }
+            Err(message) => {
+                if !starting {
+                    shared.status(&parent, "busy");
+                }
+                let traceback = vec![format!("\x1b[0;31mSessionError\x1b[0m: {message}")];
+                if msg_type == "execute_request" {
+                    publisher.publish(
+                        "error",
+                        ErrorOutput {
+                            ename: "SessionError".into(),
+                            evalue: message.clone(),
+                            traceback: traceback.clone(),
+                        },
+                    );
+                    self.failed_stop = stop_on_error;
+                }
+                shared.reply(
+                    tx,
+                    req,
+                    &reply_type(&msg_type),
+                    ErrorContent {
+                        status: "error",
+                        execution_count: self.count,
+                        ename: "SessionError".into(),
+                        evalue: message,
+                        traceback,
+                    },
+                );
+                shared.status(&parent, "idle");
+            }
+        }
+    }
+
+    /// `%kflow session …`.
+    async fn session_magic(
+        &mut self,
+        publisher: &Publisher,
+        commands: Vec<SessionCommand>,
+    ) -> CellOutcome {
+        let Some(remote) = self.remote.clone() else {
+            return CellOutcome::error(
+                "UsageError",
+                "session mode is not available in this kernel (it runs cells through a test runner)",
+            );
+        };
+        let mut said: Vec<String> = Vec::new();
+        for command in commands {
+            match command {
+                SessionCommand::Show => {}
+                SessionCommand::On => {
+                    remote.set_enabled(true);
+                    said.push("session mode on: the following cells run in one long-lived Python, started by the next cell".into());
+                }
+                SessionCommand::Off => {
+                    if let Err(e) = remote.stop().await {
+                        return CellOutcome::error("SessionError", e);
+                    }
+                    remote.set_enabled(false);
+                    said.push("session mode off: each cell is a training job again".into());
+                }
+                SessionCommand::Stop => match remote.stop().await {
+                    Ok(true) => said.push(format!(
+                        "session {} deleted; the next cell starts a fresh one",
+                        remote.name()
+                    )),
+                    Ok(false) => said.push("no session runs".into()),
+                    Err(e) => return CellOutcome::error("SessionError", e),
+                },
+                SessionCommand::Idle(d) => {
+                    remote.set_idle(Some(d.unwrap_or_default()));
+                    said.push("the idle timeout applies from the next session start".into());
+                }
+                SessionCommand::SetOption(k, v) => {
+                    if let Err(e) = self.executor.set_option(&k, &v) {
+                        return CellOutcome::error("UsageError", e);
+                    }
+                    said.push(format!("{k}={v} (applies from the next session start)"));
+                }
+            }
+        }
+        said.push(remote.describe().await);
+        publisher.publish(
+            "stream",
+            serde_json::json!({"name": "stdout", "text": said.join("\n") + "\n"}),
+        );
+        CellOutcome::Ok
     }
 
     async fn run_cell(&mut self, publisher: &Publisher, count: u64, code: String) -> CellOutcome {

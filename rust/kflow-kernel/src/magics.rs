@@ -22,7 +22,111 @@ pub const MAGICS: &[(&str, &str)] = &[
     ("%kflow_status", "%kflow_status [NAME]   show a job's status (default: the last job)."),
     ("%%kflow_file", "%%kflow_file PATH   (cell magic) add the cell's text to the next jobs' project as PATH."),
     ("%%kflow_run", "%%kflow_run [--key value …] [-- ARGS…]   (cell magic) run the rest of the cell as a job."),
+    ("%%kflow_job", "%%kflow_job [--key value …] [-- ARGS…]   (cell magic) run the rest of the cell as a training job\n\
+        (in a session too: the job's logs stream into the cell). The same as %%kflow_run."),
+    ("%kflow session", "%kflow session [on|off|stop] [idle=SECONDS|30m|2h|never] [key=value …]\n\
+        Session mode: cells run in one long-lived Python (a real ipykernel) in a session pod, state kept\n\
+        between cells; the pod is made from the %kflow options (image, gpu, memory, pip, …).\n\
+        on: switch this kernel to session mode; off: back to one job per cell (the session is deleted);\n\
+        stop: end the session now (the next cell starts a fresh one); idle=: end it after that long\n\
+        without a cell (default 1 h). No arguments: show the session."),
 ];
+
+/// What `%kflow session …` asks for, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionCommand {
+    Show,
+    On,
+    Off,
+    Stop,
+    /// `None`: never end an idle session.
+    Idle(Option<std::time::Duration>),
+    SetOption(String, String),
+}
+
+/// `Some` when the cell is a `%kflow session …` magic.
+pub fn parse_session_magic(cell: &str) -> Option<Result<Vec<SessionCommand>, String>> {
+    let mut lines = cell.lines().filter(|l| !is_blank(l));
+    let first = lines.next()?.trim();
+    let rest = first.strip_prefix("%kflow")?.trim_start();
+    let args = rest.strip_prefix("session")?;
+    if !(args.is_empty() || args.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    if lines.next().is_some() {
+        return Some(Err(
+            "%kflow session goes in a cell of its own (the following cells run in the session)".into(),
+        ));
+    }
+    let Some(words) = shlex::split(args) else {
+        return Some(Err("%kflow session: unbalanced quotes".into()));
+    };
+    if words.is_empty() {
+        return Some(Ok(vec![SessionCommand::Show]));
+    }
+    let mut commands = Vec::new();
+    for w in words {
+        let c = match w.as_str() {
+            "on" => SessionCommand::On,
+            "off" => SessionCommand::Off,
+            "stop" => SessionCommand::Stop,
+            "status" => SessionCommand::Show,
+            _ => match w.split_once('=') {
+                Some(("idle", v)) => match idle_timeout(v) {
+                    Ok(d) => SessionCommand::Idle(d),
+                    Err(e) => return Some(Err(e)),
+                },
+                Some((k, v)) => {
+                    let mut probe = KernelOptions::default();
+                    if let Err(e) = probe.set(k, v) {
+                        return Some(Err(e));
+                    }
+                    SessionCommand::SetOption(k.to_string(), v.to_string())
+                }
+                None => {
+                    return Some(Err(format!(
+                        "%kflow session {w}: expected on, off, stop, idle=… or key=value"
+                    )))
+                }
+            },
+        };
+        commands.push(c);
+    }
+    Some(Ok(commands))
+}
+
+/// `600`, `30s`, `30m`, `2h`, `never`/`0`.
+fn idle_timeout(v: &str) -> Result<Option<std::time::Duration>, String> {
+    let v = v.trim();
+    if v == "never" || v == "0" {
+        return Ok(None);
+    }
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("idle={v}: expected seconds, or e.g. 30m, 2h, never"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("idle={v}: the unit is s, m or h (e.g. 30m)")),
+    };
+    Ok(Some(std::time::Duration::from_secs(secs)))
+}
+
+/// A cell kflow runs itself even in session mode: it starts with one of kflow's magics.
+pub fn is_kflow_cell(cell: &str) -> bool {
+    cell.lines()
+        .find(|l| !is_blank(l))
+        .map(|l| {
+            let t = l.trim_start();
+            t.starts_with("%kflow") || t.starts_with("%%kflow") || t.starts_with("?%kflow")
+        })
+        .unwrap_or(false)
+}
 
 pub fn help(name: &str) -> Option<&'static str> {
     MAGICS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
@@ -103,7 +207,7 @@ pub fn parse_cell(cell: &str) -> Result<CellPlan, String> {
                         contents: body,
                     })
                 }
-                "%%kflow_run" => {
+                "%%kflow_run" | "%%kflow_job" => {
                     let (script, overrides, args) = parse_run_args(rest, false)?;
                     debug_assert!(script.is_none());
                     Ok(CellPlan::CellRun {

@@ -172,6 +172,19 @@ impl Incoming {
         })
     }
 
+    /// The message as a session's remote kernel gets it: the four JSON parts and the buffers.
+    pub fn relay_parts(&self) -> Vec<Vec<u8>> {
+        let json = |v: &Value| serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+        let mut parts = vec![
+            serde_json::to_vec(&self.header).unwrap_or_else(|_| b"{}".to_vec()),
+            json(&self.parent_header),
+            json(&self.metadata),
+            json(&self.content),
+        ];
+        parts.extend(self.buffers.iter().map(|b| b.to_vec()));
+        parts
+    }
+
     /// The parent_header for messages caused by this one: the request's own header.
     pub fn as_parent(&self) -> Value {
         serde_json::to_value(&self.header).unwrap_or(Value::Null)
@@ -185,6 +198,9 @@ pub struct Outgoing {
     pub header: Header,
     pub parent_header: Value,
     pub content: Value,
+    /// A session's remote kernel's message, passed on as it came (header, parent header,
+    /// metadata, content, buffers), only signed again with this kernel's key.
+    relayed: Option<Vec<Bytes>>,
 }
 
 impl Outgoing {
@@ -201,10 +217,30 @@ impl Outgoing {
             parent_header,
             // Our own content types always serialise; Null only guards against future misuse.
             content: serde_json::to_value(content).unwrap_or(Value::Null),
+            relayed: None,
+        }
+    }
+
+    /// A remote kernel's message (at least the four JSON parts) to pass on unchanged.
+    pub fn relayed(prefix: Vec<Bytes>, parts: Vec<Bytes>) -> Self {
+        Outgoing {
+            prefix,
+            header: Header::new("relayed", ""),
+            parent_header: Value::Null,
+            content: Value::Null,
+            relayed: Some(parts),
         }
     }
 
     pub fn encode(&self, signer: &Signer) -> Vec<Bytes> {
+        if let Some(parts) = self.relayed.as_ref().filter(|p| p.len() >= 4) {
+            let sig = signer.sign(&[&parts[0], &parts[1], &parts[2], &parts[3]]);
+            let mut frames = self.prefix.clone();
+            frames.push(Bytes::from_static(DELIMITER));
+            frames.push(Bytes::from(sig.into_bytes()));
+            frames.extend(parts.iter().cloned());
+            return frames;
+        }
         let header = serde_json::to_vec(&self.header).unwrap_or_else(|_| b"{}".to_vec());
         let parent = if self.parent_header.is_object() {
             serde_json::to_vec(&self.parent_header).unwrap_or_else(|_| b"{}".to_vec())

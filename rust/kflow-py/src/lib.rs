@@ -457,9 +457,10 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 /// Jupyter kernel until a shutdown_request. The kernel never calls into Python, so the GIL is
 /// released for its whole life; local jobs' supervisors run under this interpreter.
 #[pyfunction]
-fn kernel_main(py: Python<'_>, connection_file: std::path::PathBuf) -> PyResult<()> {
+#[pyo3(signature = (connection_file, session=false))]
+fn kernel_main(py: Python<'_>, connection_file: std::path::PathBuf, session: bool) -> PyResult<()> {
     let launcher = launcher(py)?;
-    py.detach(|| kflow_kernel::kernel_main(&connection_file, launcher))
+    py.detach(|| kflow_kernel::kernel_main(&connection_file, launcher, session))
         .map_err(|e| KflowError::new_err(format!("kflow kernel: {e}")))
 }
 

@@ -176,7 +176,7 @@ impl Context {
         Ok(file.over(Settings::from_env(&self.env)?))
     }
 
-    fn absolute(&self, path: &Path) -> PathBuf {
+    pub(crate) fn absolute(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()
         } else {

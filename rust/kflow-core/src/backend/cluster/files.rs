@@ -159,6 +159,18 @@ async fn replica_target(
     })
 }
 
+/// The pods API and the name of a replica's running pod (for a port-forward to it).
+pub(crate) fn replica_pod(
+    backend: &ClusterBackend,
+    record: &RunRecord,
+    replica: &str,
+) -> Result<(Api<Pod>, String)> {
+    backend.block_on(async {
+        let target = replica_target(backend, record, replica).await?;
+        Ok((target.pods, target.pod))
+    })
+}
+
 /// The command's exit code from the Status the API server ends the stream with.
 async fn exit_code(process: &mut AttachedProcess) -> Option<i32> {
     let status = process.take_status()?.await?;
