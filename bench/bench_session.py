@@ -53,6 +53,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for sub in ("state", "cache", "config"):
             os.environ[f"KFLOW_{sub.upper()}_DIR"] = os.path.join(tmp, sub)
+        project = os.path.join(tmp, "notebooks")
+        os.mkdir(project)
         cluster = TestCluster(pathlib.Path(tmp) / "cluster", ["--image-map", f"kflow-session-bench=python:{sys.executable}"])
         try:
             on_cluster = {"KUBECONFIG": cluster.kubeconfig, "KFLOW_BACKEND": "cluster", "KFLOW_DEFAULT_IMAGE": "kflow-session-bench:1"}
@@ -61,7 +63,7 @@ def main() -> None:
                 ("kflow session, test cluster (pod + port-forward)", "kflow-session", on_cluster),
                 ("ipykernel (local, in-process)", "python3", {}),
             ]:
-                runs = [one_run(name, tmp, env, args.cells) for _ in range(args.repeat)]
+                runs = [one_run(name, project, env, args.cells) for _ in range(args.repeat)]
                 rows.append((label, *(statistics.median(r[i] for r in runs) for i in range(3))))
         finally:
             cluster.stop()

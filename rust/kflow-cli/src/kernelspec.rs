@@ -67,7 +67,11 @@ fn install_one(
     }
     let dir = kernels_dir.join(name);
     std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
-    let mut argv = vec![python.display().to_string(), "-m".into(), "kflow.kernel".into()];
+    let mut argv = vec![
+        python.display().to_string(),
+        "-m".into(),
+        "kflow.kernel".into(),
+    ];
     if session {
         argv.push("--session".into());
     }

@@ -14,8 +14,8 @@ use crate::assist::{self, Completeness};
 use crate::cells::Executor;
 use crate::connection::ConnectionInfo;
 use crate::error::Result;
-use crate::messages::*;
 use crate::magics::{self, SessionCommand};
+use crate::messages::*;
 use crate::output::{self, Publisher};
 use crate::remote::{Frontend, Remote};
 use crate::runner::{CancelToken, CellOutcome};
@@ -511,7 +511,10 @@ impl ShellState {
             // Only silent probes get here in session mode without a session (see forwarding).
             CellOutcome::Ok
         } else if self.session_on()
-            && matches!(magics::parse_cell(&r.code), Ok(magics::CellPlan::Lines { code: Some(_), .. }))
+            && matches!(
+                magics::parse_cell(&r.code),
+                Ok(magics::CellPlan::Lines { code: Some(_), .. })
+            )
         {
             CellOutcome::error(
                 "UsageError",
@@ -633,7 +636,10 @@ impl ShellState {
         let _ = self.idle.send(false);
         let progress_to = publisher.clone();
         let progress: crate::remote::Progress = Box::new(move |text: &str| {
-            progress_to.publish("stream", serde_json::json!({"name": "stderr", "text": text}));
+            progress_to.publish(
+                "stream",
+                serde_json::json!({"name": "stderr", "text": text}),
+            );
         });
         let options = self.executor.options();
         let result = remote

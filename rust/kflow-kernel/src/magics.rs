@@ -55,7 +55,8 @@ pub fn parse_session_magic(cell: &str) -> Option<Result<Vec<SessionCommand>, Str
     }
     if lines.next().is_some() {
         return Some(Err(
-            "%kflow session goes in a cell of its own (the following cells run in the session)".into(),
+            "%kflow session goes in a cell of its own (the following cells run in the session)"
+                .into(),
         ));
     }
     let Some(words) = shlex::split(args) else {

@@ -135,7 +135,9 @@ impl Remote {
             return Ok(c.clone());
         }
         if let Some(notice) = self.notice.lock().ok().and_then(|mut n| n.take()) {
-            progress(&format!("kflow: the last session {notice}; starting a fresh one (its state is gone)\n"));
+            progress(&format!(
+                "kflow: the last session {notice}; starting a fresh one (its state is gone)\n"
+            ));
         }
         let request = session_request(options, self.idle())?;
         let (client, name, cancel) = (self.client.clone(), self.name.clone(), cancel.clone());
@@ -177,7 +179,10 @@ impl Remote {
                 return Err(e.to_string());
             }
             let (link, events) = session.connect().map_err(|e| e.to_string())?;
-            let ready = format!("session {name} ready in {:.1} s (pod and kernel)", t0.elapsed().as_secs_f64());
+            let ready = format!(
+                "session {name} ready in {:.1} s (pod and kernel)",
+                t0.elapsed().as_secs_f64()
+            );
             log(&ready);
             if told {
                 progress(&format!("kflow: {ready}\n"));
@@ -227,17 +232,20 @@ impl Remote {
             }
         }
         let (answered, answer) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            req.header.msg_id.clone(),
-            Pending {
-                identities: req.identities.clone(),
-                channel,
-                msg_type: req.header.msg_type.clone(),
-                parent: req.as_parent(),
-                answered,
-                busy_sent,
-            },
-        );
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                req.header.msg_id.clone(),
+                Pending {
+                    identities: req.identities.clone(),
+                    channel,
+                    msg_type: req.header.msg_type.clone(),
+                    parent: req.as_parent(),
+                    answered,
+                    busy_sent,
+                },
+            );
         conn.link.send(channel, req.relay_parts());
         answer
             .await
@@ -292,7 +300,7 @@ impl Remote {
                 Some(c.session)
             }
             // Not connected in this process: a session of an earlier process may still run.
-            None if self.always => self.client.session(&self.name).ok(),
+            None if self.always => self.find().await,
             None => None,
         };
         if let Some(session) = session {
@@ -305,6 +313,16 @@ impl Remote {
         }
     }
 
+    /// The session under this kernel's name, if one exists (looked up on a blocking thread:
+    /// the cluster client blocks).
+    async fn find(&self) -> Option<Session> {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        tokio::task::spawn_blocking(move || client.session(&name).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// `%kflow session stop`: ends the session now; the next cell starts a fresh one.
     pub async fn stop(&self) -> Result<bool, String> {
         let taken = self.connected.lock().await.take();
@@ -313,7 +331,7 @@ impl Remote {
                 c.link.close();
                 Some(c.session)
             }
-            None => self.client.session(&self.name).ok(),
+            None => self.find().await,
         };
         match session {
             Some(s) => tokio::task::spawn_blocking(move || s.stop())
@@ -353,7 +371,11 @@ impl Remote {
         )
     }
 
-    async fn route(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<SessionEvent>, generation: u64) {
+    async fn route(
+        self: Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<SessionEvent>,
+        generation: u64,
+    ) {
         let Some(front) = self.frontend.get().cloned() else {
             return;
         };
@@ -363,7 +385,9 @@ impl Remote {
                     self.relay(&front, &channel, parts);
                 }
                 SessionEvent::KernelDied { exit_code } => {
-                    let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+                    let code = exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "?".into());
                     self.fail_pending(
                         &front,
                         "DeadKernelError",
@@ -373,12 +397,23 @@ impl Remote {
                 SessionEvent::KernelRestarted => log("the session's fresh Python is ready"),
                 SessionEvent::Reconnected => log("the session's stream dropped; reconnected"),
                 SessionEvent::Culled { idle_seconds } => {
-                    self.ended(generation, format!("ended itself after {idle_seconds} s without a cell (idle culling)"), true)
-                        .await;
+                    self.ended(
+                        generation,
+                        format!(
+                            "ended itself after {idle_seconds} s without a cell (idle culling)"
+                        ),
+                        true,
+                    )
+                    .await;
                 }
                 SessionEvent::Ended { reason } => {
-                    self.fail_pending(&front, "SessionEnded", &format!("the session ended: {reason}"));
-                    self.ended(generation, format!("ended: {reason}"), false).await;
+                    self.fail_pending(
+                        &front,
+                        "SessionEnded",
+                        &format!("the session ended: {reason}"),
+                    );
+                    self.ended(generation, format!("ended: {reason}"), false)
+                        .await;
                     return;
                 }
             }
@@ -452,7 +487,11 @@ impl Remote {
                     return;
                 };
                 let content = serde_json::from_slice(&parts[3]).unwrap_or(Value::Null);
-                let to = if p.channel == "control" { &front.control } else { &front.shell };
+                let to = if p.channel == "control" {
+                    &front.control
+                } else {
+                    &front.shell
+                };
                 let _ = to.send(Outgoing::relayed(p.identities, parts));
                 let _ = p.answered.send(content);
             }
@@ -481,13 +520,20 @@ impl Remote {
                 ));
             };
             if p.msg_type == "execute_request" {
-                publish("error", json!({"ename": ename, "evalue": evalue, "traceback": traceback}));
+                publish(
+                    "error",
+                    json!({"ename": ename, "evalue": evalue, "traceback": traceback}),
+                );
             }
             let reply_type = format!(
                 "{}_reply",
                 p.msg_type.strip_suffix("_request").unwrap_or(&p.msg_type)
             );
-            let to = if p.channel == "control" { &front.control } else { &front.shell };
+            let to = if p.channel == "control" {
+                &front.control
+            } else {
+                &front.shell
+            };
             let _ = to.send(Outgoing::new(
                 p.identities.clone(),
                 &reply_type,

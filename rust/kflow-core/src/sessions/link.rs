@@ -174,16 +174,14 @@ impl Driver {
         let mut backoff = Duration::from_millis(50);
         loop {
             let failure = match (self.dial)().await {
-                Ok(stream) => {
-                    match self.serve(stream, connected_before).await {
-                        StreamEnd::Closed => return,
-                        StreamEnd::Broken(why) => {
-                            connected_before = true;
-                            unreachable_since.get_or_insert_with(Instant::now);
-                            why
-                        }
+                Ok(stream) => match self.serve(stream, connected_before).await {
+                    StreamEnd::Closed => return,
+                    StreamEnd::Broken(why) => {
+                        connected_before = true;
+                        unreachable_since.get_or_insert_with(Instant::now);
+                        why
                     }
-                }
+                },
                 Err(e) => e.to_string(),
             };
             let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -222,14 +220,13 @@ impl Driver {
         if let Err(e) = writer.write_all(&encode(HELLO, 0, &[hello])).await {
             return StreamEnd::Broken(e.to_string());
         }
-        let welcome = match tokio::time::timeout(Duration::from_secs(30), read_frame(&mut reader))
-            .await
-        {
-            Ok(Ok((WELCOME, _, parts))) => parts,
-            Ok(Ok(_)) => return StreamEnd::Broken("the agent did not welcome us".into()),
-            Ok(Err(e)) => return StreamEnd::Broken(e.to_string()),
-            Err(_) => return StreamEnd::Broken("no welcome within 30 s".into()),
-        };
+        let welcome =
+            match tokio::time::timeout(Duration::from_secs(30), read_frame(&mut reader)).await {
+                Ok(Ok((WELCOME, _, parts))) => parts,
+                Ok(Ok(_)) => return StreamEnd::Broken("the agent did not welcome us".into()),
+                Ok(Err(e)) => return StreamEnd::Broken(e.to_string()),
+                Err(_) => return StreamEnd::Broken("no welcome within 30 s".into()),
+            };
         let agent_has = parse(welcome.first())["received"].as_u64().unwrap_or(0);
         self.acked(agent_has);
         for (_, frame) in &self.unacked {

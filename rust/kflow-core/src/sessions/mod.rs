@@ -124,9 +124,11 @@ impl Drop for RemoveOnDrop {
 /// A private, short path for a local session's socket (Unix socket paths are capped near 100
 /// bytes, so not under the run folder).
 fn socket_path(name: &str) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    use std::os::unix::fs::PermissionsExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("kflow-sessions-{uid}"));
     std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -260,7 +262,9 @@ impl Session {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .ok_or_else(|| self.not_started(format!("its agent gave an unusable address {address:?}")))?;
+            .ok_or_else(|| {
+                self.not_started(format!("its agent gave an unusable address {address:?}"))
+            })?;
         let backend = self.client.cluster_backend()?;
         let (pods, pod) = replica_pod(&backend, self.job.record(), "master-0")?;
         let dial: link::Dialer = Box::new(move || {

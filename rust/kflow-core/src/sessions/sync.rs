@@ -63,7 +63,13 @@ pub(super) async fn sync(
     link: &SessionLink,
 ) -> Result<Synced> {
     let now = digests(root, state)?;
-    if state.lock().unwrap_or_else(|p| p.into_inner()).sent.as_ref() == Some(&now) {
+    if state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sent
+        .as_ref()
+        == Some(&now)
+    {
         return Ok(Synced::default());
     }
     let lost = || {
