@@ -202,6 +202,11 @@ pub async fn serve(
                 match req.header.msg_type.as_str() {
                     "interrupt_request" => r.interrupt().await,
                     "shutdown_request" => {
+                        // A session still starting gives up first (deleting what it made),
+                        // so the shutdown does not wait on its pod.
+                        if let Some(t) = ctl_shared.running.lock().ok().and_then(|r| r.clone()) {
+                            t.cancel();
+                        }
                         let restart = req.content["restart"].as_bool().unwrap_or(false);
                         r.shutdown(restart).await;
                     }

@@ -266,7 +266,12 @@ impl Remote {
 
     /// Interrupt: SIGINT to the remote kernel (the session lives on).
     pub async fn interrupt(&self) {
-        let link = self.connected.lock().await.as_ref().map(|c| c.link.clone());
+        // Locked means a session is starting: the cell's cancel token stops that instead.
+        let Ok(connected) = self.connected.try_lock() else {
+            return;
+        };
+        let link = connected.as_ref().map(|c| c.link.clone());
+        drop(connected);
         if let Some(link) = link {
             let _ = tokio::time::timeout(
                 Duration::from_secs(10),

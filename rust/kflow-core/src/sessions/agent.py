@@ -65,6 +65,8 @@ async def read_frame(reader):
             raise ValueError("part runs past its frame")
         parts.append(data[offset : offset + size])
         offset += size
+    if offset != n:
+        raise ValueError("bytes after the frame's last part")
     return kind, seq, parts
 
 

@@ -383,6 +383,9 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         parts.push(part.to_vec());
         at += size;
     }
+    if at != body.len() {
+        return Err(bad("bytes after the frame's last part"));
+    }
     Ok((kind, seq, parts))
 }
 
@@ -396,9 +399,13 @@ mod tests {
         let (kind, seq, parts) = read_frame(&mut frame.as_slice()).await.unwrap();
         assert_eq!((kind, seq), (MSG, 7));
         assert_eq!(parts, vec![b"iopub".to_vec(), vec![], b"{}".to_vec()]);
+        // Bytes 0..17 are length, kind, sequence and part count; the first part's size follows.
         let mut lying = frame.clone();
-        lying[16..20].copy_from_slice(&1000u32.to_be_bytes());
+        lying[17..21].copy_from_slice(&1000u32.to_be_bytes());
         assert!(read_frame(&mut lying.as_slice()).await.is_err());
+        let mut fewer_parts = frame.clone();
+        fewer_parts[16] = 2;
+        assert!(read_frame(&mut fewer_parts.as_slice()).await.is_err());
         assert!(read_frame(&mut [0u8, 0, 0, 1, 9].as_slice()).await.is_err());
     }
 }
