@@ -61,6 +61,11 @@ def train_func():
     print("ok")
 
 
+# An image the test cluster cannot pull: the submitted jobs' pods wait and run nothing, so the
+# runs measured do not share the two cores with the pods of the runs before them.
+UNPULLABLE = "registry.invalid/none:1"
+
+
 def bench_submit(kubeconfig: str, tmp: pathlib.Path, mb: int, repeat: int):
     import kflow
     from kubeflow.training import TrainingClient
@@ -69,23 +74,23 @@ def bench_submit(kubeconfig: str, tmp: pathlib.Path, mb: int, repeat: int):
     size = sum(p.stat().st_size for p in script.parent.rglob("*") if p.is_file()) / 1024 / 1024
 
     def kflow_submit(i):
-        kflow.run(str(script), name=f"bench-kflow-{i}", backend="cluster", workers=2)
+        kflow.run(str(script), name=f"bench-kflow-{i}", backend="cluster", workers=2, image=UNPULLABLE)
 
     tc = TrainingClient(config_file=kubeconfig, namespace="default")
 
     def training_client_submit(i):
-        tc.create_job(name=f"bench-tc-{i}", train_func=train_func, base_image="python:3.11", num_workers=2)
+        tc.create_job(name=f"bench-tc-{i}", train_func=train_func, base_image=UNPULLABLE, num_workers=2)
 
     def kflow_process(i):
         subprocess.run([sys.executable, "-m", "kflow", "run", "--cluster", "--detach", "--name", f"bench-cli-{i}",
-                        str(script), "--workers", "2"], check=True, capture_output=True)
+                        str(script), "--workers", "2", "--image", UNPULLABLE], check=True, capture_output=True)
 
     # TrainingClient reads the function's source, so it must live in a file, not in `-c`.
     tc_script = tmp / "tc_submit.py"
     tc_script.write_text(
         "import sys\nfrom kubeflow.training import TrainingClient\n\n\ndef train_func():\n    print('ok')\n\n\n"
         "TrainingClient(config_file=sys.argv[1], namespace='default').create_job(name=sys.argv[2], "
-        "train_func=train_func, base_image='python:3.11', num_workers=2)\n"
+        f"train_func=train_func, base_image={UNPULLABLE!r}, num_workers=2)\n"
     )
 
     def training_client_process(i):
@@ -105,7 +110,7 @@ def create_jobs(kubeconfig: str, n: int):
     from kubernetes import client, config
 
     api = client.CustomObjectsApi(config.new_client_from_config(kubeconfig))
-    pod = {"spec": {"containers": [{"name": "pytorch", "image": "registry.invalid/none:1", "command": ["true"]}]}}
+    pod = {"spec": {"containers": [{"name": "pytorch", "image": UNPULLABLE, "command": ["true"]}]}}
 
     def make(i):
         body = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": f"listed-{i:05d}"},

@@ -93,8 +93,11 @@ pub(crate) async fn resources(client: &kube::Client, group_version: &str) -> Res
 /// an address that is no Kubernetes API (the Kubeflow gateway taken for the API server) must
 /// say so, not read as a cluster without the operator.
 pub async fn detect(client: &kube::Client, server: &str) -> Result<Capabilities> {
-    let v1 = resources(client, "kubeflow.org/v1").await?;
-    let v2 = resources(client, "kubeflow.org/v2beta1").await?;
+    let (v1, v2) = futures::join!(
+        resources(client, "kubeflow.org/v1"),
+        resources(client, "kubeflow.org/v2beta1")
+    );
+    let (v1, v2) = (v1?, v2?);
     if v1.is_empty() && v2.is_empty() {
         if let Err(e) = client.apiserver_version().await {
             let problem = match &e {

@@ -18,30 +18,46 @@ use super::retry::retry;
 use super::{access, code, submit, tracking};
 use super::{pod_selector, ClusterBackend};
 
-/// Connects, checks the kind is served and the user may create it, packages (a restart reuses
-/// the stored archive), records locally, then creates the PVC, the code ConfigMap(s) and the
-/// job.
+/// Connects, checks the kind is served and the user may create it while the project packs (a
+/// restart reuses the stored archive), records locally, then creates the PVC, the code
+/// ConfigMap(s) and the job.
 pub(super) fn create(
     backend: &ClusterBackend,
     dir: &RunDir,
     mut spec: RunSpec,
     attempt: u32,
 ) -> Result<RunRecord> {
-    let mpi = backend.capabilities()?.require(spec.kind)?;
     // The record names the namespace, so status and restart find the job from anywhere.
     let ns = backend.namespace_for(&spec);
     spec.namespace = Some(ns.clone());
-    backend.block_on(access::check(
-        backend.client(),
-        &ns,
-        &access::submission_needs(spec.kind),
-    ))?;
     std::fs::create_dir_all(&dir.root).map_err(Error::io("creating", &dir.root))?;
-    let mut withheld = Vec::new();
-    if !dir.archive().is_file() {
-        withheld = packaging::package(&spec, &dir.archive(), Destination::Cluster)?.withheld;
-    }
-    let sha256 = artifacts::sha256_file(&dir.archive())?;
+    // Packing is local CPU work and the checks are round trips: neither waits for the other.
+    // The checks' verdict comes first, as when they ran first; the caller removes the run
+    // folder, archive included, when either fails.
+    let (checks, packed) = std::thread::scope(|scope| {
+        let packing = scope.spawn(|| match dir.archive().is_file() {
+            true => Ok(None),
+            false => packaging::package(&spec, &dir.archive(), Destination::Cluster).map(Some),
+        });
+        let checks = backend.block_on(async {
+            let needs = access::submission_needs(spec.kind);
+            let (caps, allowed) = futures::join!(
+                backend.discover(),
+                access::check(backend.client(), &ns, &needs)
+            );
+            let mpi = caps?.require(spec.kind)?;
+            allowed.map(|()| mpi)
+        });
+        let packed = packing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checks, packed)
+    });
+    let mpi = checks?;
+    let (sha256, withheld) = match packed? {
+        Some(archive) => (archive.sha256, archive.withheld),
+        None => (artifacts::sha256_file(&dir.archive())?, Vec::new()),
+    };
     let bytes = std::fs::read(dir.archive()).map_err(Error::io("reading", dir.archive()))?;
     let size = bytes.len() as u64;
     let manifests = packaging::manifests_with_code(&spec, bytes, &sha256, mpi)?;

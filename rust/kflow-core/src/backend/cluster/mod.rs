@@ -177,12 +177,15 @@ impl ClusterBackend {
 
     /// Discovery, once per connection.
     pub fn capabilities(&self) -> Result<Capabilities> {
+        self.block_on(self.discover())
+    }
+
+    /// [`ClusterBackend::capabilities`], to be awaited beside other requests.
+    pub(crate) async fn discover(&self) -> Result<Capabilities> {
         if let Some(c) = *self.caps.lock().expect("caps lock") {
             return Ok(c);
         }
-        let caps = self.block_on(retry::retry_result(|| {
-            capabilities::detect(&self.client, &self.server)
-        }))?;
+        let caps = retry::retry_result(|| capabilities::detect(&self.client, &self.server)).await?;
         *self.caps.lock().expect("caps lock") = Some(caps);
         Ok(caps)
     }
