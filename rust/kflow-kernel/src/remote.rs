@@ -71,6 +71,17 @@ pub struct Remote {
     frontend: OnceLock<Frontend>,
     /// Set once a shutdown has dealt with the session (deleted, or kept for a restart).
     shut_down: AtomicBool,
+    /// Set while `ensure` starts a session, holding `connected` for all of it.
+    starting: AtomicBool,
+}
+
+/// Clears `Remote::starting` however `ensure` ends.
+struct Starting<'a>(&'a AtomicBool);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Remote {
@@ -90,6 +101,7 @@ impl Remote {
             pending: Default::default(),
             notice: Mutex::new(None),
             frontend: OnceLock::new(),
+            starting: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
         })
     }
@@ -140,6 +152,8 @@ impl Remote {
             ));
         }
         let request = session_request(options, self.idle())?;
+        self.starting.store(true, Ordering::SeqCst);
+        let _starting = Starting(&self.starting);
         let (client, name, cancel) = (self.client.clone(), self.name.clone(), cancel.clone());
         let started = tokio::task::spawn_blocking(move || {
             let t0 = Instant::now();
@@ -266,12 +280,12 @@ impl Remote {
 
     /// Interrupt: SIGINT to the remote kernel (the session lives on).
     pub async fn interrupt(&self) {
-        // Locked means a session is starting: the cell's cancel token stops that instead.
-        let Ok(connected) = self.connected.try_lock() else {
+        // A session being started is stopped by the cell's cancel token instead; waiting for
+        // `connected` would wait for the whole start.
+        if self.starting.load(Ordering::SeqCst) {
             return;
-        };
-        let link = connected.as_ref().map(|c| c.link.clone());
-        drop(connected);
+        }
+        let link = self.connected.lock().await.as_ref().map(|c| c.link.clone());
         if let Some(link) = link {
             let _ = tokio::time::timeout(
                 Duration::from_secs(10),

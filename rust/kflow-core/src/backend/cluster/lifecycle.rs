@@ -35,9 +35,11 @@ pub(super) fn create(
     // The checks' verdict comes first, as when they ran first; the caller removes the run
     // folder, archive included, when either fails.
     let (checks, packed) = std::thread::scope(|scope| {
-        let packing = scope.spawn(|| match dir.archive().is_file() {
-            true => Ok(None),
-            false => packaging::package(&spec, &dir.archive(), Destination::Cluster).map(Some),
+        let packing = scope.spawn(|| {
+            if dir.archive().is_file() {
+                return Ok(None);
+            }
+            packaging::package(&spec, &dir.archive(), Destination::Cluster).map(Some)
         });
         let checks = backend.block_on(async {
             let needs = access::submission_needs(spec.kind);

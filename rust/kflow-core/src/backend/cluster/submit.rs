@@ -186,11 +186,6 @@ fn configmap_body(cm: &ConfigMap, owner: &OwnerReference) -> Vec<u8> {
     if binary.is_empty() {
         return body;
     }
-    let payload: usize = binary
-        .iter()
-        .map(|(k, v)| k.len() + v.0.len() * 4 / 3 + 8)
-        .sum();
-    body.reserve(payload + 16);
     body.pop(); // the object's closing brace
     body.extend_from_slice(b",\"binaryData\":{");
     for (i, (key, value)) in binary.into_iter().enumerate() {
@@ -200,14 +195,11 @@ fn configmap_body(cm: &ConfigMap, owner: &OwnerReference) -> Vec<u8> {
         serde_json::to_writer(&mut body, key).expect("a key serializes");
         body.extend_from_slice(b":\"");
         let start = body.len();
-        body.resize(
-            start + base64::encoded_len(value.0.len(), true).unwrap_or(0),
-            0,
-        );
-        let written = base64::engine::general_purpose::STANDARD
+        let encoded = base64::encoded_len(value.0.len(), true).expect("a part fits in memory");
+        body.resize(start + encoded, 0);
+        base64::engine::general_purpose::STANDARD
             .encode_slice(&value.0, &mut body[start..])
             .expect("sized for the encoding");
-        body.truncate(start + written);
         body.push(b'"');
     }
     body.extend_from_slice(b"}}");
